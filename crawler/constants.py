@@ -1,0 +1,27 @@
+"""Names of every public surface: request meta keys, stats keys, settings prefixes."""
+
+from __future__ import annotations
+
+# Request/response meta keys.
+META_DISCOVERY = "archive_discovery"  # list of dicts: how the URL was found (feed, sitemap…)
+META_ARTICLE_KEY = "archive_article_key"  # canonical article key decided by the spider
+META_RESPONSE_RECORD = "archive_response_record"  # WARC-Record-ID of the captured response
+META_CAPTURE = "archive_capture"  # CaptureInfo of the captured response (set by WarcCapture)
+META_SKIP_CAPTURE = "archive_skip_capture"  # True: do not write this exchange to WARC
+
+# Stats keys.
+STATS_WARC_RECORDS = "archive/warc/records"
+STATS_WARC_RECORDS_BY_TYPE = "archive/warc/records/{type}"
+STATS_WARC_BYTES = "archive/warc/bytes"
+STATS_WARC_FILES = "archive/warc/files"
+STATS_WARC_ERRORS = "archive/warc/errors"
+STATS_WARC_RECOVERED = "archive/warc/recovered_files"
+STATS_WARC_TRUNCATED = "archive/warc/truncated"
+STATS_ARTICLES_NEW = "archive/articles/new"
+STATS_ARTICLES_FAILED = "archive/articles/failed"
+STATS_ARTICLES_FAILED_REASON = "archive/articles/failed/{reason}"
+STATS_SKIPPED = "archive/skipped/{reason}"
+STATS_TEXT_BYTES = "archive/text/bytes"
+STATS_STORE_OBJECTS = "archive/store/objects"
+STATS_STORE_BYTES = "archive/store/bytes"
+META_HTTP_REASON = "archive_http_reason"  # the reason phrase of the response's status line

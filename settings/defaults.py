@@ -1,0 +1,42 @@
+"""Every newsarchive setting with its default, grouped by component.
+
+The add-on (``crawler.addon.Addon``) applies these at the "addon" priority, so the project
+settings module, the spider's ``custom_settings``, ``-s NAME=VALUE`` and the environment
+(a variable with the setting's exact name, e.g. ``ARCHIVE_WARC_MAX_SIZE=500000000``) all win
+over them. ``NEWSARCHIVE_STORE`` is accepted as the environment name of ``ARCHIVE_STORE_URI``.
+"""
+
+from __future__ import annotations
+
+# --- Run: one crawl of one site -------------------------------------------------------------
+# Crawl id used in object keys and reports; empty = "<site>-<UTC time>-<random>".
+ARCHIVE_CRAWL_ID = ""
+# Route every request through this HTTP proxy (the loopback mirror in tests and the demo).
+# Empty = direct connections (or Scrapy's own proxy handling from the environment).
+ARCHIVE_PROXY = ""
+# Write the JSON run report and the manifest into the store at crawl end.
+ARCHIVE_REPORT_ENABLED = True
+
+# --- Store: where everything lands ----------------------------------------------------------
+# A local directory (path or file:// URI). S3 arrives with the object-storage issue.
+ARCHIVE_STORE_URI = "./archive"
+# Where WARC files are written while open; empty = "<store>/.spool" for a local store.
+ARCHIVE_SPOOL_DIR = ""
+
+# --- WARC capture ----------------------------------------------------------------------------
+ARCHIVE_WARC_ENABLED = True
+# File name prefix; empty = the spider's name.
+ARCHIVE_WARC_PREFIX = ""
+# Roll over to a new file past this many bytes (compressed) ...
+ARCHIVE_WARC_MAX_SIZE = 1_000_000_000
+# ... or when the open file is older than this many seconds (0 = never by age).
+ARCHIVE_WARC_MAX_AGE = 3600
+# gzip level of each record's member: 6 is zlib's default; 1-3 trade size for CPU.
+ARCHIVE_WARC_COMPRESS_LEVEL = 6
+# Who runs this crawler: written into every warcinfo record (a URL or an e-mail address).
+ARCHIVE_WARC_OPERATOR = ""
+
+# --- Text: cleaned article text + JSON sidecar -----------------------------------------------
+ARCHIVE_TEXT_ENABLED = True
+# "article" (headline + body paragraphs, no chrome) or "page" (resiliparse main-content style).
+ARCHIVE_TEXT_MODE = "article"
