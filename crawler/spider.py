@@ -1,0 +1,369 @@
+"""Shared base spider: discovery through feeds, sitemaps and listing pages, one item per article."""
+
+from __future__ import annotations
+
+import logging
+import re
+import struct
+import xml.sax
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import feedparser
+import scrapy
+from lxml import etree
+from scrapy.http import HtmlResponse, Request, Response, TextResponse
+from scrapy.utils.gz import gunzip, gzip_magic_number
+from scrapy.utils.sitemap import Sitemap
+
+from crawler.constants import META_ARTICLE_KEY, META_DISCOVERY, STATS_SKIPPED
+from crawler.extract import parse_datetime
+from crawler.items import ArticlePage
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from crawler.extract import SiteRules
+
+logger = logging.getLogger(__name__)
+
+_BODY_CLASS_RE = re.compile(
+    r"""<body\b[^>]*?\sclass\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlArgs:
+    """Spider arguments (``scrapy crawl site -a name=value``), parsed and validated once."""
+
+    max_articles: int | None = None
+
+    @classmethod
+    def parse(cls, *, max_articles: object = None) -> CrawlArgs:
+        return cls(max_articles=_positive_int("max_articles", max_articles))
+
+
+def _positive_int(name: str, value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    try:
+        number = int(value.strip()) if isinstance(value, str) else value
+    except ValueError:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def body_classes(response: Response) -> frozenset[str]:
+    """Class names on the page's <body> tag, found without parsing the whole document.
+
+    CMS templates mark the page type there (WordPress: ``single-post``, ``category``, ``home``),
+    and a regex over the text costs far less than a second parse of an article page.
+    """
+    text = response.text
+    start = text.find("<body")
+    if start < 0:
+        start = text.lower().find("<body")
+    match = _BODY_CLASS_RE.match(text, start) if start >= 0 else None
+    if match is None:
+        return frozenset()
+    return frozenset((match.group(1) or match.group(2) or match.group(3) or "").split())
+
+
+def _iso(value: str | None) -> str | None:
+    if not value:
+        return None
+    parsed, _ = parse_datetime(value)
+    return parsed.isoformat() if parsed else None
+
+
+def _first_url(response: Response) -> str:
+    """The URL first requested for this response, before any redirect."""
+    redirects = response.meta.get("redirect_urls")
+    if redirects:
+        return str(redirects[0])
+    return response.request.url if response.request is not None else response.url
+
+
+class _NewsSitemap(Sitemap):
+    """Scrapy's safe sitemap reader, plus the nested Google News fields it would flatten away.
+
+    Hooks a private method of Scrapy's class; the news-sitemap test fails if that changes.
+    """
+
+    __slots__ = ()
+
+    def _process_sitemap_element(self, elem: Any) -> dict[str, Any] | None:
+        news: dict[str, str] = {}
+        for child in elem:
+            if self._get_tag_name(child) == "news":
+                for field in child.iter():
+                    name = self._get_tag_name(field)
+                    if name in ("publication_date", "title") and field.text and field.text.strip():
+                        news[name] = field.text.strip()
+        entry = super()._process_sitemap_element(elem)
+        if entry is not None and news:
+            entry["news"] = news
+        return entry
+
+
+class NewsSpider(scrapy.Spider):
+    """Base of every site spider: a site module sets the class attributes and ``article_key``.
+
+    Discovery requests go to ``feeds`` (RSS/Atom), ``sitemaps`` (indexes followed where a child
+    URL matches ``sitemap_follow``) and ``listings`` (``listing_links`` followed, ``listing_next``
+    paginated up to ``listing_max_pages``). Every URL for which ``article_key`` gives a key is
+    requested once per crawl; later discoveries of the same key join its provenance while the
+    request is pending.
+    """
+
+    feeds: ClassVar[tuple[str, ...]] = ()
+    sitemaps: ClassVar[tuple[str, ...]] = ()
+    sitemap_follow: ClassVar[tuple[str, ...]] = ()  # regexes; empty follows every child sitemap
+    listings: ClassVar[tuple[str, ...]] = ()
+    listing_links: ClassVar[str] = "a[href]"
+    listing_next: ClassVar[str | None] = None
+    listing_max_pages: ClassVar[int] = 1
+    rules: ClassVar[SiteRules]
+
+    def __init__(
+        self, name: str | None = None, *, max_articles: object = None, **kwargs: Any
+    ) -> None:
+        super().__init__(name, **kwargs)
+        self.args = CrawlArgs.parse(max_articles=max_articles)
+        self._follow = [re.compile(p) for p in self.sitemap_follow]
+        self._seen: set[str] = set()
+        # Discovery lists of requests not answered yet; the same list object rides in the
+        # request meta, so provenance added here reaches the item.
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._limit_logged = False
+
+    # ------------------------------------------------------------------ site hooks
+
+    def article_key(self, url: str) -> str | None:
+        """The article's canonical key within the site, or None when ``url`` is no article."""
+        raise NotImplementedError(f"{type(self).__name__} must define article_key()")
+
+    def is_article_page(self, response: Response) -> bool:
+        """Whether a fetched page is an article (override to reject pages sharing the URL shape)."""
+        return True
+
+    # ------------------------------------------------------------------ discovery
+
+    async def start(self) -> AsyncIterator[Any]:
+        for url in self.feeds:
+            yield Request(url, callback=self.parse_feed)
+        for url in self.sitemaps:
+            yield Request(url, callback=self.parse_sitemap)
+        for url in self.listings:
+            yield Request(url, callback=self.parse_listing, cb_kwargs={"page": 1})
+
+    def parse_feed(self, response: Response) -> Iterator[Request]:
+        headers = {"content-location": response.url}
+        if content_type := response.headers.get(b"Content-Type"):
+            headers["content-type"] = content_type.decode("latin-1")
+        try:
+            # Bytes, never a str: feedparser fetches a str that looks like a URL.
+            parsed = feedparser.parse(response.body, response_headers=headers)
+        except (ValueError, LookupError, xml.sax.SAXException) as exc:
+            self._bad_source("bad-feed", response, repr(exc))
+            return
+        linked = [
+            (entry, link.strip())
+            for entry in parsed.entries
+            if (link := entry.get("link") or (entry.get("guidislink") and entry.get("id")))
+            and link.strip()
+        ]
+        if not linked:
+            if parsed.bozo or not parsed.get("version"):
+                self._bad_source("bad-feed", response, repr(parsed.get("bozo_exception")))
+            else:
+                logger.info("Feed %s has no entries", response.url, extra={"spider": self})
+            return
+        if parsed.bozo:
+            logger.warning(
+                "Feed %s is malformed (%r); using its %d readable entries",
+                response.url,
+                parsed.get("bozo_exception"),
+                len(linked),
+                extra={"spider": self},
+            )
+        for entry, link in linked:
+            yield from self._article_request(
+                response.urljoin(link),
+                {
+                    "via": "feed",
+                    "source": response.url,
+                    "published": _iso(entry.get("published")),
+                    "title": entry.get("title") or None,
+                    # dict.get: feedparser's own get() maps a missing "updated" to "published", with
+                    # a DeprecationWarning.
+                    "lastmod": _iso(dict.get(entry, "updated")),
+                },
+            )
+
+    def parse_sitemap(self, response: Response) -> Iterator[Request]:
+        body = self._sitemap_body(response)
+        if body is None:
+            return
+        entries: list[dict[str, Any]] = []
+        try:
+            sitemap = _NewsSitemap(body)
+            if sitemap.type not in ("urlset", "sitemapindex"):
+                self._bad_source("bad-sitemap", response, f"root element {sitemap.type!r}")
+                return
+            entries.extend(sitemap)
+        except StopIteration:
+            # iterparse found no element at all (text that is not XML)
+            self._bad_source("bad-sitemap", response, "no XML element")
+            return
+        except etree.XMLSyntaxError as exc:
+            # A truncated sitemap still gives the entries read before the break.
+            self._bad_source("bad-sitemap", response, str(exc))
+            if not entries:
+                return
+        if sitemap.type == "sitemapindex":
+            for entry in entries:
+                loc = response.urljoin(entry["loc"])
+                if not self._follow or any(p.search(loc) for p in self._follow):
+                    yield Request(loc, callback=self.parse_sitemap)
+            return
+        for entry in entries:
+            news = entry.get("news", {})
+            yield from self._article_request(
+                response.urljoin(entry["loc"]),
+                {
+                    "via": "sitemap",
+                    "source": response.url,
+                    "published": _iso(news.get("publication_date")),
+                    "title": news.get("title"),
+                    "lastmod": _iso(entry.get("lastmod")),
+                },
+            )
+
+    def parse_listing(self, response: Response, page: int = 1) -> Iterator[Request]:
+        if not isinstance(response, TextResponse):
+            self._bad_source("bad-listing", response, "not a text response")
+            return
+        for link in response.css(self.listing_links):
+            href = link.attrib.get("href")
+            if not href:
+                continue
+            title = " ".join(" ".join(link.css("::text").getall()).split()) or None
+            yield from self._article_request(
+                response.urljoin(href),
+                {
+                    "via": "listing",
+                    "source": response.url,
+                    "published": None,
+                    "title": title,
+                    "lastmod": None,
+                },
+            )
+        if not self.listing_next or page >= self.listing_max_pages:
+            return
+        if href := response.css(self.listing_next).attrib.get("href"):
+            yield Request(
+                response.urljoin(href), callback=self.parse_listing, cb_kwargs={"page": page + 1}
+            )
+
+    def _sitemap_body(self, response: Response) -> bytes | None:
+        if not gzip_magic_number(response):
+            return response.body
+        max_size = response.meta.get("download_maxsize", self.settings.getint("DOWNLOAD_MAXSIZE"))
+        try:
+            return gunzip(response.body, max_size=max_size)
+        except (OSError, EOFError, struct.error, zlib.error, ValueError) as exc:
+            # ValueError covers Scrapy's "decompressed size over DOWNLOAD_MAXSIZE".
+            self._bad_source("bad-sitemap", response, repr(exc))
+            return None
+
+    def _article_request(self, url: str, discovery: dict[str, Any]) -> Iterator[Request]:
+        key = self.article_key(url)
+        if key is None:
+            return
+        if key in self._seen:
+            if (pending := self._pending.get(key)) is not None:
+                pending.append(discovery)
+            return
+        limit = self.args.max_articles
+        if limit is not None and len(self._seen) >= limit:
+            self._count_skip("max-articles")
+            if not self._limit_logged:
+                self._limit_logged = True
+                logger.info(
+                    "max_articles=%d reached; further articles are not requested",
+                    limit,
+                    extra={"spider": self},
+                )
+            return
+        self._seen.add(key)
+        provenance = self._pending[key] = [discovery]
+        yield Request(
+            url,
+            callback=self.parse_article,
+            meta={META_DISCOVERY: provenance, META_ARTICLE_KEY: key},
+        )
+
+    # ------------------------------------------------------------------ articles
+
+    def parse_article(self, response: Response) -> Iterator[ArticlePage]:
+        key: str | None = response.meta.get(META_ARTICLE_KEY)
+        discovery = (self._pending.pop(key, None) if key else None) or response.meta.get(
+            META_DISCOVERY, []
+        )
+        # A redirect to a renamed permalink gives the key of the page actually archived.
+        final_key = self.article_key(response.url) or key
+        if final_key is None:
+            self._skip_page("not-article", response)
+            return
+        if response.status != 200:
+            self._skip_page("http-status", response)
+            return
+        if not isinstance(response, HtmlResponse):
+            self._skip_page("not-html", response)
+            return
+        if not self.is_article_page(response):
+            self._skip_page("not-article", response)
+            return
+        yield ArticlePage(
+            url=response.url,
+            site=self.name,
+            article_id=final_key,
+            html=response.text,
+            encoding=response.encoding,
+            status=response.status,
+            request_url=_first_url(response),
+            discovery=list(discovery),
+        )
+
+    # ------------------------------------------------------------------ accounting
+
+    def _count_skip(self, reason: str) -> None:
+        crawler = getattr(self, "crawler", None)
+        if crawler is not None and crawler.stats is not None:
+            crawler.stats.inc_value(STATS_SKIPPED.format(reason=reason))
+
+    def _skip_page(self, reason: str, response: Response) -> None:
+        self._count_skip(reason)
+        logger.info(
+            "Skipped %s (%s, HTTP %d)",
+            response.url,
+            reason,
+            response.status,
+            extra={"spider": self},
+        )
+
+    def _bad_source(self, reason: str, response: Response, detail: str) -> None:
+        self._count_skip(reason)
+        logger.warning(
+            "Skipped %s %s: %s",
+            reason.removeprefix("bad-"),
+            response.url,
+            detail,
+            extra={"spider": self},
+        )
