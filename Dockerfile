@@ -1,0 +1,25 @@
+# newsarchive container (first version; the operations issue adds Chromium, a HEALTHCHECK and the
+# daemon as default command).
+ARG BASE=debian:bookworm-slim
+FROM ${BASE}
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --system --create-home --home-dir /var/lib/newsarchive newsarchive
+WORKDIR /opt/newsarchive
+COPY pyproject.toml README.md scrapy.cfg ./
+COPY crawler ./crawler
+COPY spiders ./spiders
+COPY settings ./settings
+RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir . \
+ && /opt/venv/bin/newsarchive --help >/dev/null
+
+USER newsarchive
+ENV PATH=/opt/venv/bin:$PATH \
+    NEWSARCHIVE_STORE=/var/lib/newsarchive/archive
+VOLUME ["/var/lib/newsarchive"]
+ENTRYPOINT ["newsarchive"]
+CMD ["crawl", "--all"]

@@ -1,0 +1,69 @@
+"""The newsarchive add-on: wires capture, text and the run report into any Scrapy project."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from scrapy.utils.misc import load_object
+
+from settings import defaults
+
+if TYPE_CHECKING:
+    from scrapy.settings import BaseSettings
+
+# Fixed orders: the run (store) first so every other component can find it.
+EXTENSIONS = {
+    "crawler.run.ArchiveRun": 10,
+    "crawler.warc_capture.WarcCapture": 20,
+}
+ITEM_PIPELINES = {"crawler.pipelines.ArticlePipeline": 300}
+DOWNLOADER_MIDDLEWARES = {"crawler.middlewares.ArchiveProxyMiddleware": 740}
+SPIDER_MIDDLEWARES = {"crawler.middlewares.CaptureLinkMiddleware": 950}
+# Scrapy's HTTP/1.1 handler plus the reason phrase (crawler/download.py).
+DOWNLOAD_HANDLERS = {
+    "http": "crawler.download.ArchiveHTTP11DownloadHandler",
+    "https": "crawler.download.ArchiveHTTP11DownloadHandler",
+}
+ENV_ALIASES = {"NEWSARCHIVE_STORE": "ARCHIVE_STORE_URI"}
+
+
+def archive_defaults() -> dict[str, object]:
+    return {k: getattr(defaults, k) for k in dir(defaults) if k.startswith("ARCHIVE_")}
+
+
+class Addon:
+    """Enable with ``ADDONS = {"crawler.addon.Addon": 0}`` (settings/ does so)."""
+
+    def update_settings(self, settings: BaseSettings) -> None:
+        for name, value in archive_defaults().items():
+            settings.set(name, value, priority="addon")
+        # The environment beats the add-on defaults and the project module, not the command line.
+        for env_name, setting in ENV_ALIASES.items():
+            if os.environ.get(env_name):
+                settings.set(setting, os.environ[env_name], priority="project")
+        for name in archive_defaults():
+            if name in os.environ:
+                settings.set(name, os.environ[name], priority="project")
+        # Scrapy's robots.txt middleware lets concurrent first requests through unchecked.
+        from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as Stock
+
+        from crawler.middlewares import RobotsTxtMiddleware
+
+        settings.set_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", Stock, None)
+        settings.setdefault_in_component_priority_dict(
+            "DOWNLOADER_MIDDLEWARES", RobotsTxtMiddleware, 100
+        )
+        handlers = dict(settings.getdict("DOWNLOAD_HANDLERS"))
+        for scheme, path in DOWNLOAD_HANDLERS.items():
+            handlers.setdefault(scheme, path)
+        settings.set("DOWNLOAD_HANDLERS", handlers, priority="addon")
+        for setting, components in (
+            ("EXTENSIONS", EXTENSIONS),
+            ("ITEM_PIPELINES", ITEM_PIPELINES),
+            ("DOWNLOADER_MIDDLEWARES", DOWNLOADER_MIDDLEWARES),
+            ("SPIDER_MIDDLEWARES", SPIDER_MIDDLEWARES),
+        ):
+            for path, order in components.items():
+                # setdefault: a project or spider that names the component (None = off) wins.
+                settings.setdefault_in_component_priority_dict(setting, load_object(path), order)

@@ -1,0 +1,261 @@
+"""The ``newsarchive`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from crawler import __version__
+from crawler.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE, crawl_failed, parse_pairs
+
+DEMO_STORE = "./archive-demo"
+# Crawl settings for the loopback mirror: no politeness delay against our own server.
+DEMO_SETTINGS = {
+    "DOWNLOAD_DELAY": "0",
+    "AUTOTHROTTLE_ENABLED": "False",
+    "CONCURRENT_REQUESTS_PER_DOMAIN": "8",
+    "RETRY_TIMES": "1",
+}
+
+
+def spider_names() -> list[str]:
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
+    from scrapy.spiderloader import get_spider_loader
+    from scrapy.utils.project import get_project_settings
+
+    return sorted(get_spider_loader(get_project_settings()).list())
+
+
+def _fmt_report_line(site: str, code: int, report: dict[str, Any] | None, seconds: float) -> str:
+    if report is None:
+        return f"{site:10} FAILED  exit {code} after {seconds:.1f}s (no report: see the log above)"
+    arts = report["articles"]
+    status = "ok" if code == EXIT_OK else "FAILED"
+    why = crawl_failed(report)
+    return (
+        f"{site:10} {status:7} {arts['new']} new articles, {arts['failed']} failed, "
+        f"{report['pages']['responses']} pages, {len(report['warc']['files'])} WARC files, "
+        f"{report['duration_s']:.1f}s" + (f" ({why})" if why and code != EXIT_OK else "")
+    )
+
+
+def run_sites(
+    sites: Sequence[str],
+    *,
+    store: str | None,
+    settings: dict[str, str],
+    spider_args: dict[str, str],
+    jobs: int,
+) -> tuple[int, dict[str, dict[str, Any] | None]]:
+    """Each site's crawl in its own process (a Twisted reactor cannot restart)."""
+    overrides = dict(settings)
+    if store:
+        overrides["ARCHIVE_STORE_URI"] = store
+    reports: dict[str, dict[str, Any] | None] = {}
+    worst = EXIT_OK
+    pending = list(sites)
+    running: list[tuple[str, subprocess.Popen[bytes], Path, float]] = []
+    with tempfile.TemporaryDirectory(prefix="newsarchive-") as tmp:
+        while pending or running:
+            while pending and len(running) < jobs:
+                site = pending.pop(0)
+                report_file = Path(tmp) / f"{site}.json"
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "crawler.runner",
+                    site,
+                    "--report-file",
+                    str(report_file),
+                ]
+                cmd += [x for k, v in overrides.items() for x in ("-s", f"{k}={v}")]
+                cmd += [x for k, v in spider_args.items() for x in ("-a", f"{k}={v}")]
+                print(f"crawling {site} ...", flush=True)
+                running.append((site, subprocess.Popen(cmd), report_file, time.monotonic()))
+            for entry in list(running):
+                site, proc, report_file, started = entry
+                code = proc.poll()
+                if code is None:
+                    continue
+                running.remove(entry)
+                report = json.loads(report_file.read_text()) if report_file.exists() else None
+                reports[site] = report
+                print(_fmt_report_line(site, code, report, time.monotonic() - started), flush=True)
+                if code != EXIT_OK:
+                    worst = max(worst, code if code in (EXIT_FAILED, EXIT_USAGE) else EXIT_FAILED)
+            time.sleep(0.2)
+    return worst, reports
+
+
+def cmd_crawl(ns: argparse.Namespace) -> int:
+    known = spider_names()
+    if ns.all:
+        if ns.sites:
+            print("error: give site names or --all, not both", file=sys.stderr)
+            return EXIT_USAGE
+        sites = known
+    else:
+        sites = ns.sites
+    if not sites:
+        print(
+            "error: name at least one site, or --all (sites: " + ", ".join(known) + ")",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    unknown = [s for s in sites if s not in known]
+    if unknown:
+        print(
+            f"error: unknown site(s) {', '.join(unknown)} (sites: {', '.join(known)})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    settings = parse_pairs(ns.settings, "-s")
+    if ns.proxy:
+        settings["ARCHIVE_PROXY"] = ns.proxy
+    code, _ = run_sites(
+        sites,
+        store=ns.store,
+        settings=settings,
+        spider_args=parse_pairs(ns.args, "-a"),
+        jobs=ns.jobs,
+    )
+    return code
+
+
+def cmd_demo(ns: argparse.Namespace) -> int:
+    from crawler.mirror.server import MirrorServer
+    from crawler.store import StoreError, open_store
+
+    try:
+        store = open_store(ns.store)
+        store.check_writable()
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    known = spider_names()
+    with MirrorServer() as mirror:
+        sites = [s for s in known if s in mirror.sites] if not ns.sites else ns.sites
+        missing = [s for s in sites if s not in mirror.sites or s not in known]
+        if missing:
+            print(f"error: no mirror or spider for {', '.join(missing)}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"mirror of {', '.join(sorted(mirror.hosts))} on {mirror.proxy_url}", flush=True)
+        settings = dict(DEMO_SETTINGS)
+        settings["ARCHIVE_PROXY"] = mirror.proxy_url
+        settings.update(parse_pairs(ns.settings, "-s"))
+        code, reports = run_sites(sites, store=store.uri, settings=settings, spider_args={}, jobs=1)
+    print_outputs(store, reports)
+    return code
+
+
+def print_outputs(store: Any, reports: dict[str, dict[str, Any] | None]) -> None:
+    """Where every kind of output landed, by kind, as store keys and local paths."""
+    keys = list(store.list())
+    groups = {
+        "WARC files": [k for k in keys if k.startswith("warc/")],
+        "article texts": [k for k in keys if k.startswith("text/") and k.endswith(".txt")],
+        "article sidecars": [k for k in keys if k.startswith("text/") and k.endswith(".json")],
+        "run reports": [k for k in keys if k.startswith("reports/")],
+        "manifests": [k for k in keys if k.startswith("manifests/")],
+    }
+    print(f"\nstore: {store.uri}")
+    for label, group in groups.items():
+        print(f"{label} ({len(group)}):")
+        for key in group[:20]:
+            path = store.local_path(key)
+            print(f"  {path if path is not None else key}")
+        if len(group) > 20:
+            print(f"  … and {len(group) - 20} more")
+
+
+HELP_EXAMPLES = """\
+examples:
+  newsarchive crawl --all                     every site once into ./archive (cron mode)
+  newsarchive crawl tdi --store /var/lib/newsarchive
+  newsarchive crawl tdi -s ARCHIVE_TEXT_MODE=page -a max_articles=20
+  newsarchive demo                            the whole pipeline against the loopback mirror
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsarchive",
+        description="Scheduled scraping and archiving of news sites: WARC + clean text.",
+        epilog=HELP_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"newsarchive {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    crawl = sub.add_parser(
+        "crawl",
+        help="crawl sites once, each in its own process; exit 1 if any site failed",
+        description="Crawl the named sites (or --all) once, each in its own process, then "
+        "print one summary line per site. Exit code 1 if any site failed, 2 on bad usage.",
+        epilog="examples:\n  newsarchive crawl --all\n  newsarchive crawl tdi irna --jobs 2 "
+        "--store file:///var/lib/newsarchive\n  newsarchive crawl tdi -a max_articles=10",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    crawl.add_argument("sites", nargs="*", help="spider names (see --all)")
+    crawl.add_argument("--all", action="store_true", help="every site")
+    crawl.add_argument(
+        "--store", default=None, help="store URI or path (default: $NEWSARCHIVE_STORE or ./archive)"
+    )
+    crawl.add_argument("--jobs", type=int, default=1, help="sites crawled at once (default 1)")
+    crawl.add_argument("--proxy", default=None, help="send every request through this proxy")
+    crawl.add_argument(
+        "-a", dest="args", action="append", default=[], metavar="NAME=VALUE", help="spider argument"
+    )
+    crawl.add_argument(
+        "-s",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Scrapy or ARCHIVE_* setting",
+    )
+    crawl.set_defaults(func=cmd_crawl)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the whole pipeline against the loopback mirror (no internet)",
+        description="Serve the saved pages of the source sites from a loopback mirror that "
+        "answers as the real hosts, crawl them with the real spiders, and print where every "
+        "kind of output landed.",
+        epilog="examples:\n  newsarchive demo\n  newsarchive demo --store /tmp/demo-archive "
+        "--sites tdi",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--store", default=DEMO_STORE, help=f"store (default {DEMO_STORE})")
+    demo.add_argument("--sites", nargs="*", default=None, help="only these mirrored sites")
+    demo.add_argument(
+        "-s",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Scrapy or ARCHIVE_* setting",
+    )
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    if getattr(ns, "jobs", 1) < 1:
+        print("error: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    code: int = ns.func(ns)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Article pipeline: extract the cleaned text, write .txt + .json sidecar and the WARC records."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Self
+
+from scrapy.exceptions import DropItem, NotConfigured
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.threads import deferToThread
+
+from crawler.constants import (
+    STATS_ARTICLES_FAILED,
+    STATS_ARTICLES_FAILED_REASON,
+    STATS_ARTICLES_NEW,
+    STATS_TEXT_BYTES,
+)
+from crawler.extract import TEXT_MODES, Article, ExtractionError, SiteRules, extract_article
+from crawler.items import ArticlePage
+from crawler.run import ArchiveRun
+from crawler.store import safe_key_part
+from crawler.warc_capture import CaptureInfo, WarcCapture, warc_key
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TextConfig:
+    mode: str
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> TextConfig:
+        mode = str(settings.get("ARCHIVE_TEXT_MODE") or "article")
+        if mode not in TEXT_MODES:
+            raise ValueError(f"ARCHIVE_TEXT_MODE must be one of {TEXT_MODES}, got {mode!r}")
+        return cls(mode=mode)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def text_key(site: str, article_id: str, capture_date: str) -> str:
+    yyyy, mm, dd = capture_date[:4], capture_date[5:7], capture_date[8:10]
+    return f"text/{site}/{yyyy}/{mm}/{dd}/{safe_key_part(article_id)}.txt"
+
+
+class ArticlePipeline:
+    """Turns an ``ArticlePage`` into archived text, sidecar and WARC conversion/metadata records.
+
+    Extraction and writing run in a worker thread; a page that is not an article (no body,
+    not HTML) is dropped with a counted reason and listed in the run report.
+    """
+
+    def __init__(self, config: TextConfig, crawler: Crawler) -> None:
+        self.config = config
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        if not crawler.settings.getbool("ARCHIVE_TEXT_ENABLED"):
+            raise NotConfigured("ARCHIVE_TEXT_ENABLED is off")
+        try:
+            config = TextConfig.from_settings(crawler.settings)
+        except ValueError as exc:
+            raise NotConfigured(str(exc)) from exc
+        return cls(config, crawler)
+
+    async def process_item(self, item: Any) -> Any:
+        if not isinstance(item, ArticlePage):
+            return item
+        spider = self.crawler.spider
+        rules: SiteRules | None = getattr(spider, "rules", None)
+        run = self.crawler.get_extension(ArchiveRun)
+        capture_ext = self.crawler.get_extension(WarcCapture)
+        if run is None:
+            raise NotConfigured("ArticlePipeline needs the ArchiveRun extension (the store)")
+        return await maybe_deferred_to_future(
+            deferToThread(self.archive_article, item, rules, run, capture_ext)
+        )
+
+    def fail(self, run: ArchiveRun, item: ArticlePage, reason: str, detail: str) -> DropItem:
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.inc_value(STATS_ARTICLES_FAILED)
+        stats.inc_value(STATS_ARTICLES_FAILED_REASON.format(reason=reason))
+        run.add_failure(item.url, reason, detail)
+        return DropItem(f"article not archived ({reason}): {item.url} {detail}".rstrip())
+
+    def archive_article(
+        self,
+        item: ArticlePage,
+        rules: SiteRules | None,
+        run: ArchiveRun,
+        capture_ext: WarcCapture | None,
+    ) -> dict[str, Any]:
+        try:
+            article = extract_article(item.html, item.url, rules, mode=self.config.mode)
+        except ExtractionError as exc:
+            raise self.fail(run, item, exc.reason, str(exc)) from exc
+        text = article.text.encode("utf-8")
+        capture: CaptureInfo | None = item.capture
+        sidecar = self.sidecar(item, article, text, run)
+        if capture is not None:
+            try:
+                location = capture.location()
+            except Exception as exc:
+                raise self.fail(run, item, "warc-write-failed", str(exc)) from exc
+            sidecar["capture_time"] = capture.date
+            sidecar["payload_digest"] = capture.payload_digest
+            sidecar["warc"] = {
+                "file": location.filename,
+                "key": warc_key(item.site, location.filename),
+                "offset": location.offset,
+                "length": location.length,
+                "record_id": location.record_id,
+            }
+            if capture_ext is not None and capture_ext.writer is not None:
+                records = capture_ext.article_records(capture, text, self.metadata_fields(item))
+                capture_ext.submit(records)
+                sidecar["conversion_record_id"] = records[0].record_id
+                sidecar["metadata_record_id"] = records[1].record_id
+        date = sidecar.get("capture_time") or sidecar["crawl_time"]
+        key = text_key(item.site, item.article_id, date)
+        sidecar["text_key"] = key
+        run.put_bytes(key, text)
+        run.put_bytes(key[:-4] + ".json", _dump(sidecar))
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.inc_value(STATS_ARTICLES_NEW)
+        stats.inc_value(STATS_TEXT_BYTES, len(text))
+        return sidecar
+
+    def sidecar(
+        self, item: ArticlePage, article: Article, text: bytes, run: ArchiveRun
+    ) -> dict[str, Any]:
+        return {
+            "url": item.url,
+            "request_url": item.request_url,
+            "canonical_url": article.canonical_url,
+            "site": item.site,
+            "article_id": item.article_id,
+            "title": article.title,
+            "published": _iso(article.published),
+            "modified": _iso(article.modified),
+            "authors": list(article.authors),
+            "section": article.section,
+            "tags": list(article.tags),
+            "language": article.language,
+            "lead": article.lead,
+            "description": article.description,
+            "images": [dict(i) for i in article.images],
+            "status": item.status,
+            "encoding": item.encoding,
+            "crawl_id": run.crawl_id,
+            "crawl_time": run.started_at.isoformat(),
+            "capture_time": None,
+            "payload_digest": None,
+            "warc": None,
+            "text_mode": self.config.mode,
+            "text_digest": "sha256:" + hashlib.sha256(text).hexdigest(),
+            "text_length": len(text),
+            "extractor": article.extractor,
+            "warnings": list(article.warnings),
+            "discovery": item.discovery,
+        }
+
+    @staticmethod
+    def metadata_fields(item: ArticlePage) -> dict[str, str | list[str]]:
+        fields: dict[str, str | list[str]] = {
+            "article-id": item.article_id,
+            "site": item.site,
+        }
+        if item.request_url != item.url:
+            fields["request-url"] = item.request_url
+        via = [json.dumps(d, ensure_ascii=False, sort_keys=True) for d in item.discovery]
+        if via:
+            fields["discovered-via"] = via
+        return fields
+
+
+def _dump(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"

@@ -1,0 +1,93 @@
+"""Run one crawl of one site in this process (the unit the CLI and the scheduler start)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"error: {what} must be NAME=VALUE, got {pair!r}")
+        out[name] = value
+    return out
+
+
+def crawl_failed(report: dict[str, Any] | None) -> str | None:
+    """Why a finished crawl counts as failed, or None."""
+    if report is None:
+        return "no run report (the crawl did not open)"
+    if report["finish_reason"] != "finished":
+        return f"finish reason {report['finish_reason']}"
+    if report["warc"]["errors"]:
+        return f"{report['warc']['errors']} WARC write errors"
+    if report["errors"]["spider_exceptions"]:
+        return f"{report['errors']['spider_exceptions']} spider exceptions"
+    return None
+
+
+def run_crawl(
+    site: str,
+    *,
+    settings_overrides: dict[str, str] | None = None,
+    spider_args: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any] | None]:
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
+    from scrapy.crawler import CrawlerProcess
+    from scrapy.utils.project import get_project_settings
+
+    from crawler.run import ArchiveRun
+
+    settings = get_project_settings()
+    settings.setdict(settings_overrides or {}, priority="cmdline")
+    process = CrawlerProcess(settings)
+    try:
+        crawler = process.create_crawler(site)
+    except KeyError:
+        names = ", ".join(sorted(process.spider_loader.list()))
+        print(f"error: no spider named {site!r} (known: {names})", file=sys.stderr)
+        return EXIT_USAGE, None
+    try:
+        process.crawl(crawler, **(spider_args or {}))
+    except ValueError as exc:  # a spider argument failed validation
+        print(f"error: {site}: {exc}", file=sys.stderr)
+        return EXIT_USAGE, None
+    process.start()
+    run = crawler.get_extension(ArchiveRun) if crawler.extensions is not None else None
+    report = run.report if run is not None else None
+    return (EXIT_FAILED if crawl_failed(report) else EXIT_OK), report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m crawler.runner",
+        description="Run one crawl of one site in this process (used by `newsarchive crawl`).",
+    )
+    parser.add_argument("site")
+    parser.add_argument("-a", dest="args", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("-s", dest="settings", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--report-file", type=Path, help="also write the run report here (JSON)")
+    ns = parser.parse_args(argv)
+    code, report = run_crawl(
+        ns.site,
+        settings_overrides=parse_pairs(ns.settings, "-s"),
+        spider_args=parse_pairs(ns.args, "-a"),
+    )
+    if ns.report_file is not None and report is not None:
+        ns.report_file.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
