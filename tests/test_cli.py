@@ -1,0 +1,141 @@
+"""The command line: help with examples, clear usage errors, `scrapy crawl` from the repo root."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crawler.cli import build_parser, main
+from crawler.mirror.server import MirrorServer
+from crawler.runner import crawl_failed, parse_pairs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("command", [[], ["crawl"], ["demo"]])
+def test_help_shows_an_example(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([*command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out
+    assert "newsarchive " in out.split("examples:", 1)[1]
+
+
+def test_unknown_site_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["crawl", "no-such-site"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown site(s) no-such-site" in err
+    assert "tdi" in err  # the known sites are named
+
+
+def test_crawl_needs_sites_or_all(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["crawl"]) == 2
+    assert "--all" in capsys.readouterr().err
+    assert main(["crawl", "tdi", "--all"]) == 2
+
+
+def test_bad_jobs_and_pairs() -> None:
+    assert main(["crawl", "tdi", "--jobs", "0"]) == 2
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        parse_pairs(["novalue"], "-s")
+    assert parse_pairs(["A=1", "B=x=y"], "-s") == {"A": "1", "B": "x=y"}
+
+
+def test_crawl_failed_reasons() -> None:
+    ok = {
+        "finish_reason": "finished",
+        "warc": {"errors": 0},
+        "errors": {"spider_exceptions": 0},
+    }
+    assert crawl_failed(ok) is None
+    assert crawl_failed(None) is not None
+    assert "shutdown" in str(crawl_failed({**ok, "finish_reason": "shutdown"}))
+    assert "WARC" in str(crawl_failed({**ok, "warc": {"errors": 2}}))
+    assert "spider" in str(crawl_failed({**ok, "errors": {"spider_exceptions": 1}}))
+
+
+def test_demo_rejects_an_unusable_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["demo", "--store", str(blocker / "sub")]) == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def mirror() -> Iterator[MirrorServer]:
+    with MirrorServer() as server:
+        yield server
+
+
+def test_scrapy_crawl_from_the_repository_root(mirror: MirrorServer, tmp_path: Path) -> None:
+    """`scrapy crawl tdi` with the project settings found through scrapy.cfg."""
+    store = tmp_path / "store"
+    env = {k: v for k, v in os.environ.items() if k != "SCRAPY_SETTINGS_MODULE"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scrapy",
+            "crawl",
+            "tdi",
+            "-s",
+            f"ARCHIVE_PROXY={mirror.proxy_url}",
+            "-s",
+            f"ARCHIVE_STORE_URI={store}",
+            "-s",
+            "DOWNLOAD_DELAY=0",
+            "-s",
+            "AUTOTHROTTLE_ENABLED=False",
+            "-s",
+            "LOG_LEVEL=INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reports = list((store / "reports" / "tdi").glob("*.json"))
+    assert len(reports) == 1
+    report = json.loads(reports[0].read_text())
+    assert report["articles"]["new"] >= 6
+    assert report["articles"]["failed"] == 0
+    assert "articles: " in proc.stderr  # the human summary is logged at the end
+
+
+def test_crawl_command_runs_each_site_in_a_process(mirror: MirrorServer, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crawler.cli",
+            "crawl",
+            "tdi",
+            "--store",
+            str(store),
+            "--proxy",
+            mirror.proxy_url,
+            "-s",
+            "DOWNLOAD_DELAY=0",
+            "-s",
+            "LOG_LEVEL=WARNING",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("tdi "))
+    assert " ok " in line
+    assert "new articles, 0 failed" in line
