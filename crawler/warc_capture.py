@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import IO, TYPE_CHECKING, Any, Self, TypeVar
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
@@ -54,6 +57,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_Number = TypeVar("_Number", int, float)
+TEXT_URI_PREFIX = "urn:text:"
 _FILE_TS = re.compile(r"-(\d{4})(\d{2})(\d{2})\d{6}-\d{5}-")
 # Settings that change what lands in the archive; their digest goes into warcinfo.
 _DIGESTED_SETTINGS = (
@@ -84,9 +89,9 @@ class WarcConfig:
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> WarcConfig:
-        max_size = settings.getint("ARCHIVE_WARC_MAX_SIZE")
-        max_age = settings.getfloat("ARCHIVE_WARC_MAX_AGE")
-        level = settings.getint("ARCHIVE_WARC_COMPRESS_LEVEL")
+        max_size = _setting_number(settings, "ARCHIVE_WARC_MAX_SIZE", settings.getint)
+        max_age = _setting_number(settings, "ARCHIVE_WARC_MAX_AGE", settings.getfloat)
+        level = _setting_number(settings, "ARCHIVE_WARC_COMPRESS_LEVEL", settings.getint)
         if max_size <= 0:
             raise ValueError(f"ARCHIVE_WARC_MAX_SIZE must be > 0, got {max_size}")
         if max_age < 0:
@@ -105,6 +110,40 @@ class WarcConfig:
             robots_obey=settings.getbool("ROBOTSTXT_OBEY"),
             settings_digest="sha256:" + hashlib.sha256(digest_src.encode()).hexdigest(),
         )
+
+
+def _setting_number(settings: BaseSettings, name: str, parse: Callable[[str], _Number]) -> _Number:
+    try:
+        return parse(name)
+    except (TypeError, ValueError) as exc:
+        # Scrapy's own message ("invalid literal for int()") does not name the setting.
+        raise ValueError(f"{name} must be a number, got {settings.get(name)!r}") from exc
+
+
+def lock_spool_dir(spool: Path, timeout: float = 2.0) -> IO[bytes]:
+    """Make a crawl's spool dir and lock it, even while another crawl's recovery removes it.
+
+    Recovery removes a dir whose lock it gets and that holds no file, so it can take a new
+    crawl's dir between its mkdir and its flock. It holds the lock only that long: retry until
+    the lock is ours on a dir that still exists.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        spool.mkdir(parents=True, exist_ok=True)
+        try:
+            fh = (spool / ".lock").open("ab")
+        except FileNotFoundError:
+            continue  # removed between mkdir and open
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            time.sleep(0.005)
+            continue
+        if os.fstat(fh.fileno()).st_nlink:
+            return fh
+        fh.close()  # removed while we waited for the lock: make it again
+    raise BlockingIOError(errno.EWOULDBLOCK, f"WARC spool dir {spool} is locked by another crawl")
 
 
 @dataclass(slots=True)
@@ -189,10 +228,8 @@ class WarcCapture:
         if not run.crawl_id:
             run.spider_opened(spider)
         spool = run.spool_dir / "warc" / spider.name / run.crawl_id
-        spool.mkdir(parents=True, exist_ok=True)
         # Held for the whole crawl: recovery never touches a live crawl's files.
-        self._lock_fh = (spool / ".lock").open("wb")
-        fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._lock_fh = lock_spool_dir(spool)
         self._spool = spool
         self.writer = WarcFileWriter(
             spool,
@@ -371,10 +408,14 @@ class WarcCapture:
         metadata: Mapping[str, str | Sequence[str]],
     ) -> list[WarcRecord]:
         """The conversion (cleaned text) and metadata (provenance) records of one article."""
+        # Not the page's own URL: replay tools (pywb) would index the text as one more, newer
+        # capture of the page. "urn:text:" is browsertrix-crawler's name for derived text.
         conversion = self.builder.conversion(
-            target_uri=capture.target_uri,
+            target_uri=TEXT_URI_PREFIX + capture.target_uri,
             content=text,
             refers_to=capture.record_id,
+            refers_to_target_uri=capture.target_uri,
+            refers_to_date=capture.date,
         )
         meta = self.builder.metadata(
             target_uri=capture.target_uri,

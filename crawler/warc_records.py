@@ -169,6 +169,9 @@ def build_response_head(
 
     The payload is stored de-chunked (the HTTP client already removed the chunking), so a
     Transfer-Encoding header is dropped and Content-Length set to the stored payload length.
+    Scrapy's headers never hold Transfer-Encoding (Twisted keeps framing headers apart), so a
+    head without Content-Length (chunked, or ended by closing the connection) gets one too
+    when the payload is not empty.
     Content-Encoding is kept: the payload stays compressed as received.
     """
     version = _PROTOCOL_ALIASES.get(protocol or "", protocol or "HTTP/1.1")
@@ -205,6 +208,9 @@ def build_response_head(
             lines.append(name + b": " + value)
     else:
         lines.extend(name + b": " + value for name, value in items)
+        # An empty body (HEAD, 204, 304) keeps its head as it was: no length to state.
+        if payload_length and not any(name.lower() == b"content-length" for name, _ in items):
+            lines.append(b"Content-Length: %d" % payload_length)
     lines.append(_CRLF)
     return _CRLF.join(lines)
 
@@ -421,10 +427,18 @@ class RecordBuilder:
         content_type: str = "text/plain; charset=utf-8",
         refers_to: str,
         date: datetime | None = None,
+        refers_to_target_uri: str | None = None,
+        refers_to_date: str | None = None,
     ) -> WarcRecord:
         """Content derived from another record (``refers_to``), e.g. the cleaned article text."""
         rid, lines = self._head("conversion", None, date, target_uri)
         self._link(lines, "WARC-Refers-To", refers_to)
+        for name, value in (
+            ("WARC-Refers-To-Target-URI", refers_to_target_uri),
+            ("WARC-Refers-To-Date", refers_to_date),
+        ):
+            if value is not None:
+                lines.append(f"{name}: {_check_value(name, value)}")
         digest = sha1_digest(content)
         return self._finish(lines, "conversion", rid, content_type, content, digest, digest)
 

@@ -78,3 +78,20 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     yield DemoRun(cwd, cwd / "archive-demo", proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def demo_store(demo_run: DemoRun) -> Path:
+    """The store of a demo run that succeeded; fails once, with the demo's output, if not."""
+    if demo_run.returncode != 0 or not demo_run.store.is_dir():
+        pytest.fail(
+            f"newsarchive demo exited {demo_run.returncode}\n--- stdout\n"
+            f"{demo_run.stdout[-4000:]}\n--- stderr\n{demo_run.stderr[-4000:]}",
+            pytrace=False,
+        )
+    return demo_run.store
+
+
+def mirror_file(site: str, name: str) -> bytes:
+    """A saved page of the loopback mirror, as the mirror serves it (before any encoding)."""
+    return (ROOT / "crawler" / "mirror" / "sites" / site / name).read_bytes()
