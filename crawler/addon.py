@@ -50,7 +50,8 @@ class Addon:
 
         from crawler.middlewares import RobotsTxtMiddleware
 
-        settings.set_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", Stock, None)
+        # setdefault: a project that names the stock middleware itself keeps it.
+        settings.setdefault_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", Stock, None)
         settings.setdefault_in_component_priority_dict(
             "DOWNLOADER_MIDDLEWARES", RobotsTxtMiddleware, 100
         )

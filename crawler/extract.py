@@ -443,7 +443,8 @@ def _keep(text: str, patterns: Iterable[re.Pattern[str]]) -> bool:
 # --------------------------------------------------------------------------- decoding and parsing
 
 
-def _auto_detect(data: bytes) -> str | None:
+def detect_encoding(data: bytes) -> str | None:
+    """The encoding of unlabelled bytes: UTF-8 when valid, else statistical detection."""
     # Same order as Scrapy's TextResponse: valid UTF-8 first, then statistical detection.
     try:
         data.decode("utf-8")
@@ -459,7 +460,7 @@ def _decode(html: str | bytes, encoding: str | None) -> str:
     # BOM, then the caller's (HTTP) encoding, then <meta charset>, then detection.
     header = f"text/html; charset={encoding}" if encoding else None
     try:
-        return html_to_unicode(header, html, auto_detect_fun=_auto_detect)[1]
+        return html_to_unicode(header, html, auto_detect_fun=detect_encoding)[1]
     except LookupError:
         # A detector may name a codec Python lacks; UTF-8 with replacement still gives text.
         return html.decode("utf-8", "replace")

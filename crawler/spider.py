@@ -8,21 +8,28 @@ import struct
 import xml.sax
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import feedparser
 import scrapy
 from lxml import etree
+from scrapy import signals
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import HtmlResponse, Request, Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.gz import gunzip, gzip_magic_number
 from scrapy.utils.sitemap import Sitemap
+from w3lib.encoding import html_body_declared_encoding, resolve_encoding
 
 from crawler.constants import META_ARTICLE_KEY, META_DISCOVERY, STATS_SKIPPED
-from crawler.extract import parse_datetime
+from crawler.extract import detect_encoding, parse_datetime
 from crawler.items import ArticlePage
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
+
+    from scrapy.crawler import Crawler
+    from twisted.python.failure import Failure
 
     from crawler.extract import SiteRules
 
@@ -72,6 +79,33 @@ def body_classes(response: Response) -> frozenset[str]:
     if match is None:
         return frozenset()
     return frozenset((match.group(1) or match.group(2) or match.group(3) or "").split())
+
+
+def page_text(response: TextResponse) -> tuple[str, str]:
+    """The page as text, and the encoding it was read in.
+
+    Scrapy's order (BOM, HTTP charset, ``<meta charset>``, detection), except that a charset
+    the body is not valid in is a server's mistake (Arabic windows-1256 bytes sent as
+    ``charset=utf-8``): the page is then read in the next candidate the bytes are valid in,
+    instead of becoming U+FFFD. A label the bytes cannot disprove (the same bytes sent as
+    ``iso-8859-1``) is followed, as browsers do. The WARC keeps the bytes either way.
+    """
+    text, encoding = response.text, response.encoding
+    if "\ufffd" not in text:
+        return text, encoding
+    body = response.body
+    declared = html_body_declared_encoding(body)
+    candidates = (encoding, resolve_encoding(declared) if declared else None, detect_encoding(body))
+    for candidate in candidates:
+        if not candidate:
+            continue
+        try:
+            decoded = body.decode(candidate)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        # The declared encoding was right after all: the page itself holds U+FFFD.
+        return (text, encoding) if candidate == encoding else (decoded, candidate)
+    return text, encoding
 
 
 def _iso(value: str | None) -> str | None:
@@ -142,6 +176,12 @@ class NewsSpider(scrapy.Spider):
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._limit_logged = False
 
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.request_dropped, signal=signals.request_dropped)
+        return spider
+
     # ------------------------------------------------------------------ site hooks
 
     def article_key(self, url: str) -> str | None:
@@ -156,11 +196,16 @@ class NewsSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[Any]:
         for url in self.feeds:
-            yield Request(url, callback=self.parse_feed)
+            yield Request(url, callback=self.parse_feed, errback=self.request_failed)
         for url in self.sitemaps:
-            yield Request(url, callback=self.parse_sitemap)
+            yield Request(url, callback=self.parse_sitemap, errback=self.request_failed)
         for url in self.listings:
-            yield Request(url, callback=self.parse_listing, cb_kwargs={"page": 1})
+            yield Request(
+                url,
+                callback=self.parse_listing,
+                errback=self.request_failed,
+                cb_kwargs={"page": 1},
+            )
 
     def parse_feed(self, response: Response) -> Iterator[Request]:
         headers = {"content-location": response.url}
@@ -230,7 +275,7 @@ class NewsSpider(scrapy.Spider):
             for entry in entries:
                 loc = response.urljoin(entry["loc"])
                 if not self._follow or any(p.search(loc) for p in self._follow):
-                    yield Request(loc, callback=self.parse_sitemap)
+                    yield Request(loc, callback=self.parse_sitemap, errback=self.request_failed)
             return
         for entry in entries:
             news = entry.get("news", {})
@@ -268,7 +313,10 @@ class NewsSpider(scrapy.Spider):
             return
         if href := response.css(self.listing_next).attrib.get("href"):
             yield Request(
-                response.urljoin(href), callback=self.parse_listing, cb_kwargs={"page": page + 1}
+                response.urljoin(href),
+                callback=self.parse_listing,
+                errback=self.request_failed,
+                cb_kwargs={"page": page + 1},
             )
 
     def _sitemap_body(self, response: Response) -> bytes | None:
@@ -306,6 +354,7 @@ class NewsSpider(scrapy.Spider):
         yield Request(
             url,
             callback=self.parse_article,
+            errback=self.request_failed,
             meta={META_DISCOVERY: provenance, META_ARTICLE_KEY: key},
         )
 
@@ -324,24 +373,68 @@ class NewsSpider(scrapy.Spider):
         if response.status != 200:
             self._skip_page("http-status", response)
             return
+        if "dataloss" in response.flags or "partial" in response.flags:
+            # Archived in the WARC (marked truncated), but part of an article is no article text.
+            self._skip_page("truncated", response)
+            return
         if not isinstance(response, HtmlResponse):
             self._skip_page("not-html", response)
             return
         if not self.is_article_page(response):
             self._skip_page("not-article", response)
             return
+        html, encoding = page_text(response)
         yield ArticlePage(
             url=response.url,
             site=self.name,
             article_id=final_key,
-            html=response.text,
-            encoding=response.encoding,
+            html=html,
+            encoding=encoding,
             status=response.status,
             request_url=_first_url(response),
             discovery=list(discovery),
         )
 
     # ------------------------------------------------------------------ accounting
+
+    def request_failed(self, failure: Failure) -> None:
+        """A request that got no usable response: a counted, logged skip, never an exception."""
+        request = getattr(failure, "request", None)
+        if isinstance(request, Request):
+            self._forget(request)
+        exc = failure.value
+        if isinstance(exc, HttpError):
+            self._skip_page("http-status", exc.response)
+            return
+        reason = f"download-error/{type(exc).__name__}"
+        self._count_skip(reason)
+        logger.log(
+            logging.INFO if isinstance(exc, IgnoreRequest) else logging.WARNING,
+            "Skipped %s (%s): %s",
+            request.url if isinstance(request, Request) else "a request",
+            reason,
+            failure.getErrorMessage(),
+            extra={"spider": self},
+        )
+
+    def request_dropped(self, request: Request) -> None:
+        """A redirect back to a URL of its own chain is dropped by the duplicate filter."""
+        redirects = request.meta.get("redirect_urls") or []
+        if request.url not in redirects:
+            return
+        self._forget(request)
+        self._count_skip("redirect-loop")
+        logger.warning(
+            "Skipped %s (redirect-loop): %s",
+            redirects[0],
+            " -> ".join([*redirects, request.url]),
+            extra={"spider": self},
+        )
+
+    def _forget(self, request: Request) -> None:
+        key = request.meta.get(META_ARTICLE_KEY)
+        if key:
+            self._pending.pop(key, None)
 
     def _count_skip(self, reason: str) -> None:
         crawler = getattr(self, "crawler", None)
