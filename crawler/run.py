@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from scrapy import signals
-from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
@@ -47,6 +46,29 @@ class RunConfig:
             crawl_id=str(settings.get("ARCHIVE_CRAWL_ID") or ""),
             report=settings.getbool("ARCHIVE_REPORT_ENABLED"),
         )
+
+
+def check_settings(settings: BaseSettings) -> list[str]:
+    """Every configuration error of the archive components, each a sentence; empty when fine."""
+    from crawler.pipelines import TextConfig
+    from crawler.warc_capture import WarcConfig
+
+    errors: list[str] = []
+    try:
+        open_store(str(settings.get("ARCHIVE_STORE_URI") or "")).check_writable()
+    except StoreError as exc:
+        errors.append(str(exc))
+    checks: list[tuple[str, Callable[[BaseSettings], object]]] = [
+        ("ARCHIVE_WARC_ENABLED", WarcConfig.from_settings),
+        ("ARCHIVE_TEXT_ENABLED", TextConfig.from_settings),
+    ]
+    for switch, parse in checks:
+        if settings.getbool(switch):
+            try:
+                parse(settings)
+            except ValueError as exc:
+                errors.append(str(exc))
+    return errors
 
 
 def new_crawl_id(site: str, now: datetime | None = None) -> str:
@@ -82,12 +104,12 @@ class ArchiveRun:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
+        errors = check_settings(crawler.settings)
+        if errors:
+            # Not NotConfigured: a crawl that cannot archive must not run at all.
+            raise ValueError("newsarchive cannot start: " + "; ".join(errors))
         config = RunConfig.from_settings(crawler.settings)
-        try:
-            store = open_store(config.store_uri)
-            store.check_writable()
-        except StoreError as exc:
-            raise NotConfigured(str(exc)) from exc
+        store = open_store(config.store_uri)
         ext = cls(config, store, crawler)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)

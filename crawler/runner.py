@@ -30,6 +30,8 @@ def crawl_failed(report: dict[str, Any] | None) -> str | None:
         return "no run report (the crawl did not open)"
     if report["finish_reason"] != "finished":
         return f"finish reason {report['finish_reason']}"
+    if not report["pages"]["responses"]:
+        return f"no page could be fetched ({report['pages']['download_errors']} download errors)"
     if report["warc"]["errors"]:
         return f"{report['warc']['errors']} WARC write errors"
     if report["errors"]["spider_exceptions"]:
@@ -47,10 +49,22 @@ def run_crawl(
     from scrapy.crawler import CrawlerProcess
     from scrapy.utils.project import get_project_settings
 
-    from crawler.run import ArchiveRun
+    from crawler.run import ArchiveRun, check_settings
 
     settings = get_project_settings()
     settings.setdict(settings_overrides or {}, priority="cmdline")
+    if settings.getdict("ADDONS"):
+        # The add-on's defaults apply only once a crawler is made: check them on a copy now,
+        # so bad configuration is one clear line and exit 2, not a traceback.
+        from crawler.addon import Addon
+
+        probe = settings.copy()
+        Addon().update_settings(probe)
+        errors = check_settings(probe)
+        if errors:
+            for error in errors:
+                print(f"error: {site}: {error}", file=sys.stderr)
+            return EXIT_USAGE, None
     process = CrawlerProcess(settings)
     try:
         crawler = process.create_crawler(site)

@@ -51,6 +51,7 @@ def test_bad_jobs_and_pairs() -> None:
 def test_crawl_failed_reasons() -> None:
     ok = {
         "finish_reason": "finished",
+        "pages": {"responses": 3, "download_errors": 0},
         "warc": {"errors": 0},
         "errors": {"spider_exceptions": 0},
     }
@@ -59,6 +60,35 @@ def test_crawl_failed_reasons() -> None:
     assert "shutdown" in str(crawl_failed({**ok, "finish_reason": "shutdown"}))
     assert "WARC" in str(crawl_failed({**ok, "warc": {"errors": 2}}))
     assert "spider" in str(crawl_failed({**ok, "errors": {"spider_exceptions": 1}}))
+    no_pages = {**ok, "pages": {"responses": 0, "download_errors": 12}}
+    assert crawl_failed(no_pages) == "no page could be fetched (12 download errors)"
+
+
+def test_bad_settings_stop_a_crawl_before_it_starts(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crawler.runner",
+            "tdi",
+            "-s",
+            "ARCHIVE_WARC_MAX_SIZE=1GB",
+            "-s",
+            "ARCHIVE_TEXT_MODE=fancy",
+            "-s",
+            f"ARCHIVE_STORE_URI={tmp_path / 's'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 2
+    assert "ARCHIVE_WARC_MAX_SIZE must be a number, got '1GB'" in proc.stderr
+    assert "ARCHIVE_TEXT_MODE must be one of" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "s" / "warc").exists()  # nothing was crawled
 
 
 def test_demo_rejects_an_unusable_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

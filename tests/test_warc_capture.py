@@ -36,7 +36,7 @@ from crawler import run as run_module
 from crawler import warc_capture as capture_module
 from crawler.addon import Addon
 from crawler.constants import META_CAPTURE, META_HTTP_REASON
-from crawler.run import ArchiveRun
+from crawler.run import ArchiveRun, check_settings
 from crawler.warc_capture import CaptureInfo, WarcCapture
 from crawler.warc_records import RecordBuilder
 
@@ -499,10 +499,20 @@ def test_closed_file_lands_in_the_store_with_its_manifest(open_capture: Capture)
 def test_bad_settings_are_not_configured_with_a_clear_message(
     tmp_path: Path, settings: dict[str, Any], message: str
 ) -> None:
-    crawler = make_crawler(tmp_path / "store", **settings)
+    # ArchiveRun refuses to start a crawl with any of these: keep it out to see WarcCapture's own.
+    crawler = make_crawler(
+        tmp_path / "store", EXTENSIONS={"crawler.run.ArchiveRun": None}, **settings
+    )
     with pytest.raises(NotConfigured) as raised:
         WarcCapture.from_crawler(crawler)
     assert str(raised.value).startswith(message)
+    errors = check_settings(crawler.settings)
+    if "ARCHIVE_WARC_ENABLED" in settings:
+        assert errors == []  # capture switched off is a choice, not an error
+    else:
+        assert errors == [str(raised.value)]
+        with pytest.raises(ValueError, match="newsarchive cannot start: ARCHIVE_WARC_"):
+            ArchiveRun.from_crawler(crawler)
 
 
 def test_a_spool_dir_removed_by_another_crawls_recovery_is_made_again(
