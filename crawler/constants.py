@@ -25,3 +25,4 @@ STATS_TEXT_BYTES = "archive/text/bytes"
 STATS_STORE_OBJECTS = "archive/store/objects"
 STATS_STORE_BYTES = "archive/store/bytes"
 META_HTTP_REASON = "archive_http_reason"  # the reason phrase of the response's status line
+META_HTTP_HEAD = "archive_http_head"  # the response head's raw lines (status line first)

@@ -27,6 +27,7 @@ from twisted.internet.threads import deferToThread
 from crawler import __version__
 from crawler.constants import (
     META_CAPTURE,
+    META_HTTP_HEAD,
     META_HTTP_REASON,
     META_SKIP_CAPTURE,
     STATS_WARC_BYTES,
@@ -164,6 +165,33 @@ def _header_pairs(headers: Mapping[Any, Any]) -> Iterator[tuple[bytes, bytes]]:
     for name, values in headers.items():
         for value in values:
             yield bytes(name), bytes(value)
+
+
+def parse_raw_head(
+    lines: Sequence[bytes] | None, status: int
+) -> tuple[str, str, list[tuple[bytes, bytes]]] | None:
+    """Protocol, reason and header pairs in wire order from the head's raw lines, or None.
+
+    None when there are none or they belong to another response (their status differs).
+    """
+    if not lines:
+        return None
+    parts = lines[0].split(b" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit() or int(parts[1]) != status:
+        return None
+    protocol = parts[0].decode("latin-1")
+    reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
+    headers: list[tuple[bytes, bytes]] = []
+    for line in lines[1:]:
+        if line[:1] in (b" ", b"\t") and headers:
+            # An obsolete folded continuation line: one value, as every parser reads it.
+            name, value = headers[-1]
+            headers[-1] = (name, value + b" " + line.strip())
+            continue
+        name, sep, value = line.partition(b":")
+        if sep and name.strip():
+            headers.append((name, value.strip()))
+    return protocol, reason, headers
 
 
 def warc_key(site: str, filename: str) -> str:
@@ -358,10 +386,15 @@ class WarcCapture:
         truncated = None
         if "dataloss" in response.flags or "partial" in response.flags:
             truncated = "disconnect"
-        reason = request.meta.get(META_HTTP_REASON)
-        resp_head = build_response_head(
-            response.protocol, response.status, reason, _header_pairs(response.headers), len(body)
-        )
+        # Popped: a redirect or retry copies the meta into the next request.
+        reason = request.meta.pop(META_HTTP_REASON, None)
+        raw = parse_raw_head(request.meta.pop(META_HTTP_HEAD, None), response.status)
+        protocol: str | None
+        if raw is not None:
+            protocol, reason, headers = raw
+        else:
+            protocol, headers = response.protocol, list(_header_pairs(response.headers))
+        resp_head = build_response_head(protocol, response.status, reason, headers, len(body))
         resp = self.builder.response(
             target_uri=request.url,
             http_head=resp_head,
