@@ -5,7 +5,6 @@ from __future__ import annotations
 # Request/response meta keys.
 META_DISCOVERY = "archive_discovery"  # list of dicts: how the URL was found (feed, sitemap…)
 META_ARTICLE_KEY = "archive_article_key"  # canonical article key decided by the spider
-META_RESPONSE_RECORD = "archive_response_record"  # WARC-Record-ID of the captured response
 META_CAPTURE = "archive_capture"  # CaptureInfo of the captured response (set by WarcCapture)
 META_SKIP_CAPTURE = "archive_skip_capture"  # True: do not write this exchange to WARC
 

@@ -23,6 +23,5 @@ class ArticlePage:
     # Provenance, oldest first: {"via": "feed"|"sitemap"|"listing", "source": url,
     # "published": iso|None, "title": str|None, "lastmod": iso|None}
     discovery: list[dict[str, Any]]
-    fetched_at: str | None = None  # ISO time, filled by the capture
     # The WARC capture of the response, attached by the capture middleware; spiders leave it.
     capture: CaptureInfo | None = None

@@ -18,6 +18,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
 from crawler import __version__
+from crawler.constants import STATS_STORE_BYTES, STATS_STORE_OBJECTS
 from crawler.store import LocalStore, StoredObject, StoreError, open_store
 
 if TYPE_CHECKING:
@@ -151,8 +152,8 @@ class ArchiveRun:
         with self._lock:
             self.objects.append(obj)
         if self.crawler is not None and self.crawler.stats is not None:
-            self.crawler.stats.inc_value("archive/store/objects")
-            self.crawler.stats.inc_value("archive/store/bytes", obj.size)
+            self.crawler.stats.inc_value(STATS_STORE_OBJECTS)
+            self.crawler.stats.inc_value(STATS_STORE_BYTES, obj.size)
 
     def add_failure(self, url: str, reason: str, detail: str = "") -> None:
         with self._lock:

@@ -345,7 +345,6 @@ def test_parse_article_yields_one_item(spider: TdiSpider) -> None:
     assert item.html == response.text
     assert "Iranian FM discusses Gaza" in item.html
     assert item.discovery == [{"via": "feed", "source": FEED}]
-    assert item.fetched_at is None
 
 
 def test_redirected_article_keeps_the_first_url(spider: TdiSpider) -> None:
