@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import crawler  # noqa: F401  (its import sets the no-download default for tldextract)
+
 BOT_NAME = "newsarchive"
 SPIDER_MODULES = ["spiders"]
 NEWSPIDER_MODULE = "spiders"

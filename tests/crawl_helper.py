@@ -16,6 +16,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,10 @@ def crawl_env() -> dict[str, str]:
         and name.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
     }
     env["PYTHONPATH"] = str(ROOT)
+    # No cached public suffix list: a crawl must not try to download one (name lookups off
+    # loopback fail the test), as on a fresh machine.
+    env["TLDEXTRACT_CACHE"] = tempfile.mkdtemp(prefix="tldextract-")
+    env.pop("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", None)
     env["SCRAPY_SETTINGS_MODULE"] = "settings"
     return env
 
