@@ -16,10 +16,15 @@ if TYPE_CHECKING:
 EXTENSIONS = {
     "crawler.run.ArchiveRun": 10,
     "crawler.warc_capture.WarcCapture": 20,
+    "crawler.incremental.ArchiveCatalog": 30,
 }
 ITEM_PIPELINES = {"crawler.pipelines.ArticlePipeline": 300}
 DOWNLOADER_MIDDLEWARES = {"crawler.middlewares.ArchiveProxyMiddleware": 740}
-SPIDER_MIDDLEWARES = {"crawler.middlewares.CaptureLinkMiddleware": 950}
+SPIDER_MIDDLEWARES = {
+    "crawler.middlewares.CaptureLinkMiddleware": 950,
+    # Outermost of ours: drops article requests the catalog has (before Scrapy's offsite etc.).
+    "crawler.incremental.IncrementalMiddleware": 990,
+}
 # Scrapy's HTTP/1.1 handler plus the reason phrase (crawler/download.py).
 DOWNLOAD_HANDLERS = {
     "http": "crawler.download.ArchiveHTTP11DownloadHandler",

@@ -14,17 +14,22 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from crawler.catalog import Capture, Catalog, iso
 from crawler.constants import (
     STATS_ARTICLES_FAILED,
     STATS_ARTICLES_FAILED_REASON,
     STATS_ARTICLES_NEW,
+    STATS_ARTICLES_REVISED,
+    STATS_ARTICLES_UNCHANGED,
     STATS_TEXT_BYTES,
 )
 from crawler.extract import TEXT_MODES, Article, ExtractionError, SiteRules, extract_article
+from crawler.incremental import ArchiveCatalog
 from crawler.items import ArticlePage
 from crawler.run import ArchiveRun
 from crawler.store import safe_key_part
 from crawler.warc_capture import CaptureInfo, WarcCapture, warc_key
+from crawler.warc_writer import RecordLocation
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -53,9 +58,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def text_key(site: str, article_id: str, capture_date: str) -> str:
+def text_key(site: str, article_id: str, capture_date: str, version: int = 1) -> str:
+    """Version 1 is ``<id>.txt``, later versions ``<id>.v<N>.txt``, under the capture's date."""
     yyyy, mm, dd = capture_date[:4], capture_date[5:7], capture_date[8:10]
-    return f"text/{site}/{yyyy}/{mm}/{dd}/{safe_key_part(article_id)}.txt"
+    suffix = "" if version == 1 else f".v{version}"
+    return f"text/{site}/{yyyy}/{mm}/{dd}/{safe_key_part(article_id)}{suffix}.txt"
 
 
 class ArticlePipeline:
@@ -95,6 +102,7 @@ class ArticlePipeline:
         rules: SiteRules | None = getattr(spider, "rules", None)
         run = self.crawler.get_extension(ArchiveRun)
         capture_ext = self.crawler.get_extension(WarcCapture)
+        catalog_ext = self.crawler.get_extension(ArchiveCatalog)
         if run is None:
             raise NotConfigured("ArticlePipeline needs the ArchiveRun extension (the store)")
         from twisted.internet import reactor
@@ -108,6 +116,7 @@ class ArticlePipeline:
                 rules,
                 run,
                 capture_ext,
+                catalog_ext,
             )
         )
 
@@ -125,6 +134,7 @@ class ArticlePipeline:
         rules: SiteRules | None,
         run: ArchiveRun,
         capture_ext: WarcCapture | None,
+        catalog_ext: ArchiveCatalog | None = None,
     ) -> dict[str, Any]:
         try:
             article = extract_article(item.html, item.url, rules, mode=self.config.mode)
@@ -133,6 +143,7 @@ class ArticlePipeline:
         text = article.text.encode("utf-8")
         capture: CaptureInfo | None = item.capture
         sidecar = self.sidecar(item, article, text, run)
+        location = None
         if capture is not None:
             try:
                 location = capture.location()
@@ -146,22 +157,97 @@ class ArticlePipeline:
                 "offset": location.offset,
                 "length": location.length,
                 "record_id": location.record_id,
+                "record_type": capture.record_type,
             }
-            if capture_ext is not None and capture_ext.writer is not None:
-                records = capture_ext.article_records(capture, text, self.metadata_fields(item))
-                capture_ext.submit(records)
-                sidecar["conversion_record_id"] = records[0].record_id
-                sidecar["metadata_record_id"] = records[1].record_id
         date = sidecar.get("capture_time") or sidecar["crawl_time"]
-        key = text_key(item.site, item.article_id, date)
+        catalog = catalog_ext.catalog if catalog_ext is not None else None
+        current = catalog.article(item.site, item.article_id) if catalog is not None else None
+        stats = self.crawler.stats
+        assert stats is not None
+        if (
+            catalog is not None
+            and current is not None
+            and current.text_digest == sidecar["text_digest"]
+        ):
+            # The same text as the archived version: only the check is recorded (the WARC has
+            # the new capture, as a revisit when the payload is identical too).
+            self._record(
+                catalog, item, sidecar, capture, location, current.version, current.text_key, date
+            )
+            stats.inc_value(STATS_ARTICLES_UNCHANGED)
+            return {
+                "url": item.url,
+                "article_id": item.article_id,
+                "unchanged": True,
+                "version": current.version,
+                "text_key": current.text_key,
+            }
+        version = current.version + 1 if current is not None else 1
+        sidecar["version"] = version
+        if current is not None:
+            sidecar["previous_version"] = {
+                "version": current.version,
+                "text_key": current.text_key,
+                "text_digest": current.text_digest,
+            }
+        if capture is not None and capture_ext is not None and capture_ext.writer is not None:
+            records = capture_ext.article_records(capture, text, self.metadata_fields(item))
+            capture_ext.submit(records)
+            sidecar["conversion_record_id"] = records[0].record_id
+            sidecar["metadata_record_id"] = records[1].record_id
+        key = text_key(item.site, item.article_id, date, version)
         sidecar["text_key"] = key
         run.put_bytes(key, text)
         run.put_bytes(key[:-4] + ".json", _dump(sidecar))
-        stats = self.crawler.stats
-        assert stats is not None
-        stats.inc_value(STATS_ARTICLES_NEW)
+        # The catalog last: an article counts as archived once its text is stored.
+        if catalog is not None:
+            self._record(catalog, item, sidecar, capture, location, version, key, date)
+        stats.inc_value(STATS_ARTICLES_NEW if current is None else STATS_ARTICLES_REVISED)
         stats.inc_value(STATS_TEXT_BYTES, len(text))
         return sidecar
+
+    @staticmethod
+    def _record(
+        catalog: Catalog,
+        item: ArticlePage,
+        sidecar: dict[str, Any],
+        capture: CaptureInfo | None,
+        location: RecordLocation | None,
+        version: int,
+        key: str,
+        date: str,
+    ) -> None:
+        when = date[:19] + "Z" if capture is not None else iso(datetime.fromisoformat(date))
+        catalog.record_text(
+            site=item.site,
+            article_key=item.article_id,
+            url=item.url,
+            capture_time=when,
+            text_digest=sidecar["text_digest"],
+            text_key=key,
+            title=sidecar["title"],
+            published=sidecar["published"],
+        )
+        if capture is not None and location is not None:
+            catalog.add_capture_text(
+                Capture(
+                    record_id=capture.record_id,
+                    crawl_id=sidecar["crawl_id"],
+                    site=item.site,
+                    url=capture.target_uri,
+                    article_key=item.article_id,
+                    capture_time=when,
+                    status=item.status,
+                    record_type=capture.record_type,
+                    payload_digest=capture.payload_digest,
+                    warc_key=warc_key(item.site, location.filename),
+                    warc_offset=location.offset,
+                    warc_length=location.length,
+                    text_digest=sidecar["text_digest"],
+                    text_key=key,
+                    version=version,
+                )
+            )
 
     def sidecar(
         self, item: ArticlePage, article: Article, text: bytes, run: ArchiveRun

@@ -46,6 +46,7 @@ from crawler.warc_records import (
     build_request_head,
     build_response_head,
     format_warc_date,
+    sha1_digest,
     utc_now,
 )
 from crawler.warc_writer import RecordLocation, WarcFileWriter, recover_open_files
@@ -156,9 +157,23 @@ class CaptureInfo:
     date: str
     payload_digest: str | None
     future: Future[list[RecordLocation]] = field(repr=False)
+    record_type: str = "response"  # or "revisit": the payload equals an earlier capture's
 
     def location(self, timeout: float | None = 60.0) -> RecordLocation:
         return self.future.result(timeout)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class RevisitTarget:
+    """An earlier response with the same payload, which a revisit record refers to."""
+
+    record_id: str
+    target_uri: str
+    date: str
+
+
+RevisitLookup = Callable[[str, str], "RevisitTarget | None"]
+CaptureListener = Callable[["CaptureInfo", "Request", "Response"], None]
 
 
 def _header_pairs(headers: Mapping[Any, Any]) -> Iterator[tuple[bytes, bytes]]:
@@ -230,6 +245,10 @@ class WarcCapture:
         self.writer: WarcFileWriter | None = None
         self.run: ArchiveRun | None = None
         self.site = ""
+        # Set by the catalog: where an identical payload was captured before (None: write it).
+        self.revisit_lookup: RevisitLookup | None = None
+        # Called with every capture once it is queued for writing (the catalog records them).
+        self.listeners: list[CaptureListener] = []
         self._lock_fh: IO[bytes] | None = None
         self._spool: Path | None = None
 
@@ -365,15 +384,19 @@ class WarcCapture:
             return
         future = self.submit(records)
         resp = records[0]
-        request.meta[META_CAPTURE] = CaptureInfo(
+        info = CaptureInfo(
             record_id=resp.record_id,
             target_uri=request.url,
             date=format_warc_date(date),
             payload_digest=resp.payload_digest,
             future=future,
+            record_type=resp.record_type,
         )
+        request.meta[META_CAPTURE] = info
         if "dataloss" in response.flags or "partial" in response.flags:
             self.crawler.stats.inc_value(STATS_WARC_TRUNCATED)
+        for listener in self.listeners:
+            listener(info, request, response)
 
     def exchange_records(
         self, response: Response, request: Request, date: datetime
@@ -395,14 +418,31 @@ class WarcCapture:
         else:
             protocol, headers = response.protocol, list(_header_pairs(response.headers))
         resp_head = build_response_head(protocol, response.status, reason, headers, len(body))
-        resp = self.builder.response(
-            target_uri=request.url,
-            http_head=resp_head,
-            payload=body,
-            date=date,
-            ip_address=ip,
-            truncated=truncated,
-        )
+        earlier = None
+        if self.revisit_lookup is not None and body and truncated is None:
+            digest = sha1_digest(body)
+            earlier = self.revisit_lookup(request.url, digest)
+        if earlier is not None:
+            # Identical-payload revisit: the head as received now, the payload by reference.
+            resp = self.builder.revisit(
+                target_uri=request.url,
+                http_head=resp_head,
+                date=date,
+                refers_to=earlier.record_id,
+                refers_to_target_uri=earlier.target_uri,
+                refers_to_date=earlier.date,
+                payload_digest=digest,
+                ip_address=ip,
+            )
+        else:
+            resp = self.builder.response(
+                target_uri=request.url,
+                http_head=resp_head,
+                payload=body,
+                date=date,
+                ip_address=ip,
+                truncated=truncated,
+            )
         req_head = build_request_head(
             request.method, request.url, _header_pairs(request.headers), len(request.body)
         )

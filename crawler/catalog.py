@@ -1,0 +1,373 @@
+"""The catalog: every capture, where it lies, and each article's text versions.
+
+SQLite under the store by default; any SQLAlchemy URL (PostgreSQL when several machines share
+it). It knows nothing of Scrapy: the crawl writes to it, the researcher commands read it, and
+it can be rebuilt from the store. Times are ISO 8601 UTC strings ("2026-11-23T14:00:00Z"),
+which sort as times in every database.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+SCHEMA_VERSION = 1
+DEFAULT_REVISION_AGES = (timedelta(hours=1), timedelta(days=1), timedelta(days=7))
+
+metadata = MetaData()
+
+captures = Table(
+    "captures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("record_id", String(80), nullable=False, unique=True),
+    Column("crawl_id", String(160), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("article_key", String(255)),
+    Column("capture_time", String(32), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("record_type", String(16), nullable=False),  # response | revisit
+    Column("payload_digest", String(80)),
+    Column("warc_key", Text, nullable=False),
+    Column("warc_offset", BigInteger, nullable=False),
+    Column("warc_length", BigInteger, nullable=False),
+    Column("text_digest", String(80)),
+    Column("text_key", Text),
+    Column("version", Integer),
+)
+Index("ix_captures_site_key_time", captures.c.site, captures.c.article_key, captures.c.capture_time)
+Index("ix_captures_url_time", captures.c.url, captures.c.capture_time)
+Index("ix_captures_payload", captures.c.payload_digest)
+
+articles = Table(
+    "articles",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("article_key", String(255), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("first_captured", String(32), nullable=False),
+    Column("last_checked", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("text_digest", String(80), nullable=False),
+    Column("text_key", Text, nullable=False),
+    Column("title", Text),
+    Column("published", String(40)),
+)
+
+catalog_info = Table(
+    "catalog_info",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
+def iso(moment: datetime) -> str:
+    """A UTC time as the catalog stores it; naive times are refused (they are ambiguous)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: give a timezone")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    record_id: str
+    crawl_id: str
+    site: str
+    url: str
+    article_key: str | None
+    capture_time: str
+    status: int
+    record_type: str
+    payload_digest: str | None
+    warc_key: str
+    warc_offset: int
+    warc_length: int
+    text_digest: str | None = None
+    text_key: str | None = None
+    version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    site: str
+    article_key: str
+    url: str
+    first_captured: str
+    last_checked: str
+    version: int
+    text_digest: str
+    text_key: str
+    title: str | None = None
+    published: str | None = None
+
+
+def _row(cls: type[Any], mapping: Any) -> Any:
+    return cls(**{f.name: mapping[f.name] for f in fields(cls)})
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+class Catalog:
+    """Thread-safe: one engine, short transactions; SQLite in WAL mode."""
+
+    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._lock = threading.Lock()
+        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                select(catalog_info.c.value).where(catalog_info.c.name == "schema_version")
+            ).scalar()
+            if found is None:
+                conn.execute(
+                    insert(catalog_info).values(name="schema_version", value=str(SCHEMA_VERSION))
+                )
+            elif int(found) > SCHEMA_VERSION:
+                raise ValueError(
+                    f"catalog {url} has schema {found}, newer than this newsarchive "
+                    f"({SCHEMA_VERSION}): upgrade newsarchive"
+                )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- writing ------------------------------------------------------------------------------
+    def add_capture(self, capture: Capture) -> bool:
+        """Record a capture; False when its record id is already there (a re-run is a no-op)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(captures).values(**asdict(capture)))
+        except IntegrityError:
+            return False
+        return True
+
+    def add_capture_text(self, capture: Capture) -> None:
+        """Record a capture with its text, or add the text to the capture already recorded."""
+        if self.add_capture(capture):
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(captures)
+                .where(captures.c.record_id == capture.record_id)
+                .values(
+                    text_digest=capture.text_digest,
+                    text_key=capture.text_key,
+                    version=capture.version,
+                )
+            )
+
+    def record_text(
+        self,
+        *,
+        site: str,
+        article_key: str,
+        url: str,
+        capture_time: str,
+        text_digest: str,
+        text_key: str,
+        title: str | None = None,
+        published: str | None = None,
+    ) -> tuple[int, bool]:
+        """The article's version for this text, and whether it is new.
+
+        The first text of an article is version 1; a text whose digest differs from the current
+        version's becomes the next version; the same text only marks the article checked.
+        """
+        with self._lock, self.engine.begin() as conn:
+            current = (
+                conn.execute(
+                    select(articles).where(
+                        and_(articles.c.site == site, articles.c.article_key == article_key)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if current is None:
+                conn.execute(
+                    insert(articles).values(
+                        site=site,
+                        article_key=article_key,
+                        url=url,
+                        first_captured=capture_time,
+                        last_checked=capture_time,
+                        version=1,
+                        text_digest=text_digest,
+                        text_key=text_key,
+                        title=title,
+                        published=published,
+                    )
+                )
+                return 1, True
+            where = and_(articles.c.site == site, articles.c.article_key == article_key)
+            if current["text_digest"] == text_digest:
+                conn.execute(update(articles).where(where).values(last_checked=capture_time))
+                return int(current["version"]), False
+            version = int(current["version"]) + 1
+            conn.execute(
+                update(articles)
+                .where(where)
+                .values(
+                    url=url,
+                    last_checked=capture_time,
+                    version=version,
+                    text_digest=text_digest,
+                    text_key=text_key,
+                    title=title,
+                    published=published,
+                )
+            )
+            return version, True
+
+    # -- reading ------------------------------------------------------------------------------
+    def article(self, site: str, article_key: str) -> Article | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    select(articles).where(
+                        and_(articles.c.site == site, articles.c.article_key == article_key)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else _row(Article, row)
+
+    def known_keys(self, site: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(
+                conn.execute(select(articles.c.article_key).where(articles.c.site == site))
+                .scalars()
+                .all()
+            )
+
+    def due_for_revision(
+        self,
+        site: str,
+        now: datetime,
+        ages: Sequence[timedelta] = DEFAULT_REVISION_AGES,
+    ) -> list[Article]:
+        """Articles past one of their revision ages and not checked since they reached it.
+
+        An article first captured at F and last checked at C is due when, for some age A,
+        F + A <= now and C < F + A. SQL narrows to articles past the smallest age; the exact
+        test runs here, where times are times.
+        """
+        if not ages:
+            return []
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(articles).where(
+                        and_(
+                            articles.c.site == site,
+                            articles.c.first_captured <= iso(now - min(ages)),
+                            articles.c.last_checked < iso(now),
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        due = []
+        for row in rows:
+            first = _parse(row["first_captured"])
+            checked = row["last_checked"]
+            if any(first + age <= now and checked < iso(first + age) for age in ages):
+                due.append(_row(Article, row))
+        return due
+
+    def payload_capture(self, url: str, payload_digest: str) -> Capture | None:
+        """The earliest response of this URL with this payload: what a revisit refers to."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    select(captures)
+                    .where(
+                        and_(
+                            captures.c.url == url,
+                            captures.c.payload_digest == payload_digest,
+                            captures.c.record_type == "response",
+                        )
+                    )
+                    .order_by(captures.c.capture_time)
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else _row(Capture, row)
+
+    def captures(
+        self,
+        *,
+        site: str | None = None,
+        article_key: str | None = None,
+        url: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> Iterator[Capture]:
+        query = select(captures)
+        if site is not None:
+            query = query.where(captures.c.site == site)
+        if article_key is not None:
+            query = query.where(captures.c.article_key == article_key)
+        if url is not None:
+            query = query.where(captures.c.url == url)
+        if since is not None:
+            query = query.where(captures.c.capture_time >= since)
+        if until is not None:
+            query = query.where(captures.c.capture_time < until)
+        with self.engine.connect() as conn:
+            for row in conn.execute(query.order_by(captures.c.capture_time)).mappings():
+                yield _row(Capture, row)
+
+    def add_captures(self, rows: Iterable[Capture]) -> int:
+        """Bulk insert for rebuilding from the store; existing record ids are skipped."""
+        added = 0
+        for row in rows:
+            added += self.add_capture(row)
+        return added
+
+
+def _parse(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers (researcher commands) never block the crawl's writes, and the reverse.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()

@@ -1,0 +1,240 @@
+"""Incremental crawling: the catalog records every capture and decides what is fetched again."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+from scrapy import Request, signals
+from scrapy.exceptions import NotConfigured
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.threads import deferToThread
+
+from crawler.catalog import DEFAULT_REVISION_AGES, Capture, Catalog, sqlite_url
+from crawler.constants import META_ARTICLE_KEY, STATS_SKIPPED
+from crawler.run import ArchiveRun
+from crawler.warc_capture import CaptureInfo, RevisitTarget, WarcCapture, warc_key
+from crawler.warc_writer import RecordLocation
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+    from scrapy.settings import BaseSettings
+
+logger = logging.getLogger(__name__)
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_ages(value: Any) -> tuple[timedelta, ...]:
+    """ "1h,1d,7d" (or a list) as ascending timedeltas; "" or "0" switches revisions off."""
+    if isinstance(value, str):
+        items = [v for v in value.split(",") if v.strip()]
+    else:
+        items = [str(v) for v in (value or [])]
+    if items in ([], ["0"]):
+        return ()
+    ages = []
+    for item in items:
+        match = _AGE.match(item)
+        if not match:
+            raise ValueError(
+                f"ARCHIVE_REVISION_AGES: {item!r} is not an age like 90m, 1h, 1d or 7d"
+            )
+        ages.append(timedelta(seconds=float(match[1]) * _UNIT[match[2]]))
+    return tuple(sorted(ages))
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogConfig:
+    url: str
+    revision_ages: tuple[timedelta, ...]
+    refresh: bool
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> CatalogConfig:
+        raw_ages = settings.get("ARCHIVE_REVISION_AGES")
+        return cls(
+            url=str(settings.get("ARCHIVE_CATALOG_URL") or ""),
+            revision_ages=DEFAULT_REVISION_AGES if raw_ages is None else parse_ages(raw_ages),
+            refresh=settings.getbool("ARCHIVE_REFRESH"),
+        )
+
+
+def default_catalog_url(run: ArchiveRun) -> str:
+    """SQLite under a local store (hidden, so it is no object), else beside the spool."""
+    root = getattr(run.store, "root", None)
+    if isinstance(root, Path):
+        return sqlite_url(root / ".catalog.sqlite")
+    return sqlite_url(run.spool_dir / "catalog.sqlite")
+
+
+class ArchiveCatalog:
+    """Keeps the catalog for one crawl: records captures, offers revisits, knows what is new.
+
+    An article already archived is not requested again unless it is due for a revision (an
+    age from ``ARCHIVE_REVISION_AGES`` passed since its first capture and it was not checked
+    since) or the crawl runs with ``ARCHIVE_REFRESH``.
+    """
+
+    def __init__(self, config: CatalogConfig, crawler: Crawler) -> None:
+        self.config = config
+        self.crawler = crawler
+        self.catalog: Catalog | None = None
+        self.site = ""
+        self.crawl_id = ""
+        self.known: set[str] = set()
+        self.due: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        if not crawler.settings.getbool("ARCHIVE_CATALOG_ENABLED"):
+            raise NotConfigured("ARCHIVE_CATALOG_ENABLED is off")
+        try:
+            config = CatalogConfig.from_settings(crawler.settings)
+        except ValueError as exc:
+            raise NotConfigured(str(exc)) from exc
+        ext = cls(config, crawler)
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        return ext
+
+    async def spider_opened(self, spider: Spider) -> None:
+        run = self.crawler.get_extension(ArchiveRun)
+        if run is None:
+            raise NotConfigured("ArchiveCatalog needs the ArchiveRun extension (the store)")
+        self.site = spider.name
+        self.crawl_id = run.crawl_id
+        url = self.config.url or default_catalog_url(run)
+        await maybe_deferred_to_future(deferToThread(self._open, url))
+        run.add_closer("catalog", self.close)
+        capture = self.crawler.get_extension(WarcCapture)
+        if capture is not None:
+            capture.revisit_lookup = self.revisit_target
+            capture.listeners.append(self.captured)
+        logger.info(
+            "catalog %s: %d articles of %s known, %d due for revision",
+            _safe_url(url),
+            len(self.known),
+            self.site,
+            len(self.due),
+            extra={"spider": spider},
+        )
+
+    def _open(self, url: str) -> None:
+        self.catalog = Catalog(url)
+        self.known = self.catalog.known_keys(self.site)
+        if self.config.revision_ages:
+            now = datetime.now(UTC)
+            self.due = {
+                a.article_key
+                for a in self.catalog.due_for_revision(self.site, now, self.config.revision_ages)
+            }
+
+    def close(self) -> None:
+        if self.catalog is not None:
+            self.catalog.close()
+
+    # -- decisions ----------------------------------------------------------------------------
+    def wanted(self, article_key: str) -> bool:
+        return self.config.refresh or article_key not in self.known or article_key in self.due
+
+    def revisit_target(self, url: str, payload_digest: str) -> RevisitTarget | None:
+        if self.catalog is None:
+            return None
+        earlier = self.catalog.payload_capture(url, payload_digest)
+        if earlier is None:
+            return None
+        return RevisitTarget(earlier.record_id, earlier.url, earlier.capture_time)
+
+    # -- recording ----------------------------------------------------------------------------
+    def captured(self, info: CaptureInfo, request: Request, response: Response) -> None:
+        key = request.meta.get(META_ARTICLE_KEY)
+        status = response.status
+
+        def record(future: Future[list[RecordLocation]]) -> None:
+            if future.exception() is not None or self.catalog is None:
+                return  # the capture module counts and logs failed writes
+            location = future.result()[0]
+            self.catalog.add_capture(
+                Capture(
+                    record_id=info.record_id,
+                    crawl_id=self.crawl_id,
+                    site=self.site,
+                    url=info.target_uri,
+                    article_key=key,
+                    capture_time=_catalog_time(info.date),
+                    status=status,
+                    record_type=info.record_type,
+                    payload_digest=info.payload_digest,
+                    warc_key=warc_key(self.site, location.filename),
+                    warc_offset=location.offset,
+                    warc_length=location.length,
+                )
+            )
+
+        info.future.add_done_callback(record)
+
+
+def _catalog_time(warc_date: str) -> str:
+    # WARC-Date may carry microseconds; the catalog keeps seconds.
+    return warc_date[:19] + "Z"
+
+
+def _safe_url(url: str) -> str:
+    """A database URL for the log, without its password."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+class IncrementalMiddleware:
+    """Drops article requests the catalog says are archived and not due (counted skip)."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self._catalog: ArchiveCatalog | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        if not crawler.settings.getbool("ARCHIVE_CATALOG_ENABLED"):
+            raise NotConfigured("ARCHIVE_CATALOG_ENABLED is off")
+        return cls(crawler)
+
+    def _keep(self, item: Any) -> bool:
+        if not isinstance(item, Request):
+            return True
+        key = item.meta.get(META_ARTICLE_KEY)
+        if key is None:
+            return True
+        if self._catalog is None:
+            self._catalog = self.crawler.get_extension(ArchiveCatalog)
+        if self._catalog is None or self._catalog.wanted(key):
+            return True
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.inc_value(STATS_SKIPPED.format(reason="already-archived"))
+        return False
+
+    def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
+        return (item for item in result if self._keep(item))
+
+    async def process_spider_output_async(
+        self, response: Response, result: AsyncIterator[Any]
+    ) -> AsyncIterator[Any]:
+        async for item in result:
+            if self._keep(item):
+                yield item
+
+    def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        return self._filter_start(start)
+
+    async def _filter_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for item in start:
+            if self._keep(item):
+                yield item

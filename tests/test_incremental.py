@@ -1,0 +1,126 @@
+"""Incremental crawling through the catalog: nothing archived twice, revisits, text versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from crawler.catalog import Catalog, sqlite_url
+from crawler.incremental import parse_ages
+from crawler.mirror.routes import Route
+from crawler.mirror.server import MirrorServer
+from tests.crawl_helper import CrawlResult, run_crawl
+
+SITE_DIR = Path(__file__).resolve().parent.parent / "crawler" / "mirror" / "sites" / "tdi"
+ARTICLE = "https://thediplomaticinsight.com/zambia-independence-day-2023/"
+CATALOG = {"ARCHIVE_CATALOG_ENABLED": "True", "ARCHIVE_REVISION_AGES": "1h,1d,7d"}
+
+
+def crawl(mirror: MirrorServer, store: Path, out: Path, **settings: str) -> CrawlResult:
+    result = run_crawl(
+        "spiders.tdi:TdiSpider",
+        out,
+        settings={
+            "ARCHIVE_PROXY": mirror.proxy_url,
+            "ARCHIVE_STORE_URI": str(store),
+            **CATALOG,
+            **settings,
+        },
+    )
+    assert result.exit_code == 0, result.stderr[-3000:]
+    return result
+
+
+def article_fetches(mirror: MirrorServer) -> list[str]:
+    return [
+        r.url
+        for r in mirror.requests
+        if r.method == "GET"
+        and r.url.startswith("https://thediplomaticinsight.com/")
+        and r.url.rstrip("/").count("/") == 3
+        and "feed" not in r.url
+        and "sitemap" not in r.url
+        and not r.url.endswith(("/robots.txt", ".com/"))
+    ]
+
+
+def warc_types(store: Path) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for path in sorted((store / "warc").rglob("*.warc.gz")):
+        with path.open("rb") as fh:
+            for rec in ArchiveIterator(fh):
+                uri = rec.rec_headers.get_header("WARC-Target-URI") or ""
+                found.setdefault(uri, []).append(rec.rec_type)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("value", "hours"),
+    [("1h,1d,7d", [1, 24, 168]), ("90m, 2h", [1.5, 2]), ("7d,1h", [1, 168]), ("0", []), ("", [])],
+)
+def test_parse_ages(value: str, hours: list[float]) -> None:
+    assert [a.total_seconds() / 3600 for a in parse_ages(value)] == hours
+
+
+def test_parse_ages_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="ARCHIVE_REVISION_AGES"):
+        parse_ages("1 fortnight")
+
+
+def test_second_run_fetches_no_article_again(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with MirrorServer(sites=[SITE_DIR]) as mirror:
+        first = crawl(mirror, store, tmp_path / "1.json")
+        assert first.report["articles"]["new"] == 6
+        assert len(article_fetches(mirror)) >= 6
+        mirror.clear_requests()
+        second = crawl(mirror, store, tmp_path / "2.json")
+        fetched = article_fetches(mirror)
+    assert fetched == []  # feeds and sitemaps only
+    assert second.report["articles"]["new"] == 0
+    assert second.stats["archive/skipped/already-archived"] >= 6
+    catalog = Catalog(sqlite_url(store / ".catalog.sqlite"))
+    assert len(catalog.known_keys("tdi")) == 6
+    # Every capture of both runs is in the catalog, with its WARC place.
+    captures = list(catalog.captures(site="tdi"))
+    records = sum(t.count("response") + t.count("revisit") for t in warc_types(store).values())
+    assert len(captures) == records
+
+
+def test_refetch_gives_revisits_and_an_edit_gives_a_second_version(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with MirrorServer(sites=[SITE_DIR]) as mirror:
+        crawl(mirror, store, tmp_path / "1.json")
+        # Every article due again (as after its revision age), the mirror unchanged but one.
+        original = (SITE_DIR / "zambia-independence-day-2023.html").read_text()
+        edited = original.replace("</p>", " (Updated.)</p>", 1)
+        assert edited != original
+        mirror.add_route(
+            Route(url=ARTICLE, body=edited.encode(), content_type="text/html; charset=UTF-8")
+        )
+        second = crawl(mirror, store, tmp_path / "2.json", ARCHIVE_REFRESH="True")
+    stats = second.stats
+    assert stats.get("archive/articles/new", 0) == 0
+    assert stats["archive/articles/revised"] == 1
+    assert stats["archive/articles/unchanged"] == 5
+    types = warc_types(store)
+    # Unchanged pages: the second capture is a revisit of the first, not a second copy.
+    sample = "https://thediplomaticinsight.com/iranian-fm-discusses-gaza-with-hamas-and-islamic-jihad-leaders/"
+    assert types[sample] == ["response", "request", "metadata", "revisit", "request"]
+    # The edited page: a full response and a second text version.
+    assert types[ARTICLE].count("response") == 2
+    texts = sorted(p.name for p in (store / "text").rglob("zambia-independence-day-2023*.txt"))
+    assert texts == ["zambia-independence-day-2023.txt", "zambia-independence-day-2023.v2.txt"]
+    v2 = json.loads(
+        next((store / "text").rglob("zambia-independence-day-2023.v2.json")).read_text()
+    )
+    assert v2["version"] == 2
+    assert v2["previous_version"]["version"] == 1
+    assert v2["previous_version"]["text_key"].endswith("zambia-independence-day-2023.txt")
+    assert "(Updated.)" in (store / v2["text_key"]).read_text()
+    catalog = Catalog(sqlite_url(store / ".catalog.sqlite"))
+    state = catalog.article("tdi", "zambia-independence-day-2023")
+    assert state is not None and state.version == 2
