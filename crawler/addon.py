@@ -60,6 +60,15 @@ class Addon:
         settings.setdefault_in_component_priority_dict(
             "DOWNLOADER_MIDDLEWARES", RobotsTxtMiddleware, 100
         )
+        # Scrapy's retry middleware retries at once; ours waits (Retry-After, backoff).
+        from scrapy.downloadermiddlewares.retry import RetryMiddleware as StockRetry
+
+        from crawler.middlewares import RetryAfterMiddleware
+
+        settings.setdefault_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", StockRetry, None)
+        settings.setdefault_in_component_priority_dict(
+            "DOWNLOADER_MIDDLEWARES", RetryAfterMiddleware, 550
+        )
         handlers = dict(settings.getdict("DOWNLOAD_HANDLERS"))
         for scheme, path in DOWNLOAD_HANDLERS.items():
             handlers.setdefault(scheme, path)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Self
 
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import (
     RobotsTxtMiddleware as _ScrapyRobotsTxtMiddleware,
 )
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.response import response_status_message
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 
 from crawler.constants import META_CAPTURE
 from crawler.items import ArticlePage
@@ -21,6 +27,9 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Response
     from scrapy.robotstxt import RobotParser
+    from scrapy.settings import BaseSettings
+
+logger = logging.getLogger(__name__)
 
 
 class ArchiveProxyMiddleware:
@@ -92,3 +101,66 @@ class RobotsTxtMiddleware(_ScrapyRobotsTxtMiddleware):
             parser = self._parsers.get(netloc)
             return None if isinstance(parser, Deferred) else parser
         return await super().robot_parser(request)
+
+
+def retry_after_seconds(value: bytes | None, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class RetryAfterMiddleware(RetryMiddleware):
+    """Scrapy's retries with backoff: wait what ``Retry-After`` asks (429, 503), else 1, 2, 4 s….
+
+    A wait longer than ``ARCHIVE_RETRY_MAX_WAIT`` gives up at once (counted) rather than hold
+    a request for hours; the next scheduled crawl tries again. Only the retried request waits:
+    the download slot is free meanwhile.
+    """
+
+    def __init__(self, settings: BaseSettings) -> None:
+        super().__init__(settings)
+        self.max_wait = settings.getfloat("ARCHIVE_RETRY_MAX_WAIT", 120.0)
+        self.backoff = settings.getfloat("ARCHIVE_RETRY_BACKOFF", 1.0)
+
+    async def process_response(  # type: ignore[override]
+        self, request: Request, response: Response
+    ) -> Request | Response:
+        if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
+            return response
+        retry = self._retry(request, response_status_message(response.status))
+        if retry is None:
+            return response
+        asked = None
+        if response.status in (429, 503):
+            asked = retry_after_seconds(response.headers.get(b"Retry-After"))
+        attempt = int(retry.meta.get("retry_times", 1))
+        wait = asked if asked is not None else self.backoff * 2 ** (attempt - 1)
+        stats = self.crawler.stats
+        assert stats is not None
+        if wait > self.max_wait:
+            stats.inc_value("archive/retry/gave_up_long_wait")
+            logger.warning(
+                "Not retrying %s: the server asks to wait %.0f s (limit %.0f s)",
+                request.url,
+                wait,
+                self.max_wait,
+                extra={"spider": self.crawler.spider},
+            )
+            return response
+        stats.inc_value("archive/retry/waits")
+        stats.inc_value("archive/retry/wait_ms", int(wait * 1000))
+        if wait > 0:
+            from twisted.internet import reactor
+
+            await maybe_deferred_to_future(deferLater(reactor, wait))
+        return retry
