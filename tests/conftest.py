@@ -65,12 +65,12 @@ class DemoRun:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
-    """`newsarchive demo` once, in a fresh directory with its default store."""
+    """`newsarchive demo --sites tdi` once, in a fresh directory with its default store."""
     cwd = tmp_path_factory.mktemp("demo")
     cli = venv_program("newsarchive")
     cmd = [str(cli)] if cli else [sys.executable, "-m", "crawler.cli"]
     proc = subprocess.run(
-        [*cmd, "demo"],
+        [*cmd, "demo", "--sites", "tdi"],
         cwd=cwd,
         capture_output=True,
         text=True,
