@@ -66,6 +66,9 @@ class SiteRules:
     section: tuple[str, ...] = ()
     lead: tuple[str, ...] = ()
     timezone: str | None = None
+    # A regex with groups ``year``, ``month``, ``day`` over the URL: the published date when the
+    # page gives none (a day, at midnight in ``timezone``, with a warning).
+    url_date: str | None = None
 
     def __post_init__(self) -> None:
         # Fail when the spider module is imported, not on the first page of a crawl.
@@ -96,6 +99,12 @@ class SiteRules:
         _compile(self.blocks)
         if self.timezone is not None:
             _zone(self.timezone)
+        if self.url_date is not None:
+            groups = _regex(self.url_date).groupindex
+            if not {"year", "month", "day"} <= groups.keys():
+                raise ValueError(
+                    f"SiteRules.url_date needs groups year, month and day: {self.url_date!r}"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +175,7 @@ def _regex(pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
     except re.error as exc:
-        raise ValueError(f"bad drop_text pattern {pattern!r}: {exc}") from exc
+        raise ValueError(f"bad regex {pattern!r}: {exc}") from exc
 
 
 @lru_cache(maxsize=64)
@@ -621,6 +630,11 @@ def _strip_site_name(title: str, site_name: str | None) -> str:
         head = title[: -len(site_name)].rstrip()
         if head and head[-1] in _TITLE_SEPARATORS:
             return head[:-1].rstrip()
+    # Some sites put the name first ("PressTV-Iran says ...").
+    if site_name and title != site_name and title.startswith(site_name):
+        tail = title[len(site_name) :].lstrip()
+        if tail and tail[0] in _TITLE_SEPARATORS and (rest := tail[1:].strip()):
+            return rest
     return title
 
 
@@ -751,6 +765,8 @@ def _fields(
         warnings,
         "published",
     )
+    if published is None and rules is not None and rules.url_date is not None:
+        published = _url_date(url, rules.url_date, zone, warnings)
     modified = _date(
         _date_candidates(
             root,
@@ -776,6 +792,8 @@ def _fields(
     tags = _all(root, rules.tags, meta) if rules else []
     if not tags:
         tags = meta.all("article:tag") or _unique(_ld_strings(meta.ld("keywords")))
+    # A tag shown as a hashtag ("#Gaza") is the tag "Gaza".
+    tags = _unique(t.lstrip("#").strip() if t.startswith("#") else t for t in tags)
     section = _first(root, rules.section, meta=meta) if rules else None
     if section is None:
         sections = _ld_strings(meta.ld("articleSection"))
@@ -801,6 +819,21 @@ def _fields(
         description=meta.get("description", "og:description", "twitter:description"),
         canonical_url=urljoin(url, canonical) if canonical else None,
     )
+
+
+def _url_date(url: str, pattern: str, zone: tzinfo | None, warnings: list[str]) -> datetime | None:
+    match = _regex(pattern).search(url)
+    if match is None:
+        return None
+    try:
+        day = datetime(
+            int(match["year"]), int(match["month"]), int(match["day"]), tzinfo=zone or UTC
+        )
+    except ValueError:
+        warnings.append(f"unparsed published date in the URL {match.group(0)[:40]!r}")
+        return None
+    warnings.append("published date from the URL (day only)")
+    return day
 
 
 def _date_candidates(

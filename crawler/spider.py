@@ -115,6 +115,20 @@ def _iso(value: str | None) -> str | None:
     return parsed.isoformat() if parsed else None
 
 
+def _add_discovery(pending: list[dict[str, Any]], discovery: dict[str, Any]) -> None:
+    """One entry per (channel, source): a page linking an article twice (a thumbnail, then the
+    headline) fills the fields the first link lacked instead of adding a second entry."""
+    for known in pending:
+        if known.get("via") == discovery.get("via") and known.get("source") == discovery.get(
+            "source"
+        ):
+            for name, value in discovery.items():
+                if known.get(name) is None and value is not None:
+                    known[name] = value
+            return
+    pending.append(discovery)
+
+
 def _first_url(response: Response) -> str:
     """The URL first requested for this response, before any redirect."""
     redirects = response.meta.get("redirect_urls")
@@ -149,10 +163,11 @@ class NewsSpider(scrapy.Spider):
     """Base of every site spider: a site module sets the class attributes and ``article_key``.
 
     Discovery requests go to ``feeds`` (RSS/Atom), ``sitemaps`` (indexes followed where a child
-    URL matches ``sitemap_follow``) and ``listings`` (``listing_links`` followed, ``listing_next``
-    paginated up to ``listing_max_pages``). Every URL for which ``article_key`` gives a key is
-    requested once per crawl; later discoveries of the same key join its provenance while the
-    request is pending.
+    URL matches ``sitemap_follow``; other index entries that are article URLs are requested as
+    articles) and ``listings`` (``listing_links`` followed, ``listing_next`` paginated up to
+    ``listing_max_pages``). Every URL for which ``article_key`` gives a key is requested once per
+    crawl, whatever host or slug it came under; later discoveries of the same key join its
+    provenance (one entry per channel and source) while the request is pending.
     """
 
     feeds: ClassVar[tuple[str, ...]] = ()
@@ -276,19 +291,25 @@ class NewsSpider(scrapy.Spider):
                 loc = response.urljoin(entry["loc"])
                 if not self._follow or any(p.search(loc) for p in self._follow):
                     yield Request(loc, callback=self.parse_sitemap, errback=self.request_failed)
+                elif self.article_key(loc) is not None:
+                    # Some indexes list article URLs beside their child sitemaps.
+                    yield from self._article_request(loc, self._sitemap_discovery(response, entry))
             return
         for entry in entries:
-            news = entry.get("news", {})
             yield from self._article_request(
-                response.urljoin(entry["loc"]),
-                {
-                    "via": "sitemap",
-                    "source": response.url,
-                    "published": _iso(news.get("publication_date")),
-                    "title": news.get("title"),
-                    "lastmod": _iso(entry.get("lastmod")),
-                },
+                response.urljoin(entry["loc"]), self._sitemap_discovery(response, entry)
             )
+
+    @staticmethod
+    def _sitemap_discovery(response: Response, entry: dict[str, Any]) -> dict[str, Any]:
+        news = entry.get("news", {})
+        return {
+            "via": "sitemap",
+            "source": response.url,
+            "published": _iso(news.get("publication_date")),
+            "title": news.get("title"),
+            "lastmod": _iso(entry.get("lastmod")),
+        }
 
     def parse_listing(self, response: Response, page: int = 1) -> Iterator[Request]:
         if not isinstance(response, TextResponse):
@@ -336,7 +357,7 @@ class NewsSpider(scrapy.Spider):
             return
         if key in self._seen:
             if (pending := self._pending.get(key)) is not None:
-                pending.append(discovery)
+                _add_discovery(pending, discovery)
             return
         limit = self.args.max_articles
         if limit is not None and len(self._seen) >= limit:
