@@ -20,11 +20,7 @@ EXTENSIONS = {
 }
 ITEM_PIPELINES = {"crawler.pipelines.ArticlePipeline": 300}
 DOWNLOADER_MIDDLEWARES = {"crawler.middlewares.ArchiveProxyMiddleware": 740}
-SPIDER_MIDDLEWARES = {
-    "crawler.middlewares.CaptureLinkMiddleware": 950,
-    # Outermost of ours: drops article requests the catalog has (before Scrapy's offsite etc.).
-    "crawler.incremental.IncrementalMiddleware": 990,
-}
+SPIDER_MIDDLEWARES = {"crawler.middlewares.CaptureLinkMiddleware": 950}
 # Scrapy's HTTP/1.1 handler plus the reason phrase (crawler/download.py).
 DOWNLOAD_HANDLERS = {
     "http": "crawler.download.ArchiveHTTP11DownloadHandler",

@@ -23,6 +23,8 @@ DEMO_SETTINGS = {
     "AUTOTHROTTLE_ENABLED": "False",
     "CONCURRENT_REQUESTS_PER_DOMAIN": "8",
     "RETRY_TIMES": "1",
+    # The saved pages carry their real dates (2023-2025): no 30-day discovery window.
+    "ARCHIVE_DISCOVERY_WINDOW_DAYS": "0",
 }
 
 

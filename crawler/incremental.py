@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
 from crawler.catalog import DEFAULT_REVISION_AGES, Capture, Catalog, sqlite_url
-from crawler.constants import META_ARTICLE_KEY, STATS_SKIPPED
+from crawler.constants import META_ARTICLE_KEY
 from crawler.run import ArchiveRun
 from crawler.warc_capture import CaptureInfo, RevisitTarget, WarcCapture, warc_key
 from crawler.warc_writer import RecordLocation
@@ -82,7 +81,7 @@ class ArchiveCatalog:
 
     An article already archived is not requested again unless it is due for a revision (an
     age from ``ARCHIVE_REVISION_AGES`` passed since its first capture and it was not checked
-    since) or the crawl runs with ``ARCHIVE_REFRESH``.
+    since) or the crawl runs with ``ARCHIVE_REFRESH`` (or the spider argument ``refresh``).
     """
 
     def __init__(self, config: CatalogConfig, crawler: Crawler) -> None:
@@ -115,6 +114,9 @@ class ArchiveCatalog:
         url = self.config.url or default_catalog_url(run)
         await maybe_deferred_to_future(deferToThread(self._open, url))
         run.add_closer("catalog", self.close)
+        if hasattr(spider, "article_wanted"):
+            # NewsSpider asks before it requests an article (and before max_articles counts).
+            spider.article_wanted = self.wanted
         capture = self.crawler.get_extension(WarcCapture)
         if capture is not None:
             capture.revisit_lookup = self.revisit_target
@@ -191,50 +193,3 @@ def _catalog_time(warc_date: str) -> str:
 def _safe_url(url: str) -> str:
     """A database URL for the log, without its password."""
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
-
-
-class IncrementalMiddleware:
-    """Drops article requests the catalog says are archived and not due (counted skip)."""
-
-    def __init__(self, crawler: Crawler) -> None:
-        self.crawler = crawler
-        self._catalog: ArchiveCatalog | None = None
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> Self:
-        if not crawler.settings.getbool("ARCHIVE_CATALOG_ENABLED"):
-            raise NotConfigured("ARCHIVE_CATALOG_ENABLED is off")
-        return cls(crawler)
-
-    def _keep(self, item: Any) -> bool:
-        if not isinstance(item, Request):
-            return True
-        key = item.meta.get(META_ARTICLE_KEY)
-        if key is None:
-            return True
-        if self._catalog is None:
-            self._catalog = self.crawler.get_extension(ArchiveCatalog)
-        if self._catalog is None or self._catalog.wanted(key):
-            return True
-        stats = self.crawler.stats
-        assert stats is not None
-        stats.inc_value(STATS_SKIPPED.format(reason="already-archived"))
-        return False
-
-    def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
-        return (item for item in result if self._keep(item))
-
-    async def process_spider_output_async(
-        self, response: Response, result: AsyncIterator[Any]
-    ) -> AsyncIterator[Any]:
-        async for item in result:
-            if self._keep(item):
-                yield item
-
-    def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        return self._filter_start(start)
-
-    async def _filter_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        async for item in start:
-            if self._keep(item):
-                yield item

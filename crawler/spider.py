@@ -8,6 +8,7 @@ import struct
 import xml.sax
 import zlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import feedparser
@@ -26,7 +27,7 @@ from crawler.extract import detect_encoding, parse_datetime
 from crawler.items import ArticlePage
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
 
     from scrapy.crawler import Crawler
     from twisted.python.failure import Failure
@@ -42,13 +43,72 @@ _BODY_CLASS_RE = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class CrawlArgs:
-    """Spider arguments (``scrapy crawl site -a name=value``), parsed and validated once."""
+    """Spider arguments (``scrapy crawl site -a name=value``), parsed and validated once.
+
+    ``since``/``until`` (dates or ISO times, inclusive) bound the articles requested by the
+    dates their feed or sitemap gives; without ``since`` the crawl's discovery window applies
+    (``ARCHIVE_DISCOVERY_WINDOW_DAYS``, 30 days): ``since=2020-01-01`` backfills.
+    ``refresh=1`` fetches articles the catalog already has.
+    """
 
     max_articles: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    refresh: bool = False
 
     @classmethod
-    def parse(cls, *, max_articles: object = None) -> CrawlArgs:
-        return cls(max_articles=_positive_int("max_articles", max_articles))
+    def parse(
+        cls,
+        *,
+        max_articles: object = None,
+        since: object = None,
+        until: object = None,
+        refresh: object = None,
+    ) -> CrawlArgs:
+        start = _arg_time("since", since)
+        end = _arg_time("until", until, end_of_day=True)
+        if start is not None and end is not None and start > end:
+            raise ValueError(f"since ({since}) is after until ({until})")
+        return cls(
+            max_articles=_positive_int("max_articles", max_articles),
+            since=start,
+            until=end,
+            refresh=_flag("refresh", refresh),
+        )
+
+
+def _arg_time(name: str, value: object, *, end_of_day: bool = False) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"{name} must be a date (2025-06-01) or an ISO time, got {value!r}"
+            ) from None
+        if end_of_day and len(text) == 10:
+            # A date as the end of a range means the whole day.
+            moment += timedelta(days=1) - timedelta(microseconds=1)
+    else:
+        raise ValueError(f"{name} must be a date (2025-06-01) or an ISO time, got {value!r}")
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _flag(name: str, value: object) -> bool:
+    if value is None or value == "" or value is False:
+        return False
+    if value is True:
+        return True
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {value!r}")
 
 
 def _positive_int(name: str, value: object) -> int | None:
@@ -180,12 +240,27 @@ class NewsSpider(scrapy.Spider):
     rules: ClassVar[SiteRules]
 
     def __init__(
-        self, name: str | None = None, *, max_articles: object = None, **kwargs: Any
+        self,
+        name: str | None = None,
+        *,
+        max_articles: object = None,
+        since: object = None,
+        until: object = None,
+        refresh: object = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(name, **kwargs)
-        self.args = CrawlArgs.parse(max_articles=max_articles)
+        self.args = CrawlArgs.parse(
+            max_articles=max_articles, since=since, until=until, refresh=refresh
+        )
+        # Set from outside by the archive's catalog (spiders never touch it): False for an
+        # article key already archived and not due for a revision.
+        self.article_wanted: Callable[[str], bool] | None = None
+        # The lower bound of discovery dates; from_crawler applies the default window.
+        self.window_start: datetime | None = self.args.since
         self._follow = [re.compile(p) for p in self.sitemap_follow]
         self._seen: set[str] = set()
+        self._archived: set[str] = set()  # keys skipped as already archived (counted once)
         # Discovery lists of requests not answered yet; the same list object rides in the
         # request meta, so provenance added here reaches the item.
         self._pending: dict[str, list[dict[str, Any]]] = {}
@@ -195,6 +270,9 @@ class NewsSpider(scrapy.Spider):
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
         crawler.signals.connect(spider.request_dropped, signal=signals.request_dropped)
+        days = crawler.settings.getint("ARCHIVE_DISCOVERY_WINDOW_DAYS", 30)
+        if spider.window_start is None and days > 0:
+            spider.window_start = datetime.now(UTC) - timedelta(days=days)
         return spider
 
     # ------------------------------------------------------------------ site hooks
@@ -359,6 +437,19 @@ class NewsSpider(scrapy.Spider):
             if (pending := self._pending.get(key)) is not None:
                 _add_discovery(pending, discovery)
             return
+        if not self._in_window(discovery):
+            self._count_skip("outside-window")
+            return
+        if (
+            not self.args.refresh
+            and self.article_wanted is not None
+            and not self.article_wanted(key)
+        ):
+            # Archived already: neither fetched nor counted against max_articles.
+            if key not in self._archived:
+                self._archived.add(key)
+                self._count_skip("already-archived")
+            return
         limit = self.args.max_articles
         if limit is not None and len(self._seen) >= limit:
             self._count_skip("max-articles")
@@ -378,6 +469,21 @@ class NewsSpider(scrapy.Spider):
             errback=self.request_failed,
             meta={META_DISCOVERY: provenance, META_ARTICLE_KEY: key},
         )
+
+    def _in_window(self, discovery: dict[str, Any]) -> bool:
+        """Whether the date the feed or sitemap gave is inside since/until (no date: yes)."""
+        given = discovery.get("published") or discovery.get("lastmod")
+        if not given or (self.window_start is None and self.args.until is None):
+            return True
+        try:
+            moment = datetime.fromisoformat(str(given).replace("Z", "+00:00"))
+        except ValueError:
+            return True
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if self.window_start is not None and moment < self.window_start:
+            return False
+        return self.args.until is None or moment <= self.args.until
 
     # ------------------------------------------------------------------ articles
 

@@ -37,7 +37,12 @@ MIRROR_SETTINGS = {
     "AUTOTHROTTLE_ENABLED": "False",
     "DOWNLOAD_TIMEOUT": "20",
     "LOG_LEVEL": "INFO",
+    # The saved pages carry their real (old) dates: no 30-day discovery window.
+    "ARCHIVE_DISCOVERY_WINDOW_DAYS": "0",
 }
+
+# For spiders built in unit tests from saved pages, whose dates are real and old.
+NO_WINDOW = {"ARCHIVE_DISCOVERY_WINDOW_DAYS": 0}
 
 SIMPLE_RULES = SiteRules(title=("h1",), body=("div.story",))
 

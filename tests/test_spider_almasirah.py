@@ -23,7 +23,7 @@ from crawler.mirror.routes import SITES_DIR, Route, load_site
 from crawler.mirror.server import MirrorRequest, MirrorServer
 from spiders.almasirah import RULES, AlmasirahSpider, article_key
 from tests.conftest import expected_text
-from tests.crawl_helper import CrawlResult, run_crawl
+from tests.crawl_helper import NO_WINDOW, CrawlResult, run_crawl
 
 M = "https://english.masirahtv.net"
 Y = "https://english.almasirah.net.ye"
@@ -62,7 +62,7 @@ def mirror_response(url: str, request: Request | None = None) -> Response:
 
 @pytest.fixture
 def spider() -> AlmasirahSpider:
-    return AlmasirahSpider.from_crawler(get_crawler(AlmasirahSpider))
+    return AlmasirahSpider.from_crawler(get_crawler(AlmasirahSpider, NO_WINDOW))
 
 
 def stats(spider: AlmasirahSpider) -> dict[str, Any]:

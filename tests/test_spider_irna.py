@@ -25,7 +25,7 @@ from crawler.spider import NewsSpider
 from crawler.store import LocalStore
 from spiders.irna import RULES, IrnaSpider, article_key
 from tests.conftest import expected_text, mirror_file
-from tests.crawl_helper import CrawlResult, run_crawl
+from tests.crawl_helper import NO_WINDOW, CrawlResult, run_crawl
 
 H = "https://en.irna.ir"
 FEED = f"{H}/rss"
@@ -74,7 +74,7 @@ def article_request(url: str, key: str, *, redirected_from: str | None = None) -
 
 @pytest.fixture
 def spider() -> IrnaSpider:
-    return IrnaSpider.from_crawler(get_crawler(IrnaSpider))
+    return IrnaSpider.from_crawler(get_crawler(IrnaSpider, NO_WINDOW))
 
 
 def stats(spider: NewsSpider) -> dict[str, Any]:

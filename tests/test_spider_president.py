@@ -24,7 +24,7 @@ from crawler.spider import NewsSpider
 from crawler.store import LocalStore
 from spiders.president import RULES, PresidentSpider, article_key
 from tests.conftest import expected_text, mirror_file
-from tests.crawl_helper import CrawlResult, run_crawl
+from tests.crawl_helper import NO_WINDOW, CrawlResult, run_crawl
 
 H = "https://president.ir"
 HOME = f"{H}/en/"
@@ -61,7 +61,7 @@ def article_request(url: str, key: str) -> Request:
 
 @pytest.fixture
 def spider() -> PresidentSpider:
-    return PresidentSpider.from_crawler(get_crawler(PresidentSpider))
+    return PresidentSpider.from_crawler(get_crawler(PresidentSpider, NO_WINDOW))
 
 
 def stats(spider: NewsSpider) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from crawler.items import ArticlePage
 from crawler.mirror.routes import SITES_DIR, Route, load_site
 from crawler.mirror.server import MirrorRequest, MirrorServer
 from spiders.presstv import RULES, PressTvSpider, article_key
-from tests.crawl_helper import CrawlResult, run_crawl
+from tests.crawl_helper import NO_WINDOW, CrawlResult, run_crawl
 
 W = "https://www.presstv.ir"
 UK = "https://www.presstv.co.uk"
@@ -61,7 +61,7 @@ def mirror_response(url: str, request: Request | None = None) -> Response:
 
 @pytest.fixture
 def spider() -> PressTvSpider:
-    return PressTvSpider.from_crawler(get_crawler(PressTvSpider))
+    return PressTvSpider.from_crawler(get_crawler(PressTvSpider, NO_WINDOW))
 
 
 def stats(spider: PressTvSpider) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from crawler.items import ArticlePage
 from crawler.mirror.routes import SITES_DIR, Route, load_site
 from crawler.spider import CrawlArgs, NewsSpider, body_classes
 from spiders.tdi import TdiSpider
+from tests.crawl_helper import NO_WINDOW
 
 SITE = "https://thediplomaticinsight.com"
 FEED = f"{SITE}/feed/"
@@ -72,7 +73,7 @@ def article_request(url: str, key: str, *, redirected_from: str | None = None) -
 
 @pytest.fixture
 def spider() -> TdiSpider:
-    crawler = get_crawler(TdiSpider)
+    crawler = get_crawler(TdiSpider, NO_WINDOW)
     return TdiSpider.from_crawler(crawler)
 
 
@@ -297,7 +298,7 @@ def test_a_discovery_after_the_page_was_parsed_requests_nothing(spider: TdiSpide
 
 def test_max_articles_caps_the_article_requests(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="crawler.spider")
-    spider = TdiSpider.from_crawler(get_crawler(TdiSpider), max_articles="2")
+    spider = TdiSpider.from_crawler(get_crawler(TdiSpider, NO_WINDOW), max_articles="2")
     assert spider.args == CrawlArgs(max_articles=2)
     out = requests(spider.parse_feed(mirror_response(FEED)))
     assert len(out) == 2
@@ -448,14 +449,14 @@ class ListingSpider(TdiSpider):
 
 
 def test_start_yields_listing_requests() -> None:
-    spider = ListingSpider.from_crawler(get_crawler(ListingSpider))
+    spider = ListingSpider.from_crawler(get_crawler(ListingSpider, NO_WINDOW))
     started = asyncio.run(_collect(spider.start()))
     assert [r.url for r in started] == [FEED, SITEMAP, f"{SITE}/category/middle-east/"]
     assert started[2].cb_kwargs == {"page": 1}
 
 
 def test_listing_pages_give_articles_and_the_next_page_up_to_the_limit() -> None:
-    spider = ListingSpider.from_crawler(get_crawler(ListingSpider))
+    spider = ListingSpider.from_crawler(get_crawler(ListingSpider, NO_WINDOW))
     url = f"{SITE}/category/middle-east/"
     out = requests(spider.parse_listing(mirror_response(url)))
     articles = [r for r in out if r.callback == spider.parse_article]
