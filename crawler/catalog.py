@@ -49,6 +49,7 @@ captures = Table(
     Column("url", Text, nullable=False),
     Column("article_key", String(255)),
     Column("capture_time", String(32), nullable=False),
+    Column("warc_date", String(40)),  # the record's WARC-Date exactly (revisits cite it)
     Column("status", Integer, nullable=False),
     Column("record_type", String(16), nullable=False),  # response | revisit
     Column("payload_digest", String(80)),
@@ -110,6 +111,7 @@ class Capture:
     text_digest: str | None = None
     text_key: str | None = None
     version: int | None = None
+    warc_date: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,7 +154,9 @@ class ArchiveCatalog:
         earlier = self.catalog.payload_capture(url, payload_digest)
         if earlier is None:
             return None
-        return RevisitTarget(earlier.record_id, earlier.url, earlier.capture_time)
+        return RevisitTarget(
+            earlier.record_id, earlier.url, earlier.warc_date or earlier.capture_time
+        )
 
     # -- recording ----------------------------------------------------------------------------
     def captured(self, info: CaptureInfo, request: Request, response: Response) -> None:
@@ -173,6 +175,7 @@ class ArchiveCatalog:
                     url=info.target_uri,
                     article_key=key,
                     capture_time=_catalog_time(info.date),
+                    warc_date=info.date,
                     status=status,
                     record_type=info.record_type,
                     payload_digest=info.payload_digest,

@@ -246,6 +246,7 @@ class ArticlePipeline:
                     text_digest=sidecar["text_digest"],
                     text_key=key,
                     version=version,
+                    warc_date=capture.date,
                 )
             )
 

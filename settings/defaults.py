@@ -43,3 +43,26 @@ ARCHIVE_TEXT_MODE = "article"
 # Threads extracting text. Extraction is CPU-bound Python: more threads than one mostly add
 # lock contention (measured: 2 threads, no faster; 10 threads, +65 % CPU per page).
 ARCHIVE_TEXT_WORKERS = 1
+
+# --- Catalog and incremental crawling ---------------------------------------------------------
+# Record every capture and each article's text versions; skip articles already archived.
+ARCHIVE_CATALOG_ENABLED = True
+# Any SQLAlchemy URL (postgresql+psycopg://user@host/db when machines share one); empty =
+# SQLite in "<store>/.catalog.sqlite" for a local store, beside the spool for S3.
+ARCHIVE_CATALOG_URL = ""
+# Ages after the first capture at which an article is fetched again to catch edits.
+# "" or "0" = never.
+ARCHIVE_REVISION_AGES = "1h,1d,7d"
+# Fetch every discovered article again, archived or not (the spider argument refresh=1 too).
+ARCHIVE_REFRESH = False
+
+# --- Discovery ---------------------------------------------------------------------------------
+# Articles whose feed or sitemap date is older than this many days are not requested unless
+# the spider argument since= says otherwise (0 = no window: walk everything discovered).
+ARCHIVE_DISCOVERY_WINDOW_DAYS = 30
+
+# --- Retries -------------------------------------------------------------------------------------
+# Retries wait what Retry-After asks (429, 503), else ARCHIVE_RETRY_BACKOFF seconds doubled at
+# each attempt; a wait longer than ARCHIVE_RETRY_MAX_WAIT seconds gives up (counted).
+ARCHIVE_RETRY_BACKOFF = 1.0
+ARCHIVE_RETRY_MAX_WAIT = 120

@@ -137,7 +137,8 @@ class BadCrawl:
         for path in self.warc_files():
             with path.open("rb") as stream:
                 for record in ArchiveIterator(stream):
-                    if record.rec_type == "response":
+                    # A retry that got the same bytes again is a revisit of the first capture.
+                    if record.rec_type in ("response", "revisit"):
                         # raw_stream: the payload as stored (content_stream would gunzip it).
                         record.payload = record.raw_stream.read()
                         out.append(record)
@@ -219,6 +220,12 @@ def test_every_response_is_in_the_warc(bad_crawl: BadCrawl) -> None:
     archived = collections.Counter(r.rec_headers.get_header("WARC-Target-URI") for r in records)
     assert archived == answered
     assert answered[f"{H}/news/broken/"] == 3  # the first try and two retries
+    broken = [
+        r.rec_type
+        for r in records
+        if r.rec_headers.get_header("WARC-Target-URI") == f"{H}/news/broken/"
+    ]
+    assert broken == ["response", "revisit", "revisit"]  # the same 500 page three times
     truncated = {
         r.rec_headers.get_header("WARC-Target-URI"): r
         for r in records
