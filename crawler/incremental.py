@@ -18,6 +18,7 @@ from twisted.internet.threads import deferToThread
 from crawler.catalog import DEFAULT_REVISION_AGES, Capture, Catalog, sqlite_url
 from crawler.constants import META_ARTICLE_KEY
 from crawler.run import ArchiveRun
+from crawler.spider import NewsSpider
 from crawler.warc_capture import CaptureInfo, RevisitTarget, WarcCapture, warc_key
 from crawler.warc_writer import RecordLocation
 
@@ -91,7 +92,7 @@ class ArchiveCatalog:
         self.site = ""
         self.crawl_id = ""
         self.known: set[str] = set()
-        self.due: set[str] = set()
+        self.due: dict[str, str] = {}  # article key -> URL, due for a revision
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -114,9 +115,10 @@ class ArchiveCatalog:
         url = self.config.url or default_catalog_url(run)
         await maybe_deferred_to_future(deferToThread(self._open, url))
         run.add_closer("catalog", self.close)
-        if hasattr(spider, "article_wanted"):
+        if isinstance(spider, NewsSpider):
             # NewsSpider asks before it requests an article (and before max_articles counts).
             spider.article_wanted = self.wanted
+            spider.revisions = sorted(self.due.items())
         capture = self.crawler.get_extension(WarcCapture)
         if capture is not None:
             capture.revisit_lookup = self.revisit_target
@@ -136,7 +138,7 @@ class ArchiveCatalog:
         if self.config.revision_ages:
             now = datetime.now(UTC)
             self.due = {
-                a.article_key
+                a.article_key: a.url
                 for a in self.catalog.due_for_revision(self.site, now, self.config.revision_ages)
             }
 

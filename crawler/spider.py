@@ -256,6 +256,9 @@ class NewsSpider(scrapy.Spider):
         # Set from outside by the archive's catalog (spiders never touch it): False for an
         # article key already archived and not due for a revision.
         self.article_wanted: Callable[[str], bool] | None = None
+        # Set from outside by the catalog too: (key, url) of archived articles due for a
+        # revision (an age passed since their first capture), requested at start.
+        self.revisions: list[tuple[str, str]] = []
         # The lower bound of discovery dates; from_crawler applies the default window.
         self.window_start: datetime | None = self.args.since
         self._follow = [re.compile(p) for p in self.sitemap_follow]
@@ -299,6 +302,11 @@ class NewsSpider(scrapy.Spider):
                 errback=self.request_failed,
                 cb_kwargs={"page": 1},
             )
+        # Articles due for a revision are fetched whether or not a feed still lists them.
+        for key, url in self.revisions:
+            if self.article_key(url) == key:
+                for request in self._article_request(url, {"via": "revision", "source": url}):
+                    yield request
 
     def parse_feed(self, response: Response) -> Iterator[Request]:
         headers = {"content-location": response.url}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.catalog import Catalog, sqlite_url
+from crawler.catalog import Catalog, articles, sqlite_url
 from crawler.incremental import parse_ages
 from crawler.mirror.routes import Route
 from crawler.mirror.server import MirrorServer
@@ -124,3 +125,35 @@ def test_refetch_gives_revisits_and_an_edit_gives_a_second_version(tmp_path: Pat
     catalog = Catalog(sqlite_url(store / ".catalog.sqlite"))
     state = catalog.article("tdi", "zambia-independence-day-2023")
     assert state is not None and state.version == 2
+
+
+def test_articles_due_for_revision_are_fetched_without_discovery(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with MirrorServer(sites=[SITE_DIR]) as mirror:
+        first = crawl(mirror, store, tmp_path / "1.json")
+        assert first.report["articles"]["new"] == 6
+        # Two hours later (first capture moved back), with feed and sitemap gone.
+        catalog = Catalog(sqlite_url(store / ".catalog.sqlite"))
+        with catalog.engine.begin() as conn:
+            conn.execute(
+                articles.update().values(
+                    first_captured="2026-01-01T10:00:00Z", last_checked="2026-01-01T10:00:00Z"
+                )
+            )
+        for url in (
+            "https://thediplomaticinsight.com/feed/",
+            "https://thediplomaticinsight.com/wp-sitemap.xml",
+        ):
+            mirror.add_route(Route(url=url, status=404))
+        mirror.clear_requests()
+        second = crawl(mirror, store, tmp_path / "2.json", ARCHIVE_REVISION_AGES="1h")
+        fetched = article_fetches(mirror)
+    assert len(set(fetched)) == 6  # every article re-checked, found through the catalog
+    assert second.stats["archive/articles/unchanged"] == 6
+    # Checked now: not due again until its next age.
+    assert (
+        Catalog(sqlite_url(store / ".catalog.sqlite")).due_for_revision(
+            "tdi", datetime.now(UTC), parse_ages("1h")
+        )
+        == []
+    )
