@@ -19,6 +19,7 @@ from crawler.constants import (
     STATS_ARTICLES_FAILED,
     STATS_ARTICLES_FAILED_REASON,
     STATS_ARTICLES_NEW,
+    STATS_ARTICLES_NO_TITLE,
     STATS_ARTICLES_REVISED,
     STATS_ARTICLES_UNCHANGED,
     STATS_TEXT_BYTES,
@@ -203,6 +204,8 @@ class ArticlePipeline:
         if catalog is not None:
             self._record(catalog, item, sidecar, capture, location, version, key, date)
         stats.inc_value(STATS_ARTICLES_NEW if current is None else STATS_ARTICLES_REVISED)
+        if not article.title:
+            stats.inc_value(STATS_ARTICLES_NO_TITLE)
         stats.inc_value(STATS_TEXT_BYTES, len(text))
         return sidecar
 

@@ -22,7 +22,12 @@ from scrapy.utils.gz import gunzip, gzip_magic_number
 from scrapy.utils.sitemap import Sitemap
 from w3lib.encoding import html_body_declared_encoding, resolve_encoding
 
-from crawler.constants import META_ARTICLE_KEY, META_DISCOVERY, STATS_SKIPPED
+from crawler.constants import (
+    META_ARTICLE_KEY,
+    META_DISCOVERY,
+    STATS_ARTICLES_DISCOVERED,
+    STATS_SKIPPED,
+)
 from crawler.extract import detect_encoding, parse_datetime
 from crawler.items import ArticlePage
 
@@ -264,6 +269,7 @@ class NewsSpider(scrapy.Spider):
         self._follow = [re.compile(p) for p in self.sitemap_follow]
         self._seen: set[str] = set()
         self._archived: set[str] = set()  # keys skipped as already archived (counted once)
+        self._discovered: set[str] = set()
         # Discovery lists of requests not answered yet; the same list object rides in the
         # request meta, so provenance added here reaches the item.
         self._pending: dict[str, list[dict[str, Any]]] = {}
@@ -441,6 +447,10 @@ class NewsSpider(scrapy.Spider):
         key = self.article_key(url)
         if key is None:
             return
+        if key not in self._discovered:
+            # Site health: how many distinct articles the feeds, sitemaps and listings gave.
+            self._discovered.add(key)
+            self.crawler.stats.inc_value(STATS_ARTICLES_DISCOVERED)
         if key in self._seen:
             if (pending := self._pending.get(key)) is not None:
                 _add_discovery(pending, discovery)
