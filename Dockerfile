@@ -18,8 +18,11 @@ RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/newsarchive --help >/dev/null
 
 USER newsarchive
+# With an s3:// store the spool holds open WARCs and any backlog an outage left: keep it on the
+# volume so it outlives the container (set AWS_* credentials at run time, never here).
 ENV PATH=/opt/venv/bin:$PATH \
-    NEWSARCHIVE_STORE=/var/lib/newsarchive/archive
+    NEWSARCHIVE_STORE=/var/lib/newsarchive/archive \
+    ARCHIVE_SPOOL_DIR=/var/lib/newsarchive/spool
 VOLUME ["/var/lib/newsarchive"]
 ENTRYPOINT ["newsarchive"]
 CMD ["crawl", "--all"]

@@ -27,6 +27,8 @@ DEMO_SETTINGS = {
     "ARCHIVE_DISCOVERY_WINDOW_DAYS": "0",
 }
 
+CREDENTIAL_SETTINGS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
 
 def spider_names() -> list[str]:
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
@@ -61,6 +63,12 @@ def run_sites(
     overrides = dict(settings)
     if store:
         overrides["ARCHIVE_STORE_URI"] = store
+    # Credentials go to the crawl through its environment (boto3 reads them there): a command line
+    # is visible to every user in `ps`, and Scrapy logs the settings it was given.
+    env = dict(os.environ)
+    for name in CREDENTIAL_SETTINGS:
+        if name in overrides:
+            env[name] = overrides.pop(name)
     reports: dict[str, dict[str, Any] | None] = {}
     worst = EXIT_OK
     pending = list(sites)
@@ -81,7 +89,9 @@ def run_sites(
                 cmd += [x for k, v in overrides.items() for x in ("-s", f"{k}={v}")]
                 cmd += [x for k, v in spider_args.items() for x in ("-a", f"{k}={v}")]
                 print(f"crawling {site} ...", flush=True)
-                running.append((site, subprocess.Popen(cmd), report_file, time.monotonic()))
+                running.append(
+                    (site, subprocess.Popen(cmd, env=env), report_file, time.monotonic())
+                )
             for entry in list(running):
                 site, proc, report_file, started = entry
                 code = proc.poll()
@@ -132,13 +142,29 @@ def cmd_crawl(ns: argparse.Namespace) -> int:
     return code
 
 
+def archive_settings(pairs: Sequence[str]) -> Any:
+    """The settings a crawl would see: project, add-on defaults, environment, ``-s`` pairs."""
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
+    from scrapy.utils.project import get_project_settings
+
+    from crawler.addon import Addon
+
+    settings = get_project_settings()
+    Addon().update_settings(settings)
+    settings.setdict(parse_pairs(list(pairs), "-s"), priority="cmdline")
+    return settings
+
+
 def cmd_demo(ns: argparse.Namespace) -> int:
     from crawler.mirror.server import MirrorServer
+    from crawler.run import store_options
     from crawler.store import StoreError, open_store
 
+    configured = archive_settings(ns.settings)
     try:
-        store = open_store(ns.store)
-        store.check_writable()
+        store = open_store(ns.store, store_options(configured))
+        if configured.getbool("ARCHIVE_STORE_CHECK") or store.local_path("x") is not None:
+            store.check_writable()
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -160,7 +186,21 @@ def cmd_demo(ns: argparse.Namespace) -> int:
 
 def print_outputs(store: Any, reports: dict[str, dict[str, Any] | None]) -> None:
     """Where every kind of output landed, by kind, as store keys and local paths."""
-    keys = list(store.list())
+    from crawler.store import StoreError
+
+    pending = sum(int((r or {}).get("upload", {}).get("pending", 0)) for r in reports.values())
+    try:
+        keys: list[str] | None = list(store.list())
+    except StoreError as exc:
+        print(f"\nstore: {store.uri} cannot be listed: {exc}")
+        keys = None
+    if keys is not None:
+        print_groups(store, keys)
+    if pending:
+        print(f"pending upload: {pending} objects in the spool (send them: newsarchive upload)")
+
+
+def print_groups(store: Any, keys: list[str]) -> None:
     groups = {
         "WARC files": [k for k in keys if k.startswith("warc/")],
         "article texts": [k for k in keys if k.startswith("text/") and k.endswith(".txt")],
@@ -178,12 +218,79 @@ def print_outputs(store: Any, reports: dict[str, dict[str, Any] | None]) -> None
             print(f"  … and {len(group) - 20} more")
 
 
+def cmd_upload(ns: argparse.Namespace) -> int:
+    from crawler.run import (
+        Backlog,
+        default_spool_dir,
+        drain_backlog,
+        pending_backlogs,
+        store_options,
+    )
+    from crawler.store import StoreError, open_store
+
+    settings = archive_settings(ns.settings)
+    spool = Path(ns.spool or settings.get("ARCHIVE_SPOOL_DIR") or default_spool_dir())
+    spool = spool.expanduser()
+    lists = pending_backlogs(spool)
+    if not lists:
+        print(f"nothing to upload: no backlog in {spool}")
+        return EXIT_OK
+    if ns.store:
+        uris = [ns.store]
+    else:
+        uris = []
+        for path in lists:
+            try:
+                uri = Backlog.load(path).store_uri
+            except (OSError, ValueError, KeyError) as exc:
+                print(f"error: unreadable backlog list {path}: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            if uri not in uris:
+                uris.append(uri)
+    total = sum(len(Backlog.load(p).entries) for p in lists)
+    done = 0
+
+    def progress(line: str) -> None:
+        nonlocal done
+        done += 1
+        print(f"[{done}/{total}] {line}", flush=True)
+
+    uploaded_all = 0
+    failed_all: list[str] = []
+    started = time.monotonic()
+    for uri in uris:
+        try:
+            store = open_store(uri, store_options(settings))
+        except StoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"uploading the backlog in {spool} to {store.uri}", flush=True)
+        uploaded, failed = drain_backlog(
+            store,
+            spool,
+            keep_local=settings.getbool("ARCHIVE_STORE_KEEP_LOCAL"),
+            progress=progress,
+        )
+        uploaded_all += len(uploaded)
+        failed_all += failed
+        size = sum(o.size for o in uploaded)
+        print(f"{store.uri}: {len(uploaded)} objects uploaded ({size:,} bytes)", flush=True)
+    left = sum(len(Backlog.load(p).entries) for p in pending_backlogs(spool))
+    print(
+        f"uploaded {uploaded_all} objects in {time.monotonic() - started:.1f}s, "
+        f"{len(failed_all)} failed, {left} still pending in {spool}"
+    )
+    return EXIT_FAILED if failed_all or left else EXIT_OK
+
+
 HELP_EXAMPLES = """\
 examples:
   newsarchive crawl --all                     every site once into ./archive (cron mode)
   newsarchive crawl tdi --store /var/lib/newsarchive
   newsarchive crawl tdi -s ARCHIVE_TEXT_MODE=page -a max_articles=20
   newsarchive demo                            the whole pipeline against the loopback mirror
+  newsarchive crawl tdi --store s3://archive-bucket/news
+  newsarchive upload                          send what an outage left in the spool
 """
 
 
@@ -247,6 +354,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="Scrapy or ARCHIVE_* setting",
     )
     demo.set_defaults(func=cmd_demo)
+
+    upload = sub.add_parser(
+        "upload",
+        help="upload what earlier crawls left in the spool; exit 1 if anything is still pending",
+        description="Objects a remote store did not take during a crawl (an outage, wrong "
+        "credentials) wait in the spool with their size and SHA-256. This uploads them, each "
+        "verified, then removes the local copy. Exit 1 if anything failed or is still pending.",
+        epilog="examples:\n  newsarchive upload\n  AWS_ENDPOINT_URL=http://127.0.0.1:8333 "
+        "newsarchive upload --store s3://archive/news",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    upload.add_argument(
+        "--store",
+        default=None,
+        help="only the backlog meant for this store URI (default: every backlog, each to the "
+        "store it was meant for)",
+    )
+    upload.add_argument(
+        "--spool",
+        default=None,
+        help="spool directory (default: $ARCHIVE_SPOOL_DIR or ~/.cache/newsarchive/spool)",
+    )
+    upload.add_argument(
+        "-s",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="AWS_* or ARCHIVE_STORE_* setting",
+    )
+    upload.set_defaults(func=cmd_upload)
     return parser
 
 

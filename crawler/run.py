@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import logging
+import os
 import secrets
+import shutil
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import IO, TYPE_CHECKING, Any, Self
 
 from scrapy import signals
 from scrapy.utils.defer import maybe_deferred_to_future
@@ -19,7 +23,16 @@ from twisted.internet.threads import deferToThread
 
 from crawler import __version__
 from crawler.constants import STATS_STORE_BYTES, STATS_STORE_OBJECTS
-from crawler.store import LocalStore, StoredObject, StoreError, open_store
+from crawler.store import (
+    LocalStore,
+    Store,
+    StoreConflictError,
+    StoredObject,
+    StoreError,
+    StoreUnavailableError,
+    open_store,
+    sha256_file,
+)
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -29,6 +42,38 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Closer = Callable[[], None]
+Progress = Callable[[str], None]
+STATS_STORE_PENDING = "archive/store/pending"
+# Settings the store reads (Scrapy's AWS_* and ours); boto3's own chain fills what is unset.
+STORE_OPTIONS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION_NAME",
+    "AWS_PROFILE",
+    "ARCHIVE_STORE_S3_ADDRESSING_STYLE",
+    "ARCHIVE_STORE_MULTIPART_THRESHOLD",
+    "ARCHIVE_STORE_MULTIPART_PART_SIZE",
+    "ARCHIVE_STORE_MAX_ATTEMPTS",
+    "ARCHIVE_STORE_CONCURRENCY",
+)
+
+
+def store_options(settings: BaseSettings | Mapping[str, object]) -> dict[str, object]:
+    return {name: settings.get(name) for name in STORE_OPTIONS if settings.get(name) is not None}
+
+
+def default_spool_dir() -> Path:
+    """Where a remote store's files wait: ``$XDG_CACHE_HOME/newsarchive/spool``."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "newsarchive" / "spool"
+
+
+def spool_dir_for(store: Store, configured: Path | None) -> Path:
+    if isinstance(store, LocalStore):
+        return configured if configured is not None else store.root / ".spool"
+    return configured if configured is not None else default_spool_dir()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,27 +82,46 @@ class RunConfig:
     spool_dir: Path | None
     crawl_id: str
     report: bool
+    store_options: Mapping[str, object] = field(default_factory=dict)
+    keep_local: bool = False
+    retry_after: float = 60.0
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> RunConfig:
         spool = settings.get("ARCHIVE_SPOOL_DIR") or ""
+        retry_after = settings.getfloat("ARCHIVE_STORE_RETRY_AFTER", 60.0)
+        if retry_after < 0:
+            raise ValueError(f"ARCHIVE_STORE_RETRY_AFTER must be >= 0, got {retry_after}")
         return cls(
             store_uri=str(settings.get("ARCHIVE_STORE_URI") or ""),
-            spool_dir=Path(spool) if spool else None,
+            spool_dir=Path(spool).expanduser() if spool else None,
             crawl_id=str(settings.get("ARCHIVE_CRAWL_ID") or ""),
             report=settings.getbool("ARCHIVE_REPORT_ENABLED"),
+            store_options=store_options(settings),
+            keep_local=settings.getbool("ARCHIVE_STORE_KEEP_LOCAL"),
+            retry_after=retry_after,
         )
 
 
 def check_settings(settings: BaseSettings) -> list[str]:
-    """Every configuration error of the archive components, each a sentence; empty when fine."""
+    """Every configuration error of the archive components, each a sentence; empty when fine.
+
+    The store is checked for real (bucket, credentials, write permission) unless
+    ``ARCHIVE_STORE_CHECK`` is off for a remote store (crawl now, ``newsarchive upload`` later).
+    """
     from crawler.pipelines import TextConfig
     from crawler.warc_capture import WarcConfig
 
     errors: list[str] = []
     try:
-        open_store(str(settings.get("ARCHIVE_STORE_URI") or "")).check_writable()
+        store = open_store(str(settings.get("ARCHIVE_STORE_URI") or ""), store_options(settings))
+        if isinstance(store, LocalStore) or settings.getbool("ARCHIVE_STORE_CHECK", True):
+            store.check_writable()
     except StoreError as exc:
+        errors.append(str(exc))
+    try:
+        RunConfig.from_settings(settings)
+    except ValueError as exc:
         errors.append(str(exc))
     checks: list[tuple[str, Callable[[BaseSettings], object]]] = [
         ("ARCHIVE_WARC_ENABLED", WarcConfig.from_settings),
@@ -77,6 +141,170 @@ def new_crawl_id(site: str, now: datetime | None = None) -> str:
     return f"{site}-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+class Backlog:
+    """What the store did not take during one crawl, kept in the spool until it does.
+
+    Files live under ``<spool>/pending/<crawl-id>/<key>``, listed in order (the manifest last)
+    in ``<spool>/pending/<crawl-id>.json`` with their size and SHA-256. A lock file beside the
+    list keeps two processes (a crawl and ``newsarchive upload``) off the same backlog.
+    """
+
+    def __init__(self, spool: Path, crawl_id: str, store_uri: str) -> None:
+        self.spool = spool
+        self.crawl_id = crawl_id
+        self.store_uri = store_uri
+        self.dir = spool / "pending"
+        self.list_path = self.dir / f"{crawl_id}.json"
+        self.files = self.dir / crawl_id
+        self.entries: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._lock_fh: IO[bytes] | None = None
+
+    @classmethod
+    def load(cls, list_path: Path) -> Backlog:
+        data = json.loads(list_path.read_text(encoding="utf-8"))
+        backlog = cls(list_path.parent.parent, str(data["crawl_id"]), str(data["store"]))
+        backlog.entries = list(data["objects"])
+        return backlog
+
+    def lock(self) -> bool:
+        """Take the backlog's lock without waiting; False when another process holds it."""
+        if self._lock_fh is not None:
+            return True
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fh = (self.dir / f"{self.crawl_id}.lock").open("ab")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            return False
+        self._lock_fh = fh
+        return True
+
+    def unlock(self) -> None:
+        if self._lock_fh is not None:
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def path_of(self, key: str) -> Path:
+        return self.files.joinpath(*key.split("/"))
+
+    def add_file(self, obj: StoredObject, path: Path, *, move: bool) -> None:
+        target = self.path_of(obj.key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if move:
+            os.replace(path, target)
+        else:
+            shutil.copyfile(path, target)
+        self._add(obj, target)
+
+    def add_bytes(self, obj: StoredObject, data: bytes) -> None:
+        target = self.path_of(obj.key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        self._add(obj, target)
+
+    def _add(self, obj: StoredObject, target: Path) -> None:
+        with self._lock:
+            self.lock()
+            self.entries = [e for e in self.entries if e["key"] != obj.key]
+            self.entries.append(
+                {
+                    "key": obj.key,
+                    "path": target.relative_to(self.spool).as_posix(),
+                    "size": obj.size,
+                    "sha256": obj.sha256,
+                }
+            )
+            self.save()
+
+    def save(self) -> None:
+        if not self.entries:
+            self.list_path.unlink(missing_ok=True)
+            shutil.rmtree(self.files, ignore_errors=True)
+            (self.dir / f"{self.crawl_id}.lock").unlink(missing_ok=True)
+            return
+        data = {"crawl_id": self.crawl_id, "store": self.store_uri, "objects": self.entries}
+        tmp = self.list_path.with_name(f".{self.list_path.name}.tmp")
+        tmp.write_bytes(_dump(data))
+        os.replace(tmp, self.list_path)
+
+
+def pending_backlogs(spool: Path) -> list[Path]:
+    pending = spool / "pending"
+    return sorted(pending.glob("*.json")) if pending.is_dir() else []
+
+
+def drain_backlog(
+    store: Store,
+    spool: Path,
+    *,
+    keep_local: bool = False,
+    skip: str = "",
+    progress: Progress | None = None,
+) -> tuple[list[StoredObject], list[str]]:
+    """Upload every backlog in the spool meant for this store: (uploaded, failure messages).
+
+    Each object is uploaded, verified against the size and SHA-256 recorded when it was
+    spooled, and only then removed locally (kept under ``<spool>/kept/`` with keep_local).
+    """
+    uploaded: list[StoredObject] = []
+    failed: list[str] = []
+    for list_path in pending_backlogs(spool):
+        try:
+            backlog = Backlog.load(list_path)
+        except (OSError, ValueError, KeyError) as exc:
+            failed.append(f"{list_path}: unreadable backlog list ({exc})")
+            continue
+        if backlog.crawl_id == skip or backlog.store_uri != store.uri:
+            continue
+        if not backlog.lock():
+            logger.info("backlog %s is being uploaded by another process", backlog.crawl_id)
+            continue
+        try:
+            for entry in list(backlog.entries):
+                key, path = str(entry["key"]), spool / str(entry["path"])
+                try:
+                    obj = _upload_spooled(store, spool, key, path, entry, keep_local)
+                except (StoreError, OSError) as exc:
+                    failed.append(f"{key}: {exc}")
+                    if progress is not None:
+                        progress(f"failed   {key}: {exc}")
+                    if isinstance(exc, StoreUnavailableError):
+                        # The store is down: the rest waits too, no point retrying each one.
+                        return uploaded, failed
+                    continue
+                uploaded.append(obj)
+                backlog.entries.remove(entry)
+                backlog.save()
+                if progress is not None:
+                    progress(f"uploaded {key} ({obj.size:,} bytes, sha256 {obj.sha256[:12]}…)")
+        finally:
+            backlog.unlock()
+    return uploaded, failed
+
+
+def _upload_spooled(
+    store: Store, spool: Path, key: str, path: Path, entry: Mapping[str, Any], keep_local: bool
+) -> StoredObject:
+    size, digest = sha256_file(path)
+    if (size, digest) != (entry["size"], entry["sha256"]):
+        raise StoreError(
+            f"spooled file {path} changed since the crawl ({size} bytes, sha256 {digest}; "
+            f"recorded {entry['size']} bytes, sha256 {entry['sha256']}): not uploaded"
+        )
+    obj = store.put_file(key, path, move=not keep_local)
+    if keep_local:
+        _keep(spool, key, path)
+    return obj
+
+
+def _keep(spool: Path, key: str, path: Path) -> None:
+    target = spool.joinpath("kept", *key.split("/"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
+
+
 class ArchiveRun:
     """Owns the store for one crawl; other components hand it what they write.
 
@@ -85,9 +313,7 @@ class ArchiveRun:
     close, then the run report and the manifest are stored last.
     """
 
-    def __init__(
-        self, config: RunConfig, store: LocalStore, crawler: Crawler | None = None
-    ) -> None:
+    def __init__(self, config: RunConfig, store: Store, crawler: Crawler | None = None) -> None:
         self.config = config
         self.store = store
         self.crawler = crawler
@@ -102,6 +328,8 @@ class ArchiveRun:
         self.notes: list[str] = []
         self._closers: list[tuple[str, Closer]] = []
         self.report: dict[str, Any] | None = None
+        self._backlog: Backlog | None = None
+        self._store_down_until = 0.0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -110,17 +338,20 @@ class ArchiveRun:
             # Not NotConfigured: a crawl that cannot archive must not run at all.
             raise ValueError("newsarchive cannot start: " + "; ".join(errors))
         config = RunConfig.from_settings(crawler.settings)
-        store = open_store(config.store_uri)
+        store = open_store(config.store_uri, config.store_options)
         ext = cls(config, store, crawler)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.upload_backlog, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
     @property
     def spool_dir(self) -> Path:
-        if self.config.spool_dir is not None:
-            return self.config.spool_dir
-        return self.store.root / ".spool"
+        return spool_dir_for(self.store, self.config.spool_dir)
+
+    @property
+    def remote(self) -> bool:
+        return not isinstance(self.store, LocalStore)
 
     def spider_opened(self, spider: Spider) -> None:
         self.site = spider.name
@@ -138,22 +369,104 @@ class ArchiveRun:
     def add_closer(self, name: str, closer: Closer) -> None:
         self._closers.append((name, closer))
 
+    async def upload_backlog(self, spider: Spider) -> None:
+        """What earlier crawls left in the spool goes up first, in a thread."""
+        if self.remote and pending_backlogs(self.spool_dir):
+            await maybe_deferred_to_future(deferToThread(self.drain))
+
+    def drain(self) -> None:
+        uploaded, failed = drain_backlog(
+            self.store, self.spool_dir, keep_local=self.config.keep_local, skip=self.crawl_id
+        )
+        if uploaded or failed:
+            logger.info(
+                "backlog of earlier crawls: %d objects uploaded, %d still pending",
+                len(uploaded),
+                len(failed),
+            )
+
     def put_file(self, key: str, path: Path, *, move: bool = True) -> StoredObject:
-        obj = self.store.put_file(key, path, move=move)
-        self._record(obj)
+        """Store a file (called from worker threads: uploads block).
+
+        With a remote store, a file the store does not take stays in the spool's backlog
+        and the crawl goes on; ``move`` then means: removed locally once verified.
+        """
+        if not self.remote:
+            obj = self.store.put_file(key, path, move=move)
+            self._record(obj)
+            return obj
+        if self._store_is_up():
+            keep = move and self.config.keep_local
+            try:
+                obj = self.store.put_file(key, path, move=move and not keep)
+            except StoreError as exc:
+                self._store_failed(key, exc)
+            else:
+                if keep:
+                    _keep(self.spool_dir, key, path)
+                self._record(obj)
+                return obj
+        size, digest = sha256_file(path)
+        obj = StoredObject(key, size, digest)
+        self._spool_backlog().add_file(obj, path, move=move)
+        self._record(obj, pending=True)
         return obj
 
     def put_bytes(self, key: str, data: bytes) -> StoredObject:
-        obj = self.store.put_bytes(key, data)
-        self._record(obj)
+        obj = self._put_bytes(key, data)
+        self._record(obj, pending=not self.store_has(obj))
         return obj
 
-    def _record(self, obj: StoredObject) -> None:
+    def store_has(self, obj: StoredObject) -> bool:
+        return self._backlog is None or all(e["key"] != obj.key for e in self._backlog.entries)
+
+    def _put_bytes(self, key: str, data: bytes) -> StoredObject:
+        if not self.remote:
+            return self.store.put_bytes(key, data)
+        if self._store_is_up():
+            try:
+                return self.store.put_bytes(key, data)
+            except StoreError as exc:
+                self._store_failed(key, exc)
+        obj = StoredObject(key, len(data), hashlib.sha256(data).hexdigest())
+        self._spool_backlog().add_bytes(obj, data)
+        return obj
+
+    def _store_is_up(self) -> bool:
+        return time.monotonic() >= self._store_down_until
+
+    def _store_failed(self, key: str, exc: StoreError) -> None:
+        if isinstance(exc, StoreConflictError):
+            # Not an outage: another writer holds different bytes under this key.
+            logger.error("%s: kept in the spool: %s", key, exc)
+            with self._lock:
+                self.notes.append(str(exc))
+            return
+        logger.warning("%s: kept in the spool for a later upload (%s)", key, exc)
+        with self._lock:
+            if not any(n.startswith("store unavailable") for n in self.notes):
+                self.notes.append(f"store unavailable: {exc}")
+            # Skip the store for a while instead of waiting out retries on every object.
+            self._store_down_until = time.monotonic() + self.config.retry_after
+
+    def _spool_backlog(self) -> Backlog:
+        with self._lock:
+            if self._backlog is None:
+                self._backlog = Backlog(self.spool_dir, self.crawl_id, self.store.uri)
+            return self._backlog
+
+    @property
+    def pending(self) -> list[str]:
+        return [] if self._backlog is None else [str(e["key"]) for e in self._backlog.entries]
+
+    def _record(self, obj: StoredObject, *, pending: bool = False) -> None:
         with self._lock:
             self.objects.append(obj)
         if self.crawler is not None and self.crawler.stats is not None:
             self.crawler.stats.inc_value(STATS_STORE_OBJECTS)
             self.crawler.stats.inc_value(STATS_STORE_BYTES, obj.size)
+            if pending:
+                self.crawler.stats.inc_value(STATS_STORE_PENDING)
 
     def add_failure(self, url: str, reason: str, detail: str = "") -> None:
         with self._lock:
@@ -175,6 +488,9 @@ class ArchiveRun:
         self.report = self.build_report(reason)
         if self.config.report:
             self.write_report_and_manifest(self.report)
+        if self._backlog is not None:
+            self.report["upload"]["pending"] = len(self._backlog.entries)
+            self._backlog.unlock()
         logger.info("%s", format_summary(self.report))
 
     def build_report(self, reason: str) -> dict[str, Any]:
@@ -233,6 +549,10 @@ class ArchiveRun:
                 "log_errors": int(stats.get("log_count/ERROR", 0)),
                 "spider_exceptions": int(stats.get("spider_exceptions/count", 0)),
             },
+            "upload": {
+                "pending": len(self.pending),
+                "spool": str(self.spool_dir) if self.remote else None,
+            },
             "notes": list(self.notes),
         }
 
@@ -250,7 +570,7 @@ class ArchiveRun:
             "report": report,
         }
         # The manifest is written last and is not listed in itself.
-        self.store.put_bytes(f"manifests/{self.site}/{self.crawl_id}.json", _dump(manifest))
+        self._put_bytes(f"manifests/{self.site}/{self.crawl_id}.json", _dump(manifest))
 
 
 def _dump(data: dict[str, Any]) -> bytes:
@@ -275,6 +595,12 @@ def format_summary(report: dict[str, Any]) -> str:
         f"  warc: {len(report['warc']['files'])} files, {report['warc']['records']} records, "
         f"{report['warc']['bytes']:,} bytes",
     ]
+    pending = report.get("upload", {}).get("pending", 0)
+    if pending:
+        lines.append(
+            f"  upload: {pending} objects pending in {report['upload']['spool']} "
+            "(the next crawl or `newsarchive upload` sends them)"
+        )
     if report["skipped"]:
         lines.append(
             "  skipped: " + ", ".join(f"{k}: {v}" for k, v in sorted(report["skipped"].items()))

@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -19,6 +19,14 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 class StoreError(OSError):
     """The store cannot be used (bad URI, unwritable directory, key outside the store)."""
+
+
+class StoreConflictError(StoreError):
+    """The key already holds different bytes: the store never replaces an object."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be reached or refused the request (after retries)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +54,8 @@ class Store(Protocol):
     def list(self, prefix: str = "") -> Iterator[str]: ...
 
     def local_path(self, key: str) -> Path | None: ...
+
+    def check_writable(self) -> None: ...
 
 
 def safe_key_part(value: str, *, max_length: int = 120) -> str:
@@ -166,8 +176,12 @@ class LocalStore:
         return self._path(key)
 
 
-def open_store(uri: str) -> LocalStore:
-    """A store from a URI: a plain path or ``file://`` URI (``s3://`` comes with issue 4)."""
+def open_store(uri: str, options: Mapping[str, object] | None = None) -> Store:
+    """A store from a URI: a plain path, ``file://`` URI or ``s3://bucket/prefix``.
+
+    ``options`` are settings by name (Scrapy's ``AWS_*``, ``ARCHIVE_STORE_*``); only the S3
+    back end reads them, and what they leave out boto3 finds in its own chain.
+    """
     if not uri:
         raise StoreError("no store given: set ARCHIVE_STORE_URI / NEWSARCHIVE_STORE or --store")
     parts = urlsplit(uri)
@@ -177,6 +191,11 @@ def open_store(uri: str) -> LocalStore:
                 raise StoreError(f"file URI with a host is not supported: {uri!r}")
             return LocalStore(Path(unquote(parts.path)))
         return LocalStore(Path(uri))
+    if parts.scheme == "s3":
+        from crawler.store_s3 import S3Config, S3Store
+
+        return S3Store(S3Config.from_uri(uri, options))
     raise StoreError(
-        f"unsupported store URI scheme {parts.scheme!r} in {uri!r} (use a path or file://)"
+        f"unsupported store URI scheme {parts.scheme!r} in {uri!r} "
+        "(use a path, file:// or s3://bucket/prefix)"
     )

@@ -18,10 +18,35 @@ ARCHIVE_PROXY = ""
 ARCHIVE_REPORT_ENABLED = True
 
 # --- Store: where everything lands ----------------------------------------------------------
-# A local directory (path or file:// URI). S3 arrives with the object-storage issue.
+# A local directory (path or file:// URI) or "s3://bucket/prefix" (any S3-compatible server).
+# S3 credentials, endpoint and region come from boto3's own chain (AWS_ENDPOINT_URL,
+# AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment, instance roles) or
+# from Scrapy's settings AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+# AWS_ENDPOINT_URL, AWS_REGION_NAME. Never put a secret in a file of the repository.
 ARCHIVE_STORE_URI = "./archive"
-# Where WARC files are written while open; empty = "<store>/.spool" for a local store.
+# Where WARC files are written while open and where objects wait for a remote store;
+# empty = "<store>/.spool" for a local store, "$XDG_CACHE_HOME/newsarchive/spool"
+# (~/.cache/newsarchive/spool) for S3.
 ARCHIVE_SPOOL_DIR = ""
+# Check the store before crawling (bucket exists, credentials work, the key may write).
+# Off: crawl without the store and send the backlog later with `newsarchive upload`.
+ARCHIVE_STORE_CHECK = True
+# S3 addressing: "auto", "path" (MinIO, SeaweedFS, Ceph) or "virtual" (bucket in the host name).
+ARCHIVE_STORE_S3_ADDRESSING_STYLE = "auto"
+# Files from this size (bytes) upload in parts, each with its own SHA-256 checksum.
+ARCHIVE_STORE_MULTIPART_THRESHOLD = 64 * 1024 * 1024
+# Size of one part (at least 5 MiB; doubled as needed to stay within 10,000 parts).
+ARCHIVE_STORE_MULTIPART_PART_SIZE = 8 * 1024 * 1024
+# Parts of one file uploaded at once (each part is held in memory while it uploads).
+ARCHIVE_STORE_CONCURRENCY = 8
+# Attempts per request (botocore "standard" retries: exponential backoff on throttling, 5xx
+# and connection errors).
+ARCHIVE_STORE_MAX_ATTEMPTS = 5
+# After a failed upload, send objects straight to the spool for this many seconds instead of
+# waiting out the retries on each one; the store is tried again afterwards.
+ARCHIVE_STORE_RETRY_AFTER = 60
+# Keep a local copy of every uploaded spool file under "<spool>/kept/" (S3 only).
+ARCHIVE_STORE_KEEP_LOCAL = False
 
 # --- WARC capture ----------------------------------------------------------------------------
 ARCHIVE_WARC_ENABLED = True

