@@ -103,6 +103,54 @@ class RunConfig:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    """When a crawl of a site counts as broken (an ERROR and a non-zero exit)."""
+
+    max_failed_ratio: float = 0.5
+    min_failed: int = 3
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> HealthConfig:
+        ratio = settings.getfloat("ARCHIVE_HEALTH_MAX_FAILED_RATIO", 0.5)
+        if not 0 <= ratio <= 1:
+            raise ValueError(f"ARCHIVE_HEALTH_MAX_FAILED_RATIO must be 0..1, got {ratio}")
+        return cls(ratio, settings.getint("ARCHIVE_HEALTH_MIN_FAILED", 3))
+
+
+_SOURCE_SKIPS = ("bad-feed", "bad-sitemap", "bad-listing")
+
+
+def site_health(
+    stats: dict[str, Any],
+    skipped: dict[str, int],
+    failed_reasons: dict[str, int],
+    config: HealthConfig,
+) -> dict[str, Any]:
+    """Whether the site still yields articles, and what looks broken when it does not."""
+    discovered = int(stats.get("archive/articles/discovered", 0))
+    failed = int(stats.get("archive/articles/failed", 0))
+    done = failed + sum(
+        int(stats.get(f"archive/articles/{k}", 0)) for k in ("new", "revised", "unchanged")
+    )
+    problems = []
+    # Only spiders that discover (NewsSpider sets the count at start) can discover nothing.
+    if "archive/articles/discovered" in stats and discovered == 0:
+        problems.append("discovered no article: its feeds, sitemaps and listings gave none")
+    if failed >= config.min_failed and failed > config.max_failed_ratio * done:
+        problems.append(
+            f"{failed} of {done} article pages failed to parse "
+            f"({', '.join(f'{k}: {v}' for k, v in sorted(failed_reasons.items()))})"
+        )
+    return {
+        "status": "error" if problems else "ok",
+        "problems": problems,
+        "sources_failed": {k: v for k, v in skipped.items() if k in _SOURCE_SKIPS},
+        "empty_body": failed_reasons.get("empty-body", 0),
+        "no_title": int(stats.get("archive/articles/no_title", 0)),
+    }
+
+
 def check_settings(settings: BaseSettings) -> list[str]:
     """Every configuration error of the archive components, each a sentence; empty when fine.
 
@@ -119,10 +167,11 @@ def check_settings(settings: BaseSettings) -> list[str]:
             store.check_writable()
     except StoreError as exc:
         errors.append(str(exc))
-    try:
-        RunConfig.from_settings(settings)
-    except ValueError as exc:
-        errors.append(str(exc))
+    for parse_config in (RunConfig.from_settings, HealthConfig.from_settings):
+        try:
+            parse_config(settings)
+        except ValueError as exc:
+            errors.append(str(exc))
     checks: list[tuple[str, Callable[[BaseSettings], object]]] = [
         ("ARCHIVE_WARC_ENABLED", WarcConfig.from_settings),
         ("ARCHIVE_TEXT_ENABLED", TextConfig.from_settings),
@@ -319,6 +368,7 @@ class ArchiveRun:
         self.crawler = crawler
         self.crawl_id = config.crawl_id
         self.site = ""
+        self.health = HealthConfig()
         self.started_at = datetime.now(UTC)
         self._t0 = time.monotonic()
         self._cpu0 = time.process_time()
@@ -340,6 +390,7 @@ class ArchiveRun:
         config = RunConfig.from_settings(crawler.settings)
         store = open_store(config.store_uri, config.store_options)
         ext = cls(config, store, crawler)
+        ext.health = HealthConfig.from_settings(crawler.settings)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.upload_backlog, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
@@ -492,6 +543,8 @@ class ArchiveRun:
             self.report["upload"]["pending"] = len(self._backlog.entries)
             self._backlog.unlock()
         logger.info("%s", format_summary(self.report))
+        for problem in self.report["health"]["problems"]:
+            logger.error("site %s: %s", self.site, problem)
 
     def build_report(self, reason: str) -> dict[str, Any]:
         stats: dict[str, Any] = {}
@@ -531,11 +584,16 @@ class ArchiveRun:
                 "download_errors": int(stats.get("downloader/exception_count", 0)),
             },
             "articles": {
+                "discovered": int(stats.get("archive/articles/discovered", 0)),
                 "new": int(stats.get("archive/articles/new", 0)),
+                "revised": int(stats.get("archive/articles/revised", 0)),
+                "unchanged": int(stats.get("archive/articles/unchanged", 0)),
                 "failed": int(stats.get("archive/articles/failed", 0)),
                 "failed_by_reason": failed_reasons,
+                "no_title": int(stats.get("archive/articles/no_title", 0)),
                 "failures": list(self.failures),
             },
+            "health": site_health(stats, skipped, failed_reasons, self.health),
             "skipped": skipped,
             "warc": {
                 "files": warc_files,
@@ -586,7 +644,8 @@ def format_summary(report: dict[str, Any]) -> str:
         f"in {report['duration_s']:.1f}s",
         f"  pages: {pages['responses']} fetched ({statuses}), "
         f"{pages['download_errors']} download errors, {pages['bytes_received']:,} bytes",
-        f"  articles: {arts['new']} new, {arts['failed']} failed"
+        f"  articles: {arts['discovered']} discovered, {arts['new']} new, "
+        f"{arts['revised']} revised, {arts['unchanged']} unchanged, {arts['failed']} failed"
         + (
             f" ({', '.join(f'{k}: {v}' for k, v in arts['failed_by_reason'].items())})"
             if arts["failed_by_reason"]

@@ -34,6 +34,8 @@ def crawl_failed(report: dict[str, Any] | None) -> str | None:
         return f"no page could be fetched ({report['pages']['download_errors']} download errors)"
     if report["warc"]["errors"]:
         return f"{report['warc']['errors']} WARC write errors"
+    if problems := report.get("health", {}).get("problems"):
+        return "; ".join(problems)
     if report["errors"]["spider_exceptions"]:
         return f"{report['errors']['spider_exceptions']} spider exceptions"
     return None

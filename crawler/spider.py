@@ -297,6 +297,8 @@ class NewsSpider(scrapy.Spider):
     # ------------------------------------------------------------------ discovery
 
     async def start(self) -> AsyncIterator[Any]:
+        # Zero discovered is a finding (the site stopped yielding): the count exists from here.
+        self.crawler.stats.set_value(STATS_ARTICLES_DISCOVERED, 0)
         for url in self.feeds:
             yield Request(url, callback=self.parse_feed, errback=self.request_failed)
         for url in self.sitemaps:

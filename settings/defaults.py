@@ -91,3 +91,9 @@ ARCHIVE_DISCOVERY_WINDOW_DAYS = 30
 # each attempt; a wait longer than ARCHIVE_RETRY_MAX_WAIT seconds gives up (counted).
 ARCHIVE_RETRY_BACKOFF = 1.0
 ARCHIVE_RETRY_MAX_WAIT = 120
+
+# --- Site health ---------------------------------------------------------------------------------
+# A crawl that discovers no article is an error (ERROR log, exit 1); so is one where more than
+# this share of the article pages failed to parse, once at least ARCHIVE_HEALTH_MIN_FAILED did.
+ARCHIVE_HEALTH_MAX_FAILED_RATIO = 0.5
+ARCHIVE_HEALTH_MIN_FAILED = 3

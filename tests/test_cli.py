@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from crawler.cli import build_parser, main
+from crawler.mirror.routes import Route
 from crawler.mirror.server import MirrorServer
 from crawler.runner import crawl_failed, parse_pairs
 
@@ -173,3 +174,45 @@ def test_crawl_command_runs_each_site_in_a_process(mirror: MirrorServer, tmp_pat
     line = next(x for x in proc.stdout.splitlines() if x.startswith("tdi "))
     assert " ok " in line
     assert "new articles, 0 failed" in line
+
+
+def test_a_site_that_yields_nothing_fails_by_name(tmp_path: Path) -> None:
+    """Feed and sitemap answering 500: the crawl discovers nothing and exits 1, naming the site."""
+    with MirrorServer() as broken:
+        for url in (
+            "https://thediplomaticinsight.com/feed/",
+            "https://thediplomaticinsight.com/wp-sitemap.xml",
+        ):
+            broken.add_route(Route(url=url, status=500))
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "crawler.cli",
+                "crawl",
+                "tdi",
+                "--store",
+                str(tmp_path / "s"),
+                "--proxy",
+                broken.proxy_url,
+                "-s",
+                "DOWNLOAD_DELAY=0",
+                "-s",
+                "RETRY_TIMES=0",
+                "-s",
+                "LOG_LEVEL=INFO",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-2000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("tdi "))
+    assert "FAILED" in line
+    assert "discovered no article" in line
+    assert "ERROR: site tdi: discovered no article" in proc.stderr
+    [report_path] = (tmp_path / "s" / "reports" / "tdi").glob("*.json")
+    health = json.loads(report_path.read_text())["health"]
+    assert health["status"] == "error"

@@ -1,0 +1,43 @@
+"""Site health: when a crawl of a site counts as broken."""
+
+from __future__ import annotations
+
+import pytest
+
+from crawler.run import HealthConfig, site_health
+
+
+def stats(discovered: int, new: int = 0, failed: int = 0, unchanged: int = 0) -> dict[str, int]:
+    return {
+        "archive/articles/discovered": discovered,
+        "archive/articles/new": new,
+        "archive/articles/failed": failed,
+        "archive/articles/unchanged": unchanged,
+    }
+
+
+@pytest.mark.parametrize(
+    ("numbers", "problem"),
+    [
+        (stats(10, new=10), None),
+        (stats(10, unchanged=10), None),  # nothing new is fine: the site still lists articles
+        (stats(0), "discovered no article"),
+        (stats(10, new=2, failed=8), "8 of 10 article pages failed to parse"),
+        (stats(4, new=2, failed=2), None),  # too few failures to judge
+        (stats(20, new=14, failed=6), None),  # under half
+    ],
+)
+def test_site_health(numbers: dict[str, int], problem: str | None) -> None:
+    health = site_health(
+        numbers, {"bad-feed": 1}, {"empty-body": numbers["archive/articles/failed"]}, HealthConfig()
+    )
+    if problem is None:
+        assert health["status"] == "ok" and health["problems"] == []
+    else:
+        assert health["status"] == "error"
+        assert any(problem in p for p in health["problems"])
+    assert health["sources_failed"] == {"bad-feed": 1}
+
+
+def test_spiders_that_do_not_discover_are_not_judged_by_discovery() -> None:
+    assert site_health({}, {}, {}, HealthConfig())["status"] == "ok"
