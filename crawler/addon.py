@@ -19,7 +19,11 @@ EXTENSIONS = {
     "crawler.incremental.ArchiveCatalog": 30,
 }
 ITEM_PIPELINES = {"crawler.pipelines.ArticlePipeline": 300}
-DOWNLOADER_MIDDLEWARES = {"crawler.middlewares.ArchiveProxyMiddleware": 740}
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.ArchiveProxyMiddleware": 740,
+    # After redirects (600) on the way out: it sees the final 200 and its validators.
+    "crawler.incremental.ConditionalRequestMiddleware": 580,
+}
 SPIDER_MIDDLEWARES = {"crawler.middlewares.CaptureLinkMiddleware": 950}
 # Scrapy's HTTP/1.1 handler plus the reason phrase (crawler/download.py).
 DOWNLOAD_HANDLERS = {

@@ -79,6 +79,15 @@ articles = Table(
     Column("published", String(40)),
 )
 
+validators = Table(  # of feeds, sitemaps, listings: what a conditional request sends back
+    "validators",
+    metadata,
+    Column("url", String(2048), primary_key=True),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("updated", String(32), nullable=False),
+)
+
 catalog_info = Table(
     "catalog_info",
     metadata,
@@ -250,6 +259,25 @@ class Catalog:
                 )
             )
             return version, True
+
+    def set_validators(self, entries: dict[str, tuple[str | None, str | None]], now: str) -> None:
+        """Remember ETag/Last-Modified per URL (only after a crawl that lost nothing)."""
+        with self._lock, self.engine.begin() as conn:
+            for url, (etag, last_modified) in entries.items():
+                values = {"etag": etag, "last_modified": last_modified, "updated": now}
+                done = conn.execute(
+                    update(validators).where(validators.c.url == url).values(**values)
+                ).rowcount
+                if not done:
+                    conn.execute(insert(validators).values(url=url, **values))
+
+    def get_validators(self, urls: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
+        wanted = list(urls)
+        if not wanted:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(validators).where(validators.c.url.in_(wanted))).mappings()
+            return {r["url"]: (r["etag"], r["last_modified"]) for r in rows}
 
     # -- reading ------------------------------------------------------------------------------
     def article(self, site: str, article_key: str) -> Article | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 META_DISCOVERY = "archive_discovery"  # list of dicts: how the URL was found (feed, sitemap…)
 META_ARTICLE_KEY = "archive_article_key"  # canonical article key decided by the spider
 META_CAPTURE = "archive_capture"  # CaptureInfo of the captured response (set by WarcCapture)
+META_CONDITIONAL = "archive_conditional"  # True: send If-None-Match/If-Modified-Since if known
 META_SKIP_CAPTURE = "archive_skip_capture"  # True: do not write this exchange to WARC
 
 # Stats keys.

@@ -15,8 +15,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
-from crawler.catalog import DEFAULT_REVISION_AGES, Capture, Catalog, sqlite_url
-from crawler.constants import META_ARTICLE_KEY
+from crawler.catalog import DEFAULT_REVISION_AGES, Capture, Catalog, iso, sqlite_url
+from crawler.constants import META_ARTICLE_KEY, META_CONDITIONAL
 from crawler.run import ArchiveRun
 from crawler.spider import NewsSpider
 from crawler.warc_capture import CaptureInfo, RevisitTarget, WarcCapture, warc_key
@@ -93,6 +93,10 @@ class ArchiveCatalog:
         self.crawl_id = ""
         self.known: set[str] = set()
         self.due: dict[str, str] = {}  # article key -> URL, due for a revision
+        # ETag/Last-Modified of the spider's feeds, sitemaps and listings: as stored, and as
+        # seen in this crawl (stored at the end only if the crawl lost nothing).
+        self.validators: dict[str, tuple[str | None, str | None]] = {}
+        self.seen_validators: dict[str, tuple[str | None, str | None]] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -113,7 +117,12 @@ class ArchiveCatalog:
         self.site = spider.name
         self.crawl_id = run.crawl_id
         url = self.config.url or default_catalog_url(run)
-        await maybe_deferred_to_future(deferToThread(self._open, url))
+        sources = [
+            *getattr(spider, "feeds", ()),
+            *getattr(spider, "sitemaps", ()),
+            *getattr(spider, "listings", ()),
+        ]
+        await maybe_deferred_to_future(deferToThread(self._open, url, sources))
         run.add_closer("catalog", self.close)
         if isinstance(spider, NewsSpider):
             # NewsSpider asks before it requests an article (and before max_articles counts).
@@ -132,9 +141,11 @@ class ArchiveCatalog:
             extra={"spider": spider},
         )
 
-    def _open(self, url: str) -> None:
+    def _open(self, url: str, sources: list[str]) -> None:
         self.catalog = Catalog(url)
         self.known = self.catalog.known_keys(self.site)
+        if not self.config.refresh:
+            self.validators = self.catalog.get_validators(sources)
         if self.config.revision_ages:
             now = datetime.now(UTC)
             self.due = {
@@ -143,8 +154,27 @@ class ArchiveCatalog:
             }
 
     def close(self) -> None:
-        if self.catalog is not None:
-            self.catalog.close()
+        if self.catalog is None:
+            return
+        if self.seen_validators and self._lost_nothing():
+            self.catalog.set_validators(self.seen_validators, iso(datetime.now(UTC)))
+        self.catalog.close()
+
+    def _lost_nothing(self) -> bool:
+        """Whether every article this crawl found was archived: only then may the next crawl
+        be told "not modified" for the sources that listed them."""
+        stats = self.crawler.stats
+        assert stats is not None
+        if stats.get_value("finish_reason") != "finished":
+            return False
+        if stats.get_value("archive/articles/failed") or stats.get_value(
+            "downloader/exception_count"
+        ):
+            return False
+        return not any(
+            k.startswith(("archive/skipped/download-error", "archive/skipped/http-status"))
+            for k in stats.get_stats()
+        )
 
     # -- decisions ----------------------------------------------------------------------------
     def wanted(self, article_key: str) -> bool:
@@ -198,3 +228,46 @@ def _catalog_time(warc_date: str) -> str:
 def _safe_url(url: str) -> str:
     """A database URL for the log, without its password."""
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+class ConditionalRequestMiddleware:
+    """Asks feeds, sitemaps and listings "changed since last time?" with their validators.
+
+    Only requests marked ``meta["archive_conditional"]`` (NewsSpider's sources); a 304 goes to
+    the callback, which counts it. New validators are kept by ArchiveCatalog and stored when
+    the crawl ends having lost nothing, so an article a failed crawl missed is not hidden
+    behind a 304 the next time.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        if not crawler.settings.getbool("ARCHIVE_CATALOG_ENABLED"):
+            raise NotConfigured("ARCHIVE_CATALOG_ENABLED is off")
+        return cls(crawler)
+
+    def _catalog(self) -> ArchiveCatalog | None:
+        return self.crawler.get_extension(ArchiveCatalog)
+
+    def process_request(self, request: Request) -> None:
+        if not request.meta.get(META_CONDITIONAL) or (ext := self._catalog()) is None:
+            return
+        etag, last_modified = ext.validators.get(request.url, (None, None))
+        if etag:
+            request.headers.setdefault(b"If-None-Match", etag.encode("latin-1"))
+        if last_modified:
+            request.headers.setdefault(b"If-Modified-Since", last_modified.encode("latin-1"))
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        if request.meta.get(META_CONDITIONAL) and response.status == 200:
+            ext = self._catalog()
+            etag = response.headers.get(b"ETag")
+            modified = response.headers.get(b"Last-Modified")
+            if ext is not None and (etag or modified):
+                ext.seen_validators[request.url] = (
+                    etag.decode("latin-1") if etag else None,
+                    modified.decode("latin-1") if modified else None,
+                )
+        return response

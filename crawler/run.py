@@ -135,7 +135,12 @@ def site_health(
     )
     problems = []
     # Only spiders that discover (NewsSpider sets the count at start) can discover nothing.
-    if "archive/articles/discovered" in stats and discovered == 0:
+    # A source that answered 304 (not modified since the last crawl) is working.
+    if (
+        "archive/articles/discovered" in stats
+        and discovered == 0
+        and not skipped.get("not-modified")
+    ):
         problems.append("discovered no article: its feeds, sitemaps and listings gave none")
     if failed >= config.min_failed and failed > config.max_failed_ratio * done:
         problems.append(

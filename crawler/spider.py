@@ -24,6 +24,7 @@ from w3lib.encoding import html_body_declared_encoding, resolve_encoding
 
 from crawler.constants import (
     META_ARTICLE_KEY,
+    META_CONDITIONAL,
     META_DISCOVERY,
     STATS_ARTICLES_DISCOVERED,
     STATS_SKIPPED,
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
     from crawler.extract import SiteRules
 
 logger = logging.getLogger(__name__)
+
+# Feeds, sitemaps and listings are asked conditionally (the catalog keeps their validators);
+# a 304 reaches the callback instead of being dropped as an HTTP error.
+_CONDITIONAL: dict[str, Any] = {META_CONDITIONAL: True, "handle_httpstatus_list": [304]}
 
 _BODY_CLASS_RE = re.compile(
     r"""<body\b[^>]*?\sclass\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE
@@ -300,15 +305,20 @@ class NewsSpider(scrapy.Spider):
         # Zero discovered is a finding (the site stopped yielding): the count exists from here.
         self.crawler.stats.set_value(STATS_ARTICLES_DISCOVERED, 0)
         for url in self.feeds:
-            yield Request(url, callback=self.parse_feed, errback=self.request_failed)
+            yield Request(
+                url, callback=self.parse_feed, errback=self.request_failed, meta=_CONDITIONAL
+            )
         for url in self.sitemaps:
-            yield Request(url, callback=self.parse_sitemap, errback=self.request_failed)
+            yield Request(
+                url, callback=self.parse_sitemap, errback=self.request_failed, meta=_CONDITIONAL
+            )
         for url in self.listings:
             yield Request(
                 url,
                 callback=self.parse_listing,
                 errback=self.request_failed,
                 cb_kwargs={"page": 1},
+                meta=_CONDITIONAL,
             )
         # Articles due for a revision are fetched whether or not a feed still lists them.
         for key, url in self.revisions:
@@ -316,7 +326,17 @@ class NewsSpider(scrapy.Spider):
                 for request in self._article_request(url, {"via": "revision", "source": url}):
                     yield request
 
+    def _not_modified(self, response: Response) -> bool:
+        """A 304 to a conditional request: the source is as last time, nothing new in it."""
+        if response.status != 304:
+            return False
+        self._count_skip("not-modified")
+        logger.info("Not modified since the last crawl: %s", response.url, extra={"spider": self})
+        return True
+
     def parse_feed(self, response: Response) -> Iterator[Request]:
+        if self._not_modified(response):
+            return
         headers = {"content-location": response.url}
         if content_type := response.headers.get(b"Content-Type"):
             headers["content-type"] = content_type.decode("latin-1")
@@ -361,6 +381,8 @@ class NewsSpider(scrapy.Spider):
             )
 
     def parse_sitemap(self, response: Response) -> Iterator[Request]:
+        if self._not_modified(response):
+            return
         body = self._sitemap_body(response)
         if body is None:
             return
@@ -406,6 +428,8 @@ class NewsSpider(scrapy.Spider):
         }
 
     def parse_listing(self, response: Response, page: int = 1) -> Iterator[Request]:
+        if self._not_modified(response):
+            return
         if not isinstance(response, TextResponse):
             self._bad_source("bad-listing", response, "not a text response")
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,8 +12,8 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.catalog import Catalog, articles, sqlite_url
 from crawler.incremental import parse_ages
-from crawler.mirror.routes import Route
-from crawler.mirror.server import MirrorServer
+from crawler.mirror.routes import MirrorResponse, Route, load_site
+from crawler.mirror.server import MirrorRequest, MirrorServer
 from tests.crawl_helper import CrawlResult, run_crawl
 
 SITE_DIR = Path(__file__).resolve().parent.parent / "crawler" / "mirror" / "sites" / "tdi"
@@ -157,3 +158,55 @@ def test_articles_due_for_revision_are_fetched_without_discovery(tmp_path: Path)
         )
         == []
     )
+
+
+FEED = "https://thediplomaticinsight.com/feed/"
+ETAG = '"feed-v1"'
+
+
+def conditional_mirror() -> MirrorServer:
+    """The tdi mirror with a feed that answers 304 to its own ETag."""
+    site = load_site(SITE_DIR)
+    mirror = MirrorServer(sites=[])
+    mirror.add_site(
+        dataclasses.replace(site, routes=tuple(r for r in site.routes if r.url != FEED))
+    )
+    body = (SITE_DIR / "feed.xml").read_bytes()
+
+    def feed(req: MirrorRequest) -> MirrorResponse:
+        if req.header("If-None-Match") == ETAG:
+            return MirrorResponse(status=304, headers=[("ETag", ETAG)])
+        return MirrorResponse(
+            body=body, content_type="application/rss+xml; charset=UTF-8", headers=[("ETag", ETAG)]
+        )
+
+    mirror.add_handler("thediplomaticinsight.com", "/feed/", feed)
+    return mirror
+
+
+def feed_requests(mirror: MirrorServer) -> list[str | None]:
+    return [r.header("If-None-Match") for r in mirror.requests if r.url == FEED]
+
+
+def test_feeds_are_asked_conditionally_after_a_crawl_that_lost_nothing(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with conditional_mirror() as mirror:
+        crawl(mirror, store, tmp_path / "1.json")
+        assert feed_requests(mirror) == [None]
+        mirror.clear_requests()
+        second = crawl(mirror, store, tmp_path / "2.json")
+        assert feed_requests(mirror) == [ETAG]
+    assert second.stats["archive/skipped/not-modified"] == 1
+    assert second.report["health"]["status"] == "ok"
+    assert second.report["articles"]["new"] == 0
+
+
+def test_no_validators_are_kept_when_an_article_was_lost(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with conditional_mirror() as mirror:
+        mirror.add_route(Route(url=ARTICLE, status=503, headers=[("Retry-After", "0")]))
+        crawl(mirror, store, tmp_path / "1.json", RETRY_TIMES="0")
+        mirror.clear_requests()
+        # The article still missing: the feed must be read again, not answered 304.
+        crawl(mirror, store, tmp_path / "2.json", RETRY_TIMES="0")
+        assert feed_requests(mirror) == [None]
