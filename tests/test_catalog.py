@@ -121,3 +121,21 @@ def test_concurrent_writers_and_a_second_connection(tmp_path: Path) -> None:
 def test_naive_times_are_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         iso(datetime(2026, 1, 1))
+
+
+def test_the_same_catalog_on_postgresql(postgres_url: str) -> None:
+    """Any SQLAlchemy URL: a real PostgreSQL server, shared by two catalog instances."""
+    catalog = Catalog(postgres_url)
+    assert catalog.add_capture(capture(1))
+    assert not catalog.add_capture(capture(1))
+    args = {"site": "tdi", "article_key": "a", "url": "https://x/a/", "text_key": "k"}
+    assert catalog.record_text(capture_time=iso(T0), text_digest="d1", **args) == (1, True)
+    assert catalog.record_text(capture_time=iso(T0), text_digest="d2", **args) == (2, True)
+    other = Catalog(postgres_url)  # another process's view, e.g. a second machine
+    state = other.article("tdi", "a")
+    assert state is not None and state.version == 2
+    assert [c.record_id for c in other.captures(site="tdi")] == [capture(1).record_id]
+    other.set_validators({"https://x/feed/": ('"e1"', None)}, iso(T0))
+    assert catalog.get_validators(["https://x/feed/"]) == {"https://x/feed/": ('"e1"', None)}
+    catalog.close()
+    other.close()
