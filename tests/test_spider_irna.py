@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 from scrapy.http import HtmlResponse, Request, Response
-from scrapy.http.headers import Headers
-from scrapy.responsetypes import responsetypes
 from scrapy.utils.test import get_crawler
 
 from crawler.constants import META_ARTICLE_KEY, META_DISCOVERY
@@ -21,11 +19,12 @@ from crawler.extract import extract_article
 from crawler.items import ArticlePage
 from crawler.mirror.routes import SITES_DIR, Route, load_site
 from crawler.mirror.server import MirrorRequest, MirrorServer
-from crawler.spider import NewsSpider
 from crawler.store import LocalStore
 from spiders.irna import RULES, IrnaSpider, article_key
 from tests.conftest import expected_text, mirror_file
 from tests.crawl_helper import NO_WINDOW, CrawlResult, run_crawl
+from tests.spider_helpers import collect as _collect
+from tests.spider_helpers import requests, site_response, stats
 
 H = "https://en.irna.ir"
 FEED = f"{H}/rss"
@@ -51,18 +50,7 @@ ROUTES: dict[str, Route] = {route.url: route for route in load_site(SITES_DIR / 
 def mirror_response(
     url: str, request: Request | None = None, *, body: bytes | None = None
 ) -> Response:
-    """The response the mirror would give for ``url``, typed the way Scrapy types it."""
-    route = ROUTES[url]
-    headers = Headers({"Content-Type": route.content_type or "text/html"})
-    data = route.body if body is None else body
-    cls = responsetypes.from_args(headers=headers, url=url, body=data)
-    return cls(
-        url=url,
-        status=route.effective_status,
-        headers=headers,
-        body=data,
-        request=request or Request(url),
-    )
+    return site_response(ROUTES, url, request, body=body)
 
 
 def article_request(url: str, key: str, *, redirected_from: str | None = None) -> Request:
@@ -77,23 +65,8 @@ def spider() -> IrnaSpider:
     return IrnaSpider.from_crawler(get_crawler(IrnaSpider, NO_WINDOW))
 
 
-def stats(spider: NewsSpider) -> dict[str, Any]:
-    assert spider.crawler.stats is not None
-    return spider.crawler.stats.get_stats()
-
-
-def requests(results: Iterable[Any]) -> list[Request]:
-    out = list(results)
-    assert all(isinstance(r, Request) for r in out)
-    return out
-
-
 def keys(out: Iterable[Request]) -> list[str]:
     return [r.meta[META_ARTICLE_KEY] for r in out if META_ARTICLE_KEY in r.meta]
-
-
-async def _collect(gen: AsyncIterator[Any]) -> list[Any]:
-    return [item async for item in gen]
 
 
 # ------------------------------------------------------------------ URL heuristics

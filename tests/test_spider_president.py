@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from scrapy.http import HtmlResponse, Request, Response
-from scrapy.http.headers import Headers
-from scrapy.responsetypes import responsetypes
 from scrapy.utils.test import get_crawler
 
 from crawler.constants import META_ARTICLE_KEY, META_DISCOVERY
@@ -20,11 +18,12 @@ from crawler.extract import extract_article
 from crawler.items import ArticlePage
 from crawler.mirror.routes import SITES_DIR, Route, load_site
 from crawler.mirror.server import MirrorRequest, MirrorServer
-from crawler.spider import NewsSpider
 from crawler.store import LocalStore
 from spiders.president import RULES, PresidentSpider, article_key
 from tests.conftest import expected_text, mirror_file
 from tests.crawl_helper import NO_WINDOW, CrawlResult, run_crawl
+from tests.spider_helpers import collect as _collect
+from tests.spider_helpers import requests, site_response, stats
 
 H = "https://president.ir"
 HOME = f"{H}/en/"
@@ -42,17 +41,7 @@ ROUTES: dict[str, Route] = {route.url: route for route in load_site(SITES_DIR / 
 
 
 def mirror_response(url: str, request: Request | None = None) -> Response:
-    """The response the mirror would give for ``url``, typed the way Scrapy types it."""
-    route = ROUTES[url]
-    headers = Headers({"Content-Type": route.content_type or "text/html"})
-    cls = responsetypes.from_args(headers=headers, url=url, body=route.body)
-    return cls(
-        url=url,
-        status=route.effective_status,
-        headers=headers,
-        body=route.body,
-        request=request or Request(url),
-    )
+    return site_response(ROUTES, url, request)
 
 
 def article_request(url: str, key: str) -> Request:
@@ -62,21 +51,6 @@ def article_request(url: str, key: str) -> Request:
 @pytest.fixture
 def spider() -> PresidentSpider:
     return PresidentSpider.from_crawler(get_crawler(PresidentSpider, NO_WINDOW))
-
-
-def stats(spider: NewsSpider) -> dict[str, Any]:
-    assert spider.crawler.stats is not None
-    return spider.crawler.stats.get_stats()
-
-
-def requests(results: Iterable[Any]) -> list[Request]:
-    out = list(results)
-    assert all(isinstance(r, Request) for r in out)
-    return out
-
-
-async def _collect(gen: AsyncIterator[Any]) -> list[Any]:
-    return [item async for item in gen]
 
 
 # ------------------------------------------------------------------ URL heuristics

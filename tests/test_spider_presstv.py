@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from scrapy.http import HtmlResponse, Request, Response
-from scrapy.http.headers import Headers
-from scrapy.responsetypes import responsetypes
 from scrapy.utils.test import get_crawler
 
 from crawler.constants import META_ARTICLE_KEY, META_DISCOVERY
@@ -22,6 +20,8 @@ from crawler.mirror.routes import SITES_DIR, Route, load_site
 from crawler.mirror.server import MirrorRequest, MirrorServer
 from spiders.presstv import RULES, PressTvSpider, article_key
 from tests.crawl_helper import NO_WINDOW, CrawlResult, run_crawl
+from tests.spider_helpers import collect as _collect
+from tests.spider_helpers import requests, site_response, stats
 
 W = "https://www.presstv.ir"
 UK = "https://www.presstv.co.uk"
@@ -47,36 +47,12 @@ ROUTES: dict[str, Route] = {route.url: route for route in load_site(SITE_DIR).ro
 
 
 def mirror_response(url: str, request: Request | None = None) -> Response:
-    route = ROUTES[url]
-    headers = Headers({"Content-Type": route.content_type or "text/html"})
-    cls = responsetypes.from_args(headers=headers, url=url, body=route.body)
-    return cls(
-        url=url,
-        status=route.effective_status,
-        headers=headers,
-        body=route.body,
-        request=request or Request(url),
-    )
+    return site_response(ROUTES, url, request)
 
 
 @pytest.fixture
 def spider() -> PressTvSpider:
     return PressTvSpider.from_crawler(get_crawler(PressTvSpider, NO_WINDOW))
-
-
-def stats(spider: PressTvSpider) -> dict[str, Any]:
-    assert spider.crawler.stats is not None
-    return spider.crawler.stats.get_stats()
-
-
-def requests(results: Iterable[Any]) -> list[Request]:
-    out = list(results)
-    assert all(isinstance(r, Request) for r in out)
-    return out
-
-
-async def _collect(gen: AsyncIterator[Any]) -> list[Any]:
-    return [item async for item in gen]
 
 
 # ------------------------------------------------------------------ URL keys
