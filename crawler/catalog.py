@@ -197,6 +197,20 @@ class Catalog:
                 )
             )
 
+    def set_capture_texts(self, texts: dict[str, tuple[str, str, int]]) -> set[str]:
+        """Attach (text digest, text key, version) to recorded captures; the ids it found."""
+        found: set[str] = set()
+        with self.engine.begin() as conn:
+            for record_id, (digest, key, version) in texts.items():
+                done = conn.execute(
+                    update(captures)
+                    .where(captures.c.record_id == record_id)
+                    .values(text_digest=digest, text_key=key, version=version)
+                ).rowcount
+                if done:
+                    found.add(record_id)
+        return found
+
     def record_text(
         self,
         *,
@@ -383,11 +397,17 @@ class Catalog:
                 yield _row(Capture, row)
 
     def add_captures(self, rows: Iterable[Capture]) -> int:
-        """Bulk insert for rebuilding from the store; existing record ids are skipped."""
-        added = 0
-        for row in rows:
-            added += self.add_capture(row)
-        return added
+        """Many captures in one transaction; record ids already there are skipped."""
+        batch = [asdict(row) for row in rows]
+        if not batch:
+            return 0
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(captures), batch)
+            return len(batch)
+        except IntegrityError:
+            # Some were there (a re-run): one at a time, skipping those.
+            return sum(self.add_capture(Capture(**row)) for row in batch)
 
 
 def _parse(value: str) -> datetime:

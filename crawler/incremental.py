@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
+import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +18,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
 from crawler.catalog import DEFAULT_REVISION_AGES, Capture, Catalog, iso, sqlite_url
+from crawler.catalog import Article as CatalogArticle
 from crawler.constants import META_ARTICLE_KEY, META_CONDITIONAL
 from crawler.run import ArchiveRun
 from crawler.spider import NewsSpider
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+BATCH = 200  # capture rows per catalog transaction
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -97,6 +101,15 @@ class ArchiveCatalog:
         # seen in this crawl (stored at the end only if the crawl lost nothing).
         self.validators: dict[str, tuple[str | None, str | None]] = {}
         self.seen_validators: dict[str, tuple[str | None, str | None]] = {}
+        # Capture rows wait here and go to the catalog in batches (one transaction each):
+        # a row per capture, one at a time, cost more than writing the WARC itself.
+        self._rows: list[Capture] = []
+        self._rows_lock = threading.Lock()
+        self.captured_keys: set[str] = set()
+        self.seen_urls: set[str] = set()
+        self.sources: set[str] = set()
+        self.this_crawl: dict[tuple[str, str], RevisitTarget] = {}  # (url, digest) -> response
+        self._texts: dict[str, tuple[str, str, int]] = {}  # record id -> text of that capture
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -122,6 +135,7 @@ class ArchiveCatalog:
             *getattr(spider, "sitemaps", ()),
             *getattr(spider, "listings", ()),
         ]
+        self.sources = set(sources)
         await maybe_deferred_to_future(deferToThread(self._open, url, sources))
         run.add_closer("catalog", self.close)
         if isinstance(spider, NewsSpider):
@@ -156,6 +170,7 @@ class ArchiveCatalog:
     def close(self) -> None:
         if self.catalog is None:
             return
+        self.flush()
         if self.seen_validators and self._lost_nothing():
             self.catalog.set_validators(self.seen_validators, iso(datetime.now(UTC)))
         self.catalog.close()
@@ -180,9 +195,23 @@ class ArchiveCatalog:
     def wanted(self, article_key: str) -> bool:
         return self.config.refresh or article_key not in self.known or article_key in self.due
 
-    def revisit_target(self, url: str, payload_digest: str) -> RevisitTarget | None:
+    def revisit_target(
+        self, url: str, payload_digest: str, article_key: str | None = None
+    ) -> RevisitTarget | None:
         if self.catalog is None:
             return None
+        # Ask the database only where an earlier capture can exist: an archived article, a
+        # URL already captured in this crawl, or one of the spider's sources. A page outside
+        # these (a second listing page seen in an earlier crawl) is written in full: less
+        # deduplication, nothing lost, and no query per page on the reactor thread.
+        if article_key is not None:
+            if article_key not in self.known and article_key not in self.captured_keys:
+                return None
+        elif url not in self.seen_urls and url not in self.sources:
+            return None
+        # This crawl's captures first: their rows may still wait for their batch.
+        if (here := self.this_crawl.get((url, payload_digest))) is not None:
+            return here
         earlier = self.catalog.payload_capture(url, payload_digest)
         if earlier is None:
             return None
@@ -199,7 +228,7 @@ class ArchiveCatalog:
             if future.exception() is not None or self.catalog is None:
                 return  # the capture module counts and logs failed writes
             location = future.result()[0]
-            self.catalog.add_capture(
+            self._queue(
                 Capture(
                     record_id=info.record_id,
                     crawl_id=self.crawl_id,
@@ -217,7 +246,60 @@ class ArchiveCatalog:
                 )
             )
 
+        if key is not None:
+            self.captured_keys.add(key)
+        self.seen_urls.add(info.target_uri)
+        if info.record_type == "response" and info.payload_digest:
+            self.this_crawl.setdefault(
+                (info.target_uri, info.payload_digest),
+                RevisitTarget(info.record_id, info.target_uri, info.date),
+            )
         info.future.add_done_callback(record)
+
+    def _queue(self, row: Capture) -> None:
+        with self._rows_lock:
+            self._rows.append(row)
+            if len(self._rows) < BATCH:
+                return
+            rows, self._rows = self._rows, []
+        self._flush(rows)
+
+    def article(self, site: str, article_key: str) -> CatalogArticle | None:
+        return None if self.catalog is None else self.catalog.article(site, article_key)
+
+    def capture_text(self, record_id: str, text_digest: str, text_key: str, version: int) -> None:
+        """The text written for a capture: joins its row when the batch goes in."""
+        with self._rows_lock:
+            self._texts[record_id] = (text_digest, text_key, version)
+
+    def _flush(self, rows: list[Capture]) -> None:
+        if self.catalog is None:
+            return
+        with self._rows_lock:
+            texts = dict(self._texts)
+        if rows:
+            joined = []
+            for row in rows:
+                text = texts.pop(row.record_id, None)
+                if text is not None:
+                    row = dataclasses.replace(
+                        row, text_digest=text[0], text_key=text[1], version=text[2]
+                    )
+                joined.append(row)
+            self.catalog.add_captures(joined)
+        done = {r.record_id for r in rows}
+        if texts:
+            # Texts of captures recorded by an earlier batch; the rest wait for theirs.
+            done |= self.catalog.set_capture_texts(texts)
+        with self._rows_lock:
+            for record_id in done:
+                self._texts.pop(record_id, None)
+
+    def flush(self) -> None:
+        """Write the waiting capture rows now (at close; the pipeline before it reads)."""
+        with self._rows_lock:
+            rows, self._rows = self._rows, []
+        self._flush(rows)
 
 
 def _catalog_time(warc_date: str) -> str:

@@ -14,7 +14,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from crawler.catalog import Capture, Catalog, iso
+from crawler.catalog import iso
 from crawler.constants import (
     STATS_ARTICLES_FAILED,
     STATS_ARTICLES_FAILED_REASON,
@@ -30,7 +30,6 @@ from crawler.items import ArticlePage
 from crawler.run import ArchiveRun
 from crawler.store import safe_key_part
 from crawler.warc_capture import CaptureInfo, WarcCapture, warc_key
-from crawler.warc_writer import RecordLocation
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -161,19 +160,29 @@ class ArticlePipeline:
                 "record_type": capture.record_type,
             }
         date = sidecar.get("capture_time") or sidecar["crawl_time"]
-        catalog = catalog_ext.catalog if catalog_ext is not None else None
-        current = catalog.article(item.site, item.article_id) if catalog is not None else None
+        if catalog_ext is not None and catalog_ext.catalog is None:
+            catalog_ext = None  # switched on but not open: nothing to record into
+        current = None
+        if catalog_ext is not None and item.article_id in catalog_ext.known:
+            # Only an article the catalog had at the start can have an archived version.
+            current = catalog_ext.article(item.site, item.article_id)
         stats = self.crawler.stats
         assert stats is not None
         if (
-            catalog is not None
+            catalog_ext is not None
             and current is not None
             and current.text_digest == sidecar["text_digest"]
         ):
             # The same text as the archived version: only the check is recorded (the WARC has
             # the new capture, as a revisit when the payload is identical too).
             self._record(
-                catalog, item, sidecar, capture, location, current.version, current.text_key, date
+                catalog_ext,
+                item,
+                sidecar,
+                capture,
+                current.version,
+                current.text_key,
+                date,
             )
             stats.inc_value(STATS_ARTICLES_UNCHANGED)
             return {
@@ -201,8 +210,8 @@ class ArticlePipeline:
         run.put_bytes(key, text)
         run.put_bytes(key[:-4] + ".json", _dump(sidecar))
         # The catalog last: an article counts as archived once its text is stored.
-        if catalog is not None:
-            self._record(catalog, item, sidecar, capture, location, version, key, date)
+        if catalog_ext is not None:
+            self._record(catalog_ext, item, sidecar, capture, version, key, date)
         stats.inc_value(STATS_ARTICLES_NEW if current is None else STATS_ARTICLES_REVISED)
         if not article.title:
             stats.inc_value(STATS_ARTICLES_NO_TITLE)
@@ -211,16 +220,17 @@ class ArticlePipeline:
 
     @staticmethod
     def _record(
-        catalog: Catalog,
+        catalog_ext: ArchiveCatalog,
         item: ArticlePage,
         sidecar: dict[str, Any],
         capture: CaptureInfo | None,
-        location: RecordLocation | None,
         version: int,
         key: str,
         date: str,
     ) -> None:
         when = date[:19] + "Z" if capture is not None else iso(datetime.fromisoformat(date))
+        catalog = catalog_ext.catalog
+        assert catalog is not None
         catalog.record_text(
             site=item.site,
             article_key=item.article_id,
@@ -231,27 +241,8 @@ class ArticlePipeline:
             title=sidecar["title"],
             published=sidecar["published"],
         )
-        if capture is not None and location is not None:
-            catalog.add_capture_text(
-                Capture(
-                    record_id=capture.record_id,
-                    crawl_id=sidecar["crawl_id"],
-                    site=item.site,
-                    url=capture.target_uri,
-                    article_key=item.article_id,
-                    capture_time=when,
-                    status=item.status,
-                    record_type=capture.record_type,
-                    payload_digest=capture.payload_digest,
-                    warc_key=warc_key(item.site, location.filename),
-                    warc_offset=location.offset,
-                    warc_length=location.length,
-                    text_digest=sidecar["text_digest"],
-                    text_key=key,
-                    version=version,
-                    warc_date=capture.date,
-                )
-            )
+        if capture is not None:
+            catalog_ext.capture_text(capture.record_id, sidecar["text_digest"], key, version)
 
     def sidecar(
         self, item: ArticlePage, article: Article, text: bytes, run: ArchiveRun

@@ -26,6 +26,7 @@ from twisted.internet.threads import deferToThread
 
 from crawler import __version__
 from crawler.constants import (
+    META_ARTICLE_KEY,
     META_CAPTURE,
     META_HTTP_HEAD,
     META_HTTP_REASON,
@@ -172,7 +173,7 @@ class RevisitTarget:
     date: str
 
 
-RevisitLookup = Callable[[str, str], "RevisitTarget | None"]
+RevisitLookup = Callable[[str, str, "str | None"], "RevisitTarget | None"]  # url, digest, key
 CaptureListener = Callable[["CaptureInfo", "Request", "Response"], None]
 
 
@@ -421,7 +422,7 @@ class WarcCapture:
         earlier = None
         if self.revisit_lookup is not None and body and truncated is None:
             digest = sha1_digest(body)
-            earlier = self.revisit_lookup(request.url, digest)
+            earlier = self.revisit_lookup(request.url, digest, request.meta.get(META_ARTICLE_KEY))
         if earlier is not None:
             # Identical-payload revisit: the head as received now, the payload by reference.
             resp = self.builder.revisit(

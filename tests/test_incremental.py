@@ -90,6 +90,10 @@ def test_second_run_fetches_no_article_again(tmp_path: Path) -> None:
     captures = list(catalog.captures(site="tdi"))
     records = sum(t.count("response") + t.count("revisit") for t in warc_types(store).values())
     assert len(captures) == records
+    # Each article capture carries the text written for it.
+    article_rows = [c for c in captures if c.article_key and c.status == 200]
+    assert len(article_rows) == 6
+    assert all(c.text_digest and c.text_key and c.version == 1 for c in article_rows)
 
 
 def test_refetch_gives_revisits_and_an_edit_gives_a_second_version(tmp_path: Path) -> None:
