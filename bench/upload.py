@@ -16,9 +16,7 @@ interleaved runs after a warm-up.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,59 +25,23 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from tests.seaweed import start_weed
+
 ROOT = Path(__file__).resolve().parents[1]
 KEY = ("BENCHACCESSKEY000001", "bench-secret-not-for-real-use")
 
 
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    for sock in socks:
-        sock.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for sock in socks:
-        sock.close()
-    return ports
-
-
-def start_weed(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    weed = Path(sys.executable).parent / "weed"
-    config = workdir / "identities.json"
-    config.write_text(
-        json.dumps(
+def start_bench_weed(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    identities = {
+        "identities": [
             {
-                "identities": [
-                    {
-                        "name": "bench",
-                        "credentials": [{"accessKey": KEY[0], "secretKey": KEY[1]}],
-                        "actions": ["Admin", "Read", "Write", "List"],
-                    }
-                ]
+                "name": "bench",
+                "credentials": [{"accessKey": KEY[0], "secretKey": KEY[1]}],
+                "actions": ["Admin", "Read", "Write", "List"],
             }
-        )
-    )
-    names = [
-        "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-        "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
-    ]  # fmt: skip
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
-    (workdir / "data").mkdir()
-    cmd = [
-        str(weed),
-        "mini",
-        f"-dir={workdir / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-s3.config={config}",
-        "-admin.ui=false",
-        "-webdav=false",
-        "-master.telemetry=false",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        *(f"-{k}={v}" for k, v in ports.items()),
-    ]
-    log = (workdir / "weed.log").open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    return proc, f"http://127.0.0.1:{ports['s3.port']}"
+        ]
+    }
+    return start_weed(Path(sys.executable).parent / "weed", workdir, identities)
 
 
 def client(endpoint: str) -> Any:
@@ -176,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp:
         workdir = Path(tmp)
-        proc, endpoint = start_weed(workdir)
+        proc, endpoint = start_bench_weed(workdir)
         try:
             wait_ready(endpoint, proc)
             bucket = "bench"

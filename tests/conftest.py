@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.seaweed import free_ports, start_weed
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -110,19 +111,6 @@ S3_READER = ("NAREADERKEY000000001", "na-reader-secret-93f2aa10")
 S3_REGION = "us-east-1"
 
 
-def _free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
 def s3_env(endpoint: str, key: tuple[str, str] = S3_ADMIN) -> dict[str, str]:
     """Environment for a process that talks to the test server and nothing else."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -198,31 +186,8 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
             },
         ]
     }
-    config = workdir / "identities.json"
-    config.write_text(json.dumps(identities))
-    names = [
-        "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-        "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
-    ]  # fmt: skip
-    ports = dict(zip(names, _free_ports(len(names)), strict=True))
-    (workdir / "data").mkdir()
-    cmd = [
-        str(weed),
-        "mini",
-        f"-dir={workdir / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-s3.config={config}",
-        "-admin.ui=false",
-        "-webdav=false",
-        "-master.telemetry=false",  # it would report to the internet
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        *(f"-{name}={port}" for name, port in ports.items()),
-    ]
-    log = (workdir / "weed.log").open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    server = SeaweedFS(f"http://127.0.0.1:{ports['s3.port']}", workdir)
+    proc, endpoint = start_weed(weed, workdir, identities)
+    server = SeaweedFS(endpoint, workdir)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -246,7 +211,6 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log.close()
 
 
 # ------------------------------------------------------------------ PostgreSQL on loopback
@@ -274,7 +238,7 @@ def postgres_url() -> Iterator[str]:
         capture_output=True,
         timeout=120,
     )
-    [port] = _free_ports(1)
+    [port] = free_ports(1)
     server = subprocess.Popen(
         [
             *run_as,

@@ -29,10 +29,10 @@ from tests.conftest import (
     S3_ADMIN,
     S3_READER,
     SeaweedFS,
-    _free_ports,
     s3_env,
     venv_program,
 )
+from tests.seaweed import free_ports
 
 BUCKET = "bkt"
 
@@ -449,7 +449,7 @@ def test_wrong_secret_fails_before_any_fetch_without_the_secret(
     secret = "wrong-secret-key-8c2f9e"
     env = s3_env(seaweedfs.endpoint, (S3_ADMIN[0], secret))
     env["ARCHIVE_SPOOL_DIR"] = str(tmp_path / "spool")
-    [dead] = _free_ports(1)
+    [dead] = free_ports(1)
     # A proxy nobody listens on: even a crawl that went ahead could reach nothing.
     runner = [sys.executable, "-m", "crawler.runner", "tdi", "-s"]
     for cmd in (
@@ -475,7 +475,7 @@ def test_outage_crawl_completes_locally_then_upload_drains_the_backlog(
 ) -> None:
     bucket = seaweedfs.new_bucket()
     spool = tmp_path / "spool"
-    [dead] = _free_ports(1)
+    [dead] = free_ports(1)
     down = {**s3_env(f"http://127.0.0.1:{dead}"), "ARCHIVE_SPOOL_DIR": str(spool)}
     proc = _run(
         [
@@ -527,7 +527,7 @@ def test_archive_run_spools_during_an_outage_and_the_next_run_uploads_first(
 
     bucket = seaweedfs.new_bucket()
     spool = tmp_path / "spool"
-    [dead] = _free_ports(1)
+    [dead] = free_ports(1)
     uri = f"s3://{bucket}/run"
     down = open_store(uri, {**seaweedfs.options(), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{dead}"})
     config = RunConfig(store_uri=uri, spool_dir=spool, crawl_id="tdi-1", report=True)
@@ -615,7 +615,7 @@ def test_the_next_crawl_uploads_the_backlog_first(seaweedfs: SeaweedFS, tmp_path
     bucket = seaweedfs.new_bucket()
     spool = tmp_path / "spool"
     uri = f"s3://{bucket}/next"
-    [dead] = _free_ports(1)
+    [dead] = free_ports(1)
     down = open_store(uri, {**seaweedfs.options(), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{dead}"})
     run = ArchiveRun(RunConfig(uri, spool, "tdi-0", report=True), down)
     run.site = "tdi"
