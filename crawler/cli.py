@@ -294,6 +294,12 @@ examples:
 """
 
 
+def _settings_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "-s", dest="settings", action="append", default=[], metavar="NAME=VALUE", help=what
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newsarchive",
@@ -323,14 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument(
         "-a", dest="args", action="append", default=[], metavar="NAME=VALUE", help="spider argument"
     )
-    crawl.add_argument(
-        "-s",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="Scrapy or ARCHIVE_* setting",
-    )
+    _settings_option(crawl, "Scrapy or ARCHIVE_* setting")
     crawl.set_defaults(func=cmd_crawl)
 
     demo = sub.add_parser(
@@ -345,14 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--store", default=DEMO_STORE, help=f"store (default {DEMO_STORE})")
     demo.add_argument("--sites", nargs="*", default=None, help="only these mirrored sites")
-    demo.add_argument(
-        "-s",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="Scrapy or ARCHIVE_* setting",
-    )
+    _settings_option(demo, "Scrapy or ARCHIVE_* setting")
     demo.set_defaults(func=cmd_demo)
 
     upload = sub.add_parser(
@@ -376,14 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="spool directory (default: $ARCHIVE_SPOOL_DIR or ~/.cache/newsarchive/spool)",
     )
-    upload.add_argument(
-        "-s",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="AWS_* or ARCHIVE_STORE_* setting",
-    )
+    _settings_option(upload, "AWS_* or ARCHIVE_STORE_* setting")
     upload.set_defaults(func=cmd_upload)
     return parser
 
