@@ -207,8 +207,8 @@ class ArticlePipeline:
             sidecar["metadata_record_id"] = records[1].record_id
         key = text_key(item.site, item.article_id, date, version)
         sidecar["text_key"] = key
-        run.put_bytes(key, text)
-        run.put_bytes(key[:-4] + ".json", _dump(sidecar))
+        run.queue_bytes(key, text)
+        run.queue_bytes(key[:-4] + ".json", _dump(sidecar))
         # The catalog last: an article counts as archived once its text is stored.
         if catalog_ext is not None:
             self._record(catalog_ext, item, sidecar, capture, version, key, date)

@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Closer = Callable[[], None]
+# Queued uploads (texts, sidecars) waiting or running at once; more blocks the pipeline.
+MAX_IN_FLIGHT = 256
 Progress = Callable[[str], None]
 STATS_STORE_PENDING = "archive/store/pending"
 # Settings the store reads (Scrapy's AWS_* and ours); boto3's own chain fills what is unset.
@@ -201,6 +204,11 @@ class Backlog:
     Files live under ``<spool>/pending/<crawl-id>/<key>``, listed in order (the manifest last)
     in ``<spool>/pending/<crawl-id>.json`` with their size and SHA-256. A lock file beside the
     list keeps two processes (a crawl and ``newsarchive upload``) off the same backlog.
+
+    The same directory holds a live crawl's texts and sidecars on their way up ("in flight",
+    not listed). Every file lands there whole (written aside, then renamed), so a file a
+    killed crawl left unlisted is adopted by the next drain rather than forgotten, and the
+    list may be saved lazily (at most once a second while a crawl adds to it).
     """
 
     def __init__(self, spool: Path, crawl_id: str, store_uri: str) -> None:
@@ -213,6 +221,8 @@ class Backlog:
         self.entries: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._lock_fh: IO[bytes] | None = None
+        self._saved_at = 0.0
+        self._unsaved = False
 
     @classmethod
     def load(cls, list_path: Path) -> Backlog:
@@ -249,16 +259,33 @@ class Backlog:
         if move:
             os.replace(path, target)
         else:
-            shutil.copyfile(path, target)
+            tmp = target.with_name(f".{target.name}.tmp")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
         self._add(obj, target)
 
-    def add_bytes(self, obj: StoredObject, data: bytes) -> None:
-        target = self.path_of(obj.key)
+    def add_bytes(self, obj: StoredObject, data: bytes, *, lazy: bool = False) -> None:
+        self._add(obj, self.write_aside(obj.key, data), lazy=lazy)
+
+    def write_aside(self, key: str, data: bytes) -> Path:
+        """Put bytes in the backlog's directory, whole or not at all, without listing them."""
+        target = self.path_of(key)
+        with self._lock:
+            self.lock()
+            if not self.list_path.exists():
+                # The list names the store: a drain must know where unlisted files belong.
+                self._write_list()
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        self._add(obj, target)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        return target
 
-    def _add(self, obj: StoredObject, target: Path) -> None:
+    def add_spooled(self, obj: StoredObject, target: Path, *, lazy: bool = False) -> None:
+        """List a file already in the backlog's directory (written by ``write_aside``)."""
+        self._add(obj, target, lazy=lazy)
+
+    def _add(self, obj: StoredObject, target: Path, *, lazy: bool = False) -> None:
         with self._lock:
             self.lock()
             self.entries = [e for e in self.entries if e["key"] != obj.key]
@@ -270,14 +297,53 @@ class Backlog:
                     "sha256": obj.sha256,
                 }
             )
-            self.save()
+            self.save(lazy=lazy)
 
-    def save(self) -> None:
-        if not self.entries:
+    def adopt_unlisted(self) -> int:
+        """List the files a killed crawl left in the directory unlisted; they go up first."""
+        if not self.files.is_dir():
+            return 0
+        listed = {str(e["path"]) for e in self.entries}
+        adopted = []
+        for path in sorted(self.files.rglob("*")):
+            rel = path.relative_to(self.spool).as_posix()
+            if not path.is_file() or path.name.startswith(".") or rel in listed:
+                continue
+            size, digest = sha256_file(path)
+            key = path.relative_to(self.files).as_posix()
+            adopted.append({"key": key, "path": rel, "size": size, "sha256": digest})
+        if adopted:
+            with self._lock:
+                self.entries = adopted + self.entries
+                self.save()
+        return len(adopted)
+
+    def save(self, *, lazy: bool = False) -> None:
+        """Write the list (``lazy``: unless written less than a second ago; ``flush`` later)."""
+        if lazy and time.monotonic() - self._saved_at < 1.0:
+            self._unsaved = True
+            return
+        self._unsaved = False
+        self._saved_at = time.monotonic()
+        if not self.entries and not self._has_files():
             self.list_path.unlink(missing_ok=True)
             shutil.rmtree(self.files, ignore_errors=True)
             (self.dir / f"{self.crawl_id}.lock").unlink(missing_ok=True)
             return
+        self._write_list()
+
+    def flush(self) -> None:
+        """Save the list now (or remove the backlog if nothing is left in it)."""
+        with self._lock:
+            self.save()
+
+    def _has_files(self) -> bool:
+        return self.files.is_dir() and any(
+            not p.name.startswith(".") for p in self.files.rglob("*") if p.is_file()
+        )
+
+    def _write_list(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
         data = {"crawl_id": self.crawl_id, "store": self.store_uri, "objects": self.entries}
         tmp = self.list_path.with_name(f".{self.list_path.name}.tmp")
         tmp.write_bytes(_dump(data))
@@ -316,6 +382,13 @@ def drain_backlog(
             logger.info("backlog %s is being uploaded by another process", backlog.crawl_id)
             continue
         try:
+            adopted = backlog.adopt_unlisted()
+            if adopted:
+                logger.warning(
+                    "backlog %s: %d files a killed crawl left on their way up are listed now",
+                    backlog.crawl_id,
+                    adopted,
+                )
             for entry in list(backlog.entries):
                 key, path = str(entry["key"]), spool / str(entry["path"])
                 try:
@@ -329,11 +402,13 @@ def drain_backlog(
                         return uploaded, failed
                     continue
                 uploaded.append(obj)
-                backlog.entries.remove(entry)
-                backlog.save()
+                with backlog._lock:
+                    backlog.entries.remove(entry)
+                    backlog.save(lazy=True)
                 if progress is not None:
                     progress(f"uploaded {key} ({obj.size:,} bytes, sha256 {obj.sha256[:12]}…)")
         finally:
+            backlog.flush()
             backlog.unlock()
     return uploaded, failed
 
@@ -341,6 +416,11 @@ def drain_backlog(
 def _upload_spooled(
     store: Store, spool: Path, key: str, path: Path, entry: Mapping[str, Any], keep_local: bool
 ) -> StoredObject:
+    if not path.exists():
+        # Uploaded and removed just before a kill, the list not yet saved: the store has it.
+        stored = store.head(key)
+        if stored is not None and (stored.size, stored.sha256) == (entry["size"], entry["sha256"]):
+            return stored
     size, digest = sha256_file(path)
     if (size, digest) != (entry["size"], entry["sha256"]):
         raise StoreError(
@@ -385,6 +465,10 @@ class ArchiveRun:
         self.report: dict[str, Any] | None = None
         self._backlog: Backlog | None = None
         self._store_down_until = 0.0
+        # Texts and sidecars of a remote store: spooled at once, uploaded by a few threads.
+        self._uploads: ThreadPoolExecutor | None = None
+        self._in_flight = threading.BoundedSemaphore(MAX_IN_FLIGHT)
+        self._drainer: threading.Thread | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -425,10 +509,11 @@ class ArchiveRun:
     def add_closer(self, name: str, closer: Closer) -> None:
         self._closers.append((name, closer))
 
-    async def upload_backlog(self, spider: Spider) -> None:
-        """What earlier crawls left in the spool goes up first, in a thread."""
+    def upload_backlog(self, spider: Spider) -> None:
+        """What earlier crawls left in the spool goes up in a thread while this crawl runs."""
         if self.remote and pending_backlogs(self.spool_dir):
-            await maybe_deferred_to_future(deferToThread(self.drain))
+            self._drainer = threading.Thread(target=self.drain, name="backlog", daemon=True)
+            self._drainer.start()
 
     def drain(self) -> None:
         uploaded, failed = drain_backlog(
@@ -441,20 +526,23 @@ class ArchiveRun:
                 len(failed),
             )
 
-    def put_file(self, key: str, path: Path, *, move: bool = True) -> StoredObject:
+    def put_file(
+        self, key: str, path: Path, *, move: bool = True, sha256: str | None = None
+    ) -> StoredObject:
         """Store a file (called from worker threads: uploads block).
 
         With a remote store, a file the store does not take stays in the spool's backlog
         and the crawl goes on; ``move`` then means: removed locally once verified.
+        ``sha256`` is the digest its writer computed: the stored bytes must match it.
         """
         if not self.remote:
-            obj = self.store.put_file(key, path, move=move)
+            obj = self.store.put_file(key, path, move=move, sha256=sha256)
             self._record(obj)
             return obj
         if self._store_is_up():
             keep = move and self.config.keep_local
             try:
-                obj = self.store.put_file(key, path, move=move and not keep)
+                obj = self.store.put_file(key, path, move=move and not keep, sha256=sha256)
             except StoreError as exc:
                 self._store_failed(key, exc)
             else:
@@ -462,7 +550,7 @@ class ArchiveRun:
                     _keep(self.spool_dir, key, path)
                 self._record(obj)
                 return obj
-        size, digest = sha256_file(path)
+        size, digest = (path.stat().st_size, sha256) if sha256 else sha256_file(path)
         obj = StoredObject(key, size, digest)
         self._spool_backlog().add_file(obj, path, move=move)
         self._record(obj, pending=True)
@@ -472,6 +560,61 @@ class ArchiveRun:
         obj = self._put_bytes(key, data)
         self._record(obj, pending=not self.store_has(obj))
         return obj
+
+    def queue_bytes(self, key: str, data: bytes) -> StoredObject:
+        """Store bytes without waiting for a remote store (texts, sidecars).
+
+        The bytes land whole in the spool at once, so nothing is lost if the crawl is killed
+        (the next drain adopts them); a few threads upload them, each verified, and the spool
+        copy goes once the store has it. ``flush_uploads`` waits for all of them.
+        """
+        if not self.remote:
+            return self.put_bytes(key, data)
+        obj = StoredObject(key, len(data), hashlib.sha256(data).hexdigest())
+        backlog = self._spool_backlog()
+        path = backlog.write_aside(key, data)
+        if not self._store_is_up():
+            backlog.add_spooled(obj, path, lazy=True)
+            self._record(obj, pending=True)
+            return obj
+        with self._lock:
+            if self._uploads is None:
+                workers = int(str(self.config.store_options.get("ARCHIVE_STORE_CONCURRENCY") or 8))
+                self._uploads = ThreadPoolExecutor(workers, thread_name_prefix="upload")
+        # Bounded: a slow store slows the pipeline down instead of filling memory.
+        self._in_flight.acquire()
+        self._uploads.submit(self._upload_queued, obj, path)
+        return obj
+
+    def _upload_queued(self, obj: StoredObject, path: Path) -> None:
+        try:
+            if self._store_is_up():
+                keep = self.config.keep_local
+                try:
+                    self.store.put_file(obj.key, path, move=not keep, sha256=obj.sha256)
+                except StoreError as exc:
+                    self._store_failed(obj.key, exc)
+                else:
+                    if keep:
+                        _keep(self.spool_dir, obj.key, path)
+                    self._record(obj)
+                    return
+            self._spool_backlog().add_spooled(obj, path, lazy=True)
+            self._record(obj, pending=True)
+        except Exception:
+            # The file stays in the spool, where the next drain adopts it.
+            logger.exception("upload of %s failed; it stays in the spool", obj.key)
+        finally:
+            self._in_flight.release()
+
+    def flush_uploads(self) -> None:
+        """Wait for queued uploads; called before the manifest, which lists them."""
+        with self._lock:
+            uploads, self._uploads = self._uploads, None
+        if uploads is not None:
+            uploads.shutdown(wait=True)
+        if self._backlog is not None:
+            self._backlog.flush()
 
     def store_has(self, obj: StoredObject) -> bool:
         return self._backlog is None or all(e["key"] != obj.key for e in self._backlog.entries)
@@ -533,6 +676,8 @@ class ArchiveRun:
         await maybe_deferred_to_future(deferToThread(self._close_blocking, reason))
 
     def _close_blocking(self, reason: str) -> None:
+        if self._drainer is not None:
+            self._drainer.join()
         for name, closer in self._closers:
             try:
                 closer()
@@ -541,6 +686,11 @@ class ArchiveRun:
                 self.notes.append(f"closing {name} failed: {exc}")
                 if self.crawler is not None and self.crawler.stats is not None:
                     self.crawler.stats.inc_value("archive/errors/close")
+        try:
+            self.flush_uploads()
+        except Exception as exc:
+            logger.exception("finishing the uploads failed")
+            self.notes.append(f"finishing the uploads failed: {exc}")
         self.report = self.build_report(reason)
         if self.config.report:
             self.write_report_and_manifest(self.report)

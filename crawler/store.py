@@ -41,7 +41,9 @@ class Store(Protocol):
 
     uri: str
 
-    def put_file(self, key: str, path: Path, *, move: bool = False) -> StoredObject: ...
+    def put_file(
+        self, key: str, path: Path, *, move: bool = False, sha256: str | None = None
+    ) -> StoredObject: ...
 
     def put_bytes(self, key: str, data: bytes) -> StoredObject: ...
 
@@ -50,6 +52,8 @@ class Store(Protocol):
     def get_range(self, key: str, offset: int, length: int) -> bytes: ...
 
     def exists(self, key: str) -> bool: ...
+
+    def head(self, key: str) -> StoredObject | None: ...
 
     def list(self, prefix: str = "") -> Iterator[str]: ...
 
@@ -107,10 +111,13 @@ class LocalStore:
         except OSError as exc:
             raise StoreError(f"store {self.uri} is not writable: {exc.strerror or exc}") from exc
 
-    def put_file(self, key: str, path: Path, *, move: bool = False) -> StoredObject:
+    def put_file(
+        self, key: str, path: Path, *, move: bool = False, sha256: str | None = None
+    ) -> StoredObject:
+        """Store a file; the stored copy is hashed and must match ``sha256`` (from its writer)."""
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        size, digest = sha256_file(path)
+        size, digest = (path.stat().st_size, sha256) if sha256 else sha256_file(path)
         if move:
             try:
                 os.replace(path, target)
@@ -158,6 +165,14 @@ class LocalStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def head(self, key: str) -> StoredObject | None:
+        """Size and SHA-256 of a stored object (hashed: a directory keeps no metadata)."""
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        size, digest = sha256_file(path)
+        return StoredObject(key, size, digest)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         if not self.root.is_dir():

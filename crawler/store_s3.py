@@ -247,8 +247,19 @@ class S3Store:
             logger.debug("could not remove probe %s: %s", probe, _error_code(exc))
 
     # -- writing -------------------------------------------------------------------------------
-    def put_file(self, key: str, path: Path, *, move: bool = False) -> StoredObject:
-        size, digest = sha256_file(path)
+    def put_file(
+        self, key: str, path: Path, *, move: bool = False, sha256: str | None = None
+    ) -> StoredObject:
+        """Upload a file; ``sha256`` (from its writer) spares a reading pass and is checked.
+
+        With a known digest the bytes are hashed as they are sent and the upload is refused
+        (multipart aborted, or the single PUT rejected by the server's checksum) if the file
+        no longer matches what its writer wrote.
+        """
+        if sha256 is None:
+            size, digest = sha256_file(path)
+        else:
+            size, digest = path.stat().st_size, sha256
         with path.open("rb") as fh:
             obj = self._put(key, fh, size, digest)
         if move:
@@ -281,17 +292,23 @@ class S3Store:
 
         full = self._key(key)
         try:
-            head = self._head(full)
-            if head is not None:
-                if self._same(head, size, digest):
-                    logger.debug("%s already stored with the same bytes: skipped", full)
-                    return StoredObject(key, size, digest)
-                raise self._conflict(key, head, size, digest)
             if size >= self.config.multipart_threshold:
+                # A HEAD first: re-sending a gigabyte only to learn it is there costs more.
+                head = self._head(full)
+                if head is not None:
+                    if self._same(head, size, digest):
+                        logger.debug("%s already stored with the same bytes: skipped", full)
+                        return StoredObject(key, size, digest)
+                    raise self._conflict(key, head, size, digest)
                 expected = self._put_multipart(full, body, size, digest)
+                head = self._head(full)
             else:
-                expected = self._put_single(full, body, digest)
-            head = self._head(full)
+                # One round trip: the conditional PUT finds an existing object (412), and a
+                # server that reports the SHA-256 it computed has verified the bytes.
+                expected, reported = self._put_single(full, body, digest)
+                if reported == expected:
+                    return StoredObject(key, size, digest)
+                head = self._head(full)
         except ClientError as exc:
             if _error_code(exc) in ("PreconditionFailed", "412"):
                 # Written by someone else since our HEAD (or by our own retried request).
@@ -334,7 +351,8 @@ class S3Store:
         if problems:
             raise StoreError(f"verification of {self.uri}{key} failed: {'; '.join(problems)}")
 
-    def _put_single(self, full: str, body: IO[bytes], digest: str) -> str:
+    def _put_single(self, full: str, body: IO[bytes], digest: str) -> tuple[str, str | None]:
+        """PUT with our SHA-256: (checksum sent, checksum the server reports, if any)."""
         checksum = b64_sha256(bytes.fromhex(digest))
         response = self.client.put_object(
             Bucket=self.bucket,
@@ -347,7 +365,7 @@ class S3Store:
         reported = response.get("ChecksumSHA256")
         if reported and reported != checksum:
             raise StoreError(f"server stored {full} with checksum {reported}, sent {checksum}")
-        return checksum
+        return checksum, reported
 
     def _part_size(self, size: int) -> int:
         part = self.config.part_size
@@ -385,17 +403,25 @@ class S3Store:
             digests[index] = base64.b64decode(reported)
             etags[index] = response["ETag"]
 
+        # The bytes sent must be the bytes whose digest goes into the metadata.
+        whole = hashlib.sha256()
         try:
             # At most `concurrency` parts in memory: read one, submit, wait when the window is full.
             with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
                 pending = []
                 for index in range(count):
                     data = body.read(part_size)
+                    whole.update(data)
                     pending.append(pool.submit(send, index, data))
                     if len(pending) >= self.config.concurrency:
                         pending.pop(0).result()
                 for future in pending:
                     future.result()
+            if whole.hexdigest() != digest:
+                raise StoreError(
+                    f"{full}: the file changed since it was written (sha256 "
+                    f"{whole.hexdigest()}, expected {digest}): upload aborted"
+                )
             parts = [
                 {"PartNumber": i + 1, "ETag": etags[i], "ChecksumSHA256": b64_sha256(digests[i])}
                 for i in range(count)

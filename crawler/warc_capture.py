@@ -352,7 +352,8 @@ class WarcCapture:
 
     def _store_file(self, site: str, path: Path) -> None:
         assert self.run is not None
-        self.run.put_file(warc_key(site, path.name), path, move=True)
+        digest = self.writer.sha256_of(path) if self.writer is not None else None
+        self.run.put_file(warc_key(site, path.name), path, move=True, sha256=digest)
         self.crawler.stats.inc_value(STATS_WARC_FILES)
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import io
 import logging
 import os
@@ -136,11 +137,19 @@ class WarcFileWriter:
         self._dirty = False
         self._error: OSError | None = None
         self._closed_files: list[Path] = []
+        # SHA-256 of every byte written to the current file, and of each closed file: the
+        # upload is checked against it instead of reading the file a second time.
+        self._hash = hashlib.sha256()
+        self._digests: dict[Path, str] = {}
 
     @property
     def closed_files(self) -> list[Path]:
         """Final paths of the files closed so far."""
         return list(self._closed_files)
+
+    def sha256_of(self, path: Path) -> str | None:
+        """SHA-256 of a file this writer closed, as written (None for another file)."""
+        return self._digests.get(path)
 
     @property
     def current_path(self) -> Path | None:
@@ -279,6 +288,8 @@ class WarcFileWriter:
             if not written:
                 raise OSError(errno.EIO, "short write to WARC file")
             view = view[written:]
+        # Only whole writes: a failed one is cut back and never counted.
+        self._hash.update(data)
 
     def _cut_back(self, offset: int) -> None:
         """Drop a partly written group so the file ends with a complete member."""
@@ -319,6 +330,7 @@ class WarcFileWriter:
             self._file, self._open_path, self._final_name = handle, open_path, name
             self._size = 0
             self._dirty = False
+            self._hash = hashlib.sha256()
             self._opened_at = self._monotonic()
             warcinfo = self._builder.warcinfo(name, self._warcinfo_fields)
             member = _gzip_member(warcinfo.data, self._level)
@@ -347,6 +359,7 @@ class WarcFileWriter:
             return self.closed_files
         os.rename(open_path, final_path)
         self._closed_files.append(final_path)
+        self._digests[final_path] = self._hash.hexdigest()
         logger.info("closed WARC file %s (%d bytes)", final_path, self._size)
         _notify(self._on_close, final_path)
         return self.closed_files

@@ -159,14 +159,18 @@ def start_crawl(
     settings: Mapping[str, str] | None = None,
     spider_args: Mapping[str, str] | None = None,
     stderr_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a crawl subprocess (stderr to ``stderr_path``, or ``out`` + ``.log``)."""
+    """Start a crawl subprocess (stderr to ``stderr_path``, or ``out`` + ``.log``).
+
+    ``env`` adds variables to the crawl's environment (an S3 server's credentials).
+    """
     log = stderr_path or out.with_suffix(".log")
     with log.open("wb") as err:
         return subprocess.Popen(
             crawl_command(spider, out, settings=settings, spider_args=spider_args),
             cwd=ROOT,
-            env=crawl_env(),
+            env={**crawl_env(), **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
@@ -179,10 +183,13 @@ def run_crawl(
     settings: Mapping[str, str] | None = None,
     spider_args: Mapping[str, str] | None = None,
     timeout: float = 60,
+    env: Mapping[str, str] | None = None,
 ) -> CrawlResult:
     """Run a crawl to its end and return its exit code, run report and stats."""
     log = out.with_suffix(".log")
-    proc = start_crawl(spider, out, settings=settings, spider_args=spider_args, stderr_path=log)
+    proc = start_crawl(
+        spider, out, settings=settings, spider_args=spider_args, stderr_path=log, env=env
+    )
     try:
         proc.wait(timeout)
     finally:

@@ -5,16 +5,20 @@ Afterwards every file passes ``warcio check`` and every complete record is still
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import gzip
+import hashlib
 import json
 import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -33,6 +37,7 @@ from crawler.run import ArchiveRun
 from crawler.warc_capture import WarcCapture
 from crawler.warc_records import RecordBuilder, build_response_head
 from crawler.warc_writer import WarcFileWriter, recover_open_files
+from tests.conftest import SeaweedFS, s3_env
 from tests.crawl_helper import SLOW_HOST, CrawlResult, run_crawl, start_crawl
 
 H = f"https://{SLOW_HOST}"
@@ -344,3 +349,125 @@ def test_recovery_leaves_a_live_crawls_files_alone(tmp_path: Path) -> None:
     finally:
         lock.close()
         writer.close()
+
+
+# ------------------------------------------------------------------ killed mid-upload to S3
+
+
+class ThrottledRelay:
+    """A TCP relay to the S3 server that sends requests slowly and knows when one is mid-way.
+
+    A request counts as in flight from its first bytes until the server's answer starts.
+    """
+
+    def __init__(self, upstream: int, rate: float = 300_000) -> None:
+        self.upstream = upstream
+        self.rate = rate
+        self.started = 0
+        self.in_flight = 0
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, to_server: bool) -> None:
+        try:
+            while chunk := src.recv(16 * 1024):
+                with self._lock:
+                    if to_server and chunk.startswith((b"PUT ", b"POST ")):
+                        self.started += 1
+                        self.in_flight += 1
+                    elif not to_server and chunk.startswith(b"HTTP/1.1 "):
+                        self.in_flight = max(0, self.in_flight - 1)
+                if to_server:
+                    time.sleep(len(chunk) / self.rate)
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            src.close()  # each socket is the source of one pump
+
+
+@pytest.mark.slow
+def test_a_crawl_killed_mid_upload_to_s3_loses_and_duplicates_nothing(
+    mirror: MirrorServer, seaweedfs: SeaweedFS, tmp_path: Path
+) -> None:
+    bucket = seaweedfs.new_bucket()
+    spool = tmp_path / "spool"
+    settings = {
+        "ARCHIVE_STORE_URI": f"s3://{bucket}/k",
+        "ARCHIVE_PROXY": mirror.proxy_url,
+        "ARCHIVE_SPOOL_DIR": str(spool),
+        # Files close (and go up) while the crawl runs, not only at its end.
+        "ARCHIVE_WARC_MAX_SIZE": "300000",
+        "CONCURRENT_REQUESTS_PER_DOMAIN": "16",
+    }
+    aws = {k: v for k, v in s3_env(seaweedfs.endpoint).items() if k.startswith("AWS_")}
+    relay = ThrottledRelay(int(seaweedfs.endpoint.rsplit(":", 1)[1]))
+    proc = start_crawl(
+        "SlowSiteSpider",
+        tmp_path / "killed.json",
+        settings=settings,
+        env={**aws, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{relay.port}"},
+    )
+    try:
+        wait_for(lambda: relay.started >= 10 and relay.in_flight >= 1, 90, "uploads under way")
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        relay.close()
+    assert not (tmp_path / "killed.json").exists()
+
+    result = run_crawl("SlowSiteSpider", tmp_path / "next.json", settings=settings, env=aws)
+    assert result.exit_code == 0, result.stderr[-3000:]
+    assert "files a killed crawl left on their way up are listed now" in result.stderr
+
+    client = seaweedfs.client()
+    keys = [
+        o["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    ]
+    # No partial object: each holds exactly the bytes its SHA-256 metadata names.
+    for key in keys:
+        got = client.get_object(Bucket=bucket, Key=key)
+        body = got["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == got["Metadata"]["sha256"], key
+    # Every article archived exactly once: one text and one sidecar each, no second version.
+    texts = [k for k in keys if k.startswith(f"k/text/{SITE}/") and k.endswith(".txt")]
+    sidecars = [k for k in keys if k.startswith(f"k/text/{SITE}/") and k.endswith(".json")]
+    assert sorted(Path(k).name for k in texts) == sorted(f"{n}.txt" for n in range(ARTICLES))
+    assert len(sidecars) == ARTICLES
+    # Every article's response is in a valid WARC in the store.
+    archived: set[str] = set()
+    for key in (k for k in keys if k.endswith(".warc.gz")):
+        local = tmp_path / Path(key).name
+        local.write_bytes(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        warcio_check(local)
+        with local.open("rb") as stream:
+            for record in ArchiveIterator(stream):
+                if record.rec_type == "response":
+                    archived.add(record.rec_headers.get_header("WARC-Target-URI"))
+    assert {f"{H}/a/{n}/" for n in range(ARTICLES)} <= archived
+    # Nothing left behind locally.
+    assert not [p for p in (spool / "pending").rglob("*") if p.is_file() and p.suffix != ".lock"]
+    assert not list(spool.rglob("*.warc.gz*"))

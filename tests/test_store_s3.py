@@ -144,12 +144,13 @@ def _found(stubber: Stubber, key: str, data: bytes, checksum: str | None = None)
     stubber.add_response("head_object", response, _head(key))
 
 
-def test_put_is_conditional_with_the_sha256_checksum_then_verified(
+def test_small_put_is_one_conditional_request_verified_by_the_servers_checksum(
     stubbed: tuple[S3Store, Stubber],
 ) -> None:
     store, stubber = stubbed
     data = b"article text\n"
-    _not_found(stubber, "pre/text/a.txt")
+    # No HEAD before (the conditional PUT finds an existing object) and none after: the
+    # server computed the same SHA-256 from the bytes it stored.
     stubber.add_response(
         "put_object",
         {"ETag": '"e"', "ChecksumSHA256": b64(data)},
@@ -162,30 +163,44 @@ def test_put_is_conditional_with_the_sha256_checksum_then_verified(
             "Metadata": {"sha256": sha(data)},
         },
     )
-    _found(stubber, "pre/text/a.txt", data, b64(data))
     obj = store.put_bytes("text/a.txt", data)
     assert (obj.key, obj.size, obj.sha256) == ("text/a.txt", len(data), sha(data))
 
 
-def test_identical_object_already_stored_is_skipped(stubbed: tuple[S3Store, Stubber]) -> None:
-    store, stubber = stubbed
-    _found(stubber, "pre/k", b"same")
-    # No put_object queued: the Stubber fails on any call not expected.
-    assert store.put_bytes("k", b"same").sha256 == sha(b"same")
-
-
-def test_different_content_under_the_key_is_never_replaced(
+def test_a_server_that_reports_no_checksum_is_checked_with_a_head(
     stubbed: tuple[S3Store, Stubber],
 ) -> None:
     store, stubber = stubbed
-    _found(stubber, "pre/k", b"old bytes")
-    with pytest.raises(StoreConflictError, match=r"s3://bkt/pre/k already exists"):
-        store.put_bytes("k", b"new bytes")
+    stubber.add_response("put_object", {"ETag": '"e"'}, None)
+    _found(stubber, "pre/k", b"ours")
+    assert store.put_bytes("k", b"ours").sha256 == sha(b"ours")
+
+
+def test_identical_large_object_already_stored_is_not_sent_again(
+    stubbed: tuple[S3Store, Stubber], tmp_path: Path
+) -> None:
+    store, stubber = stubbed
+    path = tmp_path / "big"
+    path.write_bytes(b"s" * (12 * MiB))
+    _found(stubber, "pre/big", path.read_bytes())
+    # No create_multipart_upload queued: the Stubber fails on any call not expected.
+    assert store.put_file("big", path).size == 12 * MiB
+
+
+def test_different_large_object_under_the_key_is_never_replaced(
+    stubbed: tuple[S3Store, Stubber], tmp_path: Path
+) -> None:
+    store, stubber = stubbed
+    path = tmp_path / "big"
+    path.write_bytes(b"n" * (12 * MiB))
+    _found(stubber, "pre/big", b"old bytes")
+    with pytest.raises(StoreConflictError, match=r"s3://bkt/pre/big already exists"):
+        store.put_file("big", path, move=True)
+    assert path.exists()
 
 
 def test_412_from_the_conditional_put_names_the_key(stubbed: tuple[S3Store, Stubber]) -> None:
     store, stubber = stubbed
-    _not_found(stubber, "pre/warc/x.warc.gz")
     stubber.add_client_error(
         "put_object", service_error_code="PreconditionFailed", http_status_code=412
     )
@@ -195,9 +210,8 @@ def test_412_from_the_conditional_put_names_the_key(stubbed: tuple[S3Store, Stub
 
 
 def test_412_for_our_own_bytes_is_success(stubbed: tuple[S3Store, Stubber]) -> None:
-    """A retried PUT whose first attempt landed: the object holds our bytes."""
+    """A retried PUT whose first attempt landed (or a re-upload): the object holds our bytes."""
     store, stubber = stubbed
-    _not_found(stubber, "pre/k")
     stubber.add_client_error(
         "put_object", service_error_code="PreconditionFailed", http_status_code=412
     )
@@ -207,7 +221,6 @@ def test_412_for_our_own_bytes_is_success(stubbed: tuple[S3Store, Stubber]) -> N
 
 def test_verification_failure_is_an_error(stubbed: tuple[S3Store, Stubber]) -> None:
     store, stubber = stubbed
-    _not_found(stubber, "pre/k")
     stubber.add_response("put_object", {"ETag": '"e"'}, None)
     stubber.add_response("head_object", {"ContentLength": 3, "Metadata": {"sha256": sha(b"x")}})
     with pytest.raises(StoreError, match="verification of s3://bkt/pre/k failed: size 3 != 1"):
@@ -286,6 +299,37 @@ def test_a_failed_multipart_upload_is_aborted(
     with pytest.raises(StoreError, match="BadDigest"):
         store.put_file("big", path, move=True)
     assert path.exists(), "the local file is kept when the upload failed"
+
+
+def test_a_file_that_changed_since_its_writer_hashed_it_is_not_stored(
+    stubbed: tuple[S3Store, Stubber], tmp_path: Path
+) -> None:
+    """With the writer's digest there is no reading pass first: the bytes sent are checked."""
+    store, stubber = stubbed
+    path = tmp_path / "big"
+    path.write_bytes(b"w" * (12 * MiB))
+    written = sha(b"v" * (12 * MiB))  # what the writer wrote before the disk changed it
+    _not_found(stubber, "pre/big")
+    stubber.add_response(
+        "create_multipart_upload",
+        {"UploadId": "u3"},
+        {
+            "Bucket": BUCKET,
+            "Key": "pre/big",
+            "ChecksumAlgorithm": "SHA256",
+            "Metadata": {"sha256": written},
+        },
+    )
+    for number in (1, 2, 3):
+        stubber.add_response(
+            "upload_part", {"ETag": f'"p{number}"', "ChecksumSHA256": b64(b"p")}, None
+        )
+    stubber.add_response(
+        "abort_multipart_upload", {}, {"Bucket": BUCKET, "Key": "pre/big", "UploadId": "u3"}
+    )
+    with pytest.raises(StoreError, match="changed since it was written"):
+        store.put_file("big", path, move=True, sha256=written)
+    assert path.exists()
 
 
 # ------------------------------------------------------------------ integration: SeaweedFS
@@ -635,3 +679,97 @@ def test_the_next_crawl_uploads_the_backlog_first(seaweedfs: SeaweedFS, tmp_path
         "reports/tdi/tdi-0.json",
     ]
     assert _spool_files(spool) == []
+
+
+def test_queued_texts_upload_on_worker_threads_verified_and_listed_in_the_manifest(
+    s3store: S3Store, tmp_path: Path
+) -> None:
+    from crawler.run import ArchiveRun, RunConfig
+
+    spool = tmp_path / "spool"
+    run = ArchiveRun(RunConfig(s3store.uri, spool, "tdi-q", report=True), s3store)
+    run.site = "tdi"
+    texts = {f"text/tdi/2025/06/11/{n}.txt": f"article {n}\n".encode() * 50 for n in range(60)}
+    for key, data in texts.items():
+        obj = run.queue_bytes(key, data)
+        assert (obj.size, obj.sha256) == (len(data), sha(data))
+    run._close_blocking("finished")
+    for key, data in texts.items():
+        assert s3store.get_bytes(key) == data
+    manifest = json.loads(s3store.get_bytes("manifests/tdi/tdi-q.json"))
+    listed = {o["key"]: (o["size"], o["sha256"]) for o in manifest["objects"]}
+    assert {k: listed[k] for k in texts} == {k: (len(d), sha(d)) for k, d in texts.items()}
+    assert run.pending == [] and manifest["report"]["upload"]["pending"] == 0
+    assert _spool_files(spool) == [], "the spool copies go once the store has them"
+
+
+def test_queued_texts_during_an_outage_wait_in_the_backlog_then_go_up(
+    seaweedfs: SeaweedFS, tmp_path: Path
+) -> None:
+    from crawler.run import ArchiveRun, RunConfig, drain_backlog
+
+    bucket = seaweedfs.new_bucket()
+    spool, uri = tmp_path / "spool", f"s3://{bucket}/q"
+    [dead] = free_ports(1)
+    down = open_store(uri, {**seaweedfs.options(), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{dead}"})
+    run = ArchiveRun(RunConfig(uri, spool, "tdi-down", report=True), down)
+    run.site = "tdi"
+    for n in range(5):
+        run.queue_bytes(f"text/tdi/{n}.txt", b"x" * n)
+    run._close_blocking("finished")
+    # The first upload found the store down; the rest went straight to the backlog.
+    assert sorted(run.pending[:5]) == [f"text/tdi/{n}.txt" for n in range(5)]
+    assert run.pending[-1] == "manifests/tdi/tdi-down.json"
+    up = open_store(uri, seaweedfs.options())
+    uploaded, failed = drain_backlog(up, spool)
+    assert failed == [] and len(uploaded) == 7
+    assert [up.get_bytes(f"text/tdi/{n}.txt") for n in range(5)] == [b"x" * n for n in range(5)]
+    assert _spool_files(spool) == []
+
+
+def test_files_a_killed_crawl_left_unlisted_are_adopted_by_the_next_drain(
+    s3store: S3Store, tmp_path: Path
+) -> None:
+    """Killed with texts on their way up, and after an upload but before the list was saved."""
+    from crawler.run import Backlog, drain_backlog
+    from crawler.store import StoredObject
+
+    spool = tmp_path / "spool"
+    killed = Backlog(spool, "tdi-killed", s3store.uri)
+    for n in range(3):
+        killed.write_aside(f"text/tdi/{n}.txt", f"in flight {n}".encode())
+    gone = b"uploaded just before the kill"
+    path = killed.write_aside("text/tdi/gone.txt", gone)
+    killed.add_spooled(StoredObject("text/tdi/gone.txt", len(gone), sha(gone)), path)
+    s3store.put_file("text/tdi/gone.txt", path, move=True)
+    # A write cut by the kill before its rename: not an object.
+    (spool / "pending/tdi-killed/text/tdi/.3.txt.tmp").write_bytes(b"half-writ")
+    killed.unlock()  # what the kill does to the lock
+
+    uploaded, failed = drain_backlog(s3store, spool)
+    assert failed == []
+    assert sorted(o.key for o in uploaded) == [
+        "text/tdi/0.txt",
+        "text/tdi/1.txt",
+        "text/tdi/2.txt",
+        "text/tdi/gone.txt",
+    ]
+    assert [s3store.get_bytes(f"text/tdi/{n}.txt") for n in range(3)] == [
+        f"in flight {n}".encode() for n in range(3)
+    ]
+    assert not (spool / "pending" / "tdi-killed.json").exists()
+    assert not (spool / "pending" / "tdi-killed").exists()
+
+
+def test_a_live_crawls_files_on_their_way_up_are_not_touched(
+    s3store: S3Store, tmp_path: Path
+) -> None:
+    from crawler.run import Backlog, drain_backlog
+
+    spool = tmp_path / "spool"
+    live = Backlog(spool, "tdi-live", s3store.uri)
+    live.write_aside("text/tdi/live.txt", b"being uploaded by its own crawl")
+    assert drain_backlog(s3store, spool) == ([], [])
+    assert not s3store.exists("text/tdi/live.txt")
+    assert (spool / "pending/tdi-live/text/tdi/live.txt").exists()
+    live.unlock()
