@@ -247,7 +247,7 @@ def cmd_upload(ns: argparse.Namespace) -> int:
                 return EXIT_FAILED
             if uri not in uris:
                 uris.append(uri)
-    total = sum(len(Backlog.load(p).entries) for p in lists)
+    total = sum(Backlog.load(p).waiting for p in lists)
     done = 0
 
     def progress(line: str) -> None:
@@ -275,7 +275,7 @@ def cmd_upload(ns: argparse.Namespace) -> int:
         failed_all += failed
         size = sum(o.size for o in uploaded)
         print(f"{store.uri}: {len(uploaded)} objects uploaded ({size:,} bytes)", flush=True)
-    left = sum(len(Backlog.load(p).entries) for p in pending_backlogs(spool))
+    left = sum(Backlog.load(p).waiting for p in pending_backlogs(spool))
     print(
         f"uploaded {uploaded_all} objects in {time.monotonic() - started:.1f}s, "
         f"{len(failed_all)} failed, {left} still pending in {spool}"

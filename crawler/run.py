@@ -299,16 +299,29 @@ class Backlog:
             )
             self.save(lazy=lazy)
 
+    def unlisted(self) -> list[Path]:
+        """Whole files in the directory that the list does not name (in flight, or orphaned)."""
+        if not self.files.is_dir():
+            return []
+        listed = {str(e["path"]) for e in self.entries}
+        return [
+            path
+            for path in sorted(self.files.rglob("*"))
+            if path.is_file()
+            and not path.name.startswith(".")
+            and path.relative_to(self.spool).as_posix() not in listed
+        ]
+
+    @property
+    def waiting(self) -> int:
+        """Objects waiting for the store: listed ones and whole unlisted files."""
+        return len(self.entries) + len(self.unlisted())
+
     def adopt_unlisted(self) -> int:
         """List the files a killed crawl left in the directory unlisted; they go up first."""
-        if not self.files.is_dir():
-            return 0
-        listed = {str(e["path"]) for e in self.entries}
         adopted = []
-        for path in sorted(self.files.rglob("*")):
+        for path in self.unlisted():
             rel = path.relative_to(self.spool).as_posix()
-            if not path.is_file() or path.name.startswith(".") or rel in listed:
-                continue
             size, digest = sha256_file(path)
             key = path.relative_to(self.files).as_posix()
             adopted.append({"key": key, "path": rel, "size": size, "sha256": digest})

@@ -38,7 +38,7 @@ from crawler.warc_capture import WarcCapture
 from crawler.warc_records import RecordBuilder, build_response_head
 from crawler.warc_writer import WarcFileWriter, recover_open_files
 from tests.conftest import SeaweedFS, s3_env
-from tests.crawl_helper import SLOW_HOST, CrawlResult, run_crawl, start_crawl
+from tests.crawl_helper import SLOW_HOST, CrawlResult, crawl_env, run_crawl, start_crawl
 
 H = f"https://{SLOW_HOST}"
 ARTICLES = 200
@@ -366,12 +366,19 @@ class ThrottledRelay:
         self.started = 0
         self.in_flight = 0
         self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self) -> None:
+        """The store goes away: no new connections, open ones cut."""
         self._server.close()
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _accept(self) -> None:
         while True:
@@ -380,6 +387,8 @@ class ThrottledRelay:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.upstream))
+            with self._lock:
+                self._socks += [client, upstream]
             threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
 
@@ -471,3 +480,59 @@ def test_a_crawl_killed_mid_upload_to_s3_loses_and_duplicates_nothing(
     # Nothing left behind locally.
     assert not [p for p in (spool / "pending").rglob("*") if p.is_file() and p.suffix != ".lock"]
     assert not list(spool.rglob("*.warc.gz*"))
+
+
+@pytest.mark.slow
+def test_the_store_stopping_mid_crawl_loses_nothing_and_upload_sends_the_backlog(
+    mirror: MirrorServer, seaweedfs: SeaweedFS, tmp_path: Path
+) -> None:
+    bucket = seaweedfs.new_bucket()
+    spool = tmp_path / "spool"
+    relay = ThrottledRelay(int(seaweedfs.endpoint.rsplit(":", 1)[1]), rate=10_000_000)
+    aws = {k: v for k, v in s3_env(seaweedfs.endpoint).items() if k.startswith("AWS_")}
+    settings = {
+        "ARCHIVE_STORE_URI": f"s3://{bucket}/out",
+        "ARCHIVE_PROXY": mirror.proxy_url,
+        "ARCHIVE_SPOOL_DIR": str(spool),
+        "ARCHIVE_WARC_MAX_SIZE": "300000",
+        "ARCHIVE_STORE_MAX_ATTEMPTS": "1",
+        "CONCURRENT_REQUESTS_PER_DOMAIN": "16",
+    }
+    out = tmp_path / "crawl.json"
+    proc = start_crawl(
+        "SlowSiteSpider",
+        out,
+        settings=settings,
+        spider_args={"max_articles": "60"},
+        env={**aws, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{relay.port}"},
+    )
+    try:
+        wait_for(lambda: relay.started >= 10, 90, "the first uploads")
+        relay.close()  # the store stops answering mid-crawl
+        assert proc.wait(120) == 0, out.with_suffix(".log").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    report = json.loads(out.read_text())["report"]
+    assert report["upload"]["pending"] > 0
+    assert any(n.startswith("store unavailable") for n in report["notes"])
+    assert report["articles"]["new"] == 60
+
+    cli = [sys.executable, "-m", "crawler.cli", "upload", "--spool", str(spool)]
+    env = {**crawl_env(), **aws}
+    proc2 = subprocess.run(cli, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc2.returncode == 0, proc2.stdout[-3000:] + proc2.stderr[-3000:]
+    assert "0 failed, 0 still pending" in proc2.stdout
+    client = seaweedfs.client()
+    manifest = json.loads(
+        client.get_object(Bucket=bucket, Key=f"out/manifests/{SITE}/{report['crawl_id']}.json")[
+            "Body"
+        ].read()
+    )
+    for obj in manifest["objects"]:
+        body = client.get_object(Bucket=bucket, Key=f"out/{obj['key']}")["Body"].read()
+        assert (len(body), hashlib.sha256(body).hexdigest()) == (obj["size"], obj["sha256"])
+    texts = [o for o in manifest["objects"] if o["key"].endswith(".txt")]
+    assert len(texts) == 60
+    assert not [p for p in (spool / "pending").rglob("*") if p.is_file()]
