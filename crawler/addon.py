@@ -21,14 +21,19 @@ EXTENSIONS = {
 ITEM_PIPELINES = {"crawler.pipelines.ArticlePipeline": 300}
 DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.ArchiveProxyMiddleware": 740,
+    # Marks requests to render (and checks ARCHIVE_RENDER_*); the browser handler does the rest.
+    "crawler.render.RenderMiddleware": 745,
+    # Below decompression (590) on the way in: it reads the challenge page's text.
+    "crawler.challenge.ChallengeMiddleware": 585,
     # After redirects (600) on the way out: it sees the final 200 and its validators.
     "crawler.incremental.ConditionalRequestMiddleware": 580,
 }
 SPIDER_MIDDLEWARES = {"crawler.middlewares.CaptureLinkMiddleware": 950}
-# Scrapy's HTTP/1.1 handler plus the reason phrase (crawler/download.py).
+# Scrapy's HTTP/1.1 handler plus the reason phrase (crawler/download.py), and Chromium for the
+# requests that ask to be rendered (crawler/render.py).
 DOWNLOAD_HANDLERS = {
-    "http": "crawler.download.ArchiveHTTP11DownloadHandler",
-    "https": "crawler.download.ArchiveHTTP11DownloadHandler",
+    "http": "crawler.render.ArchiveDownloadHandler",
+    "https": "crawler.render.ArchiveDownloadHandler",
 }
 ENV_ALIASES = {"NEWSARCHIVE_STORE": "ARCHIVE_STORE_URI"}
 

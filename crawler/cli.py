@@ -178,6 +178,8 @@ def cmd_demo(ns: argparse.Namespace) -> int:
         print(f"mirror of {', '.join(sorted(mirror.hosts))} on {mirror.proxy_url}", flush=True)
         settings = dict(DEMO_SETTINGS)
         settings["ARCHIVE_PROXY"] = mirror.proxy_url
+        # Chromium (rendered pages, challenges) accepts the mirror's certificates, no others.
+        settings["ARCHIVE_RENDER_TRUSTED_SPKI"] = mirror.spki_sha256
         settings.update(parse_pairs(ns.settings, "-s"))
         code, reports = run_sites(sites, store=store.uri, settings=settings, spider_args={}, jobs=1)
     print_outputs(store, reports)

@@ -159,6 +159,8 @@ class ArticlePipeline:
                 "record_id": location.record_id,
                 "record_type": capture.record_type,
             }
+            if capture.rendered_dom is not None:
+                sidecar["warc"]["rendered_dom_record_id"] = capture.rendered_dom
         date = sidecar.get("capture_time") or sidecar["crawl_time"]
         if catalog_ext is not None and catalog_ext.catalog is None:
             catalog_ext = None  # switched on but not open: nothing to record into

@@ -166,6 +166,7 @@ def check_settings(settings: BaseSettings) -> list[str]:
     ``ARCHIVE_STORE_CHECK`` is off for a remote store (crawl now, ``newsarchive upload`` later).
     """
     from crawler.pipelines import TextConfig
+    from crawler.render import RenderConfig
     from crawler.warc_capture import WarcConfig
 
     errors: list[str] = []
@@ -183,6 +184,7 @@ def check_settings(settings: BaseSettings) -> list[str]:
     checks: list[tuple[str, Callable[[BaseSettings], object]]] = [
         ("ARCHIVE_WARC_ENABLED", WarcConfig.from_settings),
         ("ARCHIVE_TEXT_ENABLED", TextConfig.from_settings),
+        ("ARCHIVE_RENDER_ENABLED", RenderConfig.from_settings),
     ]
     for switch, parse in checks:
         if settings.getbool(switch):

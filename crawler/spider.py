@@ -26,6 +26,8 @@ from crawler.constants import (
     META_ARTICLE_KEY,
     META_CONDITIONAL,
     META_DISCOVERY,
+    META_RENDER,
+    META_RENDER_READY,
     STATS_ARTICLES_DISCOVERED,
     STATS_SKIPPED,
 )
@@ -247,6 +249,11 @@ class NewsSpider(scrapy.Spider):
     listing_links: ClassVar[str] = "a[href]"
     listing_next: ClassVar[str | None] = None
     listing_max_pages: ClassVar[int] = 1
+    # True: listing and article pages are rendered in Chromium (crawler/render.py).
+    render_pages: ClassVar[bool] = False
+    # With render_pages: a CSS selector that matches once the page's scripts built it (waited
+    # for up to the page timeout); None = network quiet is enough.
+    render_ready: ClassVar[str | None] = None
     rules: ClassVar[SiteRules]
 
     def __init__(
@@ -318,7 +325,7 @@ class NewsSpider(scrapy.Spider):
                 callback=self.parse_listing,
                 errback=self.request_failed,
                 cb_kwargs={"page": 1},
-                meta=_CONDITIONAL,
+                meta=self._page_meta(_CONDITIONAL),
             )
         # Articles due for a revision are fetched whether or not a feed still lists them.
         for key, url in self.revisions:
@@ -456,6 +463,7 @@ class NewsSpider(scrapy.Spider):
                 callback=self.parse_listing,
                 errback=self.request_failed,
                 cb_kwargs={"page": page + 1},
+                meta=self._page_meta({}),
             )
 
     def _sitemap_body(self, response: Response) -> bytes | None:
@@ -511,8 +519,14 @@ class NewsSpider(scrapy.Spider):
             url,
             callback=self.parse_article,
             errback=self.request_failed,
-            meta={META_DISCOVERY: provenance, META_ARTICLE_KEY: key},
+            meta=self._page_meta({META_DISCOVERY: provenance, META_ARTICLE_KEY: key}),
         )
+
+    def _page_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """The meta of a listing or article request: asks for rendering where the site needs it."""
+        if not self.render_pages:
+            return dict(meta)
+        return {**meta, META_RENDER: True, META_RENDER_READY: self.render_ready}
 
     def _in_window(self, discovery: dict[str, Any]) -> bool:
         """Whether the date the feed or sitemap gave is inside since/until (no date: yes)."""

@@ -159,6 +159,7 @@ class CaptureInfo:
     payload_digest: str | None
     future: Future[list[RecordLocation]] = field(repr=False)
     record_type: str = "response"  # or "revisit": the payload equals an earlier capture's
+    rendered_dom: str | None = None  # a rendered page: its DOM's resource record (render.py)
 
     def location(self, timeout: float | None = 60.0) -> RecordLocation:
         return self.future.result(timeout)[0]
@@ -373,6 +374,8 @@ class WarcCapture:
     def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
         if self.writer is None or request.meta.get(META_SKIP_CAPTURE):
             return
+        if "rendered" in response.flags:
+            return  # a browser's DOM, no exchange: crawler/render.py archived what it received
         if not request.url.startswith(("http://", "https://")):
             return
         latency = float(request.meta.get("download_latency") or 0.0)

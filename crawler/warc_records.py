@@ -289,6 +289,13 @@ class RecordBuilder:
             lines.append(f"{name}: {_check_id(name, value)}")
 
     @staticmethod
+    def _extra(lines: list[str], fields: Mapping[str, str] | None) -> None:
+        for name, value in (fields or {}).items():
+            if not _FIELD_NAME.fullmatch(name):
+                raise ValueError(f"invalid WARC field name: {name!r}")
+            lines.append(f"{name}: {_check_value(name, value)}")
+
+    @staticmethod
     def _ip(lines: list[str], ip_address: str | None) -> None:
         if ip_address is not None:
             lines.append(f"WARC-IP-Address: {_checked_ip(ip_address)}")
@@ -314,11 +321,16 @@ class RecordBuilder:
         concurrent_to: str | None = None,
         ip_address: str | None = None,
         record_id: str | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> WarcRecord:
-        """An HTTP request as sent: ``http_head`` from :func:`build_request_head`, then the body."""
+        """An HTTP request as sent: ``http_head`` from :func:`build_request_head`, then the body.
+
+        ``extra``: more WARC fields (e.g. browsertrix's ``WARC-Resource-Type``).
+        """
         rid, lines = self._head("request", record_id, date, target_uri)
         self._link(lines, "WARC-Concurrent-To", concurrent_to)
         self._ip(lines, ip_address)
+        self._extra(lines, extra)
         digest = hashlib.sha1(http_head)
         if body:
             digest.update(body)
@@ -344,11 +356,13 @@ class RecordBuilder:
         truncated: str | None = None,
         record_id: str | None = None,
         concurrent_to: str | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> WarcRecord:
         """An HTTP response as received; ``truncated`` names why a payload is incomplete."""
         rid, lines = self._head("response", record_id, date, target_uri)
         self._link(lines, "WARC-Concurrent-To", concurrent_to)
         self._ip(lines, ip_address)
+        self._extra(lines, extra)
         if truncated is not None:
             if not truncated or " " in truncated:
                 raise ValueError(f"invalid WARC-Truncated reason: {truncated!r}")
@@ -411,11 +425,13 @@ class RecordBuilder:
         date: datetime | None = None,
         concurrent_to: str | None = None,
         refers_to: str | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> WarcRecord:
         """Content with no HTTP envelope, e.g. a DOM rendered in a browser."""
         rid, lines = self._head("resource", None, date, target_uri)
         self._link(lines, "WARC-Concurrent-To", concurrent_to)
         self._link(lines, "WARC-Refers-To", refers_to)
+        self._extra(lines, extra)
         digest = sha1_digest(content)
         return self._finish(lines, "resource", rid, content_type, content, digest, digest)
 

@@ -92,6 +92,42 @@ ARCHIVE_DISCOVERY_WINDOW_DAYS = 30
 ARCHIVE_RETRY_BACKOFF = 1.0
 ARCHIVE_RETRY_MAX_WAIT = 120
 
+# --- Rendering: pages fetched in Chromium (crawler/render.py, scrapy-playwright) --------------
+# A spider renders its listing and article pages when its class sets render_pages = True; any
+# request does with meta {"archive_render": True}. Everything else is fetched plainly. Off: no
+# page is rendered (they are all fetched plainly).
+ARCHIVE_RENDER_ENABLED = True
+# The Chromium binary (Debian's package: apt-get install chromium). Playwright's own browser
+# download is not used. Only started once a page is rendered.
+ARCHIVE_RENDER_EXECUTABLE = "/usr/bin/chromium"
+# Seconds a page may take to load (its load event); a slower page is abandoned, counted
+# (archive/render/timeout, and a skip in the run report), and the crawl goes on.
+ARCHIVE_RENDER_PAGE_TIMEOUT = 30
+# After the load event, wait until no request has been open for this many seconds (scripts
+# that fetch the content), within the same page timeout.
+ARCHIVE_RENDER_IDLE = 0.3
+# Pages open at once (PLAYWRIGHT_MAX_PAGES_PER_CONTEXT, when that is not set itself) ...
+ARCHIVE_RENDER_MAX_PAGES = 4
+# ... browser contexts at once (PLAYWRIGHT_MAX_CONTEXTS, likewise) ...
+ARCHIVE_RENDER_MAX_CONTEXTS = 2
+# ... and a fresh context after this many pages: cache and memory of a long crawl do not grow.
+ARCHIVE_RENDER_CONTEXT_PAGES = 100
+# Resource types the browser does not fetch, comma-separated (Playwright's names: image, media,
+# font, stylesheet, script, xhr, fetch, ...). PLAYWRIGHT_ABORT_REQUEST is honoured as well.
+ARCHIVE_RENDER_BLOCK = "media"
+# Response bodies larger than this (bytes) are not kept: the record is marked WARC-Truncated.
+ARCHIVE_RENDER_MAX_BODY = 8 * 1024 * 1024
+# Also archive a full-page PNG screenshot of each rendered page (a resource record).
+ARCHIVE_RENDER_SCREENSHOT = False
+# Base64 SHA-256 SPKI hashes (comma-separated) of certificates Chromium accepts from an unknown
+# CA: only for the loopback mirror (tests, demo), refused unless ARCHIVE_PROXY is on loopback.
+# Certificate errors are never ignored otherwise.
+ARCHIVE_RENDER_TRUSTED_SPKI = ""
+# Seconds the browser may take to solve a site's cookie challenge (crawler/challenge.py).
+ARCHIVE_CHALLENGE_TIMEOUT = 20
+# A request answered by a challenge again right after a solve is given up after this many solves.
+ARCHIVE_CHALLENGE_MAX_SOLVES = 2
+
 # --- Site health ---------------------------------------------------------------------------------
 # A crawl that discovers no article is an error (ERROR log, exit 1); so is one where more than
 # this share of the article pages failed to parse, once at least ARCHIVE_HEALTH_MIN_FAILED did.

@@ -7,8 +7,9 @@ site gives the same key. Photo galleries share the ``/en/<id>`` shape and are to
 body class (``news-detail`` for news). Pages carry a date only (``2025-06-12``), read as Tehran
 midnight.
 
-The site is historically a JavaScript shell; rendering it is a later issue, the mirror serves
-the pages as server-rendered HTML.
+The site is a JavaScript shell: listing and article pages hold only the ``<head>`` until a
+script fills the body from a JSON endpoint, so they are rendered in Chromium
+(``render_pages``; crawler/render.py archives the browser's traffic and the DOM).
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class PresidentSpider(NewsSpider):
     listing_links: ClassVar[str] = "div.news-list h3 a"
     listing_next: ClassVar[str | None] = "ul.pagination li.next a"
     listing_max_pages: ClassVar[int] = 5
+    render_pages: ClassVar[bool] = True
+    # The script replaces the shell's empty #app with the page, site header first.
+    render_ready: ClassVar[str | None] = "header.site-header"
     rules: ClassVar[SiteRules] = RULES
 
     def article_key(self, url: str) -> str | None:

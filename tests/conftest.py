@@ -21,6 +21,8 @@ from tests.seaweed import free_ports, start_weed
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Debian's Chromium, which the rendering tests drive (scripts/bootstrap --test installs it).
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def shared_dir() -> Path:

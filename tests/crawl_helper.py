@@ -41,6 +41,12 @@ MIRROR_SETTINGS = {
     "ARCHIVE_DISCOVERY_WINDOW_DAYS": "0",
 }
 
+
+def mirror_settings(mirror: Any) -> dict[str, str]:
+    """Crawl through a running MirrorServer: its proxy, and its certificates for Chromium."""
+    return {"ARCHIVE_PROXY": mirror.proxy_url, "ARCHIVE_RENDER_TRUSTED_SPKI": mirror.spki_sha256}
+
+
 # For spiders built in unit tests from saved pages, whose dates are real and old.
 NO_WINDOW = {"ARCHIVE_DISCOVERY_WINDOW_DAYS": 0}
 

@@ -21,8 +21,8 @@ from crawler.mirror.routes import SITES_DIR, Route, load_site
 from crawler.mirror.server import MirrorRequest, MirrorServer
 from crawler.store import LocalStore
 from spiders.irna import RULES, IrnaSpider, article_key
-from tests.conftest import expected_text, mirror_file
-from tests.crawl_helper import NO_WINDOW, CrawlResult, run_crawl
+from tests.conftest import CHROMIUM, expected_text, mirror_file, require_program
+from tests.crawl_helper import NO_WINDOW, CrawlResult, mirror_settings, run_crawl
 from tests.spider_helpers import collect as _collect
 from tests.spider_helpers import requests, site_response, stats
 
@@ -347,7 +347,12 @@ class Crawl:
 
     @property
     def fetched(self) -> list[str]:
-        return [r.url for r in self.requests if r.method == "GET"]
+        """The GETs that passed the mirror's cookie challenge (not the one answered by it)."""
+        return [
+            r.url
+            for r in self.requests
+            if r.method == "GET" and "__arcsjs=" in (r.header("Cookie") or "")
+        ]
 
     def sidecars(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -362,11 +367,12 @@ class Crawl:
 @pytest.fixture(scope="module")
 def crawl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawl]:
     work: Path = tmp_path_factory.mktemp("irna-crawl")
+    require_program(CHROMIUM, "Chromium", "apt-get install chromium")  # solves the challenge
     with MirrorServer([SITES_DIR / "irna"]) as mirror:
         result = run_crawl(
             "spiders.irna:IrnaSpider",
             work / "result.json",
-            settings={"ARCHIVE_STORE_URI": str(work / "store"), "ARCHIVE_PROXY": mirror.proxy_url},
+            settings={"ARCHIVE_STORE_URI": str(work / "store"), **mirror_settings(mirror)},
         )
         yield Crawl(result, mirror.requests, LocalStore(work / "store"))
 
@@ -410,3 +416,17 @@ def test_the_crawl_skips_media_items_and_never_asks_for_disallowed_pages(crawl: 
     assert not any("/archive?" in url or "/tag/" in url for url in crawl.fetched)
     assert crawl.result.stats["robotstxt/forbidden"] == 1
     assert crawl.fetched.count(ARCHIVE) == 1
+
+
+def test_the_crawl_solves_the_challenge_once_and_fetches_the_rest_plainly(crawl: Crawl) -> None:
+    assert crawl.result.stats["archive/challenge/solved"] == 1
+    # The first request (robots.txt) met the challenge; every other one carried its cookies.
+    without = [
+        r.url
+        for r in crawl.requests
+        if r.method == "GET" and "__arcsjs=" not in (r.header("Cookie") or "")
+    ]
+    assert without == [f"{H}/robots.txt"]
+    # Plain HTTP: no rendered page, and the browser asked the mirror for nothing.
+    assert "archive/render/pages" not in crawl.result.stats
+    assert not [r for r in crawl.requests if r.header("Sec-Fetch-Mode")]

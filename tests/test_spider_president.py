@@ -20,8 +20,8 @@ from crawler.mirror.routes import SITES_DIR, Route, load_site
 from crawler.mirror.server import MirrorRequest, MirrorServer
 from crawler.store import LocalStore
 from spiders.president import RULES, PresidentSpider, article_key
-from tests.conftest import expected_text, mirror_file
-from tests.crawl_helper import NO_WINDOW, CrawlResult, run_crawl
+from tests.conftest import CHROMIUM, expected_text, mirror_file, require_program
+from tests.crawl_helper import NO_WINDOW, CrawlResult, mirror_settings, run_crawl
 from tests.spider_helpers import collect as _collect
 from tests.spider_helpers import requests, site_response, stats
 
@@ -41,7 +41,12 @@ ROUTES: dict[str, Route] = {route.url: route for route in load_site(SITES_DIR / 
 
 
 def mirror_response(url: str, request: Request | None = None) -> Response:
-    return site_response(ROUTES, url, request)
+    """The page as Chromium shows it once rendered: the mirror serves a JavaScript shell
+    (``<name>.shell.html``) whose body a script fills in; ``<name>.html`` is the result."""
+    source = ROUTES[url].source
+    assert source is not None and source.name.endswith(".shell.html")
+    rendered = mirror_file("president", source.name.replace(".shell.html", ".html"))
+    return site_response(ROUTES, url, request, body=rendered)
 
 
 def article_request(url: str, key: str) -> Request:
@@ -246,7 +251,13 @@ class Crawl:
 
     @property
     def fetched(self) -> list[str]:
-        return [r.url for r in self.requests if r.method == "GET"]
+        """The pages asked for: plain requests and the browser's navigations, not the
+        scripts, styles, images and JSON the rendered pages load."""
+        return [
+            r.url
+            for r in self.requests
+            if r.method == "GET" and r.header("Sec-Fetch-Dest") in (None, "document")
+        ]
 
     def sidecars(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -261,11 +272,12 @@ class Crawl:
 @pytest.fixture(scope="module")
 def crawl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawl]:
     work: Path = tmp_path_factory.mktemp("president-crawl")
+    require_program(CHROMIUM, "Chromium", "apt-get install chromium")
     with MirrorServer([SITES_DIR / "president"]) as mirror:
         result = run_crawl(
             "spiders.president:PresidentSpider",
             work / "result.json",
-            settings={"ARCHIVE_STORE_URI": str(work / "store"), "ARCHIVE_PROXY": mirror.proxy_url},
+            settings={"ARCHIVE_STORE_URI": str(work / "store"), **mirror_settings(mirror)},
         )
         yield Crawl(result, mirror.requests, LocalStore(work / "store"))
 

@@ -36,6 +36,9 @@ Site keys (all optional except ``routes``):
 ``not_found``
     A route object without ``url`` used as the 404 page (``status`` defaults to 404). Without it the
     mirror answers a generic, real-looking HTML 404 page.
+``challenge``
+    Answer requests without valid cookies with an ArvanCloud-style cookie challenge first:
+    ``{"ttl": 3600, "max_uses": 0}`` (see ``crawler.mirror.challenge``).
 ``comment`` and any key starting with ``_``
     Ignored, for notes. Any other unknown key, in the site or in a route, is an error.
 
@@ -249,6 +252,7 @@ class Site:
     headers: HeaderItems = ()
     http_redirect: bool = False
     not_found: MirrorResponse | None = None
+    challenge: Any = None  # crawler.mirror.challenge.ArvanChallenge
 
 
 def reason_phrase(status: int) -> str:
@@ -335,7 +339,7 @@ _RESPONSE_KEYS = frozenset(
         "fail_headers",
     }
 )
-_SITE_KEYS = frozenset({"routes", "hosts", "headers", "http_redirect", "not_found"})
+_SITE_KEYS = frozenset({"routes", "hosts", "headers", "http_redirect", "not_found", "challenge"})
 
 
 def _is_note(key: str) -> bool:
@@ -466,6 +470,11 @@ def load_site(site_dir: Path) -> Site:
             not_found = MirrorResponse(**kwargs)
         except RouteError as exc:
             raise RouteError(f"{nf_where}: {exc}") from exc
+    challenge = None
+    if "challenge" in raw:
+        from crawler.mirror.challenge import ArvanChallenge
+
+        challenge = ArvanChallenge.from_json(raw["challenge"], where)
     seen: set[str] = set()
     for route in routes:
         key = normalize_url(route.url)
@@ -479,6 +488,7 @@ def load_site(site_dir: Path) -> Site:
         headers=headers,
         http_redirect=http_redirect,
         not_found=not_found,
+        challenge=challenge,
     )
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from urllib.parse import urlsplit
 
+from crawler.mirror.challenge import ArvanChallenge
 from crawler.mirror.routes import (
     HeaderItems,
     MirrorResponse,
@@ -257,6 +258,7 @@ class MirrorServer:
         self._site_names: list[str] = []
         self._host_defaults: dict[str, _HostDefaults] = {}
         self._handlers: dict[str, list[tuple[str, Handler]]] = {}
+        self._challenges: dict[str, ArvanChallenge] = {}
         self._fail_counts: dict[str, int] = {}
         self._log: collections.deque[MirrorRequest] = collections.deque(maxlen=MAX_LOGGED_REQUESTS)
         self._log_lock = threading.Lock()
@@ -291,6 +293,8 @@ class MirrorServer:
                 self._host_defaults[host] = defaults
         for route in site.routes:
             self.add_route(route)
+        if site.challenge is not None:
+            self.add_challenge(site.hosts, site.challenge)
         logger.debug(
             "Mirroring site %s: %d routes, hosts %s",
             site.name,
@@ -325,6 +329,20 @@ class MirrorServer:
             handlers.append((path_prefix, handler))
             handlers.sort(key=lambda item: len(item[0]), reverse=True)
             self._handlers[host] = handlers
+
+    def add_challenge(self, hosts: Iterable[str], challenge: ArvanChallenge | None) -> None:
+        """Put a cookie challenge in front of ``hosts`` (None: take it away)."""
+        with self._lock:
+            for host in hosts:
+                if challenge is None:
+                    self._challenges.pop(normalize_host(host), None)
+                else:
+                    self._challenges[normalize_host(host)] = challenge
+
+    def challenge(self, host: str) -> ArvanChallenge | None:
+        """The challenge in front of ``host``, if any."""
+        with self._lock:
+            return self._challenges.get(normalize_host(host))
 
     @property
     def hosts(self) -> set[str]:
@@ -646,6 +664,11 @@ class MirrorServer:
         if req.method not in ALLOWED_METHODS:
             resp = MirrorResponse(status=405, headers={"Allow": ", ".join(ALLOWED_METHODS)})
             return self._send(conn, req, resp, None, "text/html", defaults, keep_alive)
+        with self._lock:
+            challenge = self._challenges.get(host)
+        page = challenge.gate(req) if challenge is not None else None
+        if page is not None:
+            return self._send(conn, req, page, None, "text/html", defaults, keep_alive)
         static, resolved = self._resolve(req, defaults)
         if static is not None:
             content_type = static.content_type

@@ -1,0 +1,653 @@
+"""Pages rendered in Chromium (scrapy-playwright), archived as what the browser received.
+
+A request is rendered when its meta has ``archive_render`` (a spider with ``render_pages``
+sets it on its listing and article requests); every other request goes to the plain
+HTTP/1.1 handler (crawler/download.py), as without this module. Playwright is started on the
+first rendered page only, with Debian's Chromium (``ARCHIVE_RENDER_EXECUTABLE``).
+
+For each rendered page every network response the browser got (document, scripts, styles,
+XHR/fetch, images up to ``ARCHIVE_RENDER_MAX_BODY``) is written as response + request records,
+and the rendered DOM as a resource record concurrent to the document's response
+(crawler/render_capture.py says how, and why they are no wire captures). The spider gets the
+DOM as an HtmlResponse flagged ``rendered``, which WarcCapture does not write again; its
+capture in the request's meta is the document's response record.
+
+Limits: pages open at once (``ARCHIVE_RENDER_MAX_PAGES``), a fresh browser context after
+``ARCHIVE_RENDER_CONTEXT_PAGES`` pages (a long crawl's memory does not grow), resource types
+not fetched (``ARCHIVE_RENDER_BLOCK``), and a page timeout after which the page is abandoned
+(counted, ``archive/render/timeout``) and the crawl goes on. A browser that crashes or
+disconnects is launched again on the next page (scrapy-playwright's own handling).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import ipaddress
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page
+from playwright.async_api import Request as PlaywrightRequest
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.http import HtmlResponse
+from scrapy.http.headers import Headers
+from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
+
+from crawler.constants import (
+    META_CAPTURE,
+    META_RENDER,
+    META_RENDER_READY,
+    STATS_RENDER_NOT_READY,
+    STATS_RENDER_PAGES,
+    STATS_RENDER_RESOURCES,
+    STATS_RENDER_TIMEOUT,
+    STATS_RENDER_TRUNCATED,
+)
+from crawler.download import ArchiveHTTP11DownloadHandler
+from crawler.render_capture import BrowserExchange, page_records
+from crawler.warc_capture import CaptureInfo, WarcCapture
+from crawler.warc_records import format_warc_date, utc_now
+
+if TYPE_CHECKING:
+    from scrapy import Request, Spider
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+    from scrapy.settings import BaseSettings
+
+logger = logging.getLogger(__name__)
+
+# Chromium flags for a crawler: no sandbox (containers), no GPU, no traffic of its own.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--headless",
+)
+# Playwright's resource types (Request.resource_type).
+RESOURCE_TYPES = frozenset(
+    {
+        "document",
+        "stylesheet",
+        "image",
+        "media",
+        "font",
+        "script",
+        "texttrack",
+        "xhr",
+        "fetch",
+        "eventsource",
+        "websocket",
+        "manifest",
+        "other",
+    }
+)
+_POLL = 0.05  # seconds between checks of a page's network activity
+
+
+class RenderTimeoutError(IgnoreRequest):
+    """A page did not finish loading within ARCHIVE_RENDER_PAGE_TIMEOUT: abandoned."""
+
+
+def _positive(settings: BaseSettings, name: str, *, integer: bool = False) -> float:
+    raw = settings.get(name)
+    try:
+        value = float(raw) if not integer else int(raw)
+    except (TypeError, ValueError):
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {kind}, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {raw!r}")
+    return value
+
+
+def _names(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise TypeError(value)
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+def _is_loopback_proxy(proxy: str) -> bool:
+    host = urlsplit(proxy).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class RenderConfig:
+    """The ARCHIVE_RENDER_* settings, checked (settings/defaults.py documents each)."""
+
+    enabled: bool
+    executable: str
+    page_timeout: float
+    idle: float
+    max_pages: int
+    max_contexts: int
+    context_pages: int
+    block: frozenset[str]
+    max_body: int
+    screenshot: bool
+    trusted_spki: tuple[str, ...]
+    proxy: str
+    user_agent: str
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> RenderConfig:
+        try:
+            block = frozenset(t.lower() for t in _names(settings.get("ARCHIVE_RENDER_BLOCK")))
+            spki = _names(settings.get("ARCHIVE_RENDER_TRUSTED_SPKI"))
+        except TypeError as exc:
+            raise ValueError(f"expected a comma-separated list, got {exc}") from None
+        unknown = sorted(block - RESOURCE_TYPES)
+        if unknown:
+            raise ValueError(
+                f"ARCHIVE_RENDER_BLOCK has unknown resource types {unknown}; "
+                f"known: {', '.join(sorted(RESOURCE_TYPES))}"
+            )
+        if "document" in block:
+            raise ValueError("ARCHIVE_RENDER_BLOCK must not block 'document' (the page itself)")
+        for pin in spki:
+            try:
+                ok = len(base64.b64decode(pin, validate=True)) == 32
+            except binascii.Error:
+                ok = False
+            if not ok:
+                raise ValueError(
+                    f"ARCHIVE_RENDER_TRUSTED_SPKI: {pin!r} is no base64 SHA-256 SPKI hash"
+                )
+        proxy = str(settings.get("ARCHIVE_PROXY") or "")
+        if spki and not _is_loopback_proxy(proxy):
+            raise ValueError(
+                "ARCHIVE_RENDER_TRUSTED_SPKI is only for the loopback mirror: "
+                f"ARCHIVE_PROXY must be a loopback proxy, got {proxy or 'none'!r}"
+            )
+        executable = str(settings.get("ARCHIVE_RENDER_EXECUTABLE") or "")
+        if not executable:
+            raise ValueError("ARCHIVE_RENDER_EXECUTABLE must name the Chromium binary")
+        return cls(
+            enabled=settings.getbool("ARCHIVE_RENDER_ENABLED"),
+            executable=executable,
+            page_timeout=_positive(settings, "ARCHIVE_RENDER_PAGE_TIMEOUT"),
+            idle=_positive(settings, "ARCHIVE_RENDER_IDLE"),
+            max_pages=int(_positive(settings, "ARCHIVE_RENDER_MAX_PAGES", integer=True)),
+            max_contexts=int(_positive(settings, "ARCHIVE_RENDER_MAX_CONTEXTS", integer=True)),
+            context_pages=int(_positive(settings, "ARCHIVE_RENDER_CONTEXT_PAGES", integer=True)),
+            block=block,
+            max_body=int(_positive(settings, "ARCHIVE_RENDER_MAX_BODY", integer=True)),
+            screenshot=settings.getbool("ARCHIVE_RENDER_SCREENSHOT"),
+            trusted_spki=spki,
+            proxy=proxy,
+            user_agent=str(settings.get("USER_AGENT") or ""),
+        )
+
+    def launch_options(self) -> dict[str, Any]:
+        args = list(CHROMIUM_ARGS)
+        if self.trusted_spki:
+            # Only the mirror's own certificates; every other certificate error stays an error.
+            args.append("--ignore-certificate-errors-spki-list=" + ",".join(self.trusted_spki))
+        options: dict[str, Any] = {
+            "executable_path": self.executable,
+            "headless": True,
+            "args": args,
+        }
+        if self.proxy:
+            options["proxy"] = {"server": self.proxy}
+        return options
+
+    def context_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            # Service workers would answer fetches the page's events never see.
+            "service_workers": "block",
+            "accept_downloads": False,
+        }
+        if self.user_agent:
+            options["user_agent"] = self.user_agent
+        return options
+
+
+class RenderMiddleware:
+    """Marks requests that ask for rendering (``archive_render``) for the browser handler.
+
+    Checks the ARCHIVE_RENDER_* settings when the crawl starts (a bad value stops it with the
+    setting's name). With ``ARCHIVE_RENDER_ENABLED`` off they are fetched plainly.
+    """
+
+    def __init__(self, config: RenderConfig) -> None:
+        self.config = config
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(RenderConfig.from_settings(crawler.settings))
+
+    def process_request(self, request: Request) -> None:
+        if self.config.enabled and request.meta.get(META_RENDER):
+            request.meta["playwright"] = True
+
+
+_RENDERERS: weakref.WeakKeyDictionary[Crawler, ArchiveDownloadHandler] = weakref.WeakKeyDictionary()
+
+
+def renderer_for(crawler: Crawler) -> ArchiveDownloadHandler | None:
+    """The crawl's browser handler (None when DOWNLOAD_HANDLERS names another one)."""
+    return _RENDERERS.get(crawler)
+
+
+class _PageRecorder:
+    """Collects every exchange of one page from Playwright's events, and its network activity."""
+
+    def __init__(self, page: Page, max_body: int) -> None:
+        self.max_body = max_body
+        self.inflight = 0
+        self.last_change = time.monotonic()
+        self.exchanges: list[BrowserExchange] = []
+        self.by_request: dict[PlaywrightRequest, BrowserExchange] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        page.on("request", self._started)
+        page.on("requestfinished", self._finished)
+        page.on("requestfailed", self._failed)
+
+    def _started(self, request: PlaywrightRequest) -> None:
+        self.inflight += 1
+        self.last_change = time.monotonic()
+
+    def _failed(self, request: PlaywrightRequest) -> None:
+        self.inflight -= 1
+        self.last_change = time.monotonic()
+
+    def _finished(self, request: PlaywrightRequest) -> None:
+        self.inflight -= 1
+        self.last_change = time.monotonic()
+        if request.url.startswith(("http://", "https://")):
+            task = asyncio.ensure_future(self._record(request))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _record(self, request: PlaywrightRequest) -> None:
+        try:
+            response = await request.response()
+            if response is None:
+                return
+            headers = [(h["name"], h["value"]) for h in await response.headers_array()]
+            request_headers = [(h["name"], h["value"]) for h in await request.headers_array()]
+            body, missing = b"", None
+            declared = next((v for n, v in headers if n.lower() == "content-length"), "")
+            if 300 <= response.status < 400 and response.headers.get("location"):
+                pass  # a redirect: the browser keeps no body of it
+            elif declared.isdigit() and int(declared) > self.max_body:
+                missing = "length"
+            else:
+                body = await response.body()
+                if len(body) > self.max_body:
+                    body, missing = b"", "length"
+            start = request.timing.get("startTime", 0)
+            date = datetime.fromtimestamp(start / 1000, UTC) if start > 0 else utc_now()
+            exchange = BrowserExchange(
+                url=response.url,
+                method=request.method,
+                request_headers=request_headers,
+                status=response.status,
+                reason=response.status_text,
+                response_headers=headers,
+                body=body,
+                resource_type=request.resource_type,
+                date=date,
+                request_body=request.post_data_buffer or b"",
+                body_missing=missing,
+            )
+        except PlaywrightError as exc:  # the page closed, or the body is gone
+            logger.debug("Not recording %s: %s", request.url, exc)
+            return
+        self.exchanges.append(exchange)
+        self.by_request[request] = exchange
+
+    async def wait_idle(self, quiet: float, deadline: float) -> bool:
+        """Wait until no request has been open for ``quiet`` seconds; False at the deadline."""
+        while time.monotonic() < deadline:
+            if self.inflight <= 0 and time.monotonic() - self.last_change >= quiet:
+                return True
+            await asyncio.sleep(_POLL)
+        return False
+
+    async def collect(self, timeout: float) -> list[BrowserExchange]:
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=max(timeout, 0.1))
+        return list(self.exchanges)
+
+
+class ArchiveDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11DownloadHandler):  # type: ignore[misc]
+    """scrapy-playwright for rendered requests; crawler/download.py's handler for the rest."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        self.render = RenderConfig.from_settings(crawler.settings)
+        settings = crawler.settings
+        self.config.launch_options = {**self.render.launch_options(), **self.config.launch_options}
+        if not settings.get("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT"):
+            self.config.max_pages_per_context = self.render.max_pages
+        if not settings.get("PLAYWRIGHT_MAX_CONTEXTS"):
+            self.config.max_contexts = self.render.max_contexts
+            self.context_semaphore = asyncio.Semaphore(self.render.max_contexts)
+        if settings.get("PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT") is None:
+            self.config.navigation_timeout_ms = self.render.page_timeout * 1000
+        # The browser's own request headers (with our User-Agent, set on the context): the
+        # archive records what the browser sent.
+        if "PLAYWRIGHT_PROCESS_REQUEST_HEADERS" not in settings:
+            self.process_request_headers = None
+        self._user_abort: Any = getattr(self, "abort_request", None)
+        self.abort_request = self._abort
+        self._started = False
+        self._start_lock = asyncio.Lock()
+        self._generation = 0
+        self._context_pages = 0
+        # One browser per crawl: the first handler built (https or http) renders for both.
+        _RENDERERS.setdefault(crawler, self)
+
+    # -- life cycle ----------------------------------------------------------------------
+    async def _maybe_launch_in_thread(self) -> None:
+        """Playwright starts with the first rendered page, not with every crawl."""
+
+    def _engine_started(self) -> None:
+        """As above, for Scrapy versions before 2.14."""
+
+    async def _ensure_started(self) -> None:
+        async with self._start_lock:
+            if self._started:
+                return
+            if not Path(self.render.executable).exists():
+                raise NotConfigured(
+                    f"Chromium not found at {self.render.executable} (ARCHIVE_RENDER_EXECUTABLE;"
+                    " install it: apt-get install chromium)"
+                )
+            await self._launch()
+            self._started = True
+
+    async def _close(self) -> None:
+        if self._started:
+            await super()._close()
+
+    # -- rendering -----------------------------------------------------------------------
+    def _context_name(self) -> str:
+        """The context for the next page: a fresh one every ARCHIVE_RENDER_CONTEXT_PAGES."""
+        if self._context_pages >= self.render.context_pages:
+            self._generation += 1
+            self._context_pages = 0
+        self._context_pages += 1
+        return f"archive-render-{self._generation}"
+
+    async def _abort(self, request: PlaywrightRequest) -> bool:
+        if request.resource_type in self.render.block:
+            return True
+        if self._user_abort is not None:
+            result = self._user_abort(request)
+            return bool(await result if asyncio.iscoroutine(result) else result)
+        return False
+
+    async def _download_request(self, request: Request, spider: Spider | None = None) -> Response:
+        owner = _RENDERERS.get(self._crawler)
+        if owner is not None and owner is not self:
+            shared: Response = await owner._download_request(request, spider)
+            return shared
+        await self._ensure_started()
+        request.meta["playwright_context"] = self._context_name()
+        request.meta.setdefault("playwright_context_kwargs", self.render.context_options())
+        response: Response = await super()._download_request(request, spider)
+        return response
+
+    async def _download_request_with_page(
+        self, request: Request, page: Page, spider: Spider
+    ) -> Response:
+        config = self.render
+        context_name = str(request.meta.get("playwright_context"))
+        recorder = _PageRecorder(page, config.max_body)
+        started = time.monotonic()
+        deadline = started + config.page_timeout
+        browser = page.context.browser
+        agent = f"Chromium/{browser.version if browser else '?'}"
+        agent += f" (Playwright/{package_version('playwright')}; newsarchive)"
+        try:
+            try:
+                navigation = await page.goto(
+                    request.url, wait_until="load", timeout=config.page_timeout * 1000
+                )
+            except PlaywrightTimeoutError:
+                exchanges = await recorder.collect(1.0)
+                self._abandon(request, exchanges, recorder, page.url, agent)
+                raise RenderTimeoutError(
+                    f"{request.url} did not finish loading within {config.page_timeout:g} s"
+                ) from None
+            if navigation is None:
+                raise IgnoreRequest(f"{request.url}: the browser made no navigation request")
+            ready = await self._wait_ready(page, request.meta.get(META_RENDER_READY), deadline)
+            quiet = await recorder.wait_idle(config.idle, deadline)
+            dom = await page.content()
+            shot = await page.screenshot(type="png", full_page=True) if config.screenshot else None
+            exchanges = await recorder.collect(deadline - time.monotonic())
+            document = recorder.by_request.get(navigation.request)
+            await self._redirect_meta(request, navigation.request)
+        finally:
+            with contextlib.suppress(PlaywrightError):
+                await page.close()
+            self.stats.inc_value("playwright/page_count/closed")
+            await self._retire(context_name)
+        request.meta["download_latency"] = time.monotonic() - started
+        fields = {}
+        if not ready:
+            fields["render-note"] = "not ready: no element matched the ready selector in time"
+        elif not quiet:
+            fields["render-note"] = "network still busy at the page timeout"
+        headers = Headers(
+            [
+                (name, value)
+                for name, value in (document.response_headers if document else ())
+                if name.lower() not in ("content-encoding", "content-length", "content-type")
+                and not name.startswith(":")
+            ]
+        )
+        headers["Content-Type"] = "text/html; charset=utf-8"
+        response = HtmlResponse(
+            url=page.url,
+            status=navigation.status,
+            headers=headers,
+            body=dom.encode("utf-8"),
+            encoding="utf-8",
+            request=request,
+            flags=["rendered"],
+        )
+        self._archive(request, response, exchanges, document, dom, shot, agent, fields)
+        self.stats.inc_value(STATS_RENDER_PAGES)
+        return response
+
+    async def _wait_ready(self, page: Page, selector: object, deadline: float) -> bool:
+        """Wait for the spider's ready selector (if any); False if it never matched."""
+        if not selector:
+            return True
+        remaining = max(deadline - time.monotonic(), 0.1)
+        try:
+            await page.wait_for_selector(str(selector), state="attached", timeout=remaining * 1000)
+        except PlaywrightTimeoutError:
+            self.stats.inc_value(STATS_RENDER_NOT_READY)
+            logger.warning("%s: no %r after %g s; archived as it is", page.url, selector, remaining)
+            return False
+        return True
+
+    async def _retire(self, context_name: str) -> None:
+        """Close a context that is no longer given pages once its last page is closed."""
+        if context_name == f"archive-render-{self._generation}":
+            return
+        wrapper = self.context_wrappers.get(context_name)
+        if wrapper is not None and not wrapper.context.pages:
+            with contextlib.suppress(PlaywrightError):
+                await wrapper.context.close()
+
+    @staticmethod
+    async def _redirect_meta(request: Request, final: PlaywrightRequest) -> None:
+        urls: list[str] = []
+        reasons: list[int | None] = []
+        hop = final.redirected_from
+        while hop is not None:
+            urls.append(hop.url)
+            answer = await hop.response()
+            reasons.append(answer.status if answer is not None else None)
+            hop = hop.redirected_from
+        if urls:
+            request.meta["redirect_times"] = len(urls)
+            request.meta["redirect_urls"] = urls[::-1]
+            request.meta["redirect_reasons"] = reasons[::-1]
+
+    # -- archiving -----------------------------------------------------------------------
+    def _archive(
+        self,
+        request: Request,
+        response: Response | None,
+        exchanges: Sequence[BrowserExchange],
+        document: BrowserExchange | None,
+        dom: str | None,
+        screenshot: bytes | None,
+        agent: str,
+        fields: dict[str, str],
+    ) -> None:
+        self.stats.inc_value(STATS_RENDER_RESOURCES, len(exchanges))
+        missing = sum(1 for ex in exchanges if ex.body_missing)
+        if missing:
+            self.stats.inc_value(STATS_RENDER_TRUNCATED, missing)
+        capture = self._crawler.get_extension(WarcCapture)
+        if capture is None or capture.writer is None or not exchanges:
+            return
+        page_url = response.url if response is not None else request.url
+        now = utc_now()
+        try:
+            records = page_records(
+                capture.builder,
+                exchanges,
+                document=document,
+                page_url=page_url,
+                page_id=str(uuid.uuid4()),
+                browser=agent,
+                date=now,
+                dom=dom,
+                screenshot=screenshot,
+                fields=fields,
+            )
+        except ValueError as exc:
+            logger.warning("not archiving the rendering of %s: %s", page_url, exc)
+            capture.crawler.stats.inc_value("archive/warc/errors")
+            return
+        future = capture.submit(records.records)
+        if response is None or document is None or records.document_id is None:
+            return
+        info = CaptureInfo(
+            record_id=records.document_id,
+            target_uri=document.url,
+            date=format_warc_date(document.date),
+            payload_digest=records.document_digest,
+            future=future,
+            rendered_dom=records.dom_id,
+        )
+        request.meta[META_CAPTURE] = info
+        for listener in capture.listeners:
+            listener(info, request, response)
+
+    def _abandon(
+        self,
+        request: Request,
+        exchanges: Sequence[BrowserExchange],
+        recorder: _PageRecorder,
+        url: str,
+        agent: str,
+    ) -> None:
+        """A page past its timeout: what did arrive is archived, marked, and counted."""
+        self.stats.inc_value(STATS_RENDER_TIMEOUT)
+        logger.warning(
+            "Abandoned %s: not loaded within %g s (%d responses archived, %d requests open)",
+            request.url,
+            self.render.page_timeout,
+            len(exchanges),
+            recorder.inflight,
+        )
+        document = next((ex for ex in exchanges if ex.resource_type == "document"), None)
+        note = {"render-result": f"abandoned: not loaded within {self.render.page_timeout:g} s"}
+        self._archive(request, None, exchanges, document, None, None, agent, note)
+
+    # -- cookie challenges ---------------------------------------------------------------
+    async def solve_challenge(
+        self,
+        url: str,
+        status: int,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        cookie_names: Sequence[str],
+        timeout: float,
+    ) -> list[dict[str, Any]]:
+        """Run a challenge page in a fresh context and return the cookies its script set.
+
+        The browser gets the page as already received (no second request) and nothing else:
+        every other request, the script's reload included, is aborted.
+        """
+        await self._ensure_started()
+        await self._maybe_launch_browser()
+        context = await self.browser.new_context(**self.render.context_options())
+        try:
+            page = await context.new_page()
+            served = False
+            kept = {
+                name: value
+                for name, value in headers
+                if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+            }
+
+            async def answer(route: Any) -> None:
+                nonlocal served
+                if not served and route.request.is_navigation_request():
+                    served = True
+                    await route.fulfill(status=status, headers=kept, body=body)
+                else:
+                    await route.abort()
+
+            await page.route("**", answer)
+            deadline = time.monotonic() + timeout
+            with contextlib.suppress(PlaywrightError):
+                await page.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000)
+            while True:
+                found = {c.get("name"): c for c in await context.cookies([url])}
+                if all(name in found for name in cookie_names):
+                    return [
+                        {
+                            "name": c["name"],
+                            "value": c["value"],
+                            "domain": c["domain"],
+                            "path": c["path"],
+                            "secure": c["secure"],
+                        }
+                        for c in found.values()
+                    ]
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"the challenge set no cookie {', '.join(cookie_names)} in {timeout:g} s"
+                    )
+                await asyncio.sleep(_POLL)
+        finally:
+            with contextlib.suppress(PlaywrightError):
+                await context.close()

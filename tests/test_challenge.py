@@ -1,0 +1,153 @@
+"""IRNA's cookie challenge: the mirror's ArvanCloud-style page, its recognition, solving again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.http import HtmlResponse
+from warcio.archiveiterator import ArchiveIterator
+
+from crawler.challenge import is_challenge
+from crawler.mirror.challenge import COOKIE_ANSWER, COOKIE_TOKEN, ArvanChallenge, fnv1a32
+from crawler.mirror.routes import SITES_DIR, RouteError, load_site
+from crawler.mirror.server import MirrorRequest, MirrorServer
+from tests.conftest import CHROMIUM, expected_text, mirror_file, require_program
+from tests.crawl_helper import CrawlResult, mirror_settings, run_crawl
+
+H = "https://en.irna.ir"
+SAMPLE_001 = "001_89df22862bce6eb6.txt"
+ARTICLES = {"85859288", "85859410", "85859533", "85859601"}
+
+
+def request(cookie: str | None = None) -> MirrorRequest:
+    headers = (("Cookie", cookie),) if cookie else ()
+    return MirrorRequest("GET", f"{H}/rss", "/rss", "HTTP/1.1", headers)
+
+
+def challenge_page(challenge: ArvanChallenge) -> bytes:
+    page = challenge.gate(request())
+    assert page is not None
+    return page.body
+
+
+def token_of(body: bytes) -> str:
+    text = body.decode()
+    start = text.index("'value': eval(\"'") + len("'value': eval(\"'")
+    first, _, rest = text[start:].partition("'+'")
+    return first + rest[: rest.index("'")]
+
+
+def test_fnv1a32_is_the_scripts_hash() -> None:
+    assert fnv1a32("") == "811c9dc5"
+    assert fnv1a32("a") == "e40c292c"
+    assert fnv1a32("foobar") == "bf9cf968"
+
+
+def test_the_mirror_lets_through_only_the_cookies_the_script_computes() -> None:
+    challenge = ArvanChallenge()
+    body = challenge_page(challenge)
+    assert len(body) < 5000 and b"arvancloud" in body.lower()
+    token = token_of(body)
+    good = f"{COOKIE_ANSWER}={challenge.answer(token)}; {COOKIE_TOKEN}={token}"
+    assert challenge.gate(request(good)) is None
+    assert challenge.gate(request(f"{COOKIE_ANSWER}=00000000; {COOKIE_TOKEN}={token}")) is not None
+    assert challenge.gate(request(f"{COOKIE_ANSWER}={challenge.answer('x')}; {COOKIE_TOKEN}=x"))
+
+
+def test_the_cookies_expire_after_max_uses() -> None:
+    challenge = ArvanChallenge(max_uses=2)
+    token = token_of(challenge_page(challenge))
+    cookie = f"{COOKIE_ANSWER}={challenge.answer(token)}; {COOKIE_TOKEN}={token}"
+    assert challenge.gate(request(cookie)) is None
+    assert challenge.gate(request(cookie)) is None
+    assert challenge.gate(request(cookie)) is not None  # a third use: challenged again
+    assert challenge.issued == 2
+
+
+def test_a_bad_challenge_setting_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "routes.json").write_text(json.dumps({"challenge": {"ttl": 0}, "routes": []}))
+    with pytest.raises(RouteError, match=r"routes\.json: challenge 'ttl'"):
+        load_site(tmp_path)
+
+
+def test_the_middleware_recognises_the_challenge_and_nothing_else() -> None:
+    page = challenge_page(ArvanChallenge())
+    url = f"{H}/news/85859288"
+    assert is_challenge(HtmlResponse(url, body=page))
+    assert not is_challenge(HtmlResponse(url, body=page, flags=["rendered"]))
+    article = mirror_file("irna", "news-85859288.html")
+    assert not is_challenge(HtmlResponse(url, body=article))
+    # A long page that names ArvanCloud (an article about it) is no challenge.
+    assert not is_challenge(HtmlResponse(url, body=page + b"<p>" + b"x" * 5000 + b"</p>"))
+
+
+# ------------------------------------------------------------------ a crawl with expiring cookies
+
+
+@dataclass(frozen=True)
+class Crawl:
+    result: CrawlResult
+    store: Path
+    issued: int
+    requests: list[MirrorRequest]
+
+    def sidecars(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for path in (self.store / "text" / "irna").rglob("*.json"):
+            data = json.loads(path.read_text())
+            out[data["article_id"]] = data
+        return out
+
+
+@pytest.fixture(scope="module")
+def expiring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawl]:
+    require_program(CHROMIUM, "Chromium", "apt-get install chromium")
+    work: Path = tmp_path_factory.mktemp("challenge")
+    with MirrorServer([SITES_DIR / "irna"]) as mirror:
+        # Cookies good for 5 requests: the crawl meets the challenge again and again.
+        challenge = ArvanChallenge(max_uses=5)
+        mirror.add_challenge(["en.irna.ir"], challenge)
+        result = run_crawl(
+            "spiders.irna:IrnaSpider",
+            work / "result.json",
+            settings={
+                "ARCHIVE_STORE_URI": str(work / "store"),
+                "ARCHIVE_CHALLENGE_MAX_SOLVES": "4",
+                **mirror_settings(mirror),
+            },
+            timeout=120,
+        )
+        yield Crawl(result, work / "store", challenge.issued, mirror.requests)
+
+
+def test_expired_cookies_are_solved_again_and_sample_001_is_exact(expiring: Crawl) -> None:
+    result = expiring.result
+    assert result.exit_code == 0, result.stderr[-3000:]
+    solved = result.stats["archive/challenge/solved"]
+    assert solved >= 2
+    # A challenge met while another request's solve was under way costs no solve of its own.
+    assert solved <= result.stats["archive/challenge/seen"] == expiring.issued
+    assert set(expiring.sidecars()) == ARTICLES
+    sample = expiring.sidecars()["85859288"]
+    assert (expiring.store / "text").joinpath(*sample["text_key"].split("/")[1:]).read_bytes() == (
+        expected_text(SAMPLE_001)
+    )
+    assert result.report["articles"]["failed"] == 0
+
+
+def test_challenge_pages_are_archived_but_never_articles(expiring: Crawl) -> None:
+    challenges = 0
+    for path in (expiring.store / "warc").rglob("*.warc.gz"):
+        with path.open("rb") as fh:
+            for rec in ArchiveIterator(fh):
+                if rec.rec_type == "response" and b"arvancloud" in rec.content_stream().read():
+                    challenges += 1
+    assert challenges == expiring.issued
+    for car in expiring.sidecars().values():
+        text = (expiring.store / "text").joinpath(*car["text_key"].split("/")[1:]).read_text()
+        assert "ArvanCloud" not in text and "Checking your browser" not in text

@@ -1,0 +1,169 @@
+"""Rendering under faults: a page that never loads is abandoned, a killed browser comes back."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from crawler.extract import SiteRules
+from crawler.mirror.server import MirrorRequest, MirrorResponse, MirrorServer, Route
+from crawler.spider import NewsSpider
+from tests.conftest import CHROMIUM, require_program
+from tests.crawl_helper import SIMPLE_RULES, CrawlResult, mirror_settings, run_crawl
+
+HOST = "render.example.test"
+BASE = f"https://{HOST}"
+_ARTICLE = re.compile(rf"{re.escape(BASE)}/a/(\w+)/")
+PLAIN = ("1", "2", "3", "4")
+PAGE_TIMEOUT = 3
+
+
+class RenderFaultSpider(NewsSpider):
+    """Rendered articles from one sitemap: four fine, one that never loads, one that crashes."""
+
+    name = "renderfault"
+    allowed_domains: ClassVar[list[str]] = [HOST]
+    sitemaps: ClassVar[tuple[str, ...]] = (f"{BASE}/sitemap.xml",)
+    render_pages: ClassVar[bool] = True
+    rules: ClassVar[SiteRules] = SIMPLE_RULES
+
+    def article_key(self, url: str) -> str | None:
+        match = _ARTICLE.fullmatch(url)
+        return match.group(1) if match else None
+
+
+def shell(key: str, extra: str = "") -> bytes:
+    """A page whose headline and story only exist once its script ran."""
+    return (
+        f"<!DOCTYPE html><html><head><title>{key}</title></head><body>"
+        f'<div id="app"></div>{extra}<script>'
+        f"document.getElementById('app').innerHTML = '<h1>Article {key}</h1>"
+        f'<div class="story"><p>The story of article {key}, written by a script.</p></div>\';'
+        "</script></body></html>"
+    ).encode()
+
+
+def browser_pids(spki: str) -> list[int]:
+    """Chromium's browser processes started with this mirror's pin (not its child processes)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in cmdline]
+        pinned = f"--ignore-certificate-errors-spki-list={spki}" in args
+        if pinned and "chrom" in args[0] and not any(a.startswith("--type=") for a in args):
+            pids.append(int(entry.name))
+    return pids
+
+
+@dataclass
+class Faults:
+    result: CrawlResult
+    store: Path
+    killed: list[int]
+
+    def sidecars(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for path in (self.store / "text" / "renderfault").rglob("*.json"):
+            data = json.loads(path.read_text())
+            out[data["article_id"]] = data
+        return out
+
+
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
+    require_program(CHROMIUM, "Chromium", "apt-get install chromium")
+    work: Path = tmp_path_factory.mktemp("render-faults")
+    keys = [*PLAIN, "hang", "crash"]
+    sitemap = "".join(f"<url><loc>{BASE}/a/{k}/</loc></url>" for k in keys)
+    killed: list[int] = []
+    lock = threading.Lock()
+    with MirrorServer([]) as mirror:
+        mirror.add_route(
+            Route(
+                url=f"{BASE}/sitemap.xml",
+                body=f'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/'
+                f'sitemap/0.9">{sitemap}</urlset>'.encode(),
+                content_type="application/xml",
+            )
+        )
+        for key in PLAIN:
+            mirror.add_route(Route(url=f"{BASE}/a/{key}/", body=shell(key)))
+        # A script that never arrives: the load event never fires.
+        mirror.add_route(
+            Route(url=f"{BASE}/a/hang/", body=shell("hang", '<script src="/hang.js"></script>'))
+        )
+        mirror.add_route(Route(url=f"{BASE}/hang.js", body=b"1;", delay=120.0))
+        mirror.add_route(
+            Route(url=f"{BASE}/a/crash/", body=shell("crash", '<img src="/crash.png">'))
+        )
+
+        def crash(req: MirrorRequest) -> MirrorResponse | None:
+            # The first time the browser asks for the image, its process is killed.
+            with lock:
+                if not killed:
+                    for pid in browser_pids(mirror.spki_sha256):
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append(pid)
+            return MirrorResponse(status=404)
+
+        mirror.add_handler(HOST, "/crash.png", crash)
+        result = run_crawl(
+            "tests.test_render_faults:RenderFaultSpider",
+            work / "result.json",
+            settings={
+                "ARCHIVE_STORE_URI": str(work / "store"),
+                "ARCHIVE_RENDER_PAGE_TIMEOUT": str(PAGE_TIMEOUT),
+                "ARCHIVE_RENDER_MAX_PAGES": "2",
+                **mirror_settings(mirror),
+            },
+            timeout=180,
+        )
+    yield Faults(result, work / "store", killed)
+
+
+def test_a_page_that_never_loads_is_abandoned_counted_and_the_crawl_goes_on(
+    faults: Faults,
+) -> None:
+    result = faults.result
+    assert result.exit_code == 0, result.stderr[-3000:]
+    assert result.stats["archive/render/timeout"] == 1
+    assert result.report["skipped"]["download-error/RenderTimeoutError"] == 1
+    assert "hang" not in faults.sidecars()
+    assert set(PLAIN) <= set(faults.sidecars())
+    # What the browser did receive of the abandoned page is archived, and says it was abandoned.
+    notes = []
+    for path in (faults.store / "warc").rglob("*.warc.gz"):
+        with path.open("rb") as fh:
+            for rec in ArchiveIterator(fh):
+                uri = rec.rec_headers.get_header("WARC-Target-URI")
+                if uri == f"{BASE}/a/hang/" and rec.rec_type in ("response", "metadata"):
+                    notes.append((rec.rec_type, rec.content_stream().read()))
+    assert [kind for kind, _ in notes].count("response") == 1
+    [meta] = [body for kind, body in notes if kind == "metadata"]
+    assert b"render-result: abandoned: not loaded within 3 s" in meta
+
+
+def test_a_killed_browser_is_launched_again_and_the_pages_are_rendered(faults: Faults) -> None:
+    assert faults.killed, "the browser was never killed"
+    stats = faults.result.stats
+    assert stats["playwright/browser_count"] == 2
+    # Every page but the one that never loads is archived, the one in flight at the crash too.
+    assert set(faults.sidecars()) == {*PLAIN, "crash"}
+    for key, car in faults.sidecars().items():
+        assert car["title"] == f"Article {key}"
+    assert stats["archive/render/pages"] == len(PLAIN) + 1
