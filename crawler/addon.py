@@ -17,6 +17,8 @@ EXTENSIONS = {
     "crawler.run.ArchiveRun": 10,
     "crawler.warc_capture.WarcCapture": 20,
     "crawler.incremental.ArchiveCatalog": 30,
+    # After the WARC writer: its closer (last file stored) runs before the indexes' one.
+    "crawler.access.indexes.ArchiveIndexes": 40,
 }
 ITEM_PIPELINES = {"crawler.pipelines.ArticlePipeline": 300}
 DOWNLOADER_MIDDLEWARES = {

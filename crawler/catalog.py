@@ -63,6 +63,8 @@ captures = Table(
 Index("ix_captures_site_key_time", captures.c.site, captures.c.article_key, captures.c.capture_time)
 Index("ix_captures_url_time", captures.c.url, captures.c.capture_time)
 Index("ix_captures_payload", captures.c.payload_digest)
+# One site over a time range: exports, the browse pages.
+Index("ix_captures_site_time", captures.c.site, captures.c.capture_time)
 
 articles = Table(
     "articles",

@@ -81,6 +81,14 @@ ARCHIVE_REVISION_AGES = "1h,1d,7d"
 # Fetch every discovered article again, archived or not (the spider argument refresh=1 too).
 ARCHIVE_REFRESH = False
 
+# --- Indexes for researchers (crawler/access/indexes.py), written at crawl end --------------
+# A CDXJ per WARC (index/<site>/Y/M/D/<name>.cdxj), a Parquet capture index per crawl
+# (index/<site>/<crawl-id>.parquet), and each capture's records located in the catalog.
+ARCHIVE_INDEX_ENABLED = True
+# Also a WACZ package per crawl (wacz/<site>/<crawl-id>.wacz) for ReplayWeb.page; it holds a
+# copy of the crawl's WARC files, so it doubles what the crawl stores.
+ARCHIVE_WACZ_ENABLED = True
+
 # --- Discovery ---------------------------------------------------------------------------------
 # Articles whose feed or sitemap date is older than this many days are not requested unless
 # the spider argument since= says otherwise (0 = no window: walk everything discovered).

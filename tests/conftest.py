@@ -90,6 +90,26 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
 
 
 @pytest.fixture(scope="session")
+def demo_all_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`newsarchive demo` of all five mirrored sites once, for every module that reads it.
+
+    Its store is read-only to the tests: one that adds to a store works on a copy.
+    """
+    cwd = tmp_path_factory.mktemp("demo-all")
+    cli = venv_program("newsarchive")
+    cmd = [str(cli)] if cli else [sys.executable, "-m", "crawler.cli"]
+    proc = subprocess.run(
+        [*cmd, "demo", "--store", str(cwd / "store")],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    return DemoRun(cwd, cwd / "store", proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
 def demo_store(demo_run: DemoRun) -> Path:
     """The store of a demo run that succeeded; fails once, with the demo's output, if not."""
     if demo_run.returncode != 0 or not demo_run.store.is_dir():

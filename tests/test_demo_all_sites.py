@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from tests.conftest import ROOT, expected_text, shared_dir, venv_program
+from tests.conftest import ROOT, DemoRun, expected_text, shared_dir, venv_program
 
 SITES = ("almasirah", "irna", "president", "presstv", "tdi")
 SAMPLES = {  # expected file -> (site, metadata the sidecar must carry)
@@ -52,10 +53,14 @@ def demo(cwd: Path, store: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
-    cwd = tmp_path_factory.mktemp("demo-all")
+def runs(demo_all_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    first = subprocess.CompletedProcess(
+        ["newsarchive", "demo"], demo_all_run.returncode, demo_all_run.stdout, demo_all_run.stderr
+    )
+    # The session's demo store is shared: the second run goes into a copy of it.
+    cwd = tmp_path_factory.mktemp("demo-again")
     store = cwd / "store"
-    first = demo(cwd, store)
+    shutil.copytree(demo_all_run.store, store)
     texts = {p.relative_to(store).as_posix() for p in (store / "text").rglob("*.txt")}
     second = demo(cwd, store)
     yield Runs(store, first, second, texts)

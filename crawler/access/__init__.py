@@ -1,0 +1,1 @@
+"""Researcher access: per-crawl indexes, queries, exports, reindexing, the HTTP service."""

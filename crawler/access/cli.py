@@ -1,0 +1,298 @@
+"""The researcher commands: snapshots, get, export, reindex, serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+from crawler.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+STORE_HELP = "store URI or path (default: $NEWSARCHIVE_STORE or ./archive)"
+CATALOG_HELP = (
+    "catalog SQLAlchemy URL (default: $ARCHIVE_CATALOG_URL, else the one the crawls use: "
+    "<store>/.catalog.sqlite, or catalog.sqlite in the spool for S3)"
+)
+
+
+class UsageError(Exception):
+    """Bad input on the command line: said in one line, exit 2."""
+
+
+def spider_resolver() -> Callable[[str], list[tuple[str, str]]]:
+    """URL -> (site, article key) by each spider's own rule (host aliases, slugs)."""
+    import os
+
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
+    from scrapy.spiderloader import get_spider_loader
+    from scrapy.utils.project import get_project_settings
+
+    loader = get_spider_loader(get_project_settings())
+    rules: list[tuple[str, Callable[[str], str | None]]] = []
+    for name in loader.list():
+        try:
+            spider = loader.load(name)()
+        except (TypeError, ValueError):
+            continue  # a spider that needs arguments has no URL rule to offer here
+        rule = getattr(spider, "article_key", None)
+        if callable(rule):
+            rules.append((name, rule))
+
+    def resolve(url: str) -> list[tuple[str, str]]:
+        found = []
+        for name, rule in rules:
+            try:
+                key = rule(url)
+            except (NotImplementedError, ValueError):
+                continue
+            if key:
+                found.append((name, key))
+        return found
+
+    return resolve
+
+
+def open_archive(ns: argparse.Namespace, *, resolver: bool = True) -> Any:
+    from crawler.access.query import Archive
+    from crawler.catalog import Catalog
+    from crawler.cli import archive_settings
+    from crawler.incremental import default_catalog_url
+    from crawler.run import ArchiveRun, spool_dir_for, store_options
+    from crawler.store import LocalStore, StoreError, open_store
+
+    settings = archive_settings(ns.settings)
+    uri = ns.store or str(settings.get("ARCHIVE_STORE_URI") or "")
+    try:
+        store = open_store(uri, store_options(settings))
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+    if isinstance(store, LocalStore) and not store.root.is_dir():
+        raise UsageError(f"no store at {store.root} (give --store or set NEWSARCHIVE_STORE)")
+    url = ns.catalog or str(settings.get("ARCHIVE_CATALOG_URL") or "")
+    if not url:
+        spool = str(settings.get("ARCHIVE_SPOOL_DIR") or "")
+        spool_dir = spool_dir_for(store, Path(spool).expanduser() if spool else None)
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        run = SimpleNamespace(store=store, spool_dir=spool_dir)
+        url = default_catalog_url(cast(ArchiveRun, run))
+    try:
+        catalog = Catalog(url)
+    except Exception as exc:  # any database error: one line, not a traceback
+        raise UsageError(f"cannot open the catalog {url}: {exc.__class__.__name__}: {exc}") from exc
+    return Archive(store, catalog, spider_resolver() if resolver else None)
+
+
+def _time(value: str | None, *, end: bool = False) -> str | None:
+    from crawler.access.query import parse_time
+
+    return None if value is None else parse_time(value, end=end)
+
+
+# -- commands ------------------------------------------------------------------------------------
+def cmd_snapshots(ns: argparse.Namespace) -> int:
+    archive = open_archive(ns)
+    archive.check_not_empty()
+    target, found = archive.snapshots(ns.ref, _time(ns.since), _time(ns.until, end=True))
+    if ns.json:
+        print(json.dumps([asdict(f) for f in found], indent=2))
+        return EXIT_OK
+    print(f"{target.describe()}: {len(found)} captures")
+    print(f"{'captured':20}  status  {'type':8}  ver  text  {'payload digest':38}  url")
+    for f in found:
+        print(
+            f"{f.capture_time:20}  {f.status:6}  {f.record_type:8}  {f.version or '-':>3}  "
+            f"{'yes' if f.text_key else 'no':4}  {f.payload_digest or '-':38}  {f.url}"
+        )
+    return EXIT_OK
+
+
+def cmd_get(ns: argparse.Namespace) -> int:
+    archive = open_archive(ns)
+    archive.check_not_empty()
+    at = _time(ns.at)
+    capture = archive.closest(ns.ref, at, need_text=ns.kind in ("text", "json"))
+    data: bytes
+    if ns.kind == "text":
+        data = archive.text(capture)
+    elif ns.kind == "json":
+        car = archive.sidecar(capture)
+        car["capture"] = asdict(capture)
+        data = json.dumps(car, indent=2, ensure_ascii=False).encode() + b"\n"
+    elif ns.kind == "html":
+        data = archive.html(capture)[0].encode("utf-8")
+    else:
+        data = archive.warc(capture)
+    if ns.output:
+        Path(ns.output).write_bytes(data)
+        print(f"{capture.url} captured {capture.capture_time}: {len(data):,} bytes to {ns.output}")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return EXIT_OK
+
+
+def cmd_export(ns: argparse.Namespace) -> int:
+    from crawler.access.export import Progress, count_rows, export
+
+    archive = open_archive(ns, resolver=False)
+    archive.check_not_empty()
+    since, until = _time(ns.since), _time(ns.until, end=True)
+    total = count_rows(archive, ns.site, since, until)
+    if total == 0:
+        print(
+            f"error: no archived article of {ns.site!r} captured in that range "
+            f"({since or 'start'} .. {until or 'now'})",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    bar = Progress(total)
+    summary = export(archive, ns.site, since, until, ns.format, Path(ns.dest), bar.update)
+    bar.close()
+    print(summary.line(f"{ns.site} {since or 'start'} .. {until or 'now'}", ns.dest))
+    return EXIT_OK
+
+
+def cmd_reindex(ns: argparse.Namespace) -> int:
+    from crawler.access.reindex import reindex
+
+    archive = open_archive(ns, resolver=False)
+    summary = reindex(archive.store, archive.catalog, None if ns.quiet else print)
+    print(
+        f"reindexed {summary.crawls} crawls ({summary.from_parquet} from their Parquet index, "
+        f"{summary.from_warcs} from their WARC files): {summary.captures} captures "
+        f"({summary.added} new), {summary.articles} articles, into {archive.catalog.url}"
+    )
+    return EXIT_OK
+
+
+def cmd_serve(ns: argparse.Namespace) -> int:
+    from crawler.access.serve import serve
+
+    archive = open_archive(ns)
+    serve(archive, ns.host, ns.port, replay=ns.replay)
+    return EXIT_OK
+
+
+def _run(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def wrapped(ns: argparse.Namespace) -> int:
+        from crawler.access.query import AccessError
+        from crawler.store import StoreError
+
+        try:
+            return func(ns)
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except (AccessError, StoreError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+
+    return wrapped
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=None, help=STORE_HELP)
+    parser.add_argument("--catalog", default=None, help=CATALOG_HELP)
+    parser.add_argument(
+        "-s",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="AWS_* or ARCHIVE_* setting",
+    )
+
+
+def add_commands(sub: Any) -> None:
+    """Register the researcher commands on ``newsarchive``'s subparsers."""
+    raw = argparse.RawDescriptionHelpFormatter
+    snap = sub.add_parser(
+        "snapshots",
+        help="every capture of the article behind a URL",
+        description="Every capture of the article behind a URL (any host alias or slug), a "
+        "site:key, or a bare article key: time, status, version, digests, whether text exists.",
+        epilog="examples:\n  newsarchive snapshots https://en.irna.ir/news/85859288/\n"
+        "  newsarchive snapshots irna:85859288 --from 2025-06 --to 2025-06 --json",
+        formatter_class=raw,
+    )
+    snap.add_argument("ref", help="article URL, site:key, or article key")
+    snap.add_argument("--from", dest="since", default=None, help="captured at or after (ISO date)")
+    snap.add_argument("--to", dest="until", default=None, help="captured up to (inclusive)")
+    snap.add_argument("--json", action="store_true", help="JSON instead of a table")
+    _common(snap)
+    snap.set_defaults(func=_run(cmd_snapshots))
+
+    get = sub.add_parser(
+        "get",
+        help="one capture: cleaned text, archived HTML, sidecar, or its WARC records",
+        description="The capture closest to --at (default: the latest): its cleaned text, the "
+        "archived HTML payload (decoded), the JSON sidecar, or a small WARC holding exactly "
+        "that capture's response, request, metadata and conversion records, read from the "
+        "store by byte range.",
+        epilog="examples:\n  newsarchive get https://en.irna.ir/news/85859288/ --as text\n"
+        "  newsarchive get tdi:world-polio-day-2023 --at 2025-06-30 --as warc -o capture.warc.gz",
+        formatter_class=raw,
+    )
+    get.add_argument("ref", help="article URL, site:key, or article key")
+    get.add_argument("--at", default=None, help="the capture closest to this time (ISO)")
+    get.add_argument("--as", dest="kind", choices=("text", "html", "json", "warc"), default="text")
+    get.add_argument("-o", "--output", default=None, help="write to this file, not stdout")
+    _common(get)
+    get.set_defaults(func=_run(cmd_get))
+
+    exp = sub.add_parser(
+        "export",
+        help="one site's archived articles over a time range: text, JSONL, Parquet or WARC",
+        description="Stream one site's archived articles (each text version once, by capture "
+        "time) from the store: text files, JSON lines (sidecar + text), a Parquet table "
+        "(capture index plus text; DuckDB and pandas open it), or a WARC subset.",
+        epilog="examples:\n  newsarchive export --site irna --from 2025-06 --to 2025-06 "
+        "--format parquet irna-june.parquet\n  newsarchive export --site tdi --format text "
+        "tdi-texts/",
+        formatter_class=raw,
+    )
+    exp.add_argument("--site", required=True)
+    exp.add_argument("--from", dest="since", default=None, help="captured at or after (ISO date)")
+    exp.add_argument("--to", dest="until", default=None, help="captured up to (inclusive)")
+    exp.add_argument("--format", choices=("text", "jsonl", "parquet", "warc"), default="jsonl")
+    exp.add_argument("dest", help="a file (jsonl, parquet, warc) or a directory (text)")
+    _common(exp)
+    exp.set_defaults(func=_run(cmd_export))
+
+    rei = sub.add_parser(
+        "reindex",
+        help="rebuild the catalog from the store (manifests, indexes, sidecars)",
+        description="Rebuild the catalog from what is in the store, so a fresh machine pointed "
+        "at an existing bucket gets full access. Safe to run again: nothing is added twice.",
+        epilog="examples:\n  newsarchive reindex --store /var/lib/newsarchive\n"
+        "  AWS_ENDPOINT_URL=http://127.0.0.1:8333 newsarchive reindex --store s3://archive/news",
+        formatter_class=raw,
+    )
+    rei.add_argument("--quiet", action="store_true", help="only the summary line")
+    _common(rei)
+    rei.set_defaults(func=_run(cmd_reindex))
+
+    srv = sub.add_parser(
+        "serve",
+        help="read-only HTTP service: CDX API, text, sidecars, WARC records, a browse page",
+        description="A read-only HTTP service (loopback by default): a pywb-compatible CDX API "
+        "at /cdx, /text/<record-id>, /sidecar/<record-id>, /warc/<record-id>, /html/<record-id> "
+        "and a browse page (site, date, article) at /.",
+        epilog="examples:\n  newsarchive serve --port 8080\n"
+        "  newsarchive serve --replay http://127.0.0.1:8081/news",
+        formatter_class=raw,
+    )
+    srv.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    srv.add_argument("--port", type=int, default=8080, help="port (default 8080, 0: any)")
+    srv.add_argument(
+        "--replay",
+        default=None,
+        help="a pywb collection URL; article pages link to <replay>/<timestamp>/<url>",
+    )
+    _common(srv)
+    srv.set_defaults(func=_run(cmd_serve))

@@ -1,0 +1,276 @@
+"""WARC records read from the store by byte range, and the index of one WARC file.
+
+Every record is its own gzip member, so the byte ranges of a few records, concatenated, are a
+valid WARC file: a capture's records are fetched without reading the rest of the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import IO, Any
+
+from cdxj_indexer.main import CDXJIndexer
+from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from crawler.store import Store
+
+CHUNK = 8 * 1024 * 1024
+# Records that belong to one capture besides its response: how each points at the response.
+LINKED_TYPES = ("request", "metadata", "conversion", "resource")
+CAPTURE_TYPES = ("response", "revisit")
+
+tables = MetaData()
+# Beside the catalog's tables (same database): where each capture's other records lie.
+capture_records = Table(
+    "capture_records",
+    tables,
+    Column("record_id", String(80), primary_key=True),
+    Column("capture_record_id", String(80), nullable=False, index=True),
+    Column("record_type", String(16), nullable=False),
+    Column("warc_key", Text, nullable=False),
+    Column("warc_offset", BigInteger, nullable=False),
+    Column("warc_length", BigInteger, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    record_type: str
+    record_id: str
+    warc_key: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class WarcEntry:
+    """One record of a WARC file as the index sees it."""
+
+    warc_key: str
+    offset: int
+    length: int
+    record_type: str
+    record_id: str
+    target_uri: str
+    date: str
+    mime: str | None
+    status: int | None
+    payload_digest: str | None
+    refers_to: str | None
+    concurrent_to: str | None
+
+    @property
+    def location(self) -> Location:
+        return Location(self.record_type, self.record_id, self.warc_key, self.offset, self.length)
+
+
+class RangeReader(io.RawIOBase):
+    """A store object read front to back in ranged GETs of ``chunk`` bytes."""
+
+    def __init__(self, store: Store, key: str, size: int) -> None:
+        self.store = store
+        self.key = key
+        self.size = size
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self.size - self.pos)
+        if want <= 0:
+            return 0
+        data = self.store.get_range(self.key, self.pos, want)
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+def object_size(store: Store, key: str) -> int | None:
+    path = store.local_path(key)
+    if path is not None:
+        return path.stat().st_size
+    head = getattr(store, "head", None)
+    if head is not None:
+        found = head(key)
+        return None if found is None else int(found.size)
+    return None
+
+
+@contextmanager
+def open_object(store: Store, key: str, size: int | None = None) -> Iterator[IO[bytes]]:
+    """A stored object as a stream: the file itself when local, ranged reads when remote."""
+    path = store.local_path(key)
+    if path is not None:
+        with path.open("rb") as fh:
+            yield fh
+        return
+    if size is None:
+        size = object_size(store, key)
+    if size is None:
+        raise FileNotFoundError(f"{store.uri}{key}")
+    yield io.BufferedReader(RangeReader(store, key, size), CHUNK)
+
+
+class _Indexer(CDXJIndexer):  # type: ignore[misc]
+    """cdxj-indexer's pywb-compatible lines, and every record's place on the side."""
+
+    def __init__(self, warc_key: str) -> None:
+        super().__init__(io.StringIO(), [])
+        self.warc_key = warc_key
+        self.entries: list[WarcEntry] = []
+        self.lines: list[str] = []
+        self._indexed = False
+
+    def filter_record(self, record: Any) -> bool:
+        # Every record is seen here; only pywb's default kinds become CDXJ lines.
+        self._indexed = bool(super().filter_record(record))
+        return True
+
+    def process_index_entry(self, it: Any, record: Any, filename: str, output: Any) -> None:
+        if self._indexed:
+            out = io.StringIO()
+            super().process_index_entry(it, record, filename, out)
+            self.lines.append(out.getvalue())
+        headers = record.rec_headers
+        status = None
+        if record.rec_type in CAPTURE_TYPES and record.http_headers:
+            code = record.http_headers.get_statuscode()
+            status = int(code) if code and code.isdigit() else None
+        self.entries.append(
+            WarcEntry(
+                warc_key=self.warc_key,
+                offset=int(it.get_record_offset()),
+                length=int(it.get_record_length()),
+                record_type=record.rec_type,
+                record_id=headers.get_header("WARC-Record-ID") or "",
+                target_uri=headers.get_header("WARC-Target-URI") or "",
+                date=headers.get_header("WARC-Date") or "",
+                mime=self.get_field(record, "mime", it, filename),
+                status=status,
+                payload_digest=headers.get_header("WARC-Payload-Digest"),
+                refers_to=headers.get_header("WARC-Refers-To"),
+                concurrent_to=headers.get_header("WARC-Concurrent-To"),
+            )
+        )
+
+
+def index_warc(stream: IO[bytes], warc_key: str) -> tuple[list[WarcEntry], str]:
+    """Every record's place, and the sorted CDXJ (pywb's format, cdxj-indexer's lines)."""
+    indexer = _Indexer(warc_key)
+    indexer.process_one(stream, None, warc_key.rsplit("/", 1)[-1])
+    return indexer.entries, "".join(sorted(indexer.lines))
+
+
+def linked_records(entries: Iterable[WarcEntry]) -> dict[str, list[Location]]:
+    """Per capture (response or revisit id): its request, metadata, conversion, resource."""
+    out: dict[str, list[Location]] = {}
+    for entry in entries:
+        if entry.record_type == "request" and entry.concurrent_to:
+            out.setdefault(entry.concurrent_to, []).append(entry.location)
+        elif entry.record_type in LINKED_TYPES and entry.refers_to:
+            out.setdefault(entry.refers_to, []).append(entry.location)
+    return out
+
+
+def read_records(store: Store, locations: Sequence[Location]) -> bytes:
+    """The records at these places, concatenated: a valid WARC (gzip member per record)."""
+    return b"".join(store.get_range(loc.warc_key, loc.offset, loc.length) for loc in locations)
+
+
+def payload_of(data: bytes) -> tuple[Any, bytes]:
+    """The first record in ``data`` (one record's bytes) and its payload, content coding kept."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    for record in ArchiveIterator(io.BytesIO(data)):
+        return record, bytes(record.content_stream().read())
+    raise ValueError("no WARC record in the given bytes")
+
+
+# -- the catalog's side table -----------------------------------------------------------------
+def ensure_tables(engine: Engine) -> None:
+    """The side table, and catalog indexes added since the catalog was created."""
+    from crawler.catalog import captures
+
+    tables.create_all(engine)
+    for index in captures.indexes:
+        index.create(engine, checkfirst=True)
+
+
+def add_linked(engine: Engine, links: dict[str, list[Location]]) -> int:
+    rows = [
+        {
+            "record_id": loc.record_id,
+            "capture_record_id": capture,
+            "record_type": loc.record_type,
+            "warc_key": loc.warc_key,
+            "warc_offset": loc.offset,
+            "warc_length": loc.length,
+        }
+        for capture, locations in links.items()
+        for loc in locations
+    ]
+    if not rows:
+        return 0
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(capture_records), rows)
+        return len(rows)
+    except IntegrityError:
+        added = 0
+        for row in rows:  # a re-run: skip those already there
+            try:
+                with engine.begin() as conn:
+                    conn.execute(insert(capture_records).values(**row))
+                added += 1
+            except IntegrityError:
+                continue
+        return added
+
+
+def linked_for_many(engine: Engine, ids: Sequence[str]) -> dict[str, list[Location]]:
+    """The other records of many captures in one query."""
+    out: dict[str, list[Location]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(capture_records)
+            .where(capture_records.c.capture_record_id.in_(list(ids)))
+            .order_by(capture_records.c.warc_key, capture_records.c.warc_offset)
+        ).mappings()
+        for r in rows:
+            out[r["capture_record_id"]].append(
+                Location(
+                    r["record_type"],
+                    r["record_id"],
+                    r["warc_key"],
+                    r["warc_offset"],
+                    r["warc_length"],
+                )
+            )
+    return out
+
+
+def linked_for(engine: Engine, capture_record_id: str) -> list[Location]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(capture_records)
+            .where(capture_records.c.capture_record_id == capture_record_id)
+            .order_by(capture_records.c.warc_key, capture_records.c.warc_offset)
+        ).mappings()
+        return [
+            Location(
+                r["record_type"], r["record_id"], r["warc_key"], r["warc_offset"], r["warc_length"]
+            )
+            for r in rows
+        ]
+
+
+def location_json(loc: Location) -> str:
+    return json.dumps(asdict(loc), sort_keys=True)

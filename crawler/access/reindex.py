@@ -1,0 +1,150 @@
+"""Rebuild the catalog from the store alone: manifests, Parquet capture indexes, sidecars.
+
+A crawl whose manifest lists a Parquet capture index is read from it; an older crawl without
+one is indexed from its WARC files (read front to back) and sidecars. Running it again adds
+nothing: captures already there are skipped, articles are written once more with the same
+values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any
+
+from sqlalchemy import and_, delete, insert
+
+from crawler.access import table
+from crawler.access.indexes import (
+    crawl_rows,
+    index_crawl,
+    is_sidecar,
+    is_warc,
+    parquet_key,
+)
+from crawler.access.query import AccessError
+from crawler.access.records import add_linked, ensure_tables, open_object
+from crawler.catalog import Catalog, articles
+from crawler.store import Store
+
+# What the catalog needs of a Parquet capture index (not the texts).
+_COLUMNS = [n for n in table.SCHEMA.names if n not in ("text",)]
+
+
+@dataclass
+class ReindexSummary:
+    crawls: int = 0
+    from_parquet: int = 0
+    from_warcs: int = 0
+    captures: int = 0
+    added: int = 0
+    articles: int = 0
+
+
+def manifests(store: Store) -> list[str]:
+    return sorted(k for k in store.list("manifests/") if k.endswith(".json"))
+
+
+def reindex(
+    store: Store, catalog: Catalog, progress: Callable[[str], None] | None = None
+) -> ReindexSummary:
+    keys = manifests(store)
+    if not keys:
+        raise AccessError(
+            f"the store {store.uri} has no manifests/: nothing to reindex "
+            "(not a newsarchive store, or no crawl finished yet)"
+        )
+    ensure_tables(catalog.engine)
+    summary = ReindexSummary()
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for key in keys:
+        try:
+            manifest = json.loads(store.get_bytes(key))
+            site, crawl_id = str(manifest["site"]), str(manifest["crawl_id"])
+            objects = {str(o["key"]): int(o["size"]) for o in manifest["objects"]}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AccessError(f"unreadable manifest {key}: {exc}") from exc
+        rows = _crawl_rows(store, site, crawl_id, objects, summary)
+        summary.crawls += 1
+        summary.captures += len(rows)
+        summary.added += catalog.add_captures(table.capture_of(r) for r in rows)
+        add_linked(catalog.engine, {str(r["record_id"]): table.links_of(r) for r in rows})
+        for row in rows:
+            if row.get("text_key") and row.get("article_key"):
+                _merge_article(latest, row)
+        if progress is not None:
+            progress(f"{key}: {len(rows)} captures")
+    with catalog.engine.begin() as conn:
+        for (site, article_key), values in sorted(latest.items()):
+            conn.execute(
+                delete(articles).where(
+                    and_(articles.c.site == site, articles.c.article_key == article_key)
+                )
+            )
+            conn.execute(insert(articles).values(**article_values(values)))
+    summary.articles = len(latest)
+    return summary
+
+
+def _crawl_rows(
+    store: Store, site: str, crawl_id: str, objects: dict[str, int], summary: ReindexSummary
+) -> list[dict[str, Any]]:
+    pq_key = parquet_key(site, crawl_id)
+    if pq_key in objects:
+        summary.from_parquet += 1
+        return table.read_rows(store.get_bytes(pq_key), _COLUMNS)
+
+    @contextmanager
+    def opener(key: str) -> Iterator[IO[bytes]]:
+        with open_object(store, key, objects.get(key)) as fh:
+            yield fh
+
+    def read_sidecar(text_key: str) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(store.get_bytes(text_key[:-4] + ".json")))
+        except FileNotFoundError:
+            return None
+
+    summary.from_warcs += 1
+    warcs = sorted(k for k in objects if is_warc(k))
+    sidecars = [json.loads(store.get_bytes(k)) for k in sorted(objects) if is_sidecar(k)]
+    return crawl_rows(
+        index_crawl(warcs, opener), site, crawl_id, sidecars, lambda _: None, read_sidecar
+    )
+
+
+def _merge_article(latest: dict[tuple[str, str], dict[str, Any]], row: dict[str, Any]) -> None:
+    """The articles row as the crawl keeps it: latest version's text, first and last capture."""
+    key = (str(row["site"]), str(row["article_key"]))
+    when = str(row["capture_time"])
+    version = int(row.get("version") or 1)
+    current = latest.get(key)
+    if current is None:
+        current = latest[key] = {
+            "site": key[0],
+            "article_key": key[1],
+            "first_captured": when,
+            "last_checked": when,
+            "version": 0,
+        }
+    current["first_captured"] = min(current["first_captured"], when)
+    current["last_checked"] = max(current["last_checked"], when)
+    if version > current["version"] or (
+        version == current["version"] and when < current.get("_version_time", when + "~")
+    ):
+        current.update(
+            version=version,
+            url=row["url"],
+            text_digest=row["text_digest"],
+            text_key=row["text_key"],
+            title=row.get("title"),
+            published=row.get("published"),
+        )
+        current["_version_time"] = when
+    latest[key] = current
+
+
+def article_values(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if not k.startswith("_")}
