@@ -28,6 +28,7 @@ from sqlalchemy import (
     and_,
     create_engine,
     event,
+    func,
     insert,
     select,
     update,
@@ -90,6 +91,27 @@ validators = Table(  # of feeds, sitemaps, listings: what a conditional request 
     Column("updated", String(32), nullable=False),
 )
 
+runs = Table(  # job history: one row per crawl started by the daemon or `newsarchive crawl`
+    "runs",
+    metadata,
+    Column("crawl_id", String(160), primary_key=True),
+    Column("site", String(64), nullable=False),
+    Column("trigger", String(16), nullable=False),  # schedule | revisions | command
+    Column("host", String(255)),
+    Column("started", String(32), nullable=False),
+    Column("finished", String(32)),  # NULL while running (or when the runner died)
+    # running | ok | failed | timeout | stopped | killed
+    Column("result", String(16), nullable=False),
+    Column("exit_code", Integer),
+    Column("new_articles", Integer),
+    Column("revised_articles", Integer),
+    Column("pages", Integer),
+    Column("warc_bytes", BigInteger),
+    Column("pending_uploads", Integer),
+    Column("failure", Text),
+)
+Index("ix_runs_site_started", runs.c.site, runs.c.started)
+
 catalog_info = Table(
     "catalog_info",
     metadata,
@@ -137,6 +159,24 @@ class Article:
     text_key: str
     title: str | None = None
     published: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    crawl_id: str
+    site: str
+    trigger: str
+    started: str
+    result: str = "running"
+    host: str | None = None
+    finished: str | None = None
+    exit_code: int | None = None
+    new_articles: int | None = None
+    revised_articles: int | None = None
+    pages: int | None = None
+    warc_bytes: int | None = None
+    pending_uploads: int | None = None
+    failure: str | None = None
 
 
 def _row(cls: type[Any], mapping: Any) -> Any:
@@ -410,6 +450,59 @@ class Catalog:
         except IntegrityError:
             # Some were there (a re-run): one at a time, skipping those.
             return sum(self.add_capture(Capture(**row)) for row in batch)
+
+    # -- job history --------------------------------------------------------------------------
+    def start_run(self, run: Run) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(runs).values(**asdict(run)))
+
+    def finish_run(self, run: Run) -> None:
+        """Record how a run ended (inserted if its start was never recorded)."""
+        values = {k: v for k, v in asdict(run).items() if k != "crawl_id"}
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(runs).where(runs.c.crawl_id == run.crawl_id).values(**values)
+            ).rowcount
+            if not done:
+                conn.execute(insert(runs).values(**asdict(run)))
+
+    def runs(self, site: str | None = None, limit: int = 20) -> list[Run]:
+        """The latest runs, newest first."""
+        query = select(runs).order_by(runs.c.started.desc(), runs.c.crawl_id.desc())
+        if site is not None:
+            query = query.where(runs.c.site == site)
+        with self.engine.connect() as conn:
+            return [_row(Run, r) for r in conn.execute(query.limit(limit)).mappings()]
+
+    def last_runs(self) -> dict[str, Run]:
+        """Each site's latest run."""
+        latest = (
+            select(runs.c.site, func.max(runs.c.started).label("started"))
+            .group_by(runs.c.site)
+            .subquery()
+        )
+        query = select(runs).join(
+            latest, and_(runs.c.site == latest.c.site, runs.c.started == latest.c.started)
+        )
+        found: dict[str, Run] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query.order_by(runs.c.crawl_id)).mappings():
+                found[row["site"]] = _row(Run, row)
+        return found
+
+    def first_runs(self) -> dict[str, str]:
+        """Per site, when its first recorded run started."""
+        query = select(runs.c.site, func.min(runs.c.started)).group_by(runs.c.site)
+        with self.engine.connect() as conn:
+            return {site: first for site, first in conn.execute(query)}
+
+    def newest_articles(self) -> dict[str, str]:
+        """Per site, when its newest article was first captured."""
+        query = select(articles.c.site, func.max(articles.c.first_captured)).group_by(
+            articles.c.site
+        )
+        with self.engine.connect() as conn:
+            return {site: newest for site, newest in conn.execute(query)}
 
 
 def _parse(value: str) -> datetime:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
+import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler import __version__
 from crawler.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE, crawl_failed, parse_pairs
+
+if TYPE_CHECKING:
+    from crawler.jobs import RunRecorder
 
 DEMO_STORE = "./archive-demo"
 # Crawl settings for the loopback mirror: no politeness delay against our own server.
@@ -27,8 +30,6 @@ DEMO_SETTINGS = {
     "ARCHIVE_DISCOVERY_WINDOW_DAYS": "0",
 }
 
-CREDENTIAL_SETTINGS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-
 
 def spider_names() -> list[str]:
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
@@ -38,12 +39,22 @@ def spider_names() -> list[str]:
     return sorted(get_spider_loader(get_project_settings()).list())
 
 
-def _fmt_report_line(site: str, code: int, report: dict[str, Any] | None, seconds: float) -> str:
+def _fmt_report_line(
+    site: str,
+    code: int,
+    report: dict[str, Any] | None,
+    seconds: float,
+    failure: str | None = None,
+) -> str:
     if report is None:
-        return f"{site:10} FAILED  exit {code} after {seconds:.1f}s (no report: see the log above)"
+        cause = f": {failure}" if failure else ""
+        return (
+            f"{site:10} FAILED  exit {code} after {seconds:.1f}s (no report: see the log "
+            f"above{cause})"
+        )
     arts = report["articles"]
     status = "ok" if code == EXIT_OK else "FAILED"
-    why = crawl_failed(report)
+    why = failure or crawl_failed(report)
     return (
         f"{site:10} {status:7} {arts['new']} new articles, {arts['failed']} failed, "
         f"{report['pages']['responses']} pages, {len(report['warc']['files'])} WARC files, "
@@ -58,53 +69,110 @@ def run_sites(
     settings: dict[str, str],
     spider_args: dict[str, str],
     jobs: int,
+    time_limit: float | None = None,
 ) -> tuple[int, dict[str, dict[str, Any] | None]]:
-    """Each site's crawl in its own process (a Twisted reactor cannot restart)."""
+    """Each site's crawl in its own process (a Twisted reactor cannot restart).
+
+    Each run is recorded in the catalog's job history. SIGTERM or SIGINT (a cron container
+    being stopped, Ctrl-C) starts no further site and sends each running crawl one SIGTERM,
+    so it closes its WARCs and uploads; one still running after the grace is killed.
+    """
+    from crawler.jobs import CrawlProcess, CrawlRequest, exit_code_of
+
     overrides = dict(settings)
     if store:
         overrides["ARCHIVE_STORE_URI"] = store
-    # Credentials go to the crawl through its environment (boto3 reads them there): a command line
-    # is visible to every user in `ps`, and Scrapy logs the settings it was given.
-    env = dict(os.environ)
-    for name in CREDENTIAL_SETTINGS:
-        if name in overrides:
-            env[name] = overrides.pop(name)
+    configured = archive_settings([f"{k}={v}" for k, v in overrides.items()])
+    grace = configured.getfloat("ARCHIVE_SCHEDULE_GRACE", 120)
+    recorder = _run_recorder(configured)
     reports: dict[str, dict[str, Any] | None] = {}
     worst = EXIT_OK
     pending = list(sites)
-    running: list[tuple[str, subprocess.Popen[bytes], Path, float]] = []
-    with tempfile.TemporaryDirectory(prefix="newsarchive-") as tmp:
-        while pending or running:
-            while pending and len(running) < jobs:
-                site = pending.pop(0)
-                report_file = Path(tmp) / f"{site}.json"
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "crawler.runner",
-                    site,
-                    "--report-file",
-                    str(report_file),
-                ]
-                cmd += [x for k, v in overrides.items() for x in ("-s", f"{k}={v}")]
-                cmd += [x for k, v in spider_args.items() for x in ("-a", f"{k}={v}")]
-                print(f"crawling {site} ...", flush=True)
-                running.append(
-                    (site, subprocess.Popen(cmd, env=env), report_file, time.monotonic())
-                )
-            for entry in list(running):
-                site, proc, report_file, started = entry
-                code = proc.poll()
-                if code is None:
-                    continue
-                running.remove(entry)
-                report = json.loads(report_file.read_text()) if report_file.exists() else None
-                reports[site] = report
-                print(_fmt_report_line(site, code, report, time.monotonic() - started), flush=True)
-                if code != EXIT_OK:
-                    worst = max(worst, code if code in (EXIT_FAILED, EXIT_USAGE) else EXIT_FAILED)
-            time.sleep(0.2)
+    running: list[CrawlProcess] = []
+    stopping = threading.Event()
+    restore = _forward_stop_signals(stopping)
+    try:
+        with tempfile.TemporaryDirectory(prefix="newsarchive-") as tmp:
+            while (pending and not stopping.is_set()) or running:
+                while pending and len(running) < jobs and not stopping.is_set():
+                    site = pending.pop(0)
+                    request = CrawlRequest(
+                        site,
+                        settings=overrides,
+                        spider_args=spider_args,
+                        time_limit=time_limit,
+                        grace=grace,
+                    )
+                    crawl = CrawlProcess(request, Path(tmp) / f"{site}.json")
+                    print(f"crawling {site} ...", flush=True)
+                    crawl.start()
+                    if recorder is not None:
+                        recorder.started(crawl)
+                    running.append(crawl)
+                for crawl in list(running):
+                    if stopping.is_set():
+                        crawl.stop()
+                    if crawl.poll() is None:
+                        continue
+                    running.remove(crawl)
+                    outcome = crawl.outcome()
+                    if recorder is not None:
+                        recorder.finished(outcome)
+                    reports[crawl.request.site] = outcome.report
+                    print(
+                        _fmt_report_line(
+                            crawl.request.site,
+                            outcome.exit_code,
+                            outcome.report,
+                            crawl.elapsed,
+                            outcome.failure,
+                        ),
+                        flush=True,
+                    )
+                    worst = max(worst, exit_code_of(outcome))
+                time.sleep(0.2)
+    finally:
+        restore()
+        if recorder is not None:
+            recorder.close()
+    for site in pending:
+        print(f"{site:10} FAILED  not started: stopped by a signal", flush=True)
+        worst = max(worst, EXIT_FAILED)
     return worst, reports
+
+
+def _run_recorder(configured: Any) -> RunRecorder | None:
+    from crawler.jobs import RunRecorder, locations
+    from crawler.store import StoreError
+
+    try:
+        url = locations(configured).catalog_url
+    except StoreError:
+        return None  # the crawl itself reports the unusable store, as one line
+    return RunRecorder(url) if url else None
+
+
+def _forward_stop_signals(stopping: threading.Event) -> Callable[[], None]:
+    """SIGTERM/SIGINT set ``stopping`` instead of killing this process (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if not stopping.is_set():
+            print(
+                f"{signal.Signals(signum).name}: stopping the running crawls (no new ones)",
+                file=sys.stderr,
+                flush=True,
+            )
+        stopping.set()
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 def cmd_crawl(ns: argparse.Namespace) -> int:
@@ -138,6 +206,7 @@ def cmd_crawl(ns: argparse.Namespace) -> int:
         settings=settings,
         spider_args=parse_pairs(ns.args, "-a"),
         jobs=ns.jobs,
+        time_limit=ns.time_limit,
     )
     return code
 
@@ -329,6 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("--jobs", type=int, default=1, help="sites crawled at once (default 1)")
     crawl.add_argument("--proxy", default=None, help="send every request through this proxy")
     crawl.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop a site's crawl after this long (SIGTERM; killed after ARCHIVE_SCHEDULE_GRACE)",
+    )
+    crawl.add_argument(
         "-a", dest="args", action="append", default=[], metavar="NAME=VALUE", help="spider argument"
     )
     _settings_option(crawl, "Scrapy or ARCHIVE_* setting")
@@ -372,6 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _settings_option(upload, "AWS_* or ARCHIVE_STORE_* setting")
     upload.set_defaults(func=cmd_upload)
+    # Imported here: both modules use this one's helpers.
+    from crawler.access.cli import add_commands as add_access_commands
+    from crawler.daemon import add_commands as add_daemon_commands
+
+    add_daemon_commands(sub)  # run, status
+    add_access_commands(sub)  # snapshots, get, export, reindex, serve
     return parser
 
 

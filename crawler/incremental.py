@@ -74,11 +74,15 @@ class CatalogConfig:
 
 
 def default_catalog_url(run: ArchiveRun) -> str:
+    return catalog_url_for(run.store, run.spool_dir)
+
+
+def catalog_url_for(store: object, spool_dir: Path) -> str:
     """SQLite under a local store (hidden, so it is no object), else beside the spool."""
-    root = getattr(run.store, "root", None)
+    root = getattr(store, "root", None)
     if isinstance(root, Path):
         return sqlite_url(root / ".catalog.sqlite")
-    return sqlite_url(run.spool_dir / "catalog.sqlite")
+    return sqlite_url(spool_dir / "catalog.sqlite")
 
 
 class ArchiveCatalog:

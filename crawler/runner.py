@@ -51,10 +51,16 @@ def run_crawl(
     from scrapy.crawler import CrawlerProcess
     from scrapy.utils.project import get_project_settings
 
+    from crawler.logs import install_json_handler, log_format
     from crawler.run import ArchiveRun, check_settings
 
     settings = get_project_settings()
     settings.setdict(settings_overrides or {}, priority="cmdline")
+    try:
+        fmt = log_format(settings.get("ARCHIVE_LOG_FORMAT"))
+    except ValueError as exc:
+        print(f"error: {site}: {exc}", file=sys.stderr)
+        return EXIT_USAGE, None
     if settings.getdict("ADDONS"):
         # The add-on's defaults apply only once a crawler is made: check them on a copy now,
         # so bad configuration is one clear line and exit 2, not a traceback.
@@ -67,6 +73,10 @@ def run_crawl(
             for error in errors:
                 print(f"error: {site}: {error}", file=sys.stderr)
             return EXIT_USAGE, None
+    if fmt == "json":
+        # Ours in place of Scrapy's root handler, first: Scrapy's banner lines are JSON too.
+        settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
+        install_json_handler(settings)
     process = CrawlerProcess(settings)
     try:
         crawler = process.create_crawler(site)

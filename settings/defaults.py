@@ -141,3 +141,45 @@ ARCHIVE_CHALLENGE_MAX_SOLVES = 2
 # this share of the article pages failed to parse, once at least ARCHIVE_HEALTH_MIN_FAILED did.
 ARCHIVE_HEALTH_MAX_FAILED_RATIO = 0.5
 ARCHIVE_HEALTH_MIN_FAILED = 3
+
+# --- Schedule: the daemon (`newsarchive run`) --------------------------------------------------
+# When each site is crawled: a cron expression, 5 fields (minute hour day month weekday, weekday
+# 0 or 7 = Sunday) or 6 with seconds first. ARCHIVE_SCHEDULE overrides it per site, and an
+# operator's TOML file (ARCHIVE_SCHEDULE_FILE, see deploy/schedule.toml.example) overrides both.
+ARCHIVE_SCHEDULE_CRON = "0 */2 * * *"
+# Extra crawls to catch article edits (revision ages, ARCHIVE_REVISION_AGES). Every crawl
+# fetches the articles due for a revision first; feeds and sitemaps are conditional requests, so
+# a crawl between the regular ones costs little besides the revisions. "" = no extra crawls.
+ARCHIVE_SCHEDULE_REVISIONS_CRON = "30 */6 * * *"
+# Per site: {"irna": "*/30 * * * *"} or {"irna": {"crawl": "...", "revisions": "",
+# "stale_after": "12h", "enabled": false, "args": {"max_articles": "50"}}} (JSON in the env).
+ARCHIVE_SCHEDULE: dict[str, object] = {}
+# Operator-editable schedule file (TOML); "" = none.
+ARCHIVE_SCHEDULE_FILE = ""
+# Each start is moved by up to this many seconds at random (spreads load on the sites).
+ARCHIVE_SCHEDULE_JITTER = 300
+# A crawl running longer than this many seconds is stopped (SIGTERM, SIGKILL after the grace).
+ARCHIVE_SCHEDULE_TIME_LIMIT = 3 * 3600
+# Seconds a stopped crawl gets to close its WARCs and upload before it is killed (time limit,
+# daemon shutdown). Keep it below the stop timeout of the service manager (compose, k8s, systemd).
+ARCHIVE_SCHEDULE_GRACE = 120
+# A start missed by up to this many seconds (daemon busy or asleep) still runs, once: missed
+# starts are coalesced, never piled up.
+ARCHIVE_SCHEDULE_MISFIRE_GRACE = 900
+# Crawls of different sites running at once (a site never runs twice at once).
+ARCHIVE_SCHEDULE_MAX_RUNNING = 2
+# Time zone of the cron expressions.
+ARCHIVE_SCHEDULE_TIMEZONE = "UTC"
+
+# --- Status, alerts, metrics, logs ---------------------------------------------------------------
+# A site is stale (ERROR log, `newsarchive status --check` exits 1, metric newsarchive_site_stale)
+# when its newest article is older than this: 90m, 12h, 2d, 1w. Per site in ARCHIVE_SCHEDULE or
+# the schedule file ("stale_after").
+ARCHIVE_STATUS_STALE_AFTER = "2d"
+# Seconds between the daemon's staleness checks (each stale site is logged as an ERROR).
+ARCHIVE_STATUS_CHECK_INTERVAL = 600
+# Prometheus metrics from the daemon on this port (0 = off), on this address.
+ARCHIVE_METRICS_PORT = 0
+ARCHIVE_METRICS_ADDRESS = "127.0.0.1"
+# "text" or "json" (one JSON object per line) for the daemon, the commands and every crawl.
+ARCHIVE_LOG_FORMAT = "text"

@@ -1,0 +1,336 @@
+"""What ran, what runs next, what is stale: ``newsarchive status`` and the daemon's checks.
+
+Freshness is the time since a site's newest article was first captured (the catalog). A site
+is stale when that exceeds its threshold (``stale_after``); a site with no article at all is
+stale once its first recorded run is older than the threshold. Never-run and disabled sites are
+not alerts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from crawler.catalog import Catalog, Run
+from crawler.schedule import ScheduleConfig
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_STALE = 1
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SiteStatus:
+    site: str
+    enabled: bool
+    stale_after: timedelta
+    last_run: Run | None = None
+    next_run: datetime | None = None
+    next_kind: str | None = None
+    newest_article: datetime | None = None
+    first_run: datetime | None = None
+    stale: bool = False
+
+    def freshness(self, now: datetime) -> timedelta | None:
+        return None if self.newest_article is None else now - self.newest_article
+
+    @property
+    def running(self) -> bool:
+        return self.last_run is not None and self.last_run.result == "running"
+
+    def problem(self, now: datetime) -> str | None:
+        if not self.stale:
+            return None
+        age = self.freshness(now)
+        if age is None:
+            assert self.first_run is not None
+            return (
+                f"site {self.site} is stale: no article archived since its first run "
+                f"{ago(now - self.first_run)} (threshold {span(self.stale_after)})"
+            )
+        return (
+            f"site {self.site} is stale: no new article for {span(age)} "
+            f"(threshold {span(self.stale_after)})"
+        )
+
+    def as_json(self, now: datetime) -> dict[str, Any]:
+        age = self.freshness(now)
+        run = self.last_run
+        return {
+            "site": self.site,
+            "enabled": self.enabled,
+            "last_run": None
+            if run is None
+            else {
+                "crawl_id": run.crawl_id,
+                "trigger": run.trigger,
+                "started": run.started,
+                "finished": run.finished,
+                "result": run.result,
+                "exit_code": run.exit_code,
+                "new_articles": run.new_articles,
+                "revised_articles": run.revised_articles,
+                "pages": run.pages,
+                "failure": run.failure,
+            },
+            "next_run": None if self.next_run is None else self.next_run.isoformat(),
+            "next_run_kind": self.next_kind,
+            "newest_article": None
+            if self.newest_article is None
+            else self.newest_article.isoformat(),
+            "freshness_s": None if age is None else round(age.total_seconds()),
+            "stale_after_s": round(self.stale_after.total_seconds()),
+            "stale": self.stale,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    checked: datetime
+    sites: tuple[SiteStatus, ...]
+    backlog_objects: int = 0
+    backlog_bytes: int = 0
+    spool: str = ""
+    catalog: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def stale(self) -> list[SiteStatus]:
+        return [s for s in self.sites if s.stale]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked.isoformat(),
+            "catalog": self.catalog,
+            "sites": [s.as_json(self.checked) for s in self.sites],
+            "upload_backlog": {
+                "objects": self.backlog_objects,
+                "bytes": self.backlog_bytes,
+                "spool": self.spool,
+            },
+            "stale": [s.site for s in self.stale],
+            "notes": list(self.notes),
+        }
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def read_catalog(url: str | None) -> tuple[dict[str, Run], dict[str, str], dict[str, str]]:
+    """(last run, first run start, newest article) per site; empty when there is no catalog.
+
+    A SQLite catalog that does not exist yet is not created: nothing has run.
+    """
+    if url is None:
+        return {}, {}, {}
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return {}, {}, {}
+    catalog = Catalog(url)
+    try:
+        return catalog.last_runs(), catalog.first_runs(), catalog.newest_articles()
+    finally:
+        catalog.close()
+
+
+def upload_backlog(spool: Path) -> tuple[int, int]:
+    """(objects, bytes) waiting in the spool for the store."""
+    from crawler.run import Backlog, pending_backlogs
+
+    objects = size = 0
+    for path in pending_backlogs(spool):
+        try:
+            entries = Backlog.load(path).entries
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("unreadable backlog list %s: %s", path, exc)
+            continue
+        objects += len(entries)
+        size += sum(int(e.get("size", 0)) for e in entries)
+    return objects, size
+
+
+def collect_status(
+    config: ScheduleConfig,
+    catalog_url: str | None,
+    spool: Path,
+    now: datetime | None = None,
+) -> Status:
+    """Every site's status (reads the catalog and the spool; raises SQLAlchemyError)."""
+    now = now or datetime.now(UTC)
+    last, first, newest = read_catalog(catalog_url)
+    sites = []
+    for schedule in config.sites:
+        upcoming = schedule.next_run(now, config.timezone) if schedule.enabled else None
+        newest_at = _time(newest.get(schedule.site))
+        first_at = _time(first.get(schedule.site))
+        if not schedule.enabled:
+            stale = False
+        elif newest_at is not None:
+            stale = now - newest_at > schedule.stale_after
+        else:
+            stale = first_at is not None and now - first_at > schedule.stale_after
+        sites.append(
+            SiteStatus(
+                site=schedule.site,
+                enabled=schedule.enabled,
+                stale_after=schedule.stale_after,
+                last_run=last.get(schedule.site),
+                next_run=upcoming[0] if upcoming else None,
+                next_kind=upcoming[1] if upcoming else None,
+                newest_article=newest_at,
+                first_run=first_at,
+                stale=stale,
+            )
+        )
+    objects, size = upload_backlog(spool)
+    return Status(
+        checked=now,
+        sites=tuple(sites),
+        backlog_objects=objects,
+        backlog_bytes=size,
+        spool=str(spool),
+        catalog=_safe_url(catalog_url),
+    )
+
+
+def _safe_url(url: str | None) -> str | None:
+    """The catalog URL without a password."""
+    if url is None:
+        return None
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ValueError:
+        return "(unparsable URL)"
+
+
+def span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"
+
+
+def ago(delta: timedelta) -> str:
+    return f"{span(delta)} ago"
+
+
+def format_status(status: Status) -> str:
+    now = status.checked
+    rows = [("site", "last run", "result", "new", "next run", "newest article", "state")]
+    for s in status.sites:
+        run = s.last_run
+        started = _time(run.started) if run else None
+        next_run = (
+            f"{s.next_run.astimezone(UTC):%Y-%m-%d %H:%M}Z {s.next_kind}"
+            if s.next_run
+            else ("disabled" if not s.enabled else "-")
+        )
+        age = s.freshness(now)
+        if s.stale:
+            state = "STALE"
+        elif not s.enabled:
+            state = "disabled"
+        else:
+            state = "never run" if run is None else "ok"
+        rows.append(
+            (
+                s.site,
+                ago(now - started) if started else "never",
+                "-" if run is None else run.result,
+                "-" if run is None or run.new_articles is None else str(run.new_articles),
+                next_run,
+                "none yet" if age is None else ago(age),
+                state,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    for s in status.sites:
+        if s.last_run is not None and s.last_run.failure:
+            lines.append(f"{s.site}: last run {s.last_run.result}: {s.last_run.failure}")
+    lines.append(
+        f"upload backlog: {status.backlog_objects} objects ({status.backlog_bytes:,} bytes) "
+        f"in {status.spool}"
+    )
+    lines.append(f"catalog: {status.catalog or 'off'}")
+    return "\n".join(lines)
+
+
+def add_status_command(sub: Any, settings_option: Any) -> None:
+    status = sub.add_parser(
+        "status",
+        help="per site: last run, next run, freshness, upload backlog; --check for monitors",
+        description="Per site: the last run (when, result, new articles), the next run from "
+        "the schedule, the time since the newest article (freshness) and the upload backlog. "
+        "A site with no new article for longer than its threshold (ARCHIVE_STATUS_STALE_AFTER, "
+        "or stale_after in the schedule) is stale: an ERROR line, and with --check exit 1.",
+        epilog="examples:\n  newsarchive status\n  newsarchive status --json\n"
+        "  newsarchive status --check --quiet      exit 1 if a site is stale (monitors)\n"
+        "  newsarchive status --metrics > /var/lib/node_exporter/newsarchive.prom",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    status.add_argument("--store", default=None, help="store URI or path (as for crawl)")
+    status.add_argument("--schedule", default=None, help="schedule file (TOML)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--metrics", action="store_true", help="Prometheus text format (freshness, staleness)"
+    )
+    status.add_argument("--check", action="store_true", help="exit 1 if any site is stale")
+    status.add_argument("--quiet", action="store_true", help="print only problems")
+    settings_option(status, "Scrapy or ARCHIVE_* setting")
+    status.set_defaults(func=cmd_status)
+
+
+def cmd_status(ns: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from crawler.daemon import command_settings
+    from crawler.jobs import locations
+    from crawler.schedule import ScheduleError
+    from crawler.store import StoreError
+
+    try:
+        settings, _ = command_settings(ns)
+        config = ScheduleConfig.from_settings(settings, _sites(), file=ns.schedule)
+        where = locations(settings)
+    except (ScheduleError, StoreError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        status = collect_status(config, where.catalog_url, where.spool)
+    except SQLAlchemyError as exc:
+        print(f"error: catalog {_safe_url(where.catalog_url)} unreadable: {exc}", file=sys.stderr)
+        return EXIT_STALE
+    for site in status.stale:
+        logger.error("%s", site.problem(status.checked), extra={"site": site.site})
+    if ns.metrics:
+        from crawler.metrics import render_status
+
+        sys.stdout.write(render_status(status))
+    elif ns.json:
+        print(json.dumps(status.as_json(), indent=2))
+    elif not ns.quiet:
+        print(format_status(status))
+    return EXIT_STALE if ns.check and status.stale else EXIT_OK
+
+
+def _sites() -> list[str]:
+    from crawler.cli import spider_names
+
+    return spider_names()

@@ -1,0 +1,275 @@
+"""`newsarchive status`: last and next runs, freshness, backlog, stale alerts; metrics; logs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crawler.catalog import Catalog, Run, iso, sqlite_url
+from crawler.cli import main
+from crawler.logs import JsonFormatter, log_format
+from crawler.run import Backlog
+from crawler.store import StoredObject
+from tests.conftest import ROOT
+
+
+def fill(store: Path, newest: dict[str, timedelta], runs: dict[str, str] | None = None) -> None:
+    """Articles first captured ``newest[site]`` ago, and one run per site with its result."""
+    now = datetime.now(UTC)
+    store.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(sqlite_url(store / ".catalog.sqlite"))
+    try:
+        for site, age in newest.items():
+            for n, extra in enumerate((timedelta(days=5), timedelta(0))):
+                catalog.record_text(
+                    site=site,
+                    article_key=f"{site}-{n}",
+                    url=f"https://{site}.example/{n}",
+                    capture_time=iso(now - age - extra),
+                    text_digest=f"sha1:{n}",
+                    text_key=f"text/{site}/{n}.txt",
+                )
+        for site, result in (runs or {}).items():
+            catalog.finish_run(
+                Run(
+                    crawl_id=f"{site}-1",
+                    site=site,
+                    trigger="schedule",
+                    started=iso(now - timedelta(minutes=30)),
+                    finished=iso(now - timedelta(minutes=20)),
+                    result=result,
+                    exit_code=0 if result == "ok" else 1,
+                    new_articles=3,
+                    failure=None if result == "ok" else "discovered no article",
+                )
+            )
+    finally:
+        catalog.close()
+
+
+def status(store: Path, *args: str) -> list[str]:
+    return ["status", "--store", str(store), "-s", "ARCHIVE_LOG_FORMAT=text", *args]
+
+
+def test_check_exits_1_when_a_site_is_stale_and_0_when_all_are_fresh(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    store = tmp_path / "store"
+    fill(store, {"tdi": timedelta(hours=1), "irna": timedelta(hours=30)}, {"tdi": "ok"})
+    assert main(status(store, "--check", "-s", "ARCHIVE_STATUS_STALE_AFTER=2d")) == 0
+    out = capsys.readouterr().out
+    assert "STALE" not in out
+    assert main(status(store, "--check", "-s", "ARCHIVE_STATUS_STALE_AFTER=1d")) == 1
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines() if "STALE" in line] == ["irna"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == ["site irna is stale: no new article for 30h00m (threshold 24h00m)"]
+    # Without --check the table is shown and the exit code stays 0.
+    assert main(status(store, "-s", "ARCHIVE_STATUS_STALE_AFTER=1d")) == 0
+
+
+def test_per_site_thresholds(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    fill(store, {"tdi": timedelta(hours=3), "irna": timedelta(hours=3)})
+    per_site = json.dumps({"tdi": {"crawl": "0 * * * *", "stale_after": "2h"}})
+    assert main(status(store, "--check", "--quiet", "-s", f"ARCHIVE_SCHEDULE={per_site}")) == 1
+    per_site = json.dumps({"tdi": {"crawl": "0 * * * *", "stale_after": "4h"}})
+    assert main(status(store, "--check", "--quiet", "-s", f"ARCHIVE_SCHEDULE={per_site}")) == 0
+
+
+def test_a_site_without_articles_is_stale_only_once_its_first_run_is_old(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    fill(store, {}, {"president": "failed"})  # ran 30 minutes ago, archived nothing
+    assert main(status(store, "--check", "-s", "ARCHIVE_STATUS_STALE_AFTER=1h")) == 0
+    assert main(status(store, "--check", "-s", "ARCHIVE_STATUS_STALE_AFTER=10m")) == 1
+
+
+def test_nothing_has_run_yet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "never"
+    assert main(status(store, "--check")) == 0
+    out = capsys.readouterr().out
+    assert "never run" in out
+    assert not store.exists(), "status must not create the store or its catalog"
+
+
+def test_json_shows_last_run_next_run_freshness_and_backlog(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    fill(store, {"tdi": timedelta(minutes=90)}, {"tdi": "failed"})
+    backlog = Backlog(store / ".spool", "tdi-1", "s3://bucket/x")
+    backlog.add_bytes(StoredObject("warc/tdi/a.warc.gz", 5, "0" * 64), b"12345")
+    backlog.unlock()
+    per_site = json.dumps({"president": {"enabled": False}})
+    assert main(status(store, "--json", "-s", f"ARCHIVE_SCHEDULE={per_site}")) == 0
+    data = json.loads(capsys.readouterr().out)
+    tdi = next(s for s in data["sites"] if s["site"] == "tdi")
+    assert tdi["last_run"]["result"] == "failed"
+    assert tdi["last_run"]["failure"] == "discovered no article"
+    assert tdi["last_run"]["new_articles"] == 3
+    assert 90 * 60 - 5 <= tdi["freshness_s"] <= 90 * 60 + 60
+    assert datetime.fromisoformat(tdi["next_run"]) > datetime.now(UTC)
+    assert tdi["next_run_kind"] in ("crawl", "revisions")
+    president = next(s for s in data["sites"] if s["site"] == "president")
+    assert president["enabled"] is False and president["next_run"] is None
+    assert data["upload_backlog"]["objects"] == 1 and data["upload_backlog"]["bytes"] == 5
+    assert data["catalog"].endswith(".catalog.sqlite")
+
+
+def test_metrics_text_for_a_textfile_collector(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    fill(store, {"tdi": timedelta(hours=1), "irna": timedelta(days=3)})
+    assert main(status(store, "--metrics")) == 0
+    text = capsys.readouterr().out
+    assert 'newsarchive_site_stale{site="irna"} 1.0' in text
+    assert 'newsarchive_site_stale{site="tdi"} 0.0' in text
+    line = next(
+        x
+        for x in text.splitlines()
+        if x.startswith('newsarchive_site_freshness_seconds{site="tdi"}')
+    )
+    assert 3590 <= float(line.split()[-1]) <= 3700
+    assert "newsarchive_upload_backlog_objects 0.0" in text
+    assert "newsarchive_status_up 1.0" in text
+
+
+def test_an_unreadable_catalog_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crawler.cli",
+            "status",
+            "--check",
+            "--store",
+            str(tmp_path),
+            "-s",
+            "ARCHIVE_CATALOG_URL=postgresql+psycopg://nobody@127.0.0.1:1/none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: catalog postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert "Traceback" not in proc.stderr
+
+
+def test_json_log_lines() -> None:
+    record = logging.LogRecord(
+        "crawler.daemon", logging.ERROR, __file__, 1, "site %s", ("tdi",), None
+    )
+    record.site = "tdi"
+    record.crawl_id = "tdi-1"
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "site tdi" and entry["level"] == "ERROR"
+    assert entry["site"] == "tdi" and entry["crawl_id"] == "tdi-1"
+    assert entry["logger"] == "crawler.daemon"
+    assert datetime.fromisoformat(entry["time"]).tzinfo is not None
+    try:
+        raise OSError("disk full")
+    except OSError:
+        record.exc_info = sys.exc_info()
+    assert "OSError: disk full" in json.loads(JsonFormatter().format(record))["exception"]
+    assert log_format("JSON") == "json"
+    with pytest.raises(ValueError, match="text or json"):
+        log_format("xml")
+
+
+def test_a_crawl_logs_json_lines(tmp_path: Path) -> None:
+    """ARCHIVE_LOG_FORMAT=json: Scrapy's own first lines are JSON too; a bad value is one line."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "crawler.runner", "no-such-site", "-s", "ARCHIVE_LOG_FORMAT=json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert lines[-1].startswith("error: no spider named 'no-such-site'")
+    entries = [json.loads(line) for line in lines[:-1]]
+    assert any(e["message"].startswith("Scrapy ") for e in entries)
+    bad = subprocess.run(
+        [sys.executable, "-m", "crawler.runner", "tdi", "-s", "ARCHIVE_LOG_FORMAT=xml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: tdi: ARCHIVE_LOG_FORMAT must be text or json, got 'xml'"
+
+
+@pytest.mark.parametrize("command", ["run", "status"])
+def test_help_shows_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from crawler.cli import build_parser
+
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert f"newsarchive {command}" in out.split("examples:", 1)[1]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_job_history_in_the_catalog(backend: str, tmp_path: Path, request: Any) -> None:
+    url = (
+        sqlite_url(tmp_path / "c.sqlite")
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    catalog = Catalog(url)
+    try:
+        site = f"site-{tmp_path.name[-12:]}"  # the PostgreSQL server is shared by the session
+        first = Run(
+            crawl_id=f"{site}-1", site=site, trigger="schedule", started="2026-11-23T10:00:00Z"
+        )
+        catalog.start_run(first)
+        assert catalog.last_runs()[site].result == "running"
+        catalog.finish_run(
+            dataclasses.replace(
+                first, finished="2026-11-23T10:05:00Z", result="ok", exit_code=0, new_articles=4
+            )
+        )
+        late = Run(
+            crawl_id=f"{site}-2",
+            site=site,
+            trigger="revisions",
+            started="2026-11-23T11:00:00Z",
+            finished="2026-11-23T11:01:00Z",
+            result="failed",
+            exit_code=1,
+            failure="discovered no article",
+        )
+        catalog.finish_run(late)  # its start was never recorded: inserted whole
+        last = catalog.last_runs()[site]
+        assert (last.crawl_id, last.result, last.failure) == (late.crawl_id, "failed", late.failure)
+        assert catalog.first_runs()[site] == "2026-11-23T10:00:00Z"
+        assert [r.new_articles for r in catalog.runs(site)] == [None, 4]
+        catalog.record_text(
+            site=site,
+            article_key="a",
+            url="https://x.example/a",
+            capture_time="2026-11-23T10:03:00Z",
+            text_digest="sha1:x",
+            text_key="text/a.txt",
+        )
+        assert catalog.newest_articles()[site] == "2026-11-23T10:03:00Z"
+    finally:
+        catalog.close()
