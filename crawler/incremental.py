@@ -140,7 +140,9 @@ class ArchiveCatalog:
             *getattr(spider, "listings", ()),
         ]
         self.sources = set(sources)
-        await maybe_deferred_to_future(deferToThread(self._open, url, sources))
+        await maybe_deferred_to_future(
+            deferToThread(self._open, url, sources, run.adopted_sidecars)
+        )
         run.add_closer("catalog", self.close)
         if isinstance(spider, NewsSpider):
             # NewsSpider asks before it requests an article (and before max_articles counts).
@@ -159,8 +161,10 @@ class ArchiveCatalog:
             extra={"spider": spider},
         )
 
-    def _open(self, url: str, sources: list[str]) -> None:
+    def _open(self, url: str, sources: list[str], adopted: list[dict[str, Any]]) -> None:
         self.catalog = Catalog(url)
+        for sidecar in adopted:
+            self._record_adopted(sidecar)
         self.known = self.catalog.known_keys(self.site)
         if not self.config.refresh:
             self.validators = self.catalog.get_validators(sources)
@@ -170,6 +174,24 @@ class ArchiveCatalog:
                 a.article_key: a.url
                 for a in self.catalog.due_for_revision(self.site, now, self.config.revision_ages)
             }
+
+    def _record_adopted(self, sidecar: dict[str, Any]) -> None:
+        """An article a killed crawl kept but may not have recorded: recorded now, once."""
+        assert self.catalog is not None
+        try:
+            when = datetime.fromisoformat(str(sidecar.get("capture_time") or sidecar["crawl_time"]))
+            self.catalog.record_text(
+                site=str(sidecar["site"]),
+                article_key=str(sidecar["article_id"]),
+                url=str(sidecar["url"]),
+                capture_time=iso(when),
+                text_digest=str(sidecar["text_digest"]),
+                text_key=str(sidecar["text_key"]),
+                title=sidecar.get("title"),
+                published=sidecar.get("published"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.warning("a sidecar left by a killed crawl was not recorded: %s", exc)
 
     def close(self) -> None:
         if self.catalog is None:

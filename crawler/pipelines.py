@@ -209,11 +209,15 @@ class ArticlePipeline:
             sidecar["metadata_record_id"] = records[1].record_id
         key = text_key(item.site, item.article_id, date, version)
         sidecar["text_key"] = key
-        run.queue_bytes(key, text)
-        run.queue_bytes(key[:-4] + ".json", _dump(sidecar))
-        # The catalog last: an article counts as archived once its text is stored.
+        # Text and sidecar safe in the spool (or the store) first, then the catalog: an article
+        # counts as archived once its text is kept; only then do they go up to a remote store.
+        held = [
+            run.queue_bytes(key, text, hold=True),
+            run.queue_bytes(key[:-4] + ".json", _dump(sidecar), hold=True),
+        ]
         if catalog_ext is not None:
             self._record(catalog_ext, item, sidecar, capture, version, key, date)
+        run.release(held)
         stats.inc_value(STATS_ARTICLES_NEW if current is None else STATS_ARTICLES_REVISED)
         if not article.title:
             stats.inc_value(STATS_ARTICLES_NO_TITLE)

@@ -11,7 +11,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -370,6 +370,40 @@ def pending_backlogs(spool: Path) -> list[Path]:
     return sorted(pending.glob("*.json")) if pending.is_dir() else []
 
 
+def adopt_leftovers(spool: Path, store_uri: str, skip: str) -> list[dict[str, Any]]:
+    """List what killed crawls left unlisted in their backlogs; their sidecars, parsed."""
+    sidecars: list[dict[str, Any]] = []
+    for list_path in pending_backlogs(spool):
+        try:
+            backlog = Backlog.load(list_path)
+        except (OSError, ValueError, KeyError):
+            continue  # reported by the drain
+        if backlog.crawl_id == skip or backlog.store_uri != store_uri or not backlog.lock():
+            continue
+        try:
+            count = backlog.adopt_unlisted()
+            if count:
+                logger.warning(
+                    "backlog %s: %d files a killed crawl left on their way up are listed now",
+                    backlog.crawl_id,
+                    count,
+                )
+            for entry in backlog.entries:
+                key = str(entry["key"])
+                if not (key.startswith("text/") and key.endswith(".json")):
+                    continue
+                try:
+                    data = json.loads((spool / str(entry["path"])).read_bytes())
+                except (OSError, ValueError) as exc:
+                    logger.warning("%s: unreadable sidecar in the spool: %s", key, exc)
+                    continue
+                if isinstance(data, dict):
+                    sidecars.append(data)
+        finally:
+            backlog.unlock()
+    return sidecars
+
+
 def drain_backlog(
     store: Store,
     spool: Path,
@@ -484,6 +518,7 @@ class ArchiveRun:
         self._uploads: ThreadPoolExecutor | None = None
         self._in_flight = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._drainer: threading.Thread | None = None
+        self.adopted_sidecars: list[dict[str, Any]] = []
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -525,8 +560,14 @@ class ArchiveRun:
         self._closers.append((name, closer))
 
     def upload_backlog(self, spider: Spider) -> None:
-        """What earlier crawls left in the spool goes up in a thread while this crawl runs."""
+        """What earlier crawls left in the spool goes up in a thread while this crawl runs.
+
+        First, before any request: the texts a killed crawl left on their way up are listed,
+        and their sidecars kept in ``adopted_sidecars`` for the catalog (the crawl may have
+        died before it recorded them: they must not be archived a second time).
+        """
         if self.remote and pending_backlogs(self.spool_dir):
+            self.adopted_sidecars = adopt_leftovers(self.spool_dir, self.store.uri, self.crawl_id)
             self._drainer = threading.Thread(target=self.drain, name="backlog", daemon=True)
             self._drainer.start()
 
@@ -576,22 +617,37 @@ class ArchiveRun:
         self._record(obj, pending=not self.store_has(obj))
         return obj
 
-    def queue_bytes(self, key: str, data: bytes) -> StoredObject:
+    def queue_bytes(self, key: str, data: bytes, *, hold: bool = False) -> StoredObject:
         """Store bytes without waiting for a remote store (texts, sidecars).
 
         The bytes land whole in the spool at once, so nothing is lost if the crawl is killed
-        (the next drain adopts them); a few threads upload them, each verified, and the spool
-        copy goes once the store has it. ``flush_uploads`` waits for all of them.
+        (the next crawl adopts them); a few threads upload them, each verified, and the spool
+        copy goes once the store has it. ``flush_uploads`` waits for all of them. ``hold``:
+        not uploaded before ``release`` (the pipeline records the article in the catalog
+        first, so no object reaches the store that the catalog does not know).
         """
         if not self.remote:
             return self.put_bytes(key, data)
         obj = StoredObject(key, len(data), hashlib.sha256(data).hexdigest())
+        self._spool_backlog().write_aside(key, data)
+        if not hold:
+            self.release([obj])
+        return obj
+
+    def release(self, objects: Sequence[StoredObject]) -> None:
+        """Upload objects queued with ``hold``."""
+        if not self.remote:
+            return
+        for obj in objects:
+            self._submit(obj)
+
+    def _submit(self, obj: StoredObject) -> None:
         backlog = self._spool_backlog()
-        path = backlog.write_aside(key, data)
+        path = backlog.path_of(obj.key)
         if not self._store_is_up():
             backlog.add_spooled(obj, path, lazy=True)
             self._record(obj, pending=True)
-            return obj
+            return
         with self._lock:
             if self._uploads is None:
                 workers = int(str(self.config.store_options.get("ARCHIVE_STORE_CONCURRENCY") or 8))
@@ -599,7 +655,6 @@ class ArchiveRun:
         # Bounded: a slow store slows the pipeline down instead of filling memory.
         self._in_flight.acquire()
         self._uploads.submit(self._upload_queued, obj, path)
-        return obj
 
     def _upload_queued(self, obj: StoredObject, path: Path) -> None:
         try:

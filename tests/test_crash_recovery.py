@@ -478,7 +478,8 @@ def test_a_crawl_killed_mid_upload_to_s3_loses_and_duplicates_nothing(
                     archived.add(record.rec_headers.get_header("WARC-Target-URI"))
     assert {f"{H}/a/{n}/" for n in range(ARTICLES)} <= archived
     # Nothing left behind locally.
-    assert not [p for p in (spool / "pending").rglob("*") if p.is_file() and p.suffix != ".lock"]
+    left = [p for p in (spool / "pending").rglob("*") if p.is_file() and p.suffix != ".lock"]
+    assert not left, (left, [x for x in result.stderr.splitlines() if "WARNING" in x][-20:])
     assert not list(spool.rglob("*.warc.gz*"))
 
 

@@ -773,3 +773,41 @@ def test_a_live_crawls_files_on_their_way_up_are_not_touched(
     assert not s3store.exists("text/tdi/live.txt")
     assert (spool / "pending/tdi-live/text/tdi/live.txt").exists()
     live.unlock()
+
+
+def test_an_article_a_killed_crawl_kept_but_never_recorded_is_recorded_before_crawling(
+    s3store: S3Store, tmp_path: Path
+) -> None:
+    """Killed between spooling a text and recording it: the next crawl must not archive it again."""
+    from scrapy.utils.test import get_crawler
+
+    from crawler.catalog import Catalog
+    from crawler.incremental import ArchiveCatalog, CatalogConfig
+    from crawler.run import Backlog, adopt_leftovers
+
+    spool = tmp_path / "spool"
+    killed = Backlog(spool, "tdi-killed", s3store.uri)
+    sidecar = {
+        "url": "https://thediplomaticinsight.com/a-story/",
+        "site": "tdi",
+        "article_id": "a-story",
+        "capture_time": "2026-11-23T10:00:00Z",
+        "text_digest": "sha256:" + sha(b"text"),
+        "text_key": "text/tdi/2026/11/23/a-story.txt",
+        "title": "A story",
+        "published": None,
+    }
+    killed.write_aside("text/tdi/2026/11/23/a-story.txt", b"text")
+    killed.write_aside("text/tdi/2026/11/23/a-story.json", json.dumps(sidecar).encode())
+    killed.unlock()
+
+    adopted = adopt_leftovers(spool, s3store.uri, skip="tdi-next")
+    assert adopted == [sidecar]
+    assert len(Backlog.load(spool / "pending/tdi-killed.json").entries) == 2
+    ext = ArchiveCatalog(CatalogConfig(url="", revision_ages=(), refresh=False), get_crawler())
+    ext.site = "tdi"
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    ext._open(url, [], adopted)
+    assert ext.known == {"a-story"}
+    article = Catalog(url).article("tdi", "a-story")
+    assert article is not None and article.text_key == sidecar["text_key"]
