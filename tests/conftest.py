@@ -72,20 +72,25 @@ class DemoRun:
     stderr: str
 
 
+def run_demo(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`newsarchive demo ARGS...` in ``cwd``, with this checkout on the path."""
+    cli = venv_program("newsarchive")
+    cmd = [str(cli)] if cli else [sys.executable, "-m", "crawler.cli"]
+    return subprocess.run(
+        [*cmd, "demo", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     """`newsarchive demo --sites tdi` once, in a fresh directory with its default store."""
     cwd = tmp_path_factory.mktemp("demo")
-    cli = venv_program("newsarchive")
-    cmd = [str(cli)] if cli else [sys.executable, "-m", "crawler.cli"]
-    proc = subprocess.run(
-        [*cmd, "demo", "--sites", "tdi"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    proc = run_demo(cwd, "--sites", "tdi")
     yield DemoRun(cwd, cwd / "archive-demo", proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -96,16 +101,7 @@ def demo_all_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     Its store is read-only to the tests: one that adds to a store works on a copy.
     """
     cwd = tmp_path_factory.mktemp("demo-all")
-    cli = venv_program("newsarchive")
-    cmd = [str(cli)] if cli else [sys.executable, "-m", "crawler.cli"]
-    proc = subprocess.run(
-        [*cmd, "demo", "--store", str(cwd / "store")],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    proc = run_demo(cwd, "--store", str(cwd / "store"))
     return DemoRun(cwd, cwd / "store", proc.returncode, proc.stdout, proc.stderr)
 
 

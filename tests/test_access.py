@@ -23,6 +23,7 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.cli import main
+from crawler.render import CHROMIUM_ARGS
 from crawler.store import LocalStore, open_store
 from tests.conftest import (
     ROOT,
@@ -525,15 +526,7 @@ def test_browse_page_in_chromium_lists_the_articles_and_opens_one(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            args=list(CHROMIUM_ARGS),
         )
         try:
             page = browser.new_page()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from tests.conftest import ROOT, DemoRun, expected_text, shared_dir, venv_program
+from tests.conftest import DemoRun, expected_text, run_demo, shared_dir
 
 SITES = ("almasirah", "irna", "president", "presstv", "tdi")
 SAMPLES = {  # expected file -> (site, metadata the sidecar must carry)
@@ -39,19 +37,6 @@ class Runs:
     texts_after_first: set[str]
 
 
-def demo(cwd: Path, store: Path) -> subprocess.CompletedProcess[str]:
-    cli = venv_program("newsarchive")
-    cmd = [str(cli)] if cli else [sys.executable, "-m", "crawler.cli"]
-    return subprocess.run(
-        [*cmd, "demo", "--store", str(store)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
 @pytest.fixture(scope="module")
 def runs(demo_all_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     first = subprocess.CompletedProcess(
@@ -62,7 +47,7 @@ def runs(demo_all_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Ite
     store = cwd / "store"
     shutil.copytree(demo_all_run.store, store)
     texts = {p.relative_to(store).as_posix() for p in (store / "text").rglob("*.txt")}
-    second = demo(cwd, store)
+    second = run_demo(cwd, "--store", str(store))
     yield Runs(store, first, second, texts)
 
 

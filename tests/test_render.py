@@ -21,7 +21,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.mirror.routes import SITES_DIR
 from crawler.mirror.server import MirrorServer
-from crawler.render import RenderConfig, RenderMiddleware
+from crawler.render import CHROMIUM_ARGS, RenderConfig, RenderMiddleware
 from crawler.render_capture import DOM_URI_PREFIX, BrowserExchange, page_records
 from crawler.store import LocalStore
 from crawler.warc_records import RecordBuilder
@@ -353,7 +353,7 @@ async def browser_text(url: str) -> str:
             executable_path=str(CHROMIUM),
             headless=True,
             # Only the loopback replay server: no proxy, and no other address is reachable.
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=list(CHROMIUM_ARGS),
         )
         try:
             page = await browser.new_page()
