@@ -34,6 +34,7 @@ from crawler.store import (
     open_store,
     sha256_file,
 )
+from crawler.store_s3 import DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -650,7 +651,8 @@ class ArchiveRun:
             return
         with self._lock:
             if self._uploads is None:
-                workers = int(str(self.config.store_options.get("ARCHIVE_STORE_CONCURRENCY") or 8))
+                option = self.config.store_options.get("ARCHIVE_STORE_CONCURRENCY")
+                workers = int(str(option or DEFAULT_CONCURRENCY))
                 self._uploads = ThreadPoolExecutor(workers, thread_name_prefix="upload")
         # Bounded: a slow store slows the pipeline down instead of filling memory.
         self._in_flight.acquire()

@@ -37,8 +37,9 @@ ARCHIVE_STORE_S3_ADDRESSING_STYLE = "auto"
 ARCHIVE_STORE_MULTIPART_THRESHOLD = 64 * 1024 * 1024
 # Size of one part (at least 5 MiB; doubled as needed to stay within 10,000 parts).
 ARCHIVE_STORE_MULTIPART_PART_SIZE = 8 * 1024 * 1024
-# Parts of one file uploaded at once (each part is held in memory while it uploads).
-ARCHIVE_STORE_CONCURRENCY = 8
+# Parts of one file uploaded at once (each held in memory while it uploads), and texts and
+# sidecars uploaded at once. 10, as boto3's upload_file.
+ARCHIVE_STORE_CONCURRENCY = 10
 # Attempts per request (botocore "standard" retries: exponential backoff on throttling, 5xx
 # and connection errors).
 ARCHIVE_STORE_MAX_ATTEMPTS = 5
