@@ -786,6 +786,9 @@ class ArchiveRun:
             for key, value in stats.items()
             if key.startswith("archive/skipped/")
         }
+        # Requests to hosts outside allowed_domains (links, redirects): dropped by Scrapy.
+        if offsite := int(stats.get("offsite/filtered", 0)):
+            skipped["offsite"] = offsite
         failed_reasons = {
             key.rsplit("/", 1)[1]: int(value)
             for key, value in stats.items()

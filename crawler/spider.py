@@ -245,6 +245,9 @@ class NewsSpider(scrapy.Spider):
     feeds: ClassVar[tuple[str, ...]] = ()
     sitemaps: ClassVar[tuple[str, ...]] = ()
     sitemap_follow: ClassVar[tuple[str, ...]] = ()  # regexes; empty follows every child sitemap
+    # Sitemap indexes below the start sitemaps followed at most this deep: a site's index that
+    # points at ever new indexes cannot keep a crawl going.
+    sitemap_max_depth: ClassVar[int] = 4
     listings: ClassVar[tuple[str, ...]] = ()
     listing_links: ClassVar[str] = "a[href]"
     listing_next: ClassVar[str | None] = None
@@ -387,7 +390,7 @@ class NewsSpider(scrapy.Spider):
                 },
             )
 
-    def parse_sitemap(self, response: Response) -> Iterator[Request]:
+    def parse_sitemap(self, response: Response, depth: int = 0) -> Iterator[Request]:
         if self._not_modified(response):
             return
         body = self._sitemap_body(response)
@@ -413,7 +416,15 @@ class NewsSpider(scrapy.Spider):
             for entry in entries:
                 loc = response.urljoin(entry["loc"])
                 if not self._follow or any(p.search(loc) for p in self._follow):
-                    yield Request(loc, callback=self.parse_sitemap, errback=self.request_failed)
+                    if depth >= self.sitemap_max_depth:
+                        self._bad_source("sitemap-too-deep", response, f"not following {loc}")
+                        continue
+                    yield Request(
+                        loc,
+                        callback=self.parse_sitemap,
+                        errback=self.request_failed,
+                        cb_kwargs={"depth": depth + 1},
+                    )
                 elif self.article_key(loc) is not None:
                     # Some indexes list article URLs beside their child sitemaps.
                     yield from self._article_request(loc, self._sitemap_discovery(response, entry))
