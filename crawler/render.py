@@ -400,6 +400,12 @@ class ArchiveDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Downl
     async def _abort(self, request: PlaywrightRequest) -> bool:
         if request.resource_type in self.render.block:
             return True
+        # Chromium's own requests (subresources, its redirects): no private addresses either.
+        kind = await self.netguard.check_url(request.url, proxied=bool(self.render.proxy))
+        if kind is not None:
+            self.netguard.count(kind)
+            logger.warning("Refused %s in the browser: a %s address", request.url, kind)
+            return True
         if self._user_abort is not None:
             result = self._user_abort(request)
             return bool(await result if asyncio.iscoroutine(result) else result)
@@ -410,6 +416,7 @@ class ArchiveDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Downl
         if owner is not None and owner is not self:
             shared: Response = await owner._download_request(request, spider)
             return shared
+        await self.netguard.check(request)
         await self._ensure_started()
         request.meta["playwright_context"] = self._context_name()
         request.meta.setdefault("playwright_context_kwargs", self.render.context_options())

@@ -31,6 +31,7 @@ from crawler.store import (
     StoredObject,
     StoreError,
     StoreUnavailableError,
+    check_key,
     open_store,
     sha256_file,
 )
@@ -254,7 +255,7 @@ class Backlog:
             self._lock_fh = None
 
     def path_of(self, key: str) -> Path:
-        return self.files.joinpath(*key.split("/"))
+        return self.files.joinpath(*check_key(key).split("/"))
 
     def add_file(self, obj: StoredObject, path: Path, *, move: bool) -> None:
         target = self.path_of(obj.key)

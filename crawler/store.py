@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 _CHUNK = 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # NUL ends a C path; the rest breaks logs and lists
 
 
 class StoreError(OSError):
@@ -75,6 +76,7 @@ def check_key(key: str) -> str:
         not key
         or key.startswith("/")
         or "\\" in key
+        or _CONTROL.search(key)
         or any(p in ("", ".", "..") for p in path.parts)
     ):
         raise StoreError(f"invalid object key {key!r}")

@@ -17,6 +17,20 @@ ARCHIVE_PROXY = ""
 # Write the JSON run report and the manifest into the store at crawl end.
 ARCHIVE_REPORT_ENABLED = True
 
+# --- Egress guard (crawler/netguard.py): no requests to the crawler's own network -------------
+# A request (each redirect hop is one) whose connection would go to a private, shared, loopback,
+# link-local (169.254.169.254 too), unique-local, multicast, unspecified or reserved address is
+# refused before any connection: counted (archive/netguard/refused/<kind>) and a skip in the run
+# report. Direct: the host's resolved address is checked. Through a proxy: the crawler connects
+# only to the proxy; the one named by ARCHIVE_PROXY is trusted (the operator chose it: the
+# loopback mirror in tests and the demo), any other is checked; the target's IP literals and
+# "localhost" names are refused, and its other names are resolved by the proxy, which must refuse
+# private addresses itself. Chromium's requests are checked the same way (its own name lookups
+# may differ from ours: a name that changes its answer in between is not caught).
+ARCHIVE_NETGUARD_ENABLED = True
+# Networks (CIDR, comma-separated) that may be reached all the same, e.g. "10.20.0.0/16".
+ARCHIVE_NETGUARD_ALLOW = ""
+
 # --- Store: where everything lands ----------------------------------------------------------
 # A local directory (path or file:// URI) or "s3://bucket/prefix" (any S3-compatible server).
 # S3 credentials, endpoint and region come from boto3's own chain (AWS_ENDPOINT_URL,

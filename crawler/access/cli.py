@@ -171,10 +171,11 @@ def cmd_reindex(ns: argparse.Namespace) -> int:
 
 
 def cmd_serve(ns: argparse.Namespace) -> int:
-    from crawler.access.serve import serve
+    from crawler.access.serve import check_bind, serve
 
+    check_bind(ns.host, allow_remote=ns.allow_remote)  # before the store is opened
     archive = open_archive(ns)
-    serve(archive, ns.host, ns.port, replay=ns.replay)
+    serve(archive, ns.host, ns.port, replay=ns.replay, allow_remote=ns.allow_remote)
     return EXIT_OK
 
 
@@ -284,10 +285,16 @@ def add_commands(sub: Any) -> None:
         "at /cdx, /text/<record-id>, /sidecar/<record-id>, /warc/<record-id>, /html/<record-id> "
         "and a browse page (site, date, article) at /.",
         epilog="examples:\n  newsarchive serve --port 8080\n"
-        "  newsarchive serve --replay http://127.0.0.1:8081/news",
+        "  newsarchive serve --replay http://127.0.0.1:8081/news\n"
+        "  newsarchive serve --host 0.0.0.0 --allow-remote",
         formatter_class=raw,
     )
     srv.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    srv.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host other than loopback (no authentication: anyone who reaches it reads)",
+    )
     srv.add_argument("--port", type=int, default=8080, help="port (default 8080, 0: any)")
     srv.add_argument(
         "--replay",

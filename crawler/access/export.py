@@ -18,6 +18,7 @@ from crawler.access import table
 from crawler.access.query import AccessError, Archive
 from crawler.access.records import Location, linked_for_many, read_records
 from crawler.catalog import Capture, captures
+from crawler.store import check_key
 
 FORMATS = ("text", "jsonl", "parquet", "warc")
 BATCH = 500  # rows whose other records are looked up in one query
@@ -181,7 +182,8 @@ def _write_one(
     text = archive.text(capture)
     if fmt == "text":
         assert capture.text_key is not None
-        path = dest.joinpath(*capture.text_key.removeprefix("text/").split("/"))
+        # The key comes from the catalog: it must not lead out of dest.
+        path = dest.joinpath(*check_key(capture.text_key).removeprefix("text/").split("/"))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(text)
         return len(text)

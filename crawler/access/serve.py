@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import html
+import ipaddress
 import json
 import logging
 import re
@@ -360,7 +361,36 @@ class ArchiveServer(ThreadingHTTPServer):
         self.cdx = CdxIndex.from_store(archive)
 
 
-def serve(archive: Archive, host: str, port: int, *, replay: str | None = None) -> None:
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, *, allow_remote: bool) -> None:
+    """A non-loopback address needs ``allow_remote`` (``--allow-remote``), and is logged."""
+    if is_loopback(host):
+        return
+    if not allow_remote:
+        raise AccessError(
+            f"--host {host} would serve the archive beyond this machine: "
+            "add --allow-remote to mean it"
+        )
+    logger.warning("serving on %s: the archive is readable from the network, unauthenticated", host)
+
+
+def serve(
+    archive: Archive,
+    host: str,
+    port: int,
+    *,
+    replay: str | None = None,
+    allow_remote: bool = False,
+) -> None:
+    check_bind(host, allow_remote=allow_remote)
     server = ArchiveServer((host, port), archive, replay)
     bound_port = server.server_address[1]
     print(f"serving {archive.store.uri} on http://{host}:{bound_port}/ (read-only)", flush=True)
