@@ -211,10 +211,16 @@ class ArticlePipeline:
         sidecar["text_key"] = key
         # Text and sidecar safe in the spool (or the store) first, then the catalog: an article
         # counts as archived once its text is kept; only then do they go up to a remote store.
-        held = [
-            run.queue_bytes(key, text, hold=True),
-            run.queue_bytes(key[:-4] + ".json", _dump(sidecar), hold=True),
-        ]
+        try:
+            held = [
+                run.queue_bytes(key, text, hold=True),
+                run.queue_bytes(key[:-4] + ".json", _dump(sidecar), hold=True),
+            ]
+        except OSError as exc:
+            # Disk full or read-only: nothing more can be kept, the crawl stops.
+            where = f"the spool {run.spool_dir}" if run.remote else run.store.uri
+            run.storage_failed(f"writing {key} into {where}", exc)
+            raise self.fail(run, item, "storage-failed", str(exc)) from exc
         if catalog_ext is not None:
             self._record(catalog_ext, item, sidecar, capture, version, key, date)
         run.release(held)

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Closer = Callable[[], None]
+# The finish reason of a crawl stopped because a local write failed (disk full, read-only).
+STORAGE_FAILED = "storage_failed"
 # Queued uploads (texts, sidecars) waiting or running at once; more blocks the pipeline.
 MAX_IN_FLIGHT = 256
 Progress = Callable[[str], None]
@@ -521,6 +523,7 @@ class ArchiveRun:
         self._in_flight = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._drainer: threading.Thread | None = None
         self.adopted_sidecars: list[dict[str, Any]] = []
+        self._stopping = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -740,6 +743,29 @@ class ArchiveRun:
             if pending:
                 self.crawler.stats.inc_value(STATS_STORE_PENDING)
 
+    def storage_failed(self, what: str, exc: OSError) -> None:
+        """A local write failed (disk full, read-only, gone): stop the crawl, once.
+
+        Pages fetched from now on could not be archived; what was written stays whole (WARC
+        groups are cut back to their last complete record, texts land whole or not at all).
+        """
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+            self.notes.append(f"crawl stopped: {what} failed: {exc}")
+        logger.error("stopping the crawl: %s failed: %s", what, exc)
+        crawler = self.crawler
+        if crawler is None or crawler.engine is None:
+            return
+        from scrapy.utils.defer import deferred_from_coro
+        from twisted.internet import reactor
+
+        engine = crawler.engine
+        reactor.callFromThread(
+            lambda: deferred_from_coro(engine.close_spider_async(reason=STORAGE_FAILED))
+        )
+
     def add_failure(self, url: str, reason: str, detail: str = "") -> None:
         with self._lock:
             self.failures.append({"url": url, "reason": reason, "detail": detail[:500]})
@@ -755,7 +781,11 @@ class ArchiveRun:
             try:
                 closer()
             except Exception as exc:
-                logger.exception("closing %s failed", name)
+                if isinstance(exc, OSError):
+                    # Disk full, store gone: the reason is enough, a traceback adds nothing.
+                    logger.error("closing %s failed: %s", name, exc)
+                else:
+                    logger.exception("closing %s failed", name)
                 self.notes.append(f"closing {name} failed: {exc}")
                 if self.crawler is not None and self.crawler.stats is not None:
                     self.crawler.stats.inc_value("archive/errors/close")
@@ -766,11 +796,18 @@ class ArchiveRun:
             self.notes.append(f"finishing the uploads failed: {exc}")
         self.report = self.build_report(reason)
         if self.config.report:
-            self.write_report_and_manifest(self.report)
+            try:
+                self.write_report_and_manifest(self.report)
+            except OSError as exc:
+                # The summary below still goes to the log.
+                logger.error("the run report and manifest could not be stored: %s", exc)
+                self.notes.append(f"run report and manifest not stored: {exc}")
         if self._backlog is not None:
             self.report["upload"]["pending"] = len(self._backlog.entries)
             self._backlog.unlock()
         logger.info("%s", format_summary(self.report))
+        if self._stopping:
+            return  # the pages that failed failed for the reason already logged
         for problem in self.report["health"]["problems"]:
             logger.error("site %s: %s", self.site, problem)
 

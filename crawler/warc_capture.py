@@ -476,8 +476,13 @@ class WarcCapture:
     def _check_written(self, future: Future[list[RecordLocation]]) -> None:
         exc = future.exception()
         if exc is not None:
-            logger.error("WARC write failed: %s", exc)
             self.crawler.stats.inc_value(STATS_WARC_ERRORS)
+            if isinstance(exc, OSError) and self.run is not None:
+                # The writer takes nothing more after a failed write: fetching on would
+                # archive nothing. One ERROR, and the crawl stops.
+                self.run.storage_failed("writing the WARC file", exc)
+            else:
+                logger.error("WARC write failed: %s", exc)
 
     def article_records(
         self,
