@@ -947,6 +947,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="replay a run (default: random)")
     parser.add_argument("--per-round", type=int, default=10, help="new articles per round")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--no-hostile",
+        dest="hostile",
+        action="store_false",
+        help="leave out the crawl of every hostile-input case (tests/hostile_cases.py)",
+    )
     ns = parser.parse_args(argv)
     seed = ns.seed if ns.seed is not None else random.SystemRandom().randrange(10**6)
     print(f"seed {seed}", flush=True)
@@ -955,6 +961,11 @@ def main(argv: list[str] | None = None) -> int:
         with seaweedfs_server(work / "weed") as seaweed:
             campaign = Campaign(work, seaweed, seed, ns.per_round, lambda s: print(s, flush=True))
             result = campaign.run(ns.kills, ns.faults)
+        hostile: dict[str, Any] = {}
+        if ns.hostile:
+            from tests import hostile_cases
+
+            hostile = hostile_cases.summary(hostile_cases.run_hostile(work / "hostile"))
     finally:
         if not ns.keep:
             import shutil
@@ -963,11 +974,31 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"work directory kept: {work}")
     print(summary(result))
+    bad = False
+    if hostile:
+        # The same crawl as tests/test_hostile_input.py: every case served, one crawl.
+        print(
+            f"  hostile inputs tried:  {hostile['hostile inputs tried']} "
+            f"(crawls crashed {hostile['crawls crashed']}, cases not as expected "
+            f"{hostile['cases not as expected']}, records corrupt {hostile['records corrupt']}, "
+            f"private or offsite requests {hostile['private or offsite requests']}, "
+            f"secret file leaks {hostile['secret file leaks']})"
+        )
+        bad = any(
+            hostile[k]
+            for k in (
+                "crawls crashed",
+                "cases not as expected",
+                "records corrupt",
+                "private or offsite requests",
+                "secret file leaks",
+            )
+        )
     figures: Figures = result["figures"]
     if not figures.clean:
         print(figures.describe())
         return 1
-    return 0
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
