@@ -29,23 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from crawler.store import sha256_file
-from tests.seaweed import start_weed
+from tests.seaweed import admin, running_weed
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = ("BENCHACCESSKEY000001", "bench-secret-not-for-real-use")
-
-
-def start_bench_weed(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    identities = {
-        "identities": [
-            {
-                "name": "bench",
-                "credentials": [{"accessKey": KEY[0], "secretKey": KEY[1]}],
-                "actions": ["Admin", "Read", "Write", "List"],
-            }
-        ]
-    }
-    return start_weed(Path(sys.executable).parent / "weed", workdir, identities)
 
 
 def client(endpoint: str) -> Any:
@@ -60,18 +47,6 @@ def client(endpoint: str) -> Any:
         region_name="us-east-1",
         config=Config(s3={"addressing_style": "path"}),
     )
-
-
-def wait_ready(endpoint: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client(endpoint).list_buckets()
-            return
-        except Exception:  # still starting
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("weed mini did not start") from None
-            time.sleep(0.2)
 
 
 def demo_warcs(workdir: Path) -> list[Path]:
@@ -148,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp:
         workdir = Path(tmp)
-        proc, endpoint = start_bench_weed(workdir)
-        try:
-            wait_ready(endpoint, proc)
+        weed = Path(sys.executable).parent / "weed"
+        with running_weed(
+            weed, workdir, [admin("bench", KEY)], lambda e: client(e).list_buckets()
+        ) as endpoint:
             bucket = "bench"
             client(endpoint).create_bucket(Bucket=bucket)
             sets = {
@@ -195,13 +171,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"{best['upload_file+SHA256'] / best['S3Store']:.2f}x",
                     flush=True,
                 )
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
     return 0
 
 

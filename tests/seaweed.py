@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +60,50 @@ def start_weed(
     with (workdir / "weed.log").open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     return proc, f"http://127.0.0.1:{ports['s3.port']}"
+
+
+def admin(name: str, key: tuple[str, str], actions: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One identity of `weed`'s S3 config (an admin unless ``actions`` says otherwise)."""
+    allowed = actions or ("Admin", "Read", "Write", "List", "Tagging")
+    return {
+        "name": name,
+        "credentials": [{"accessKey": key[0], "secretKey": key[1]}],
+        "actions": list(allowed),
+    }
+
+
+@contextmanager
+def running_weed(
+    weed: Path,
+    workdir: Path,
+    identities: list[dict[str, Any]],
+    ready: Callable[[str], object],
+    timeout: float = 30.0,
+) -> Iterator[str]:
+    """`weed mini` started, ``ready(endpoint)`` retried until it passes, stopped at the end.
+
+    Yields the S3 endpoint; raises RuntimeError with the log's tail if it does not come up.
+    """
+    proc, endpoint = start_weed(weed, workdir, {"identities": identities})
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                tail = (workdir / "weed.log").read_text()[-3000:]
+                raise RuntimeError(f"weed mini exited {proc.returncode}: {tail}")
+            try:
+                ready(endpoint)
+                break
+            except Exception:  # not listening yet, or still starting its filer
+                if time.monotonic() > deadline:
+                    tail = (workdir / "weed.log").read_text()[-3000:]
+                    raise RuntimeError(f"weed mini not ready in {timeout:.0f} s: {tail}") from None
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
