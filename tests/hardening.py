@@ -664,6 +664,7 @@ class Campaign:
                     plan.pop(0)
             # Each lane catches up with the whole site, then everything is checked once more.
             for lane in self.lanes.values():
+                lane.work.mkdir(parents=True, exist_ok=True)  # a lane no round used
                 final = Round(len(self.rounds) + 1, lane.name, "final crawl")
                 self._normal_crawl(lane, final.number, final)
             self.figures = self.check_all()
@@ -942,6 +943,7 @@ def main(argv: list[str] | None = None) -> int:
         if ns.hostile:
             from tests import hostile_cases
 
+            (work / "hostile").mkdir()
             hostile = hostile_cases.summary(hostile_cases.run_hostile(work / "hostile"))
     finally:
         if not ns.keep:
