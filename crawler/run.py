@@ -32,6 +32,7 @@ from crawler.store import (
     StoreError,
     StoreUnavailableError,
     check_key,
+    file_digest,
     open_store,
     sha256_file,
 )
@@ -332,6 +333,11 @@ class Backlog:
             key = path.relative_to(self.files).as_posix()
             adopted.append({"key": key, "path": rel, "size": size, "sha256": digest})
         if adopted:
+            logger.warning(
+                "backlog %s: %d files a killed crawl left on their way up are listed now",
+                self.crawl_id,
+                len(adopted),
+            )
             with self._lock:
                 self.entries = adopted + self.entries
                 self.save()
@@ -385,13 +391,7 @@ def adopt_leftovers(spool: Path, store_uri: str, skip: str) -> list[dict[str, An
         if backlog.crawl_id == skip or backlog.store_uri != store_uri or not backlog.lock():
             continue
         try:
-            count = backlog.adopt_unlisted()
-            if count:
-                logger.warning(
-                    "backlog %s: %d files a killed crawl left on their way up are listed now",
-                    backlog.crawl_id,
-                    count,
-                )
+            backlog.adopt_unlisted()
             for entry in backlog.entries:
                 key = str(entry["key"])
                 if not (key.startswith("text/") and key.endswith(".json")):
@@ -435,13 +435,7 @@ def drain_backlog(
             logger.info("backlog %s is being uploaded by another process", backlog.crawl_id)
             continue
         try:
-            adopted = backlog.adopt_unlisted()
-            if adopted:
-                logger.warning(
-                    "backlog %s: %d files a killed crawl left on their way up are listed now",
-                    backlog.crawl_id,
-                    adopted,
-                )
+            backlog.adopt_unlisted()
             for entry in list(backlog.entries):
                 key, path = str(entry["key"]), spool / str(entry["path"])
                 try:
@@ -480,7 +474,8 @@ def _upload_spooled(
             f"spooled file {path} changed since the crawl ({size} bytes, sha256 {digest}; "
             f"recorded {entry['size']} bytes, sha256 {entry['sha256']}): not uploaded"
         )
-    obj = store.put_file(key, path, move=not keep_local)
+    # The digest just checked: the store need not read the file once more to get it.
+    obj = store.put_file(key, path, move=not keep_local, sha256=digest)
     if keep_local:
         _keep(spool, key, path)
     return obj
@@ -611,7 +606,7 @@ class ArchiveRun:
                     _keep(self.spool_dir, key, path)
                 self._record(obj)
                 return obj
-        size, digest = (path.stat().st_size, sha256) if sha256 else sha256_file(path)
+        size, digest = file_digest(path, sha256)
         obj = StoredObject(key, size, digest)
         self._spool_backlog().add_file(obj, path, move=move)
         self._record(obj, pending=True)

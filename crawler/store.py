@@ -95,6 +95,11 @@ def sha256_file(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def file_digest(path: Path, sha256: str | None = None) -> tuple[int, str]:
+    """Size and SHA-256 of a file: the digest its writer computed, or read and hashed now."""
+    return (path.stat().st_size, sha256) if sha256 else sha256_file(path)
+
+
 class LocalStore:
     """A directory as an object store: keys are relative paths, writes are atomic renames."""
 
@@ -119,7 +124,7 @@ class LocalStore:
         """Store a file; the stored copy is hashed and must match ``sha256`` (from its writer)."""
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        size, digest = (path.stat().st_size, sha256) if sha256 else sha256_file(path)
+        size, digest = file_digest(path, sha256)
         if move:
             try:
                 os.replace(path, target)

@@ -28,7 +28,7 @@ from crawler.store import (
     StoreError,
     StoreUnavailableError,
     check_key,
-    sha256_file,
+    file_digest,
 )
 
 __all__ = ["S3Config", "S3Store", "StoreConflictError", "StoreUnavailableError"]
@@ -256,10 +256,7 @@ class S3Store:
         (multipart aborted, or the single PUT rejected by the server's checksum) if the file
         no longer matches what its writer wrote.
         """
-        if sha256 is None:
-            size, digest = sha256_file(path)
-        else:
-            size, digest = path.stat().st_size, sha256
+        size, digest = file_digest(path, sha256)
         with path.open("rb") as fh:
             obj = self._put(key, fh, size, digest)
         if move:

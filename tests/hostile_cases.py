@@ -13,7 +13,6 @@ import collections
 import gzip
 import hashlib
 import json
-import os
 import re
 import resource
 import subprocess
@@ -1215,9 +1214,10 @@ def corrupt_warcs(run: HostileRun) -> tuple[int, int, list[str]]:
     (Google's ``brotli``, which Scrapy uses here, refuses it): the check runs in pywb's
     environment, which has brotlipy, where there is one.
     """
-    pywb = os.environ.get("NEWSARCHIVE_PYWB_BIN")
-    warcio = Path(pywb) / "warcio" if pywb and (Path(pywb) / "warcio").exists() else None
-    warcio = warcio or Path(sys.executable).parent / "warcio"
+    from tests.conftest import pywb_bin
+
+    pywb = pywb_bin()
+    warcio = pywb / "warcio" if pywb else Path(sys.executable).parent / "warcio"
     records, problems = 0, []
     files = run.warc_files()
     for path in files:

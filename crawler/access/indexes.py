@@ -293,9 +293,7 @@ class ArchiveIndexes:
         if run is None:
             return
         # Texts and sidecars may still be on their way to a remote store: wait for them.
-        flush = getattr(run, "flush_uploads", None)
-        if callable(flush):
-            flush()
+        run.flush_uploads()
         keys = [o.key for o in run.objects]
         warcs = sorted(k for k in keys if is_warc(k))
         if not warcs:
