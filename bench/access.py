@@ -30,9 +30,9 @@ import surt
 from crawler.access.export import export
 from crawler.access.query import Archive
 from crawler.access.serve import CdxIndex
-from crawler.catalog import Catalog, sqlite_url
-from crawler.catalog import captures as captures_table
-from crawler.store import LocalStore
+from crawler.catalog.db import Catalog, sqlite_url
+from crawler.catalog.db import captures as captures_table
+from crawler.store.base import LocalStore
 
 SITES = ("almasirah", "irna", "president", "presstv", "tdi")
 START = datetime(2025, 1, 1, tzinfo=UTC)

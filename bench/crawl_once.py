@@ -16,8 +16,8 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.http import Response
 
 from bench.synthetic import BASE, article_url
-from crawler.extract import SiteRules
-from crawler.items import ArticlePage
+from crawler.crawl.items import ArticlePage
+from crawler.text.extract import SiteRules
 from spiders.tdi import TdiSpider
 
 MODES = ("full", "generic", "capture", "plain")
@@ -73,7 +73,7 @@ def main() -> None:
     if mode == "plain":
         settings["ADDONS"] = {}
     else:
-        settings["ADDONS"] = {"crawler.addon.Addon": 0}
+        settings["ADDONS"] = {"crawler.crawl.addon.Addon": 0}
         settings["ARCHIVE_TEXT_ENABLED"] = mode != "capture"
     process = CrawlerProcess(settings, install_root_handler=True)
     crawler = process.create_crawler(BenchSpider)

@@ -94,8 +94,8 @@ def crawl(pages: int, settings: dict[str, str]) -> None:
     from scrapy.utils.project import get_project_settings
 
     from crawler.constants import META_RENDER, META_RENDER_READY
-    from crawler.extract import SiteRules
-    from crawler.items import ArticlePage
+    from crawler.crawl.items import ArticlePage
+    from crawler.text.extract import SiteRules
 
     class RenderBenchSpider(scrapy.Spider):
         name = "renderbench"

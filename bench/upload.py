@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from crawler.store import sha256_file
+from crawler.store.base import sha256_file
 from tests.seaweed import admin, running_weed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def client(endpoint: str) -> Any:
 def demo_warcs(workdir: Path) -> list[Path]:
     store = workdir / "demo-store"
     subprocess.run(
-        [sys.executable, "-m", "crawler.cli", "demo", "--store", str(store)],
+        [sys.executable, "-m", "crawler.ops.cli", "demo", "--store", str(store)],
         cwd=workdir,
         check=True,
         capture_output=True,
@@ -76,7 +76,7 @@ def timed_ours(
     options: dict[str, object],
     digests: dict[Path, str] | None = None,
 ) -> float:
-    from crawler.store import open_store
+    from crawler.store.base import open_store
 
     store = open_store(
         f"s3://{bucket}/ours-{uuid.uuid4().hex[:8]}",

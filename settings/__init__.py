@@ -9,7 +9,7 @@ SPIDER_MODULES = ["spiders"]
 NEWSPIDER_MODULE = "spiders"
 
 # The add-on wires in WARC capture, text writing and the run report (see settings/defaults.py).
-ADDONS = {"crawler.addon.Addon": 0}
+ADDONS = {"crawler.crawl.addon.Addon": 0}
 
 # Politeness: obey robots.txt, name ourselves and a contact, keep a per-host limit.
 ROBOTSTXT_OBEY = True

@@ -1,6 +1,6 @@
 """Every newsarchive setting with its default, grouped by component.
 
-The add-on (``crawler.addon.Addon``) applies these at the "addon" priority, so the project
+The add-on (``crawler.crawl.addon.Addon``) applies these at the "addon" priority, so the project
 settings module, the spider's ``custom_settings``, ``-s NAME=VALUE`` and the environment
 (a variable with the setting's exact name, e.g. ``ARCHIVE_WARC_MAX_SIZE=500000000``) all win
 over them. ``NEWSARCHIVE_STORE`` is accepted as the environment name of ``ARCHIVE_STORE_URI``.
@@ -17,7 +17,7 @@ ARCHIVE_PROXY = ""
 # Write the JSON run report and the manifest into the store at crawl end.
 ARCHIVE_REPORT_ENABLED = True
 
-# --- Egress guard (crawler/netguard.py): no requests to the crawler's own network -------------
+# --- Egress guard (crawler/fetch/netguard.py): no requests to the crawler's own network ----------
 # A request (each redirect hop is one) whose connection would go to a private, shared, loopback,
 # link-local (169.254.169.254 too), unique-local, multicast, unspecified or reserved address is
 # refused before any connection: counted (archive/netguard/refused/<kind>) and a skip in the run
@@ -115,7 +115,7 @@ ARCHIVE_DISCOVERY_WINDOW_DAYS = 30
 ARCHIVE_RETRY_BACKOFF = 1.0
 ARCHIVE_RETRY_MAX_WAIT = 120
 
-# --- Rendering: pages fetched in Chromium (crawler/render.py, scrapy-playwright) --------------
+# --- Rendering: pages fetched in Chromium (crawler/fetch/render.py, scrapy-playwright) -----------
 # A spider renders its listing and article pages when its class sets render_pages = True; any
 # request does with meta {"archive_render": True}. Everything else is fetched plainly. Off: no
 # page is rendered (they are all fetched plainly).
@@ -146,7 +146,7 @@ ARCHIVE_RENDER_SCREENSHOT = False
 # CA: only for the loopback mirror (tests, demo), refused unless ARCHIVE_PROXY is on loopback.
 # Certificate errors are never ignored otherwise.
 ARCHIVE_RENDER_TRUSTED_SPKI = ""
-# Seconds the browser may take to solve a site's cookie challenge (crawler/challenge.py).
+# Seconds the browser may take to solve a site's cookie challenge (crawler/fetch/challenge.py).
 ARCHIVE_CHALLENGE_TIMEOUT = 20
 # A request answered by a challenge again right after a solve is given up after this many solves.
 ARCHIVE_CHALLENGE_MAX_SOLVES = 2

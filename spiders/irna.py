@@ -19,8 +19,8 @@ import re
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
-from crawler.extract import SiteRules
-from crawler.spider import NewsSpider, body_classes
+from crawler.crawl.spider import NewsSpider, body_classes
+from crawler.text.extract import SiteRules
 
 if TYPE_CHECKING:
     from scrapy.http import Response

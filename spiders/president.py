@@ -9,7 +9,7 @@ midnight.
 
 The site is a JavaScript shell: listing and article pages hold only the ``<head>`` until a
 script fills the body from a JSON endpoint, so they are rendered in Chromium
-(``render_pages``; crawler/render.py archives the browser's traffic and the DOM).
+(``render_pages``; crawler/fetch/render.py archives the browser's traffic and the DOM).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import re
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
-from crawler.extract import SiteRules
-from crawler.spider import NewsSpider, body_classes
+from crawler.crawl.spider import NewsSpider, body_classes
+from crawler.text.extract import SiteRules
 
 if TYPE_CHECKING:
     from scrapy.http import Response

@@ -15,8 +15,8 @@ import re
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
-from crawler.extract import SiteRules
-from crawler.spider import NewsSpider
+from crawler.crawl.spider import NewsSpider
+from crawler.text.extract import SiteRules
 
 if TYPE_CHECKING:
     from scrapy.http import Response

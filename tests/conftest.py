@@ -75,7 +75,7 @@ class DemoRun:
 def run_demo(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`newsarchive demo ARGS...` in ``cwd``, with this checkout on the path."""
     cli = venv_program("newsarchive")
-    cmd = [str(cli)] if cli else [sys.executable, "-m", "crawler.cli"]
+    cmd = [str(cli)] if cli else [sys.executable, "-m", "crawler.ops.cli"]
     return subprocess.run(
         [*cmd, "demo", *args],
         cwd=cwd,

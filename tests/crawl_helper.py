@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 import scrapy
 from scrapy.http import Response
 
-from crawler.extract import SiteRules
-from crawler.spider import NewsSpider
+from crawler.crawl.spider import NewsSpider
+from crawler.text.extract import SiteRules
 
 ROOT = Path(__file__).resolve().parent.parent
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -253,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     from scrapy.utils.misc import load_object
     from scrapy.utils.project import get_project_settings
 
-    from crawler.run import ArchiveRun
-    from crawler.runner import EXIT_FAILED, EXIT_OK, crawl_failed
+    from crawler.crawl.run import ArchiveRun
+    from crawler.crawl.runner import EXIT_FAILED, EXIT_OK, crawl_failed
 
     spider_path = ns.spider if ":" in ns.spider else f"tests.crawl_helper.{ns.spider}"
     spidercls = load_object(spider_path.replace(":", "."))

@@ -420,7 +420,7 @@ class Lane:
     def _local_objects(
         self, scratch: Path, figures: Figures
     ) -> dict[str, tuple[str, bytes | None]]:
-        from crawler.store import open_store
+        from crawler.store.base import open_store
 
         store = open_store(self.store_uri)
         found: dict[str, tuple[str, bytes | None]] = {}
@@ -847,7 +847,7 @@ class Campaign:
         # The backlog goes up on recovery: by `newsarchive upload`, or by the next crawl.
         how = self.rng.choice(["upload", "next crawl"])
         if how == "upload":
-            cli = [sys.executable, "-m", "crawler.cli", "upload", "--spool", str(lane.spool)]
+            cli = [sys.executable, "-m", "crawler.ops.cli", "upload", "--spool", str(lane.spool)]
             done = subprocess.run(
                 cli,
                 env={**crawl_env(), **lane.env},

@@ -29,9 +29,9 @@ from urllib.parse import urlsplit
 import brotli
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.extract import SiteRules
+from crawler.crawl.spider import NewsSpider
 from crawler.mirror.server import MirrorRequest, MirrorResponse, MirrorServer, Route
-from crawler.spider import NewsSpider
+from crawler.text.extract import SiteRules
 from tests.crawl_helper import CrawlResult, run_crawl
 
 HOST = "hostile.example.test"

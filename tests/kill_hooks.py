@@ -62,11 +62,11 @@ def install(spec: str) -> None:
     if phase not in PHASES or not n.isdigit():
         raise SystemExit(f"{ENV}: want PHASE:N with PHASE one of {', '.join(PHASES)}, got {spec!r}")
     due = _counter(int(n))
-    from crawler.catalog import Catalog
-    from crawler.run import Backlog
-    from crawler.store import LocalStore
-    from crawler.store_s3 import S3Store
-    from crawler.warc_writer import WarcFileWriter
+    from crawler.capture.writer import WarcFileWriter
+    from crawler.catalog.db import Catalog
+    from crawler.crawl.run import Backlog
+    from crawler.store.base import LocalStore
+    from crawler.store.s3 import S3Store
 
     if phase == "warc-write":
         write_all = WarcFileWriter._write_all

@@ -22,9 +22,9 @@ from urllib.parse import urlencode
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.cli import main
-from crawler.render import CHROMIUM_ARGS
-from crawler.store import LocalStore, open_store
+from crawler.fetch.render import CHROMIUM_ARGS
+from crawler.ops.cli import main
+from crawler.store.base import LocalStore, open_store
 from tests.conftest import (
     ROOT,
     DemoRun,
@@ -404,7 +404,7 @@ def service(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     program = venv_program("newsarchive")
-    cmd = [str(program)] if program else [sys.executable, "-m", "crawler.cli"]
+    cmd = [str(program)] if program else [sys.executable, "-m", "crawler.ops.cli"]
     with log.open("wb") as fh:
         proc = subprocess.Popen(
             [*cmd, "serve", "--store", str(store), "--port", str(port)],

@@ -12,7 +12,7 @@ import pytest
 from scrapy.http import HtmlResponse
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.challenge import is_challenge
+from crawler.fetch.challenge import is_challenge
 from crawler.mirror.challenge import COOKIE_ANSWER, COOKIE_TOKEN, ArvanChallenge, fnv1a32
 from crawler.mirror.routes import SITES_DIR, RouteError, load_site
 from crawler.mirror.server import MirrorRequest, MirrorServer

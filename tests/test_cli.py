@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from crawler.cli import build_parser, main
+from crawler.crawl.runner import crawl_failed, parse_pairs
 from crawler.mirror.routes import Route
 from crawler.mirror.server import MirrorServer
-from crawler.runner import crawl_failed, parse_pairs
+from crawler.ops.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,7 @@ def test_bad_settings_stop_a_crawl_before_it_starts(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "crawler.runner",
+            "crawler.crawl.runner",
             "tdi",
             "-s",
             "ARCHIVE_WARC_MAX_SIZE=1GB",
@@ -150,7 +150,7 @@ def test_crawl_command_runs_each_site_in_a_process(mirror: MirrorServer, tmp_pat
         [
             sys.executable,
             "-m",
-            "crawler.cli",
+            "crawler.ops.cli",
             "crawl",
             "tdi",
             "--store",
@@ -188,7 +188,7 @@ def test_a_site_that_yields_nothing_fails_by_name(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "crawler.cli",
+                "crawler.ops.cli",
                 "crawl",
                 "tdi",
                 "--store",

@@ -30,13 +30,13 @@ from scrapy import Spider
 from scrapy.utils.test import get_crawler
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.addon import Addon
+from crawler.capture.records import RecordBuilder, build_response_head
+from crawler.capture.writer import WarcFileWriter, recover_open_files
+from crawler.crawl.addon import Addon
+from crawler.crawl.capture import WarcCapture
+from crawler.crawl.run import ArchiveRun
 from crawler.mirror.routes import MirrorResponse
 from crawler.mirror.server import MirrorRequest, MirrorServer, Route
-from crawler.run import ArchiveRun
-from crawler.warc_capture import WarcCapture
-from crawler.warc_records import RecordBuilder, build_response_head
-from crawler.warc_writer import WarcFileWriter, recover_open_files
 from tests.conftest import SeaweedFS, s3_env
 from tests.crawl_helper import SLOW_HOST, CrawlResult, crawl_env, run_crawl, start_crawl
 
@@ -520,7 +520,7 @@ def test_the_store_stopping_mid_crawl_loses_nothing_and_upload_sends_the_backlog
     assert any(n.startswith("store unavailable") for n in report["notes"])
     assert report["articles"]["new"] == 60
 
-    cli = [sys.executable, "-m", "crawler.cli", "upload", "--spool", str(spool)]
+    cli = [sys.executable, "-m", "crawler.ops.cli", "upload", "--spool", str(spool)]
     env = {**crawl_env(), **aws}
     proc2 = subprocess.run(cli, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc2.returncode == 0, proc2.stdout[-3000:] + proc2.stderr[-3000:]

@@ -27,14 +27,14 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.catalog import Catalog, Run, sqlite_url
-from crawler.daemon import Daemon
-from crawler.jobs import CrawlOutcome, CrawlProcess, CrawlRequest
-from crawler.metrics import Metrics
+from crawler.catalog.db import Catalog, Run, sqlite_url
 from crawler.mirror.routes import load_sites
 from crawler.mirror.server import MirrorServer
-from crawler.schedule import ScheduleConfig, SiteSchedule
-from crawler.store import sha256_file
+from crawler.ops.daemon import Daemon
+from crawler.ops.jobs import CrawlOutcome, CrawlProcess, CrawlRequest
+from crawler.ops.metrics import Metrics
+from crawler.ops.schedule import ScheduleConfig, SiteSchedule
+from crawler.store.base import sha256_file
 from tests.conftest import ROOT, venv_program
 from tests.crawl_helper import crawl_env
 from tests.seaweed import free_ports
@@ -169,7 +169,7 @@ def test_a_crawl_that_raises_does_not_stop_the_daemon(caplog: pytest.LogCaptureF
 
 
 def test_status_checks_log_stale_sites_once_per_hour(caplog: pytest.LogCaptureFixture) -> None:
-    from crawler.status import SiteStatus, Status
+    from crawler.ops.status import SiteStatus, Status
 
     now = datetime.now(UTC)
     stale = SiteStatus(
@@ -249,7 +249,7 @@ refresh = true   # every crawl fetches the slow article pages again
         for route in slow.routes:
             if "/post/" in route.url or "/news/" in route.url:
                 mirror.add_route(dataclasses.replace(route, delay=SLOW_DELAY))
-        cmd = [sys.executable, "-m", "crawler.cli", "run", "--store", str(store)]
+        cmd = [sys.executable, "-m", "crawler.ops.cli", "run", "--store", str(store)]
         cmd += ["--schedule", str(schedule), "--proxy", mirror.proxy_url]
         cmd += ["--metrics-port", str(port)]
         for setting in (
@@ -364,9 +364,9 @@ def test_starts_of_a_running_site_were_skipped_not_queued(daemon_run: DaemonRun)
 def test_logs_are_json_lines_from_daemon_and_crawls(daemon_run: DaemonRun) -> None:
     entries = [json.loads(line) for line in daemon_run.log_lines if line.strip()]
     loggers = {e["logger"] for e in entries}
-    assert {"crawler.daemon", "crawler.run", "scrapy.core.engine"} <= loggers
+    assert {"crawler.ops.daemon", "crawler.crawl.run", "scrapy.core.engine"} <= loggers
     assert all({"time", "level", "message"} <= set(e) for e in entries)
-    assert any(e.get("site") == "tdi" and e["logger"] == "crawler.run" for e in entries)
+    assert any(e.get("site") == "tdi" and e["logger"] == "crawler.crawl.run" for e in entries)
 
 
 def test_metrics_were_served(daemon_run: DaemonRun) -> None:
@@ -422,7 +422,7 @@ def test_warcs_are_closed_valid_and_nothing_is_lost(daemon_run: DaemonRun) -> No
 
 
 def test_status_after_the_run(daemon_run: DaemonRun, capsys: pytest.CaptureFixture[str]) -> None:
-    from crawler.cli import main
+    from crawler.ops.cli import main
 
     args = ["status", "--store", str(daemon_run.store), "--schedule", str(daemon_run.schedule)]
     assert main([*args, "--check", "--json"]) == 0
@@ -510,7 +510,7 @@ def test_crawl_command_passes_sigterm_on_once_and_records_the_run(tmp_path: Path
         for route in slow.routes:
             if "/post/" in route.url or "/news/" in route.url:
                 mirror.add_route(dataclasses.replace(route, delay=SLOW_DELAY))
-        cmd = [sys.executable, "-m", "crawler.cli", "crawl", SLOW_SITE, "tdi"]
+        cmd = [sys.executable, "-m", "crawler.ops.cli", "crawl", SLOW_SITE, "tdi"]
         cmd += ["--store", str(store), "--proxy", mirror.proxy_url]
         for setting in ("DOWNLOAD_DELAY=0", "ARCHIVE_DISCOVERY_WINDOW_DAYS=0", "LOG_LEVEL=WARNING"):
             cmd += ["-s", setting]

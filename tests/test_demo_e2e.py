@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.store import LocalStore
+from crawler.store.base import LocalStore
 from tests.conftest import ROOT, DemoRun, expected_text, mirror_file
 
 SITE = "tdi"

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from scrapy.settings import Settings
 
-from crawler.cli import spider_names
-from crawler.schedule import ScheduleConfig
+from crawler.ops.cli import spider_names
+from crawler.ops.schedule import ScheduleConfig
 from settings import defaults
 from tests.conftest import ROOT, require_program, venv_program
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from crawler.extract import (
+from crawler.mirror.routes import SITES_DIR
+from crawler.text.extract import (
     Article,
     ExtractionError,
     SiteRules,
@@ -16,7 +17,6 @@ from crawler.extract import (
     extract_text,
     parse_datetime,
 )
-from crawler.mirror.routes import SITES_DIR
 from spiders.tdi import RULES
 from tests.conftest import expected_text, shared_dir
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from crawler.warc_writer import recover_open_files
+from crawler.capture.writer import recover_open_files
 from tests.conftest import SeaweedFS
 from tests.crawl_helper import ROOT, crawl_command, crawl_env
 from tests.hardening import SPIDER, Campaign, GrowingSite, Lane, check_lane, summary

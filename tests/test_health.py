@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.run import HealthConfig, site_health
+from crawler.crawl.run import HealthConfig, site_health
 
 
 def stats(discovered: int, new: int = 0, failed: int = 0, unchanged: int = 0) -> dict[str, int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.spider import NewsSpider
+from crawler.crawl.spider import NewsSpider
 from tests.crawl_helper import ROOT
 from tests.hostile_cases import (
     ARABIC,

@@ -11,9 +11,9 @@ import scrapy
 from scrapy.http import Response
 from warcio.archiveiterator import ArchiveIterator
 
+from crawler.crawl.capture import parse_raw_head
 from crawler.mirror.routes import Route
 from crawler.mirror.server import MirrorServer
-from crawler.warc_capture import parse_raw_head
 from tests.crawl_helper import run_crawl
 
 HOST = "head.example.test"

@@ -19,12 +19,12 @@ import pytest
 from scrapy.settings import Settings
 from warcio.archiveiterator import ArchiveIterator
 
+from crawler.capture.browser import DOM_URI_PREFIX, BrowserExchange, page_records
+from crawler.capture.records import RecordBuilder
+from crawler.fetch.render import CHROMIUM_ARGS, RenderConfig, RenderMiddleware
 from crawler.mirror.routes import SITES_DIR
 from crawler.mirror.server import MirrorServer
-from crawler.render import CHROMIUM_ARGS, RenderConfig, RenderMiddleware
-from crawler.render_capture import DOM_URI_PREFIX, BrowserExchange, page_records
-from crawler.store import LocalStore
-from crawler.warc_records import RecordBuilder
+from crawler.store.base import LocalStore
 from settings import defaults
 from tests.conftest import CHROMIUM, expected_text, pywb_bin, require_program
 from tests.crawl_helper import CrawlResult, mirror_settings, run_crawl

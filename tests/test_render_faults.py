@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.extract import SiteRules
+from crawler.crawl.spider import NewsSpider
 from crawler.mirror.server import MirrorRequest, MirrorResponse, MirrorServer, Route
-from crawler.spider import NewsSpider
+from crawler.text.extract import SiteRules
 from tests.conftest import CHROMIUM, require_program
 from tests.crawl_helper import SIMPLE_RULES, CrawlResult, mirror_settings, run_crawl
 

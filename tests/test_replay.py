@@ -24,7 +24,7 @@ from urllib.parse import quote
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.store import LocalStore
+from crawler.store.base import LocalStore
 from tests.conftest import mirror_file, pywb_bin, require_program
 
 pytestmark = pytest.mark.slow

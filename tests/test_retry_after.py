@@ -13,7 +13,7 @@ import pytest
 import scrapy
 from scrapy.http import Response
 
-from crawler.middlewares import retry_after_seconds
+from crawler.fetch.middlewares import retry_after_seconds
 from crawler.mirror.routes import Route
 from crawler.mirror.server import MirrorServer
 from tests.crawl_helper import run_crawl

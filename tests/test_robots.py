@@ -14,8 +14,8 @@ from scrapy.utils.conf import build_component_list
 from scrapy.utils.misc import load_object
 from scrapy.utils.test import get_crawler
 
-from crawler.addon import Addon
-from crawler.middlewares import RobotsTxtMiddleware
+from crawler.crawl.addon import Addon
+from crawler.fetch.middlewares import RobotsTxtMiddleware
 from crawler.mirror.server import MirrorRequest, MirrorServer, Route
 from tests.crawl_helper import (
     ROBOTS_ALLOWED,
@@ -29,7 +29,7 @@ ROBOTS_URL = f"https://{ROBOTS_HOST}/robots.txt"
 # Scrapy 2.19's middleware instead of ours (the add-on keeps a stock one a project names).
 STOCK_MIDDLEWARE = json.dumps(
     {
-        "crawler.middlewares.RobotsTxtMiddleware": None,
+        "crawler.fetch.middlewares.RobotsTxtMiddleware": None,
         "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": 100,
     }
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from scrapy.settings import Settings
 
-from crawler.schedule import ScheduleConfig, ScheduleError, cron_trigger, parse_duration
+from crawler.ops.schedule import ScheduleConfig, ScheduleError, cron_trigger, parse_duration
 from settings import defaults
 
 SITES = ["almasirah", "irna", "tdi"]
@@ -150,7 +150,7 @@ def test_durations() -> None:
 def test_run_dry_run_prints_the_plan_and_rejects_a_bad_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from crawler.cli import main
+    from crawler.ops.cli import main
 
     good = write(tmp_path, '[sites.tdi]\ncrawl = "5 4 * * *"\n[sites.irna]\nenabled = false\n')
     assert main(["run", "--dry-run", "--schedule", str(good), "--store", str(tmp_path)]) == 0

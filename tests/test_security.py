@@ -32,19 +32,19 @@ from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
 
 from crawler.access.serve import check_bind
-from crawler.addon import Addon
-from crawler.netguard import (
+from crawler.crawl.addon import Addon
+from crawler.crawl.pipeline import text_key
+from crawler.crawl.run import Backlog
+from crawler.crawl.spider import NewsSpider
+from crawler.fetch.netguard import (
     STATS_REFUSED,
     ForbiddenAddressError,
     NetGuard,
     NetGuardConfig,
     address_kind,
 )
-from crawler.pipelines import text_key
-from crawler.run import Backlog
-from crawler.spider import NewsSpider
-from crawler.store import LocalStore, StoreError, check_key, safe_key_part
-from crawler.store_s3 import S3Config, S3Store
+from crawler.store.base import LocalStore, StoreError, check_key, safe_key_part
+from crawler.store.s3 import S3Config, S3Store
 from tests.conftest import ROOT, venv_program
 from tests.crawl_helper import SIMPLE_RULES, run_crawl
 
@@ -202,7 +202,7 @@ def test_the_download_handler_refuses_before_any_connection(
     """The real handler: the decision comes before the reactor is asked for a connection."""
     from twisted.internet import reactor
 
-    from crawler.download import ArchiveHTTP11DownloadHandler
+    from crawler.fetch.download import ArchiveHTTP11DownloadHandler
 
     attempts: list[tuple[Any, ...]] = []
 
@@ -228,7 +228,7 @@ def test_the_download_handler_refuses_before_any_connection(
 
 def test_chromium_pages_and_their_requests_are_checked_too() -> None:
     """The browser handler's two hooks, on a stand-in (no browser is launched for a refusal)."""
-    from crawler.render import ArchiveDownloadHandler
+    from crawler.fetch.render import ArchiveDownloadHandler
 
     guard, _, stats = make_guard(ARCHIVE_PROXY=MIRROR_PROXY)
     handler = SimpleNamespace(
@@ -473,7 +473,7 @@ KEY_ID = "AKIAZZZFAKEKEYID0001"
 
 def _newsarchive(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     program = venv_program("newsarchive")
-    cmd = [str(program)] if program else [sys.executable, "-m", "crawler.cli"]
+    cmd = [str(program)] if program else [sys.executable, "-m", "crawler.ops.cli"]
     return subprocess.run(
         [*cmd, *args],
         cwd=cwd,
@@ -610,7 +610,7 @@ def served(
     port = _free_port()
     log = store.parent / "serve.log"
     program = venv_program("newsarchive")
-    cmd = [str(program)] if program else [sys.executable, "-m", "crawler.cli"]
+    cmd = [str(program)] if program else [sys.executable, "-m", "crawler.ops.cli"]
     with log.open("wb") as fh:
         proc = subprocess.Popen(
             [*cmd, "serve", "--store", str(store), "--port", str(port)],

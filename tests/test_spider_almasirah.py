@@ -15,10 +15,10 @@ from scrapy.http import HtmlResponse, Request, Response
 from scrapy.utils.test import get_crawler
 
 from crawler.constants import META_ARTICLE_KEY, META_DISCOVERY
-from crawler.extract import extract_article
-from crawler.items import ArticlePage
+from crawler.crawl.items import ArticlePage
 from crawler.mirror.routes import SITES_DIR, Route, load_site
 from crawler.mirror.server import MirrorRequest, MirrorServer
+from crawler.text.extract import extract_article
 from spiders.almasirah import RULES, AlmasirahSpider, article_key
 from tests.conftest import expected_text
 from tests.crawl_helper import NO_WINDOW, CrawlResult, run_crawl

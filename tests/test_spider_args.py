@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from scrapy.utils.test import get_crawler
 
-from crawler.spider import CrawlArgs
+from crawler.crawl.spider import CrawlArgs
 from spiders.tdi import TdiSpider
 
 URL = "https://thediplomaticinsight.com/{}/"

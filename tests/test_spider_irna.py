@@ -15,11 +15,11 @@ from scrapy.http import HtmlResponse, Request, Response
 from scrapy.utils.test import get_crawler
 
 from crawler.constants import META_ARTICLE_KEY, META_DISCOVERY
-from crawler.extract import extract_article
-from crawler.items import ArticlePage
+from crawler.crawl.items import ArticlePage
 from crawler.mirror.routes import SITES_DIR, Route, load_site
 from crawler.mirror.server import MirrorRequest, MirrorServer
-from crawler.store import LocalStore
+from crawler.store.base import LocalStore
+from crawler.text.extract import extract_article
 from spiders.irna import RULES, IrnaSpider, article_key
 from tests.conftest import CHROMIUM, expected_text, mirror_file, require_program
 from tests.crawl_helper import NO_WINDOW, CrawlResult, mirror_settings, run_crawl

@@ -14,10 +14,10 @@ from scrapy.http import HtmlResponse, Request, Response
 from scrapy.utils.test import get_crawler
 
 from crawler.constants import META_ARTICLE_KEY, META_DISCOVERY
-from crawler.extract import SiteRules, extract_article
-from crawler.items import ArticlePage
+from crawler.crawl.items import ArticlePage
 from crawler.mirror.routes import SITES_DIR, Route, load_site
 from crawler.mirror.server import MirrorRequest, MirrorServer
+from crawler.text.extract import SiteRules, extract_article
 from spiders.presstv import RULES, PressTvSpider, article_key
 from tests.crawl_helper import NO_WINDOW, CrawlResult, run_crawl
 from tests.spider_helpers import collect as _collect

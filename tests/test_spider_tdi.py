@@ -15,9 +15,9 @@ from scrapy.responsetypes import responsetypes
 from scrapy.utils.test import get_crawler
 
 from crawler.constants import META_ARTICLE_KEY, META_DISCOVERY
-from crawler.items import ArticlePage
+from crawler.crawl.items import ArticlePage
+from crawler.crawl.spider import CrawlArgs, NewsSpider, body_classes
 from crawler.mirror.routes import SITES_DIR, Route, load_site
-from crawler.spider import CrawlArgs, NewsSpider, body_classes
 from spiders.tdi import TdiSpider
 from tests.crawl_helper import NO_WINDOW
 
@@ -297,7 +297,7 @@ def test_a_discovery_after_the_page_was_parsed_requests_nothing(spider: TdiSpide
 
 
 def test_max_articles_caps_the_article_requests(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="crawler.spider")
+    caplog.set_level(logging.INFO, logger="crawler.crawl.spider")
     spider = TdiSpider.from_crawler(get_crawler(TdiSpider, NO_WINDOW), max_articles="2")
     assert spider.args == CrawlArgs(max_articles=2)
     out = requests(spider.parse_feed(mirror_response(FEED)))

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from crawler.catalog import Catalog, Run, iso, sqlite_url
-from crawler.cli import main
+from crawler.catalog.db import Catalog, Run, iso, sqlite_url
+from crawler.crawl.run import Backlog
 from crawler.logs import JsonFormatter, log_format
-from crawler.run import Backlog
-from crawler.store import StoredObject
+from crawler.ops.cli import main
+from crawler.store.base import StoredObject
 from tests.conftest import ROOT
 
 
@@ -149,7 +149,7 @@ def test_an_unreadable_catalog_is_one_line_and_exit_1(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "crawler.cli",
+            "crawler.ops.cli",
             "status",
             "--check",
             "--store",
@@ -169,14 +169,14 @@ def test_an_unreadable_catalog_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 def test_json_log_lines() -> None:
     record = logging.LogRecord(
-        "crawler.daemon", logging.ERROR, __file__, 1, "site %s", ("tdi",), None
+        "crawler.ops.daemon", logging.ERROR, __file__, 1, "site %s", ("tdi",), None
     )
     record.site = "tdi"
     record.crawl_id = "tdi-1"
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "site tdi" and entry["level"] == "ERROR"
     assert entry["site"] == "tdi" and entry["crawl_id"] == "tdi-1"
-    assert entry["logger"] == "crawler.daemon"
+    assert entry["logger"] == "crawler.ops.daemon"
     assert datetime.fromisoformat(entry["time"]).tzinfo is not None
     try:
         raise OSError("disk full")
@@ -192,7 +192,14 @@ def test_a_crawl_logs_json_lines(tmp_path: Path) -> None:
     """ARCHIVE_LOG_FORMAT=json: Scrapy's own first lines are JSON too; a bad value is one line."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "crawler.runner", "no-such-site", "-s", "ARCHIVE_LOG_FORMAT=json"],
+        [
+            sys.executable,
+            "-m",
+            "crawler.crawl.runner",
+            "no-such-site",
+            "-s",
+            "ARCHIVE_LOG_FORMAT=json",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -205,7 +212,7 @@ def test_a_crawl_logs_json_lines(tmp_path: Path) -> None:
     entries = [json.loads(line) for line in lines[:-1]]
     assert any(e["message"].startswith("Scrapy ") for e in entries)
     bad = subprocess.run(
-        [sys.executable, "-m", "crawler.runner", "tdi", "-s", "ARCHIVE_LOG_FORMAT=xml"],
+        [sys.executable, "-m", "crawler.crawl.runner", "tdi", "-s", "ARCHIVE_LOG_FORMAT=xml"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -218,7 +225,7 @@ def test_a_crawl_logs_json_lines(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["run", "status"])
 def test_help_shows_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from crawler.cli import build_parser
+    from crawler.ops.cli import build_parser
 
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args([command, "--help"])

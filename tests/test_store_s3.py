@@ -15,8 +15,8 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from crawler.store import StoreError, open_store
-from crawler.store_s3 import (
+from crawler.store.base import StoreError, open_store
+from crawler.store.s3 import (
     MiB,
     S3Config,
     S3Store,
@@ -432,7 +432,7 @@ def test_preflight_names_bucket_and_endpoint_never_the_secret(seaweedfs: Seaweed
 
 def _cli() -> list[str]:
     cli = venv_program("newsarchive")
-    return [str(cli)] if cli else [sys.executable, "-m", "crawler.cli"]
+    return [str(cli)] if cli else [sys.executable, "-m", "crawler.ops.cli"]
 
 
 def _run(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -495,7 +495,7 @@ def test_wrong_secret_fails_before_any_fetch_without_the_secret(
     env["ARCHIVE_SPOOL_DIR"] = str(tmp_path / "spool")
     [dead] = free_ports(1)
     # A proxy nobody listens on: even a crawl that went ahead could reach nothing.
-    runner = [sys.executable, "-m", "crawler.runner", "tdi", "-s"]
+    runner = [sys.executable, "-m", "crawler.crawl.runner", "tdi", "-s"]
     for cmd in (
         [
             *runner,
@@ -567,7 +567,7 @@ def test_outage_crawl_completes_locally_then_upload_drains_the_backlog(
 def test_archive_run_spools_during_an_outage_and_the_next_run_uploads_first(
     seaweedfs: SeaweedFS, tmp_path: Path
 ) -> None:
-    from crawler.run import ArchiveRun, RunConfig
+    from crawler.crawl.run import ArchiveRun, RunConfig
 
     bucket = seaweedfs.new_bucket()
     spool = tmp_path / "spool"
@@ -638,7 +638,7 @@ def test_killed_mid_upload_then_rerun_leaves_one_whole_object(
 def test_a_conflict_mid_crawl_keeps_the_bytes_and_is_not_an_outage(
     s3store: S3Store, tmp_path: Path
 ) -> None:
-    from crawler.run import ArchiveRun, RunConfig
+    from crawler.crawl.run import ArchiveRun, RunConfig
 
     s3store.put_bytes("text/tdi/a.txt", b"someone else's")
     config = RunConfig(s3store.uri, tmp_path / "spool", "tdi-3", report=False)
@@ -654,7 +654,7 @@ def test_a_conflict_mid_crawl_keeps_the_bytes_and_is_not_an_outage(
 
 
 def test_the_next_crawl_uploads_the_backlog_first(seaweedfs: SeaweedFS, tmp_path: Path) -> None:
-    from crawler.run import ArchiveRun, RunConfig
+    from crawler.crawl.run import ArchiveRun, RunConfig
 
     bucket = seaweedfs.new_bucket()
     spool = tmp_path / "spool"
@@ -684,7 +684,7 @@ def test_the_next_crawl_uploads_the_backlog_first(seaweedfs: SeaweedFS, tmp_path
 def test_queued_texts_upload_on_worker_threads_verified_and_listed_in_the_manifest(
     s3store: S3Store, tmp_path: Path
 ) -> None:
-    from crawler.run import ArchiveRun, RunConfig
+    from crawler.crawl.run import ArchiveRun, RunConfig
 
     spool = tmp_path / "spool"
     run = ArchiveRun(RunConfig(s3store.uri, spool, "tdi-q", report=True), s3store)
@@ -706,7 +706,7 @@ def test_queued_texts_upload_on_worker_threads_verified_and_listed_in_the_manife
 def test_queued_texts_during_an_outage_wait_in_the_backlog_then_go_up(
     seaweedfs: SeaweedFS, tmp_path: Path
 ) -> None:
-    from crawler.run import ArchiveRun, RunConfig, drain_backlog
+    from crawler.crawl.run import ArchiveRun, RunConfig, drain_backlog
 
     bucket = seaweedfs.new_bucket()
     spool, uri = tmp_path / "spool", f"s3://{bucket}/q"
@@ -731,8 +731,8 @@ def test_files_a_killed_crawl_left_unlisted_are_adopted_by_the_next_drain(
     s3store: S3Store, tmp_path: Path
 ) -> None:
     """Killed with texts on their way up, and after an upload but before the list was saved."""
-    from crawler.run import Backlog, drain_backlog
-    from crawler.store import StoredObject
+    from crawler.crawl.run import Backlog, drain_backlog
+    from crawler.store.base import StoredObject
 
     spool = tmp_path / "spool"
     killed = Backlog(spool, "tdi-killed", s3store.uri)
@@ -764,7 +764,7 @@ def test_files_a_killed_crawl_left_unlisted_are_adopted_by_the_next_drain(
 def test_a_live_crawls_files_on_their_way_up_are_not_touched(
     s3store: S3Store, tmp_path: Path
 ) -> None:
-    from crawler.run import Backlog, drain_backlog
+    from crawler.crawl.run import Backlog, drain_backlog
 
     spool = tmp_path / "spool"
     live = Backlog(spool, "tdi-live", s3store.uri)
@@ -781,9 +781,9 @@ def test_an_article_a_killed_crawl_kept_but_never_recorded_is_recorded_before_cr
     """Killed between spooling a text and recording it: the next crawl must not archive it again."""
     from scrapy.utils.test import get_crawler
 
-    from crawler.catalog import Catalog
-    from crawler.incremental import ArchiveCatalog, CatalogConfig
-    from crawler.run import Backlog, adopt_leftovers
+    from crawler.catalog.db import Catalog
+    from crawler.crawl.catalog import ArchiveCatalog, CatalogConfig
+    from crawler.crawl.run import Backlog, adopt_leftovers
 
     spool = tmp_path / "spool"
     killed = Backlog(spool, "tdi-killed", s3store.uri)

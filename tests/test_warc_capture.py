@@ -32,13 +32,13 @@ from twisted.python.failure import Failure
 from warcio.archiveiterator import ArchiveIterator
 from warcio.cli import main as warcio_main
 
-from crawler import run as run_module
-from crawler import warc_capture as capture_module
-from crawler.addon import Addon
+from crawler.capture.records import RecordBuilder
 from crawler.constants import META_CAPTURE, META_HTTP_REASON
-from crawler.run import ArchiveRun, check_settings
-from crawler.warc_capture import CaptureInfo, WarcCapture
-from crawler.warc_records import RecordBuilder
+from crawler.crawl import capture as capture_module
+from crawler.crawl import run as run_module
+from crawler.crawl.addon import Addon
+from crawler.crawl.capture import CaptureInfo, WarcCapture
+from crawler.crawl.run import ArchiveRun, check_settings
 
 FIXED_DATE = datetime(2026, 11, 23, 13, 16, 36, tzinfo=UTC)
 CRAWL_ID = "unit-crawl-1"
@@ -501,7 +501,7 @@ def test_bad_settings_are_not_configured_with_a_clear_message(
 ) -> None:
     # ArchiveRun refuses to start a crawl with any of these: keep it out to see WarcCapture's own.
     crawler = make_crawler(
-        tmp_path / "store", EXTENSIONS={"crawler.run.ArchiveRun": None}, **settings
+        tmp_path / "store", EXTENSIONS={"crawler.crawl.run.ArchiveRun": None}, **settings
     )
     with pytest.raises(NotConfigured) as raised:
         WarcCapture.from_crawler(crawler)

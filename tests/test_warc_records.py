@@ -19,7 +19,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.cli import main as warcio_main
 from warcio.statusandheaders import StatusAndHeaders
 
-from crawler.warc_records import (
+from crawler.capture.records import (
     RecordBuilder,
     WarcRecord,
     build_request_head,
@@ -28,7 +28,7 @@ from crawler.warc_records import (
     new_record_id,
     sha1_digest,
 )
-from crawler.warc_writer import WarcFileWriter
+from crawler.capture.writer import WarcFileWriter
 
 FIXED_DATE = datetime(2026, 11, 23, 13, 16, 36, tzinfo=UTC)
 ORIGINAL_ID = "<urn:uuid:00000000-0000-4000-8000-000000000099>"

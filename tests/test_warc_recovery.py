@@ -21,8 +21,13 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 from warcio.cli import main as warcio_main
 
-from crawler.warc_records import RecordBuilder, WarcRecord, build_request_head, build_response_head
-from crawler.warc_writer import RecoveryResult, WarcFileWriter, recover_open_files
+from crawler.capture.records import (
+    RecordBuilder,
+    WarcRecord,
+    build_request_head,
+    build_response_head,
+)
+from crawler.capture.writer import RecoveryResult, WarcFileWriter, recover_open_files
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "tdi-20261123131636-00000-h.warc.gz"
@@ -216,7 +221,7 @@ def test_on_close_failure_is_logged(
     def explode(path: Path) -> None:
         raise OSError("upload queue unavailable")
 
-    with caplog.at_level(logging.ERROR, logger="crawler.warc_writer"):
+    with caplog.at_level(logging.ERROR, logger="crawler.capture.writer"):
         [result] = recover_open_files(tmp_path, on_close=explode)
     assert result.path.exists()
     assert "on_close callback failed" in caplog.text
@@ -227,7 +232,7 @@ def test_an_existing_final_name_is_never_overwritten(
 ) -> None:
     (tmp_path / NAME).write_bytes(b"someone else's")
     (tmp_path / f"{NAME}.open").write_bytes(sample.data + b"junk")
-    with caplog.at_level(logging.ERROR, logger="crawler.warc_writer"):
+    with caplog.at_level(logging.ERROR, logger="crawler.capture.writer"):
         assert recover_open_files(tmp_path) == []
     assert (tmp_path / NAME).read_bytes() == b"someone else's"
     assert (tmp_path / f"{NAME}.open").read_bytes() == sample.data + b"junk"
@@ -274,8 +279,8 @@ KILL_SCRIPT = """
 import os, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
-from crawler.warc_records import RecordBuilder, build_request_head, build_response_head
-from crawler.warc_writer import WarcFileWriter
+from crawler.capture.records import RecordBuilder, build_request_head, build_response_head
+from crawler.capture.writer import WarcFileWriter
 builder = RecordBuilder()
 writer = WarcFileWriter(Path(sys.argv[1]), prefix="killed", hostname="h", compress_level=1)
 n = 0

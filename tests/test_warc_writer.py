@@ -24,9 +24,14 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 from warcio.cli import main as warcio_main
 
-from crawler import warc_writer
-from crawler.warc_records import RecordBuilder, WarcRecord, build_request_head, build_response_head
-from crawler.warc_writer import RecordLocation, WarcFileWriter, WarcWriteError
+from crawler.capture import writer as warc_writer
+from crawler.capture.records import (
+    RecordBuilder,
+    WarcRecord,
+    build_request_head,
+    build_response_head,
+)
+from crawler.capture.writer import RecordLocation, WarcFileWriter, WarcWriteError
 
 REPO = Path(__file__).resolve().parents[1]
 START = datetime(2026, 11, 23, 13, 16, 36, tzinfo=UTC)
@@ -337,7 +342,7 @@ def test_on_close_failure_is_logged_and_the_file_kept(
 
     writer = WarcFileWriter(tmp_path, prefix="cb", hostname="h", on_close=explode)
     writer.write_sync(exchange(RecordBuilder(), 1))
-    with caplog.at_level(logging.ERROR, logger="crawler.warc_writer"):
+    with caplog.at_level(logging.ERROR, logger="crawler.capture.writer"):
         [path] = writer.close()
     assert path.exists() and path.name.endswith(".warc.gz")
     assert "on_close callback failed" in caplog.text
@@ -451,8 +456,8 @@ def test_a_real_short_write_at_the_file_size_limit(tmp_path: Path) -> None:
 import json, os, resource, signal, sys
 from pathlib import Path
 sys.path.insert(0, {str(REPO)!r})
-from crawler.warc_records import RecordBuilder
-from crawler.warc_writer import WarcFileWriter
+from crawler.capture.records import RecordBuilder
+from crawler.capture.writer import WarcFileWriter
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
 builder = RecordBuilder()

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-from crawler.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from crawler.crawl.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 STORE_HELP = "store URI or path (default: $NEWSARCHIVE_STORE or ./archive)"
 CATALOG_HELP = (
@@ -59,11 +59,11 @@ def spider_resolver() -> Callable[[str], list[tuple[str, str]]]:
 
 def open_archive(ns: argparse.Namespace, *, resolver: bool = True) -> Any:
     from crawler.access.query import Archive
-    from crawler.catalog import Catalog
-    from crawler.cli import archive_settings
-    from crawler.incremental import default_catalog_url
-    from crawler.run import ArchiveRun, spool_dir_for, store_options
-    from crawler.store import LocalStore, StoreError, open_store
+    from crawler.catalog.db import Catalog
+    from crawler.crawl.catalog import default_catalog_url
+    from crawler.crawl.run import ArchiveRun, spool_dir_for, store_options
+    from crawler.ops.cli import archive_settings
+    from crawler.store.base import LocalStore, StoreError, open_store
 
     settings = archive_settings(ns.settings)
     uri = ns.store or str(settings.get("ARCHIVE_STORE_URI") or "")
@@ -182,7 +182,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
 def _run(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def wrapped(ns: argparse.Namespace) -> int:
         from crawler.access.query import AccessError
-        from crawler.store import StoreError
+        from crawler.store.base import StoreError
 
         try:
             return func(ns)

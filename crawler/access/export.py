@@ -17,8 +17,8 @@ from crawler import __version__
 from crawler.access import table
 from crawler.access.query import AccessError, Archive
 from crawler.access.records import Location, linked_for_many, read_records
-from crawler.catalog import Capture, captures
-from crawler.store import check_key
+from crawler.catalog.db import Capture, captures
+from crawler.store.base import check_key
 
 FORMATS = ("text", "jsonl", "parquet", "warc")
 BATCH = 500  # rows whose other records are looked up in one query

@@ -34,8 +34,8 @@ from crawler.access.records import (
     index_warc,
     linked_records,
 )
-from crawler.catalog import Capture, Catalog, captures
-from crawler.run import ArchiveRun, Backlog
+from crawler.catalog.db import Capture, Catalog, captures
+from crawler.crawl.run import ArchiveRun, Backlog
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -367,7 +367,7 @@ class ArchiveIndexes:
     def _catalog(self) -> Catalog | None:
         if self.config.catalog_url is None:
             return None
-        from crawler.incremental import ArchiveCatalog, default_catalog_url
+        from crawler.crawl.catalog import ArchiveCatalog, default_catalog_url
 
         ext = self.crawler.get_extension(ArchiveCatalog)
         if ext is not None and ext.catalog is not None:

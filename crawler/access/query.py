@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import and_, func, select
 
 from crawler.access.records import Location, ensure_tables, linked_for, payload_of, read_records
-from crawler.catalog import Capture, Catalog, captures, iso
-from crawler.store import Store
+from crawler.catalog.db import Capture, Catalog, captures, iso
+from crawler.store.base import Store
 
 # url -> (site, article key) pairs: the spiders' own URL rules, given by the command line.
 Resolver = Callable[[str], list[tuple[str, str]]]

@@ -17,7 +17,7 @@ from cdxj_indexer.main import CDXJIndexer
 from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from crawler.store import Store
+from crawler.store.base import Store
 
 CHUNK = 8 * 1024 * 1024
 # Records that belong to one capture besides its response: how each points at the response.
@@ -195,7 +195,7 @@ def payload_of(data: bytes) -> tuple[Any, bytes]:
 # -- the catalog's side table -----------------------------------------------------------------
 def ensure_tables(engine: Engine) -> None:
     """The side table, and catalog indexes added since the catalog was created."""
-    from crawler.catalog import captures
+    from crawler.catalog.db import captures
 
     tables.create_all(engine)
     for index in captures.indexes:

@@ -26,8 +26,8 @@ from crawler.access.indexes import (
 )
 from crawler.access.query import AccessError
 from crawler.access.records import add_linked, ensure_tables, open_object
-from crawler.catalog import Catalog, articles
-from crawler.store import Store
+from crawler.catalog.db import Catalog, articles
+from crawler.store.base import Store
 
 # What the catalog needs of a Parquet capture index (not the texts).
 _COLUMNS = [n for n in table.SCHEMA.names if n not in ("text",)]

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import surt
 
 from crawler.access.query import AccessError, Archive
-from crawler.catalog import Capture
+from crawler.catalog.db import Capture
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crawler.access.records import Location
-from crawler.catalog import Capture
+from crawler.catalog.db import Capture
 
 _LOCATION = pa.struct(
     [

@@ -21,7 +21,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from crawler.warc_records import Clock, RecordBuilder, WarcRecord, utc_now
+from crawler.capture.records import Clock, RecordBuilder, WarcRecord, utc_now
 
 logger = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
-from crawler.catalog import DEFAULT_REVISION_AGES, Capture, Catalog, iso, sqlite_url
-from crawler.catalog import Article as CatalogArticle
+from crawler.capture.writer import RecordLocation
+from crawler.catalog.db import DEFAULT_REVISION_AGES, Capture, Catalog, iso, sqlite_url
+from crawler.catalog.db import Article as CatalogArticle
 from crawler.constants import META_ARTICLE_KEY, META_CONDITIONAL
-from crawler.run import ArchiveRun
-from crawler.spider import NewsSpider
-from crawler.warc_capture import CaptureInfo, RevisitTarget, WarcCapture, warc_key
-from crawler.warc_writer import RecordLocation
+from crawler.crawl.capture import CaptureInfo, RevisitTarget, WarcCapture, warc_key
+from crawler.crawl.run import ArchiveRun
+from crawler.crawl.spider import NewsSpider
 
 if TYPE_CHECKING:
     from scrapy import Spider

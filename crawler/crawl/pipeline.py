@@ -14,7 +14,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from crawler.catalog import iso
+from crawler.catalog.db import iso
 from crawler.constants import (
     STATS_ARTICLES_FAILED,
     STATS_ARTICLES_FAILED_REASON,
@@ -24,12 +24,12 @@ from crawler.constants import (
     STATS_ARTICLES_UNCHANGED,
     STATS_TEXT_BYTES,
 )
-from crawler.extract import TEXT_MODES, Article, ExtractionError, SiteRules, extract_article
-from crawler.incremental import ArchiveCatalog
-from crawler.items import ArticlePage
-from crawler.run import ArchiveRun
-from crawler.store import safe_key_part
-from crawler.warc_capture import CaptureInfo, WarcCapture, warc_key
+from crawler.crawl.capture import CaptureInfo, WarcCapture, warc_key
+from crawler.crawl.catalog import ArchiveCatalog
+from crawler.crawl.items import ArticlePage
+from crawler.crawl.run import ArchiveRun
+from crawler.store.base import safe_key_part
+from crawler.text.extract import TEXT_MODES, Article, ExtractionError, SiteRules, extract_article
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -98,7 +98,7 @@ class ArticlePipeline:
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ArticlePage):
             return item
-        spider = self.crawler.spider
+        spider = self.crawler.crawl.spider
         rules: SiteRules | None = getattr(spider, "rules", None)
         run = self.crawler.get_extension(ArchiveRun)
         capture_ext = self.crawler.get_extension(WarcCapture)

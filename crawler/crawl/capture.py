@@ -25,6 +25,17 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
 from crawler import __version__
+from crawler.capture.records import (
+    Clock,
+    RecordBuilder,
+    WarcRecord,
+    build_request_head,
+    build_response_head,
+    format_warc_date,
+    sha1_digest,
+    utc_now,
+)
+from crawler.capture.writer import RecordLocation, WarcFileWriter, recover_open_files
 from crawler.constants import (
     META_ARTICLE_KEY,
     META_CAPTURE,
@@ -39,18 +50,7 @@ from crawler.constants import (
     STATS_WARC_RECOVERED,
     STATS_WARC_TRUNCATED,
 )
-from crawler.run import ArchiveRun
-from crawler.warc_records import (
-    Clock,
-    RecordBuilder,
-    WarcRecord,
-    build_request_head,
-    build_response_head,
-    format_warc_date,
-    sha1_digest,
-    utc_now,
-)
-from crawler.warc_writer import RecordLocation, WarcFileWriter, recover_open_files
+from crawler.crawl.run import ArchiveRun
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -375,7 +375,7 @@ class WarcCapture:
         if self.writer is None or request.meta.get(META_SKIP_CAPTURE):
             return
         if "rendered" in response.flags:
-            return  # a browser's DOM, no exchange: crawler/render.py archived what it received
+            return  # a browser's DOM, no exchange: fetch/render.py archived what it received
         if not request.url.startswith(("http://", "https://")):
             return
         latency = float(request.meta.get("download_latency") or 0.0)

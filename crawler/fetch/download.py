@@ -19,7 +19,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 
 from crawler.constants import META_HTTP_HEAD, META_HTTP_REASON
-from crawler.netguard import NetGuard
+from crawler.fetch.netguard import NetGuard
 
 try:
     from scrapy.core.downloader.handlers import http11 as _http11
@@ -103,7 +103,7 @@ class ArchiveHTTP11DownloadHandler(HTTP11DownloadHandler):
             raise NotConfigured("this Scrapy version's HTTP/1.1 handler layout is unknown")
         super().__init__(crawler)
         self._pool._factory = _RecordingFactory
-        # No connection to private addresses (crawler/netguard.py), checked before each one.
+        # No connection to private addresses (crawler/fetch/netguard.py), checked before each one.
         self.netguard = NetGuard.from_settings(crawler.settings, crawler.stats)
 
     async def download_request(self, request: Request) -> Response:

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from crawler.catalog import Catalog, Run
-from crawler.schedule import ScheduleConfig
+from crawler.catalog.db import Catalog, Run
+from crawler.ops.schedule import ScheduleConfig
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def read_catalog(url: str | None) -> tuple[dict[str, Run], dict[str, str], dict[
 
 def upload_backlog(spool: Path) -> tuple[int, int]:
     """(objects, bytes) waiting in the spool for the store."""
-    from crawler.run import Backlog, pending_backlogs
+    from crawler.crawl.run import Backlog, pending_backlogs
 
     objects = size = 0
     for path in pending_backlogs(spool):
@@ -300,10 +300,10 @@ def add_status_command(sub: Any, settings_option: Any) -> None:
 def cmd_status(ns: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from crawler.daemon import command_settings
-    from crawler.jobs import locations
-    from crawler.schedule import ScheduleError
-    from crawler.store import StoreError
+    from crawler.ops.daemon import command_settings
+    from crawler.ops.jobs import locations
+    from crawler.ops.schedule import ScheduleError
+    from crawler.store.base import StoreError
 
     try:
         settings, _ = command_settings(ns)
@@ -320,7 +320,7 @@ def cmd_status(ns: argparse.Namespace) -> int:
     for site in status.stale:
         logger.error("%s", site.problem(status.checked), extra={"site": site.site})
     if ns.metrics:
-        from crawler.metrics import render_status
+        from crawler.ops.metrics import render_status
 
         sys.stdout.write(render_status(status))
     elif ns.json:
@@ -331,6 +331,6 @@ def cmd_status(ns: argparse.Namespace) -> int:
 
 
 def _sites() -> list[str]:
-    from crawler.cli import spider_names
+    from crawler.ops.cli import spider_names
 
     return spider_names()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from crawler.store import (
+from crawler.store.base import (
     StoreConflictError,
     StoredObject,
     StoreError,

@@ -20,7 +20,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
 from crawler.constants import META_CAPTURE
-from crawler.items import ArticlePage
+from crawler.crawl.items import ArticlePage
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -154,7 +154,7 @@ class RetryAfterMiddleware(RetryMiddleware):
                 request.url,
                 wait,
                 self.max_wait,
-                extra={"spider": self.crawler.spider},
+                extra={"spider": self.crawler.crawl.spider},
             )
             return response
         stats.inc_value("archive/retry/waits")

@@ -214,7 +214,7 @@ def open_store(uri: str, options: Mapping[str, object] | None = None) -> Store:
             return LocalStore(Path(unquote(parts.path)))
         return LocalStore(Path(uri))
     if parts.scheme == "s3":
-        from crawler.store_s3 import S3Config, S3Store
+        from crawler.store.s3 import S3Config, S3Store
 
         return S3Store(S3Config.from_uri(uri, options))
     raise StoreError(

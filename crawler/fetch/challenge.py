@@ -4,7 +4,7 @@ en.irna.ir sits behind ArvanCloud, which answers a client without its cookies wi
 page whose script computes the ``__arcsjs`` / ``__arcsjsc`` cookies, sets them and reloads
 (``../shared/SOURCES.md``). The challenge page is archived like any response (WarcCapture
 writes it before this middleware runs) but never reaches the spider. The page is solved in
-Chromium (crawler/render.py ``solve_challenge``), not by evaluating its script in an embedded
+Chromium (crawler/fetch/render.py ``solve_challenge``), not by evaluating its script in an embedded
 engine: the browser is a dependency already, it runs the script as any visitor's browser
 would (``document.cookie``, ``location``, whatever the script is obfuscated into) where an
 engine would need the expressions cut out of the page by pattern, and it is given the page
@@ -31,7 +31,7 @@ from crawler.constants import (
     STATS_CHALLENGE_SEEN,
     STATS_CHALLENGE_SOLVED,
 )
-from crawler.render import renderer_for
+from crawler.fetch.render import renderer_for
 
 if TYPE_CHECKING:
     from scrapy import Request

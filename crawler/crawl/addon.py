@@ -14,28 +14,28 @@ if TYPE_CHECKING:
 
 # Fixed orders: the run (store) first so every other component can find it.
 EXTENSIONS = {
-    "crawler.run.ArchiveRun": 10,
-    "crawler.warc_capture.WarcCapture": 20,
-    "crawler.incremental.ArchiveCatalog": 30,
+    "crawler.crawl.run.ArchiveRun": 10,
+    "crawler.crawl.capture.WarcCapture": 20,
+    "crawler.crawl.catalog.ArchiveCatalog": 30,
     # After the WARC writer: its closer (last file stored) runs before the indexes' one.
     "crawler.access.indexes.ArchiveIndexes": 40,
 }
-ITEM_PIPELINES = {"crawler.pipelines.ArticlePipeline": 300}
+ITEM_PIPELINES = {"crawler.crawl.pipeline.ArticlePipeline": 300}
 DOWNLOADER_MIDDLEWARES = {
-    "crawler.middlewares.ArchiveProxyMiddleware": 740,
+    "crawler.fetch.middlewares.ArchiveProxyMiddleware": 740,
     # Marks requests to render (and checks ARCHIVE_RENDER_*); the browser handler does the rest.
-    "crawler.render.RenderMiddleware": 745,
+    "crawler.fetch.render.RenderMiddleware": 745,
     # Below decompression (590) on the way in: it reads the challenge page's text.
-    "crawler.challenge.ChallengeMiddleware": 585,
+    "crawler.fetch.challenge.ChallengeMiddleware": 585,
     # After redirects (600) on the way out: it sees the final 200 and its validators.
-    "crawler.incremental.ConditionalRequestMiddleware": 580,
+    "crawler.crawl.catalog.ConditionalRequestMiddleware": 580,
 }
-SPIDER_MIDDLEWARES = {"crawler.middlewares.CaptureLinkMiddleware": 950}
-# Scrapy's HTTP/1.1 handler plus the reason phrase (crawler/download.py), and Chromium for the
-# requests that ask to be rendered (crawler/render.py).
+SPIDER_MIDDLEWARES = {"crawler.fetch.middlewares.CaptureLinkMiddleware": 950}
+# Scrapy's HTTP/1.1 handler plus the reason phrase (crawler/fetch/download.py), and Chromium for the
+# requests that ask to be rendered (crawler/fetch/render.py).
 DOWNLOAD_HANDLERS = {
-    "http": "crawler.render.ArchiveDownloadHandler",
-    "https": "crawler.render.ArchiveDownloadHandler",
+    "http": "crawler.fetch.render.ArchiveDownloadHandler",
+    "https": "crawler.fetch.render.ArchiveDownloadHandler",
 }
 ENV_ALIASES = {"NEWSARCHIVE_STORE": "ARCHIVE_STORE_URI"}
 
@@ -45,7 +45,7 @@ def archive_defaults() -> dict[str, object]:
 
 
 class Addon:
-    """Enable with ``ADDONS = {"crawler.addon.Addon": 0}`` (settings/ does so)."""
+    """Enable with ``ADDONS = {"crawler.crawl.addon.Addon": 0}`` (settings/ does so)."""
 
     def update_settings(self, settings: BaseSettings) -> None:
         for name, value in archive_defaults().items():
@@ -60,7 +60,7 @@ class Addon:
         # Scrapy's robots.txt middleware lets concurrent first requests through unchecked.
         from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as Stock
 
-        from crawler.middlewares import RobotsTxtMiddleware
+        from crawler.fetch.middlewares import RobotsTxtMiddleware
 
         # setdefault: a project that names the stock middleware itself keeps it.
         settings.setdefault_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", Stock, None)
@@ -70,7 +70,7 @@ class Addon:
         # Scrapy's retry middleware retries at once; ours waits (Retry-After, backoff).
         from scrapy.downloadermiddlewares.retry import RetryMiddleware as StockRetry
 
-        from crawler.middlewares import RetryAfterMiddleware
+        from crawler.fetch.middlewares import RetryAfterMiddleware
 
         settings.setdefault_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", StockRetry, None)
         settings.setdefault_in_component_priority_dict(

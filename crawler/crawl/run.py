@@ -24,7 +24,7 @@ from twisted.internet.threads import deferToThread
 
 from crawler import __version__
 from crawler.constants import STATS_STORE_BYTES, STATS_STORE_OBJECTS
-from crawler.store import (
+from crawler.store.base import (
     LocalStore,
     Store,
     StoreConflictError,
@@ -36,7 +36,7 @@ from crawler.store import (
     open_store,
     sha256_file,
 )
-from crawler.store_s3 import DEFAULT_CONCURRENCY
+from crawler.store.s3 import DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -170,9 +170,9 @@ def check_settings(settings: BaseSettings) -> list[str]:
     The store is checked for real (bucket, credentials, write permission) unless
     ``ARCHIVE_STORE_CHECK`` is off for a remote store (crawl now, ``newsarchive upload`` later).
     """
-    from crawler.pipelines import TextConfig
-    from crawler.render import RenderConfig
-    from crawler.warc_capture import WarcConfig
+    from crawler.crawl.capture import WarcConfig
+    from crawler.crawl.pipeline import TextConfig
+    from crawler.fetch.render import RenderConfig
 
     errors: list[str] = []
     try:

@@ -13,8 +13,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from crawler.jobs import CrawlOutcome
-    from crawler.status import Status
+    from crawler.ops.jobs import CrawlOutcome
+    from crawler.ops.status import Status
 
 logger = logging.getLogger(__name__)
 

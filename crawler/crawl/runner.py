@@ -51,8 +51,8 @@ def run_crawl(
     from scrapy.crawler import CrawlerProcess
     from scrapy.utils.project import get_project_settings
 
+    from crawler.crawl.run import ArchiveRun, check_settings
     from crawler.logs import install_json_handler, log_format
-    from crawler.run import ArchiveRun, check_settings
 
     settings = get_project_settings()
     settings.setdict(settings_overrides or {}, priority="cmdline")
@@ -64,7 +64,7 @@ def run_crawl(
     if settings.getdict("ADDONS"):
         # The add-on's defaults apply only once a crawler is made: check them on a copy now,
         # so bad configuration is one clear line and exit 2, not a traceback.
-        from crawler.addon import Addon
+        from crawler.crawl.addon import Addon
 
         probe = settings.copy()
         Addon().update_settings(probe)
@@ -97,7 +97,7 @@ def run_crawl(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m crawler.runner",
+        prog="python -m crawler.crawl.runner",
         description="Run one crawl of one site in this process (used by `newsarchive crawl`).",
     )
     parser.add_argument("site")

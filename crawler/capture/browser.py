@@ -19,7 +19,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from crawler.warc_records import RecordBuilder, WarcRecord, build_request_head, build_response_head
+from crawler.capture.records import (
+    RecordBuilder,
+    WarcRecord,
+    build_request_head,
+    build_response_head,
+)
 
 DOM_URI_PREFIX = "urn:dom:"
 SCREENSHOT_URI_PREFIX = "urn:view:"

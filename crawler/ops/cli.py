@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crawler import __version__
-from crawler.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE, crawl_failed, parse_pairs
+from crawler.crawl.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE, crawl_failed, parse_pairs
 
 if TYPE_CHECKING:
-    from crawler.jobs import RunRecorder
+    from crawler.ops.jobs import RunRecorder
 
 DEMO_STORE = "./archive-demo"
 # Crawl settings for the loopback mirror: no politeness delay against our own server.
@@ -77,7 +77,7 @@ def run_sites(
     being stopped, Ctrl-C) starts no further site and sends each running crawl one SIGTERM,
     so it closes its WARCs and uploads; one still running after the grace is killed.
     """
-    from crawler.jobs import CrawlProcess, CrawlRequest, exit_code_of
+    from crawler.ops.jobs import CrawlProcess, CrawlRequest, exit_code_of
 
     overrides = dict(settings)
     if store:
@@ -142,8 +142,8 @@ def run_sites(
 
 
 def _run_recorder(configured: Any) -> RunRecorder | None:
-    from crawler.jobs import RunRecorder, locations
-    from crawler.store import StoreError
+    from crawler.ops.jobs import RunRecorder, locations
+    from crawler.store.base import StoreError
 
     try:
         url = locations(configured).catalog_url
@@ -216,7 +216,7 @@ def archive_settings(pairs: Sequence[str]) -> Any:
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
     from scrapy.utils.project import get_project_settings
 
-    from crawler.addon import Addon
+    from crawler.crawl.addon import Addon
 
     settings = get_project_settings()
     Addon().update_settings(settings)
@@ -225,9 +225,9 @@ def archive_settings(pairs: Sequence[str]) -> Any:
 
 
 def cmd_demo(ns: argparse.Namespace) -> int:
+    from crawler.crawl.run import store_options
     from crawler.mirror.server import MirrorServer
-    from crawler.run import store_options
-    from crawler.store import StoreError, open_store
+    from crawler.store.base import StoreError, open_store
 
     configured = archive_settings(ns.settings)
     try:
@@ -257,7 +257,7 @@ def cmd_demo(ns: argparse.Namespace) -> int:
 
 def print_outputs(store: Any, reports: dict[str, dict[str, Any] | None]) -> None:
     """Where every kind of output landed, by kind, as store keys and local paths."""
-    from crawler.store import StoreError
+    from crawler.store.base import StoreError
 
     pending = sum(int((r or {}).get("upload", {}).get("pending", 0)) for r in reports.values())
     try:
@@ -290,14 +290,14 @@ def print_groups(store: Any, keys: list[str]) -> None:
 
 
 def cmd_upload(ns: argparse.Namespace) -> int:
-    from crawler.run import (
+    from crawler.crawl.run import (
         Backlog,
         default_spool_dir,
         drain_backlog,
         pending_backlogs,
         store_options,
     )
-    from crawler.store import StoreError, open_store
+    from crawler.store.base import StoreError, open_store
 
     settings = archive_settings(ns.settings)
     spool = Path(ns.spool or settings.get("ARCHIVE_SPOOL_DIR") or default_spool_dir())
@@ -450,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     upload.set_defaults(func=cmd_upload)
     # Imported here: both modules use this one's helpers.
     from crawler.access.cli import add_commands as add_access_commands
-    from crawler.daemon import add_commands as add_daemon_commands
+    from crawler.ops.daemon import add_commands as add_daemon_commands
 
     add_daemon_commands(sub)  # run, status
     add_access_commands(sub)  # snapshots, get, export, reindex, serve

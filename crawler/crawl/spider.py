@@ -31,8 +31,8 @@ from crawler.constants import (
     STATS_ARTICLES_DISCOVERED,
     STATS_SKIPPED,
 )
-from crawler.extract import detect_encoding, parse_datetime
-from crawler.items import ArticlePage
+from crawler.crawl.items import ArticlePage
+from crawler.text.extract import detect_encoding, parse_datetime
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from twisted.python.failure import Failure
 
-    from crawler.extract import SiteRules
+    from crawler.text.extract import SiteRules
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ class NewsSpider(scrapy.Spider):
     listing_links: ClassVar[str] = "a[href]"
     listing_next: ClassVar[str | None] = None
     listing_max_pages: ClassVar[int] = 1
-    # True: listing and article pages are rendered in Chromium (crawler/render.py).
+    # True: listing and article pages are rendered in Chromium (crawler/fetch/render.py).
     render_pages: ClassVar[bool] = False
     # With render_pages: a CSS selector that matches once the page's scripts built it (waited
     # for up to the page timeout); None = network quiet is enough.

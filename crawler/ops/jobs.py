@@ -1,6 +1,6 @@
 """One crawl of one site as a subprocess: time limit, graceful stop, and its row in the catalog.
 
-The crawl runs ``python -m crawler.runner SITE`` in a session of its own, so a Ctrl-C at the
+The crawl runs ``python -m crawler.crawl.runner SITE`` in a session of its own, so a Ctrl-C at the
 terminal reaches only the parent, which sends the crawl one SIGTERM (Scrapy then closes the
 spider: WARCs closed, uploads done, report written). A crawl still running ``grace`` seconds
 later is killed with its whole process group (browsers included).
@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crawler.catalog import Catalog, Run, iso
-from crawler.runner import EXIT_FAILED, EXIT_OK, crawl_failed
+from crawler.catalog.db import Catalog, Run, iso
+from crawler.crawl.runner import EXIT_FAILED, EXIT_OK, crawl_failed
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def split_credentials(settings: Mapping[str, str]) -> tuple[dict[str, str], dict
 
 
 def new_crawl_id(site: str) -> str:
-    from crawler.run import new_crawl_id as make
+    from crawler.crawl.run import new_crawl_id as make
 
     return make(site)
 
@@ -118,7 +118,7 @@ class CrawlProcess:
     def command(self) -> tuple[list[str], dict[str, str]]:
         overrides, env = split_credentials(self.request.settings)
         overrides["ARCHIVE_CRAWL_ID"] = self.crawl_id
-        cmd = [sys.executable, "-m", "crawler.runner", self.request.site]
+        cmd = [sys.executable, "-m", "crawler.crawl.runner", self.request.site]
         cmd += ["--report-file", str(self.report_file)]
         cmd += [x for k, v in overrides.items() for x in ("-s", f"{k}={v}")]
         cmd += [x for k, v in self.request.spider_args.items() for x in ("-a", f"{k}={v}")]
@@ -304,9 +304,9 @@ class Locations:
 
 def locations(settings: Any) -> Locations:
     """Resolved as the crawl resolves them (raises StoreError for an unusable store URI)."""
-    from crawler.incremental import catalog_url_for
-    from crawler.run import spool_dir_for, store_options
-    from crawler.store import open_store
+    from crawler.crawl.catalog import catalog_url_for
+    from crawler.crawl.run import spool_dir_for, store_options
+    from crawler.store.base import open_store
 
     store = open_store(str(settings.get("ARCHIVE_STORE_URI") or ""), store_options(settings))
     configured = settings.get("ARCHIVE_SPOOL_DIR") or ""

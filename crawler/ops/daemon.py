@@ -25,7 +25,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from crawler.jobs import (
+from crawler.ops.jobs import (
     TRIGGER_REVISIONS,
     TRIGGER_SCHEDULE,
     CrawlOutcome,
@@ -33,9 +33,9 @@ from crawler.jobs import (
     CrawlRequest,
     RunRecorder,
 )
-from crawler.metrics import Metrics
-from crawler.schedule import ScheduleConfig
-from crawler.status import Status, span
+from crawler.ops.metrics import Metrics
+from crawler.ops.schedule import ScheduleConfig
+from crawler.ops.status import Status, span
 
 logger = logging.getLogger(__name__)
 
@@ -294,9 +294,9 @@ def span_seconds(seconds: float) -> str:
 
 def command_settings(ns: argparse.Namespace) -> tuple[Any, dict[str, str]]:
     """(resolved settings, overrides for the crawls) from --store, --proxy and -s; logging set."""
-    from crawler.cli import archive_settings
+    from crawler.crawl.runner import parse_pairs
     from crawler.logs import log_format, setup_logging
-    from crawler.runner import parse_pairs
+    from crawler.ops.cli import archive_settings
 
     overrides = parse_pairs(list(ns.settings), "-s")
     if getattr(ns, "store", None):
@@ -309,11 +309,11 @@ def command_settings(ns: argparse.Namespace) -> tuple[Any, dict[str, str]]:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
-    from crawler.cli import spider_names
-    from crawler.jobs import locations
-    from crawler.schedule import ScheduleError
-    from crawler.status import collect_status
-    from crawler.store import StoreError
+    from crawler.ops.cli import spider_names
+    from crawler.ops.jobs import locations
+    from crawler.ops.schedule import ScheduleError
+    from crawler.ops.status import collect_status
+    from crawler.store.base import StoreError
 
     try:
         settings, overrides = command_settings(ns)
@@ -403,8 +403,8 @@ def format_plan(config: ScheduleConfig) -> str:
 
 def add_commands(sub: Any) -> None:
     """Register ``run`` and ``status`` on the ``newsarchive`` subparsers."""
-    from crawler.cli import _settings_option
-    from crawler.status import add_status_command
+    from crawler.ops.cli import _settings_option
+    from crawler.ops.status import add_status_command
 
     run = sub.add_parser(
         "run",

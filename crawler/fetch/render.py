@@ -2,13 +2,13 @@
 
 A request is rendered when its meta has ``archive_render`` (a spider with ``render_pages``
 sets it on its listing and article requests); every other request goes to the plain
-HTTP/1.1 handler (crawler/download.py), as without this module. Playwright is started on the
+HTTP/1.1 handler (crawler/fetch/download.py), as without this module. Playwright is started on the
 first rendered page only, with Debian's Chromium (``ARCHIVE_RENDER_EXECUTABLE``).
 
 For each rendered page every network response the browser got (document, scripts, styles,
 XHR/fetch, images up to ``ARCHIVE_RENDER_MAX_BODY``) is written as response + request records,
 and the rendered DOM as a resource record concurrent to the document's response
-(crawler/render_capture.py says how, and why they are no wire captures). The spider gets the
+(crawler/capture/browser.py says how, and why they are no wire captures). The spider gets the
 DOM as an HtmlResponse flagged ``rendered``, which WarcCapture does not write again; its
 capture in the request's meta is the document's response record.
 
@@ -47,6 +47,8 @@ from scrapy.http import HtmlResponse
 from scrapy.http.headers import Headers
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 
+from crawler.capture.browser import BrowserExchange, page_records
+from crawler.capture.records import format_warc_date, utc_now
 from crawler.constants import (
     META_CAPTURE,
     META_RENDER,
@@ -57,10 +59,8 @@ from crawler.constants import (
     STATS_RENDER_TIMEOUT,
     STATS_RENDER_TRUNCATED,
 )
-from crawler.download import ArchiveHTTP11DownloadHandler
-from crawler.render_capture import BrowserExchange, page_records
-from crawler.warc_capture import CaptureInfo, WarcCapture
-from crawler.warc_records import format_warc_date, utc_now
+from crawler.crawl.capture import CaptureInfo, WarcCapture
+from crawler.fetch.download import ArchiveHTTP11DownloadHandler
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -338,7 +338,7 @@ class _PageRecorder:
 
 
 class ArchiveDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11DownloadHandler):  # type: ignore[misc]
-    """scrapy-playwright for rendered requests; crawler/download.py's handler for the rest."""
+    """scrapy-playwright for rendered requests; crawler/fetch/download.py's handler for the rest."""
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)

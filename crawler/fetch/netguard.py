@@ -1,7 +1,7 @@
 """The egress guard: no connection to a private, loopback or link-local address.
 
-Checked in the download handler before any connection is made (crawler/download.py, and
-crawler/render.py for Chromium), for every request, so every redirect hop (a new request)
+Checked in the download handler before any connection is made (crawler/fetch/download.py, and
+crawler/fetch/render.py for Chromium), for every request, so every redirect hop (a new request)
 too. The rule (``ARCHIVE_NETGUARD_*``, settings/defaults.py):
 
 * Refused: every address that is not public unicast: private (10/8, 172.16/12, 192.168/16),

@@ -1,0 +1,1 @@
+"""WARC records, the rolling writer, exchange → records; no Scrapy, no site, no store."""

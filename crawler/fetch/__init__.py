@@ -1,0 +1,1 @@
+"""Downloading: the handler, the address guard, the challenge solver, middlewares, rendering."""

@@ -1,0 +1,1 @@
+"""Extraction: HTML → article fields and cleaned text; pure functions, no I/O."""
