@@ -266,13 +266,13 @@ def test_malformed_html_still_gives_its_text(bad_crawl: BadCrawl) -> None:
 def test_arabic_text_whatever_the_charset_label(bad_crawl: BadCrawl) -> None:
     """What the text of an Arabic page becomes, by the charset its server declared.
 
-    The decision (``crawler.crawl.spider.page_text``): the HTTP charset wins over
-    ``<meta charset>``, as in browsers, unless the bytes are not valid in it. windows-1256 bytes
+    The decision (``crawler.crawl.spider.page_text``): the HTTP charset wins over ``<meta
+    charset>``, as in browsers, unless the bytes are not valid in it. windows-1256 bytes
     labelled UTF-8 are not valid UTF-8, so the label is dropped and the page's own declaration
-    (windows-1256) reads them: the Arabic text. The same bytes labelled ISO-8859-1 are valid in that charset
-    (every byte is), so the label is followed and the text is mojibake, exactly what a browser
-    shows; the sidecar names the encoding used and the WARC keeps the bytes to redo it. A page
-    with no charset anywhere is detected (valid UTF-8 here).
+    (windows-1256) reads them: the Arabic text. The same bytes labelled ISO-8859-1 are valid in
+    that charset (every byte is), so the label is followed and the text is mojibake, exactly
+    what a browser shows; the sidecar names the encoding used and the WARC keeps the bytes to
+    redo it. A page with no charset anywhere is detected (valid UTF-8 here).
     """
     expected = f"{ARABIC_TITLE}\n\n{ARABIC_TEXT}\n\n{ARABIC_TEXT}\n"
     assert bad_crawl.text("arabic-utf8-label") == expected
