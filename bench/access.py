@@ -30,8 +30,9 @@ import surt
 from crawler.access.export import export
 from crawler.access.query import Archive
 from crawler.access.serve import CdxIndex
-from crawler.catalog.db import Catalog, sqlite_url
+from crawler.catalog.db import Catalog
 from crawler.catalog.db import captures as captures_table
+from crawler.layout import sqlite_url
 from crawler.store.base import LocalStore
 
 SITES = ("almasirah", "irna", "president", "presstv", "tdi")

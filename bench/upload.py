@@ -76,7 +76,7 @@ def timed_ours(
     options: dict[str, object],
     digests: dict[Path, str] | None = None,
 ) -> float:
-    from crawler.store.base import open_store
+    from crawler.store.uri import open_store
 
     store = open_store(
         f"s3://{bucket}/ours-{uuid.uuid4().hex[:8]}",

@@ -41,3 +41,8 @@ STATS_RENDER_TRUNCATED = "archive/render/truncated"  # of those, bodies over the
 STATS_CHALLENGE_SEEN = "archive/challenge/seen"  # challenge pages received
 STATS_CHALLENGE_SOLVED = "archive/challenge/solved"  # solved in the browser
 STATS_CHALLENGE_FAILED = "archive/challenge/failed"  # could not be solved: request given up
+
+# Exit codes of every command: done, failed (a crawl or a site), bad usage or configuration.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2

@@ -253,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     from scrapy.utils.misc import load_object
     from scrapy.utils.project import get_project_settings
 
+    from crawler.constants import EXIT_FAILED, EXIT_OK
     from crawler.crawl.run import ArchiveRun
-    from crawler.crawl.runner import EXIT_FAILED, EXIT_OK, crawl_failed
+    from crawler.crawl.runner import crawl_failed
 
     spider_path = ns.spider if ":" in ns.spider else f"tests.crawl_helper.{ns.spider}"
     spidercls = load_object(spider_path.replace(":", "."))

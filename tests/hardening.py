@@ -420,7 +420,7 @@ class Lane:
     def _local_objects(
         self, scratch: Path, figures: Figures
     ) -> dict[str, tuple[str, bytes | None]]:
-        from crawler.store.base import open_store
+        from crawler.store.uri import open_store
 
         store = open_store(self.store_uri)
         found: dict[str, tuple[str, bytes | None]] = {}

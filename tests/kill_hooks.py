@@ -64,9 +64,9 @@ def install(spec: str) -> None:
     due = _counter(int(n))
     from crawler.capture.writer import WarcFileWriter
     from crawler.catalog.db import Catalog
-    from crawler.crawl.run import Backlog
     from crawler.store.base import LocalStore
     from crawler.store.s3 import S3Store
+    from crawler.store.spool import Backlog
 
     if phase == "warc-write":
         write_all = WarcFileWriter._write_all

@@ -24,7 +24,8 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.fetch.render import CHROMIUM_ARGS
 from crawler.ops.cli import main
-from crawler.store.base import LocalStore, open_store
+from crawler.store.base import LocalStore
+from crawler.store.uri import open_store
 from tests.conftest import (
     ROOT,
     DemoRun,

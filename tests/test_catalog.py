@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler.catalog.db import Capture, Catalog, iso, sqlite_url
+from crawler.catalog.db import Capture, Catalog, iso
+from crawler.layout import sqlite_url
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from crawler.crawl.runner import crawl_failed, parse_pairs
+from crawler.crawl.runner import crawl_failed
 from crawler.mirror.routes import Route
 from crawler.mirror.server import MirrorServer
 from crawler.ops.cli import build_parser, main
+from crawler.options import parse_pairs
 
 ROOT = Path(__file__).resolve().parent.parent
 

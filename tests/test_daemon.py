@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.catalog.db import Catalog, Run, sqlite_url
+from crawler.catalog.db import Catalog, Run
+from crawler.layout import sqlite_url
 from crawler.mirror.routes import load_sites
 from crawler.mirror.server import MirrorServer
 from crawler.ops.daemon import Daemon

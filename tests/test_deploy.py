@@ -12,7 +12,7 @@ import pytest
 import yaml
 from scrapy.settings import Settings
 
-from crawler.ops.cli import spider_names
+from crawler.ops.common import spider_names
 from crawler.ops.schedule import ScheduleConfig
 from settings import defaults
 from tests.conftest import ROOT, require_program, venv_program

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.catalog.db import Catalog, articles, sqlite_url
-from crawler.crawl.catalog import parse_ages
+from crawler.catalog.db import Catalog, articles
+from crawler.crawl.config import parse_ages
+from crawler.layout import sqlite_url
 from crawler.mirror.routes import MirrorResponse, Route, load_site
 from crawler.mirror.server import MirrorRequest, MirrorServer
 from tests.crawl_helper import CrawlResult, run_crawl

@@ -33,8 +33,6 @@ from scrapy.utils.test import get_crawler
 
 from crawler.access.serve import check_bind
 from crawler.crawl.addon import Addon
-from crawler.crawl.pipeline import text_key
-from crawler.crawl.run import Backlog
 from crawler.crawl.spider import NewsSpider
 from crawler.fetch.netguard import (
     STATS_REFUSED,
@@ -43,8 +41,10 @@ from crawler.fetch.netguard import (
     NetGuardConfig,
     address_kind,
 )
-from crawler.store.base import LocalStore, StoreError, check_key, safe_key_part
+from crawler.layout import safe_key_part, text_key
+from crawler.store.base import LocalStore, StoreError, check_key
 from crawler.store.s3 import S3Config, S3Store
+from crawler.store.spool import Backlog
 from tests.conftest import ROOT, venv_program
 from tests.crawl_helper import SIMPLE_RULES, run_crawl
 
@@ -228,7 +228,7 @@ def test_the_download_handler_refuses_before_any_connection(
 
 def test_chromium_pages_and_their_requests_are_checked_too() -> None:
     """The browser handler's two hooks, on a stand-in (no browser is launched for a refusal)."""
-    from crawler.fetch.render import ArchiveDownloadHandler
+    from crawler.fetch.render import RenderingDownloadHandler
 
     guard, _, stats = make_guard(ARCHIVE_PROXY=MIRROR_PROXY)
     handler = SimpleNamespace(
@@ -239,7 +239,7 @@ def test_chromium_pages_and_their_requests_are_checked_too() -> None:
     )
     page = scrapy.Request("https://metadata.example.test/", meta={"playwright": True})
     with pytest.raises(ForbiddenAddressError):  # before the browser is started
-        asyncio.run(ArchiveDownloadHandler._download_request(handler, page, None))  # type: ignore[arg-type]
+        asyncio.run(RenderingDownloadHandler._download_request(handler, page, None))  # type: ignore[arg-type]
     # Chromium's own requests (subresources, its redirects) go through the route check.
     for url, aborted in (
         ("http://169.254.169.254/latest/meta-data/", True),
@@ -249,7 +249,7 @@ def test_chromium_pages_and_their_requests_are_checked_too() -> None:
         ("data:text/plain,x", False),
     ):
         browser_request = SimpleNamespace(url=url, resource_type="script")
-        aborted_now = ArchiveDownloadHandler._abort(handler, browser_request)  # type: ignore[arg-type]
+        aborted_now = RenderingDownloadHandler._abort(handler, browser_request)  # type: ignore[arg-type]
         assert asyncio.run(aborted_now) is aborted
     assert stats.get_value(STATS_REFUSED) == 4
 

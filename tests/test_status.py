@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from crawler.catalog.db import Catalog, Run, iso, sqlite_url
-from crawler.crawl.run import Backlog
+from crawler.catalog.db import Catalog, Run, iso
+from crawler.layout import sqlite_url
 from crawler.logs import JsonFormatter, log_format
 from crawler.ops.cli import main
 from crawler.store.base import StoredObject
+from crawler.store.spool import Backlog
 from tests.conftest import ROOT
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from crawler.store.base import LocalStore, StoreError, check_key, open_store, safe_key_part
+from crawler.layout import safe_key_part
+from crawler.store.base import LocalStore, StoreError, check_key
+from crawler.store.uri import open_store
 
 
 def test_put_bytes_and_read_back(tmp_path: Path) -> None:

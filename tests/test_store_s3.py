@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from crawler.store.base import StoreError, open_store
+from crawler.store.base import StoreError
 from crawler.store.s3 import (
     MiB,
     S3Config,
@@ -24,6 +24,7 @@ from crawler.store.s3 import (
     b64_sha256,
     composite_sha256,
 )
+from crawler.store.uri import open_store
 from tests.conftest import (
     ROOT,
     S3_ADMIN,
@@ -706,7 +707,8 @@ def test_queued_texts_upload_on_worker_threads_verified_and_listed_in_the_manife
 def test_queued_texts_during_an_outage_wait_in_the_backlog_then_go_up(
     seaweedfs: SeaweedFS, tmp_path: Path
 ) -> None:
-    from crawler.crawl.run import ArchiveRun, RunConfig, drain_backlog
+    from crawler.crawl.run import ArchiveRun, RunConfig
+    from crawler.store.spool import drain_backlog
 
     bucket = seaweedfs.new_bucket()
     spool, uri = tmp_path / "spool", f"s3://{bucket}/q"
@@ -731,8 +733,8 @@ def test_files_a_killed_crawl_left_unlisted_are_adopted_by_the_next_drain(
     s3store: S3Store, tmp_path: Path
 ) -> None:
     """Killed with texts on their way up, and after an upload but before the list was saved."""
-    from crawler.crawl.run import Backlog, drain_backlog
     from crawler.store.base import StoredObject
+    from crawler.store.spool import Backlog, drain_backlog
 
     spool = tmp_path / "spool"
     killed = Backlog(spool, "tdi-killed", s3store.uri)
@@ -764,7 +766,7 @@ def test_files_a_killed_crawl_left_unlisted_are_adopted_by_the_next_drain(
 def test_a_live_crawls_files_on_their_way_up_are_not_touched(
     s3store: S3Store, tmp_path: Path
 ) -> None:
-    from crawler.crawl.run import Backlog, drain_backlog
+    from crawler.store.spool import Backlog, drain_backlog
 
     spool = tmp_path / "spool"
     live = Backlog(spool, "tdi-live", s3store.uri)
@@ -782,8 +784,9 @@ def test_an_article_a_killed_crawl_kept_but_never_recorded_is_recorded_before_cr
     from scrapy.utils.test import get_crawler
 
     from crawler.catalog.db import Catalog
-    from crawler.crawl.catalog import ArchiveCatalog, CatalogConfig
-    from crawler.crawl.run import Backlog, adopt_leftovers
+    from crawler.crawl.catalog import ArchiveCatalog
+    from crawler.crawl.config import CatalogConfig
+    from crawler.store.spool import Backlog, adopt_leftovers
 
     spool = tmp_path / "spool"
     killed = Backlog(spool, "tdi-killed", s3store.uri)

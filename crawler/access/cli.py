@@ -8,10 +8,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
-from crawler.crawl.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from crawler.constants import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+# URL -> [(site, article key)] by each site's own rule (host aliases, slugs). The crawl side
+# (ops/cli.py) supplies it from the spiders; without them, exact URLs and site:key still work.
+Resolver = Callable[[str], list[tuple[str, str]]]
+ResolverFactory = Callable[[], "Resolver | None"]
 
 STORE_HELP = "store URI or path (default: $NEWSARCHIVE_STORE or ./archive)"
 CATALOG_HELP = (
@@ -24,48 +28,15 @@ class UsageError(Exception):
     """Bad input on the command line: said in one line, exit 2."""
 
 
-def spider_resolver() -> Callable[[str], list[tuple[str, str]]]:
-    """URL -> (site, article key) by each spider's own rule (host aliases, slugs)."""
-    import os
-
-    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
-    from scrapy.spiderloader import get_spider_loader
-    from scrapy.utils.project import get_project_settings
-
-    loader = get_spider_loader(get_project_settings())
-    rules: list[tuple[str, Callable[[str], str | None]]] = []
-    for name in loader.list():
-        try:
-            spider = loader.load(name)()
-        except (TypeError, ValueError):
-            continue  # a spider that needs arguments has no URL rule to offer here
-        rule = getattr(spider, "article_key", None)
-        if callable(rule):
-            rules.append((name, rule))
-
-    def resolve(url: str) -> list[tuple[str, str]]:
-        found = []
-        for name, rule in rules:
-            try:
-                key = rule(url)
-            except (NotImplementedError, ValueError):
-                continue
-            if key:
-                found.append((name, key))
-        return found
-
-    return resolve
-
-
 def open_archive(ns: argparse.Namespace, *, resolver: bool = True) -> Any:
     from crawler.access.query import Archive
     from crawler.catalog.db import Catalog
-    from crawler.crawl.catalog import default_catalog_url
-    from crawler.crawl.run import ArchiveRun, spool_dir_for, store_options
-    from crawler.ops.cli import archive_settings
-    from crawler.store.base import LocalStore, StoreError, open_store
+    from crawler.layout import default_catalog_url, spool_dir_for
+    from crawler.options import load_options
+    from crawler.store.base import LocalStore, StoreError, local_root, store_options
+    from crawler.store.uri import open_store
 
-    settings = archive_settings(ns.settings)
+    settings = load_options(ns.settings)
     uri = ns.store or str(settings.get("ARCHIVE_STORE_URI") or "")
     try:
         store = open_store(uri, store_options(settings))
@@ -76,15 +47,15 @@ def open_archive(ns: argparse.Namespace, *, resolver: bool = True) -> Any:
     url = ns.catalog or str(settings.get("ARCHIVE_CATALOG_URL") or "")
     if not url:
         spool = str(settings.get("ARCHIVE_SPOOL_DIR") or "")
-        spool_dir = spool_dir_for(store, Path(spool).expanduser() if spool else None)
+        spool_dir = spool_dir_for(local_root(store), Path(spool).expanduser() if spool else None)
         spool_dir.mkdir(parents=True, exist_ok=True)
-        run = SimpleNamespace(store=store, spool_dir=spool_dir)
-        url = default_catalog_url(cast(ArchiveRun, run))
+        url = default_catalog_url(local_root(store), spool_dir)
     try:
         catalog = Catalog(url)
     except Exception as exc:  # any database error: one line, not a traceback
         raise UsageError(f"cannot open the catalog {url}: {exc.__class__.__name__}: {exc}") from exc
-    return Archive(store, catalog, spider_resolver() if resolver else None)
+    factory: ResolverFactory | None = getattr(ns, "resolver_factory", None)
+    return Archive(store, catalog, factory() if resolver and factory is not None else None)
 
 
 def _time(value: str | None, *, end: bool = False) -> str | None:
@@ -209,8 +180,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_commands(sub: Any) -> None:
-    """Register the researcher commands on ``newsarchive``'s subparsers."""
+def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> None:
+    """Register the researcher commands on ``newsarchive``'s subparsers.
+
+    ``resolver_factory`` gives the URL resolver of the sites' own rules, or None where the
+    spiders cannot be loaded.
+    """
     raw = argparse.RawDescriptionHelpFormatter
     snap = sub.add_parser(
         "snapshots",
@@ -226,7 +201,7 @@ def add_commands(sub: Any) -> None:
     snap.add_argument("--to", dest="until", default=None, help="captured up to (inclusive)")
     snap.add_argument("--json", action="store_true", help="JSON instead of a table")
     _common(snap)
-    snap.set_defaults(func=_run(cmd_snapshots))
+    snap.set_defaults(func=_run(cmd_snapshots), resolver_factory=resolver_factory)
 
     get = sub.add_parser(
         "get",
@@ -244,7 +219,7 @@ def add_commands(sub: Any) -> None:
     get.add_argument("--as", dest="kind", choices=("text", "html", "json", "warc"), default="text")
     get.add_argument("-o", "--output", default=None, help="write to this file, not stdout")
     _common(get)
-    get.set_defaults(func=_run(cmd_get))
+    get.set_defaults(func=_run(cmd_get), resolver_factory=resolver_factory)
 
     exp = sub.add_parser(
         "export",
@@ -263,7 +238,7 @@ def add_commands(sub: Any) -> None:
     exp.add_argument("--format", choices=("text", "jsonl", "parquet", "warc"), default="jsonl")
     exp.add_argument("dest", help="a file (jsonl, parquet, warc) or a directory (text)")
     _common(exp)
-    exp.set_defaults(func=_run(cmd_export))
+    exp.set_defaults(func=_run(cmd_export), resolver_factory=resolver_factory)
 
     rei = sub.add_parser(
         "reindex",
@@ -276,7 +251,7 @@ def add_commands(sub: Any) -> None:
     )
     rei.add_argument("--quiet", action="store_true", help="only the summary line")
     _common(rei)
-    rei.set_defaults(func=_run(cmd_reindex))
+    rei.set_defaults(func=_run(cmd_reindex), resolver_factory=resolver_factory)
 
     srv = sub.add_parser(
         "serve",
@@ -302,4 +277,4 @@ def add_commands(sub: Any) -> None:
         help="a pywb collection URL; article pages link to <replay>/<timestamp>/<url>",
     )
     _common(srv)
-    srv.set_defaults(func=_run(cmd_serve))
+    srv.set_defaults(func=_run(cmd_serve), resolver_factory=resolver_factory)

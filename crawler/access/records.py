@@ -7,10 +7,9 @@ valid WARC file: a capture's records are fetched without reading the rest of the
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import IO, Any
 
 from cdxj_indexer.main import CDXJIndexer
@@ -270,7 +269,3 @@ def linked_for(engine: Engine, capture_record_id: str) -> list[Location]:
             )
             for r in rows
         ]
-
-
-def location_json(loc: Location) -> str:
-    return json.dumps(asdict(loc), sort_keys=True)

@@ -17,16 +17,11 @@ from typing import IO, Any
 from sqlalchemy import and_, delete, insert
 
 from crawler.access import table
-from crawler.access.indexes import (
-    crawl_rows,
-    index_crawl,
-    is_sidecar,
-    is_warc,
-    parquet_key,
-)
+from crawler.access.indexes import crawl_rows, index_crawl
 from crawler.access.query import AccessError
 from crawler.access.records import add_linked, ensure_tables, open_object
 from crawler.catalog.db import Catalog, articles
+from crawler.layout import is_sidecar, is_warc, parquet_key
 from crawler.store.base import Store
 
 # What the catalog needs of a Parquet capture index (not the texts).

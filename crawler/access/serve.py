@@ -14,7 +14,6 @@ import ipaddress
 import json
 import logging
 import re
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -400,10 +399,3 @@ def serve(
         pass
     finally:
         server.server_close()
-
-
-def start_in_thread(archive: Archive, host: str = "127.0.0.1", port: int = 0) -> ArchiveServer:
-    """For tests and embedding: a running server (``server.shutdown()`` stops it)."""
-    server = ArchiveServer((host, port), archive, None)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server

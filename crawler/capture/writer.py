@@ -17,16 +17,14 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from crawler.capture.records import Clock, RecordBuilder, WarcRecord, utc_now
+from crawler.layout import OPEN_SUFFIX, WARC_GZ_SUFFIX, warc_file_name
 
 logger = logging.getLogger(__name__)
 
-OPEN_SUFFIX = ".open"
-WARC_GZ_SUFFIX = ".warc.gz"
 FORMAT_FIELDS: Mapping[str, str] = {
     "format": "WARC File Format 1.1",
     "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
@@ -310,8 +308,7 @@ class WarcFileWriter:
     def _open_next(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         while True:
-            stamp = self._clock().astimezone(UTC).strftime("%Y%m%d%H%M%S")
-            name = f"{self.prefix}-{stamp}-{self._serial:05d}-{self.hostname}{WARC_GZ_SUFFIX}"
+            name = warc_file_name(self.prefix, self._clock(), self._serial, self.hostname)
             self._serial += 1
             final_path = self.directory / name
             open_path = self.directory / (name + OPEN_SUFFIX)

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -148,7 +147,7 @@ class Capture:
 
 
 @dataclass(frozen=True, slots=True)
-class Article:
+class ArchivedArticle:
     site: str
     article_key: str
     url: str
@@ -159,6 +158,25 @@ class Article:
     text_key: str
     title: str | None = None
     published: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionDecision:
+    """What a text is to the archive: its version, and whether that version is new."""
+
+    version: int
+    new: bool
+    previous: ArchivedArticle | None  # the version it follows (a new one) or is (the same)
+
+
+def decide_version(current: ArchivedArticle | None, text_digest: str) -> VersionDecision:
+    """The one rule: the first text is version 1; a text whose digest differs from the current
+    version's is the next version; the same text is the current version, only checked again."""
+    if current is None:
+        return VersionDecision(1, True, None)
+    if current.text_digest == text_digest:
+        return VersionDecision(current.version, False, current)
+    return VersionDecision(current.version + 1, True, current)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +199,6 @@ class Run:
 
 def _row(cls: type[Any], mapping: Any) -> Any:
     return cls(**{f.name: mapping[f.name] for f in fields(cls)})
-
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
 
 
 class Catalog:
@@ -223,21 +237,6 @@ class Catalog:
         except IntegrityError:
             return False
         return True
-
-    def add_capture_text(self, capture: Capture) -> None:
-        """Record a capture with its text, or add the text to the capture already recorded."""
-        if self.add_capture(capture):
-            return
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(captures)
-                .where(captures.c.record_id == capture.record_id)
-                .values(
-                    text_digest=capture.text_digest,
-                    text_key=capture.text_key,
-                    version=capture.version,
-                )
-            )
 
     def set_capture_texts(self, texts: dict[str, tuple[str, str, int]]) -> set[str]:
         """Attach (text digest, text key, version) to recorded captures; the ids it found."""
@@ -280,6 +279,9 @@ class Catalog:
                 .mappings()
                 .first()
             )
+            decision = decide_version(
+                None if current is None else _row(ArchivedArticle, current), text_digest
+            )
             if current is None:
                 conn.execute(
                     insert(articles).values(
@@ -297,10 +299,10 @@ class Catalog:
                 )
                 return 1, True
             where = and_(articles.c.site == site, articles.c.article_key == article_key)
-            if current["text_digest"] == text_digest:
+            if not decision.new:
                 conn.execute(update(articles).where(where).values(last_checked=capture_time))
-                return int(current["version"]), False
-            version = int(current["version"]) + 1
+                return decision.version, False
+            version = decision.version
             conn.execute(
                 update(articles)
                 .where(where)
@@ -336,7 +338,7 @@ class Catalog:
             return {r["url"]: (r["etag"], r["last_modified"]) for r in rows}
 
     # -- reading ------------------------------------------------------------------------------
-    def article(self, site: str, article_key: str) -> Article | None:
+    def article(self, site: str, article_key: str) -> ArchivedArticle | None:
         with self.engine.connect() as conn:
             row = (
                 conn.execute(
@@ -347,7 +349,7 @@ class Catalog:
                 .mappings()
                 .first()
             )
-        return None if row is None else _row(Article, row)
+        return None if row is None else _row(ArchivedArticle, row)
 
     def known_keys(self, site: str) -> set[str]:
         with self.engine.connect() as conn:
@@ -362,7 +364,7 @@ class Catalog:
         site: str,
         now: datetime,
         ages: Sequence[timedelta] = DEFAULT_REVISION_AGES,
-    ) -> list[Article]:
+    ) -> list[ArchivedArticle]:
         """Articles past one of their revision ages and not checked since they reached it.
 
         An article first captured at F and last checked at C is due when, for some age A,
@@ -390,7 +392,7 @@ class Catalog:
             first = _parse(row["first_captured"])
             checked = row["last_checked"]
             if any(first + age <= now and checked < iso(first + age) for age in ages):
-                due.append(_row(Article, row))
+                due.append(_row(ArchivedArticle, row))
         return due
 
     def payload_capture(self, url: str, payload_digest: str) -> Capture | None:

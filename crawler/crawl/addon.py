@@ -2,46 +2,34 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from scrapy.utils.misc import load_object
 
-from settings import defaults
+from crawler.options import archive_defaults, environment_overrides
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
-# Fixed orders: the run (store) first so every other component can find it.
-EXTENSIONS = {
-    "crawler.crawl.run.ArchiveRun": 10,
-    "crawler.crawl.capture.WarcCapture": 20,
-    "crawler.crawl.catalog.ArchiveCatalog": 30,
-    # After the WARC writer: its closer (last file stored) runs before the indexes' one.
-    "crawler.access.indexes.ArchiveIndexes": 40,
-}
+# One extension: the composition root builds the run, capture, catalog and indexes itself.
+EXTENSIONS = {"crawler.crawl.archive.ArchiveCrawl": 10}
 ITEM_PIPELINES = {"crawler.crawl.pipeline.ArticlePipeline": 300}
 DOWNLOADER_MIDDLEWARES = {
     "crawler.fetch.middlewares.ArchiveProxyMiddleware": 740,
     # Marks requests to render (and checks ARCHIVE_RENDER_*); the browser handler does the rest.
     "crawler.fetch.render.RenderMiddleware": 745,
     # Below decompression (590) on the way in: it reads the challenge page's text.
-    "crawler.fetch.challenge.ChallengeMiddleware": 585,
+    "crawler.crawl.handlers.ChallengeMiddleware": 585,
     # After redirects (600) on the way out: it sees the final 200 and its validators.
-    "crawler.crawl.catalog.ConditionalRequestMiddleware": 580,
+    "crawler.crawl.middlewares.ConditionalRequestMiddleware": 580,
 }
-SPIDER_MIDDLEWARES = {"crawler.fetch.middlewares.CaptureLinkMiddleware": 950}
+SPIDER_MIDDLEWARES = {"crawler.crawl.middlewares.CaptureLinkMiddleware": 950}
 # Scrapy's HTTP/1.1 handler plus the reason phrase (crawler/fetch/download.py), and Chromium for the
 # requests that ask to be rendered (crawler/fetch/render.py).
 DOWNLOAD_HANDLERS = {
-    "http": "crawler.fetch.render.ArchiveDownloadHandler",
-    "https": "crawler.fetch.render.ArchiveDownloadHandler",
+    "http": "crawler.crawl.handlers.ArchiveDownloadHandler",
+    "https": "crawler.crawl.handlers.ArchiveDownloadHandler",
 }
-ENV_ALIASES = {"NEWSARCHIVE_STORE": "ARCHIVE_STORE_URI"}
-
-
-def archive_defaults() -> dict[str, object]:
-    return {k: getattr(defaults, k) for k in dir(defaults) if k.startswith("ARCHIVE_")}
 
 
 class Addon:
@@ -51,12 +39,8 @@ class Addon:
         for name, value in archive_defaults().items():
             settings.set(name, value, priority="addon")
         # The environment beats the add-on defaults and the project module, not the command line.
-        for env_name, setting in ENV_ALIASES.items():
-            if os.environ.get(env_name):
-                settings.set(setting, os.environ[env_name], priority="project")
-        for name in archive_defaults():
-            if name in os.environ:
-                settings.set(name, os.environ[name], priority="project")
+        for name, value in environment_overrides().items():
+            settings.set(name, value, priority="project")
         # Scrapy's robots.txt middleware lets concurrent first requests through unchecked.
         from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as Stock
 

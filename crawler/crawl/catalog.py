@@ -7,82 +7,27 @@ import logging
 import re
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from scrapy import Request, signals
-from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
+from crawler.capture.exchange import CaptureInfo, Exchange, RevisitTarget
 from crawler.capture.writer import RecordLocation
-from crawler.catalog.db import DEFAULT_REVISION_AGES, Capture, Catalog, iso, sqlite_url
-from crawler.catalog.db import Article as CatalogArticle
-from crawler.constants import META_ARTICLE_KEY, META_CONDITIONAL
-from crawler.crawl.capture import CaptureInfo, RevisitTarget, WarcCapture, warc_key
+from crawler.catalog.db import ArchivedArticle, Capture, Catalog, iso
+from crawler.crawl.config import CatalogConfig
 from crawler.crawl.run import ArchiveRun
-from crawler.crawl.spider import NewsSpider
+from crawler.layout import default_catalog_url, warc_key
+from crawler.store.base import local_root
 
 if TYPE_CHECKING:
     from scrapy import Spider
-    from scrapy.crawler import Crawler
-    from scrapy.http import Response
-    from scrapy.settings import BaseSettings
+    from scrapy.statscollectors import StatsCollector
 
 logger = logging.getLogger(__name__)
 
 BATCH = 200  # capture rows per catalog transaction
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_ages(value: Any) -> tuple[timedelta, ...]:
-    """ "1h,1d,7d" (or a list) as ascending timedeltas; "" or "0" switches revisions off."""
-    if isinstance(value, str):
-        items = [v for v in value.split(",") if v.strip()]
-    else:
-        items = [str(v) for v in (value or [])]
-    if items in ([], ["0"]):
-        return ()
-    ages = []
-    for item in items:
-        match = _AGE.match(item)
-        if not match:
-            raise ValueError(
-                f"ARCHIVE_REVISION_AGES: {item!r} is not an age like 90m, 1h, 1d or 7d"
-            )
-        ages.append(timedelta(seconds=float(match[1]) * _UNIT[match[2]]))
-    return tuple(sorted(ages))
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogConfig:
-    url: str
-    revision_ages: tuple[timedelta, ...]
-    refresh: bool
-
-    @classmethod
-    def from_settings(cls, settings: BaseSettings) -> CatalogConfig:
-        raw_ages = settings.get("ARCHIVE_REVISION_AGES")
-        return cls(
-            url=str(settings.get("ARCHIVE_CATALOG_URL") or ""),
-            revision_ages=DEFAULT_REVISION_AGES if raw_ages is None else parse_ages(raw_ages),
-            refresh=settings.getbool("ARCHIVE_REFRESH"),
-        )
-
-
-def default_catalog_url(run: ArchiveRun) -> str:
-    return catalog_url_for(run.store, run.spool_dir)
-
-
-def catalog_url_for(store: object, spool_dir: Path) -> str:
-    """SQLite under a local store (hidden, so it is no object), else beside the spool."""
-    root = getattr(store, "root", None)
-    if isinstance(root, Path):
-        return sqlite_url(root / ".catalog.sqlite")
-    return sqlite_url(spool_dir / "catalog.sqlite")
 
 
 class ArchiveCatalog:
@@ -93,9 +38,10 @@ class ArchiveCatalog:
     since) or the crawl runs with ``ARCHIVE_REFRESH`` (or the spider argument ``refresh``).
     """
 
-    def __init__(self, config: CatalogConfig, crawler: Crawler) -> None:
+    def __init__(self, config: CatalogConfig, run: ArchiveRun, stats: StatsCollector) -> None:
         self.config = config
-        self.crawler = crawler
+        self.run = run
+        self.stats = stats
         self.catalog: Catalog | None = None
         self.site = ""
         self.crawl_id = ""
@@ -115,25 +61,11 @@ class ArchiveCatalog:
         self.this_crawl: dict[tuple[str, str], RevisitTarget] = {}  # (url, digest) -> response
         self._texts: dict[str, tuple[str, str, int]] = {}  # record id -> text of that capture
 
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> Self:
-        if not crawler.settings.getbool("ARCHIVE_CATALOG_ENABLED"):
-            raise NotConfigured("ARCHIVE_CATALOG_ENABLED is off")
-        try:
-            config = CatalogConfig.from_settings(crawler.settings)
-        except ValueError as exc:
-            raise NotConfigured(str(exc)) from exc
-        ext = cls(config, crawler)
-        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
-        return ext
-
     async def spider_opened(self, spider: Spider) -> None:
-        run = self.crawler.get_extension(ArchiveRun)
-        if run is None:
-            raise NotConfigured("ArchiveCatalog needs the ArchiveRun extension (the store)")
+        run = self.run
         self.site = spider.name
         self.crawl_id = run.crawl_id
-        url = self.config.url or default_catalog_url(run)
+        url = self.config.url or default_catalog_url(local_root(run.store), run.spool_dir)
         sources = [
             *getattr(spider, "feeds", ()),
             *getattr(spider, "sitemaps", ()),
@@ -143,15 +75,6 @@ class ArchiveCatalog:
         await maybe_deferred_to_future(
             deferToThread(self._open, url, sources, run.adopted_sidecars)
         )
-        run.add_closer("catalog", self.close)
-        if isinstance(spider, NewsSpider):
-            # NewsSpider asks before it requests an article (and before max_articles counts).
-            spider.article_wanted = self.wanted
-            spider.revisions = sorted(self.due.items())
-        capture = self.crawler.get_extension(WarcCapture)
-        if capture is not None:
-            capture.revisit_lookup = self.revisit_target
-            capture.listeners.append(self.captured)
         logger.info(
             "catalog %s: %d articles of %s known, %d due for revision",
             _safe_url(url),
@@ -204,8 +127,7 @@ class ArchiveCatalog:
     def _lost_nothing(self) -> bool:
         """Whether every article this crawl found was archived: only then may the next crawl
         be told "not modified" for the sources that listed them."""
-        stats = self.crawler.stats
-        assert stats is not None
+        stats = self.stats
         if stats.get_value("finish_reason") != "finished":
             return False
         if stats.get_value("archive/articles/failed") or stats.get_value(
@@ -246,9 +168,9 @@ class ArchiveCatalog:
         )
 
     # -- recording ----------------------------------------------------------------------------
-    def captured(self, info: CaptureInfo, request: Request, response: Response) -> None:
-        key = request.meta.get(META_ARTICLE_KEY)
-        status = response.status
+    def captured(self, info: CaptureInfo, exchange: Exchange) -> None:
+        key = exchange.article_key
+        status = exchange.status
 
         def record(future: Future[list[RecordLocation]]) -> None:
             if future.exception() is not None or self.catalog is None:
@@ -290,7 +212,7 @@ class ArchiveCatalog:
             rows, self._rows = self._rows, []
         self._flush(rows)
 
-    def article(self, site: str, article_key: str) -> CatalogArticle | None:
+    def article(self, site: str, article_key: str) -> ArchivedArticle | None:
         return None if self.catalog is None else self.catalog.article(site, article_key)
 
     def capture_text(self, record_id: str, text_digest: str, text_key: str, version: int) -> None:
@@ -336,46 +258,3 @@ def _catalog_time(warc_date: str) -> str:
 def _safe_url(url: str) -> str:
     """A database URL for the log, without its password."""
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
-
-
-class ConditionalRequestMiddleware:
-    """Asks feeds, sitemaps and listings "changed since last time?" with their validators.
-
-    Only requests marked ``meta["archive_conditional"]`` (NewsSpider's sources); a 304 goes to
-    the callback, which counts it. New validators are kept by ArchiveCatalog and stored when
-    the crawl ends having lost nothing, so an article a failed crawl missed is not hidden
-    behind a 304 the next time.
-    """
-
-    def __init__(self, crawler: Crawler) -> None:
-        self.crawler = crawler
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> Self:
-        if not crawler.settings.getbool("ARCHIVE_CATALOG_ENABLED"):
-            raise NotConfigured("ARCHIVE_CATALOG_ENABLED is off")
-        return cls(crawler)
-
-    def _catalog(self) -> ArchiveCatalog | None:
-        return self.crawler.get_extension(ArchiveCatalog)
-
-    def process_request(self, request: Request) -> None:
-        if not request.meta.get(META_CONDITIONAL) or (ext := self._catalog()) is None:
-            return
-        etag, last_modified = ext.validators.get(request.url, (None, None))
-        if etag:
-            request.headers.setdefault(b"If-None-Match", etag.encode("latin-1"))
-        if last_modified:
-            request.headers.setdefault(b"If-Modified-Since", last_modified.encode("latin-1"))
-
-    def process_response(self, request: Request, response: Response) -> Response:
-        if request.meta.get(META_CONDITIONAL) and response.status == 200:
-            ext = self._catalog()
-            etag = response.headers.get(b"ETag")
-            modified = response.headers.get(b"Last-Modified")
-            if ext is not None and (etag or modified):
-                ext.seen_validators[request.url] = (
-                    etag.decode("latin-1") if etag else None,
-                    modified.decode("latin-1") if modified else None,
-                )
-        return response

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from crawler.crawl.capture import CaptureInfo
+    from crawler.capture.exchange import CaptureInfo
 
 
 @dataclass(slots=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
@@ -14,7 +13,9 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from crawler.catalog.db import iso
+from crawler.capture.exchange import CaptureInfo, article_records
+from crawler.capture.session import CaptureSession
+from crawler.catalog.db import decide_version, iso
 from crawler.constants import (
     STATS_ARTICLES_FAILED,
     STATS_ARTICLES_FAILED_REASON,
@@ -24,45 +25,22 @@ from crawler.constants import (
     STATS_ARTICLES_UNCHANGED,
     STATS_TEXT_BYTES,
 )
-from crawler.crawl.capture import CaptureInfo, WarcCapture, warc_key
+from crawler.crawl.archive import ArchiveCrawl
 from crawler.crawl.catalog import ArchiveCatalog
+from crawler.crawl.config import TextConfig
 from crawler.crawl.items import ArticlePage
 from crawler.crawl.run import ArchiveRun
-from crawler.store.base import safe_key_part
-from crawler.text.extract import TEXT_MODES, Article, ExtractionError, SiteRules, extract_article
+from crawler.layout import sidecar_key, text_key, warc_key
+from crawler.text.extract import Article, ExtractionError, SiteRules, extract_article
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
-    from scrapy.settings import BaseSettings
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class TextConfig:
-    mode: str
-    workers: int
-
-    @classmethod
-    def from_settings(cls, settings: BaseSettings) -> TextConfig:
-        mode = str(settings.get("ARCHIVE_TEXT_MODE") or "article")
-        if mode not in TEXT_MODES:
-            raise ValueError(f"ARCHIVE_TEXT_MODE must be one of {TEXT_MODES}, got {mode!r}")
-        workers = settings.getint("ARCHIVE_TEXT_WORKERS")
-        if workers < 1:
-            raise ValueError(f"ARCHIVE_TEXT_WORKERS must be at least 1, got {workers}")
-        return cls(mode=mode, workers=workers)
-
-
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def text_key(site: str, article_id: str, capture_date: str, version: int = 1) -> str:
-    """Version 1 is ``<id>.txt``, later versions ``<id>.v<N>.txt``, under the capture's date."""
-    yyyy, mm, dd = capture_date[:4], capture_date[5:7], capture_date[8:10]
-    suffix = "" if version == 1 else f".v{version}"
-    return f"text/{site}/{yyyy}/{mm}/{dd}/{safe_key_part(article_id)}{suffix}.txt"
 
 
 class ArticlePipeline:
@@ -72,9 +50,19 @@ class ArticlePipeline:
     not HTML) is dropped with a counted reason and listed in the run report.
     """
 
-    def __init__(self, config: TextConfig, crawler: Crawler) -> None:
+    def __init__(
+        self,
+        config: TextConfig,
+        crawler: Crawler,
+        run: ArchiveRun,
+        capture: CaptureSession | None = None,
+        catalog: ArchiveCatalog | None = None,
+    ) -> None:
         self.config = config
         self.crawler = crawler
+        self.run = run
+        self.capture = capture
+        self.catalog = catalog
         # A pool of its own: extraction is CPU-bound Python, and on Twisted's shared 10-thread
         # pool the threads fight over the GIL (+65 % CPU per page measured with 10 vs 1).
         self._pool = ThreadPool(minthreads=1, maxthreads=config.workers, name="archive-text")
@@ -87,59 +75,38 @@ class ArticlePipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        if not crawler.settings.getbool("ARCHIVE_TEXT_ENABLED"):
+        root = ArchiveCrawl.of(crawler)
+        if root.config.text is None:
             raise NotConfigured("ARCHIVE_TEXT_ENABLED is off")
-        try:
-            config = TextConfig.from_settings(crawler.settings)
-        except ValueError as exc:
-            raise NotConfigured(str(exc)) from exc
-        return cls(config, crawler)
+        return cls(root.config.text, crawler, root.run, root.capture_session, root.catalog)
 
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ArticlePage):
             return item
-        spider = self.crawler.crawl.spider
+        spider = self.crawler.spider
         rules: SiteRules | None = getattr(spider, "rules", None)
-        run = self.crawler.get_extension(ArchiveRun)
-        capture_ext = self.crawler.get_extension(WarcCapture)
-        catalog_ext = self.crawler.get_extension(ArchiveCatalog)
-        if run is None:
-            raise NotConfigured("ArticlePipeline needs the ArchiveRun extension (the store)")
         from twisted.internet import reactor
 
         return await maybe_deferred_to_future(
-            deferToThreadPool(
-                reactor,
-                self._pool,
-                self.archive_article,
-                item,
-                rules,
-                run,
-                capture_ext,
-                catalog_ext,
-            )
+            deferToThreadPool(reactor, self._pool, self.archive_article, item, rules)
         )
 
-    def fail(self, run: ArchiveRun, item: ArticlePage, reason: str, detail: str) -> DropItem:
+    def fail(self, item: ArticlePage, reason: str, detail: str) -> DropItem:
         stats = self.crawler.stats
         assert stats is not None
         stats.inc_value(STATS_ARTICLES_FAILED)
         stats.inc_value(STATS_ARTICLES_FAILED_REASON.format(reason=reason))
-        run.add_failure(item.url, reason, detail)
+        self.run.add_failure(item.url, reason, detail)
         return DropItem(f"article not archived ({reason}): {item.url} {detail}".rstrip())
 
-    def archive_article(
-        self,
-        item: ArticlePage,
-        rules: SiteRules | None,
-        run: ArchiveRun,
-        capture_ext: WarcCapture | None,
-        catalog_ext: ArchiveCatalog | None = None,
-    ) -> dict[str, Any]:
+    def archive_article(self, item: ArticlePage, rules: SiteRules | None) -> dict[str, Any]:
+        run = self.run
+        capture_session = self.capture
+        catalog_ext = self.catalog
         try:
             article = extract_article(item.html, item.url, rules, mode=self.config.mode)
         except ExtractionError as exc:
-            raise self.fail(run, item, exc.reason, str(exc)) from exc
+            raise self.fail(item, exc.reason, str(exc)) from exc
         text = article.text.encode("utf-8")
         capture: CaptureInfo | None = item.capture
         sidecar = self.sidecar(item, article, text, run)
@@ -148,7 +115,7 @@ class ArticlePipeline:
             try:
                 location = capture.location()
             except Exception as exc:
-                raise self.fail(run, item, "warc-write-failed", str(exc)) from exc
+                raise self.fail(item, "warc-write-failed", str(exc)) from exc
             sidecar["capture_time"] = capture.date
             sidecar["payload_digest"] = capture.payload_digest
             sidecar["warc"] = {
@@ -168,13 +135,10 @@ class ArticlePipeline:
         if catalog_ext is not None and item.article_id in catalog_ext.known:
             # Only an article the catalog had at the start can have an archived version.
             current = catalog_ext.article(item.site, item.article_id)
+        decision = decide_version(current, sidecar["text_digest"])
         stats = self.crawler.stats
         assert stats is not None
-        if (
-            catalog_ext is not None
-            and current is not None
-            and current.text_digest == sidecar["text_digest"]
-        ):
+        if catalog_ext is not None and current is not None and not decision.new:
             # The same text as the archived version: only the check is recorded (the WARC has
             # the new capture, as a revisit when the payload is identical too).
             self._record(
@@ -194,7 +158,7 @@ class ArticlePipeline:
                 "version": current.version,
                 "text_key": current.text_key,
             }
-        version = current.version + 1 if current is not None else 1
+        version = decision.version
         sidecar["version"] = version
         if current is not None:
             sidecar["previous_version"] = {
@@ -202,9 +166,11 @@ class ArticlePipeline:
                 "text_key": current.text_key,
                 "text_digest": current.text_digest,
             }
-        if capture is not None and capture_ext is not None and capture_ext.writer is not None:
-            records = capture_ext.article_records(capture, text, self.metadata_fields(item))
-            capture_ext.submit(records)
+        if capture is not None and capture_session is not None and capture_session.writer:
+            records = article_records(
+                capture_session.builder, capture, text, self.metadata_fields(item)
+            )
+            capture_session.submit(records)
             sidecar["conversion_record_id"] = records[0].record_id
             sidecar["metadata_record_id"] = records[1].record_id
         key = text_key(item.site, item.article_id, date, version)
@@ -214,13 +180,13 @@ class ArticlePipeline:
         try:
             held = [
                 run.queue_bytes(key, text, hold=True),
-                run.queue_bytes(key[:-4] + ".json", _dump(sidecar), hold=True),
+                run.queue_bytes(sidecar_key(key), _dump(sidecar), hold=True),
             ]
         except OSError as exc:
             # Disk full or read-only: nothing more can be kept, the crawl stops.
             where = f"the spool {run.spool_dir}" if run.remote else run.store.uri
             run.storage_failed(f"writing {key} into {where}", exc)
-            raise self.fail(run, item, "storage-failed", str(exc)) from exc
+            raise self.fail(item, "storage-failed", str(exc)) from exc
         if catalog_ext is not None:
             self._record(catalog_ext, item, sidecar, capture, version, key, date)
         run.release(held)

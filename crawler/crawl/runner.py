@@ -9,19 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"error: {what} must be NAME=VALUE, got {pair!r}")
-        out[name] = value
-    return out
+from crawler.constants import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from crawler.options import parse_pairs
 
 
 def crawl_failed(report: dict[str, Any] | None) -> str | None:
@@ -51,7 +40,8 @@ def run_crawl(
     from scrapy.crawler import CrawlerProcess
     from scrapy.utils.project import get_project_settings
 
-    from crawler.crawl.run import ArchiveRun, check_settings
+    from crawler.crawl.archive import ArchiveCrawl
+    from crawler.crawl.config import check_settings
     from crawler.logs import install_json_handler, log_format
 
     settings = get_project_settings()
@@ -90,8 +80,8 @@ def run_crawl(
         print(f"error: {site}: {exc}", file=sys.stderr)
         return EXIT_USAGE, None
     process.start()
-    run = crawler.get_extension(ArchiveRun) if crawler.extensions is not None else None
-    report = run.report if run is not None else None
+    root = crawler.get_extension(ArchiveCrawl) if crawler.extensions is not None else None
+    report = root.run.report if root is not None else None
     return (EXIT_FAILED if crawl_failed(report) else EXIT_OK), report
 
 

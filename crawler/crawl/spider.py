@@ -273,11 +273,11 @@ class NewsSpider(scrapy.Spider):
         self.args = CrawlArgs.parse(
             max_articles=max_articles, since=since, until=until, refresh=refresh
         )
-        # Set from outside by the archive's catalog (spiders never touch it): False for an
-        # article key already archived and not due for a revision.
+        # From the archive's catalog, through ``use_catalog`` (spiders never touch it): False
+        # for an article key already archived and not due for a revision.
         self.article_wanted: Callable[[str], bool] | None = None
-        # Set from outside by the catalog too: (key, url) of archived articles due for a
-        # revision (an age passed since their first capture), requested at start.
+        # (key, url) of archived articles due for a revision (an age passed since their first
+        # capture), requested at start.
         self.revisions: list[tuple[str, str]] = []
         # The lower bound of discovery dates; from_crawler applies the default window.
         self.window_start: datetime | None = self.args.since
@@ -298,6 +298,12 @@ class NewsSpider(scrapy.Spider):
         if spider.window_start is None and days > 0:
             spider.window_start = datetime.now(UTC) - timedelta(days=days)
         return spider
+
+    def use_catalog(self, wanted: Callable[[str], bool], revisions: list[tuple[str, str]]) -> None:
+        """What the archive knows, given when the crawl opens: which article keys to fetch,
+        and the archived articles due for a revision (requested first)."""
+        self.article_wanted = wanted
+        self.revisions = revisions
 
     # ------------------------------------------------------------------ site hooks
 

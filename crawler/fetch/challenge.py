@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Self
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
 
 from playwright.async_api import Error as PlaywrightError
 from scrapy.exceptions import IgnoreRequest, NotConfigured
@@ -31,7 +32,8 @@ from crawler.constants import (
     STATS_CHALLENGE_SEEN,
     STATS_CHALLENGE_SOLVED,
 )
-from crawler.fetch.render import renderer_for
+from crawler.fetch.render import Renderers
+from crawler.options import setting_float, setting_int
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -59,11 +61,27 @@ def is_challenge(response: Response) -> bool:
     return MARKER in body and b"<script" in body and COOKIES[0].encode() in body
 
 
+@dataclass(frozen=True, slots=True)
+class ChallengeConfig:
+    timeout: float
+    max_solves: int
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ChallengeConfig:
+        return cls(
+            timeout=setting_float(settings, "ARCHIVE_CHALLENGE_TIMEOUT", above=0),
+            max_solves=setting_int(settings, "ARCHIVE_CHALLENGE_MAX_SOLVES", minimum=1),
+        )
+
+
 class ChallengeMiddleware:
     """Solves a host's challenge once in the browser and retries the request with its cookies."""
 
-    def __init__(self, crawler: Crawler, timeout: float, max_solves: int) -> None:
+    def __init__(
+        self, crawler: Crawler, timeout: float, max_solves: int, renderers: Renderers
+    ) -> None:
         self.crawler = crawler
+        self.renderers = renderers
         self.timeout = timeout
         self.max_solves = max_solves
         self._solves: dict[str, int] = {}
@@ -72,17 +90,8 @@ class ChallengeMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        settings = crawler.settings
-        try:
-            timeout = settings.getfloat("ARCHIVE_CHALLENGE_TIMEOUT")
-            max_solves = settings.getint("ARCHIVE_CHALLENGE_MAX_SOLVES")
-        except ValueError as exc:
-            raise ValueError(f"ARCHIVE_CHALLENGE_* must be numbers: {exc}") from None
-        if timeout <= 0:
-            raise ValueError(f"ARCHIVE_CHALLENGE_TIMEOUT must be > 0 seconds, got {timeout}")
-        if max_solves < 1:
-            raise ValueError(f"ARCHIVE_CHALLENGE_MAX_SOLVES must be at least 1, got {max_solves}")
-        return cls(crawler, timeout, max_solves)
+        config = ChallengeConfig.from_settings(crawler.settings)
+        return cls(crawler, config.timeout, config.max_solves, Renderers())
 
     def process_request(self, request: Request) -> None:
         host = urlparse_cached(request).hostname or ""
@@ -115,7 +124,7 @@ class ChallengeMiddleware:
     async def _solve(self, request: Request, response: Response) -> list[dict[str, object]]:
         stats = self.crawler.stats
         assert stats is not None
-        renderer = renderer_for(self.crawler)
+        renderer = self.renderers.owner
         if renderer is None:
             stats.inc_value(STATS_CHALLENGE_FAILED)
             raise ChallengeError(f"{request.url}: a challenge, and no browser handler to solve it")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import (
@@ -19,8 +20,7 @@ from scrapy.utils.response import response_status_message
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
-from crawler.constants import META_CAPTURE
-from crawler.crawl.items import ArticlePage
+from crawler.options import setting_float
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -30,6 +30,32 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    proxy: str  # "": requests go out directly
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> ProxyConfig:
+        proxy = str(settings.get("ARCHIVE_PROXY") or "")
+        parts = urlsplit(proxy)
+        if proxy and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError(f"ARCHIVE_PROXY must be an http(s)://host:port URL, got {proxy!r}")
+        return cls(proxy)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    backoff: float
+    max_wait: float
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> RetryConfig:
+        return cls(
+            backoff=setting_float(settings, "ARCHIVE_RETRY_BACKOFF", minimum=0),
+            max_wait=setting_float(settings, "ARCHIVE_RETRY_MAX_WAIT", minimum=0),
+        )
 
 
 class ArchiveProxyMiddleware:
@@ -44,37 +70,13 @@ class ArchiveProxyMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        proxy = str(crawler.settings.get("ARCHIVE_PROXY") or "")
+        proxy = ProxyConfig.from_settings(crawler.settings).proxy
         if not proxy:
             raise NotConfigured("ARCHIVE_PROXY is not set")
-        if not proxy.startswith(("http://", "https://")):
-            raise ValueError(f"ARCHIVE_PROXY must be an http(s):// URL, got {proxy!r}")
         return cls(proxy)
 
     def process_request(self, request: Request) -> None:
         request.meta.setdefault("proxy", self.proxy)
-
-
-class CaptureLinkMiddleware:
-    """Attaches the WARC capture of a response to the article items parsed from it.
-
-    Spiders stay unaware of capture: the pipeline finds the response record through the item.
-    """
-
-    def _link(self, response: Response, item: Any) -> Any:
-        if isinstance(item, ArticlePage) and item.capture is None:
-            item.capture = response.meta.get(META_CAPTURE)
-        return item
-
-    def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
-        for item in result:
-            yield self._link(response, item)
-
-    async def process_spider_output_async(
-        self, response: Response, result: AsyncIterator[Any]
-    ) -> AsyncIterator[Any]:
-        async for item in result:
-            yield self._link(response, item)
 
 
 class RobotsTxtMiddleware(_ScrapyRobotsTxtMiddleware):
@@ -129,8 +131,9 @@ class RetryAfterMiddleware(RetryMiddleware):
 
     def __init__(self, settings: BaseSettings) -> None:
         super().__init__(settings)
-        self.max_wait = settings.getfloat("ARCHIVE_RETRY_MAX_WAIT", 120.0)
-        self.backoff = settings.getfloat("ARCHIVE_RETRY_BACKOFF", 1.0)
+        config = RetryConfig.from_settings(settings)
+        self.max_wait = config.max_wait
+        self.backoff = config.backoff
 
     async def process_response(  # type: ignore[override]
         self, request: Request, response: Response
@@ -154,7 +157,7 @@ class RetryAfterMiddleware(RetryMiddleware):
                 request.url,
                 wait,
                 self.max_wait,
-                extra={"spider": self.crawler.crawl.spider},
+                extra={"spider": self.crawler.spider},
             )
             return response
         stats.inc_value("archive/retry/waits")

@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 
 from scrapy.exceptions import IgnoreRequest
 
+from crawler.options import setting_bool
+
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.settings import BaseSettings
@@ -104,7 +106,7 @@ class NetGuardConfig:
                 ) from None
         enabled = settings.get("ARCHIVE_NETGUARD_ENABLED")
         return cls(
-            enabled=True if enabled is None else settings.getbool("ARCHIVE_NETGUARD_ENABLED"),
+            enabled=True if enabled is None else setting_bool(settings, "ARCHIVE_NETGUARD_ENABLED"),
             allow=tuple(allow),
             proxy=str(settings.get("ARCHIVE_PROXY") or ""),
         )

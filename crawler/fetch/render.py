@@ -29,7 +29,6 @@ import ipaddress
 import logging
 import time
 import uuid
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,8 +47,11 @@ from scrapy.http.headers import Headers
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 
 from crawler.capture.browser import BrowserExchange, page_records
+from crawler.capture.exchange import CaptureInfo, Exchange
 from crawler.capture.records import format_warc_date, utc_now
+from crawler.capture.session import CaptureSession
 from crawler.constants import (
+    META_ARTICLE_KEY,
     META_CAPTURE,
     META_RENDER,
     META_RENDER_READY,
@@ -58,9 +60,10 @@ from crawler.constants import (
     STATS_RENDER_RESOURCES,
     STATS_RENDER_TIMEOUT,
     STATS_RENDER_TRUNCATED,
+    STATS_WARC_ERRORS,
 )
-from crawler.crawl.capture import CaptureInfo, WarcCapture
 from crawler.fetch.download import ArchiveHTTP11DownloadHandler
+from crawler.options import setting_bool, setting_float, setting_int
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -106,15 +109,9 @@ class RenderTimeoutError(IgnoreRequest):
 
 
 def _positive(settings: BaseSettings, name: str, *, integer: bool = False) -> float:
-    raw = settings.get(name)
-    try:
-        value = float(raw) if not integer else int(raw)
-    except (TypeError, ValueError):
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {kind}, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {raw!r}")
-    return value
+    if integer:
+        return setting_int(settings, name, minimum=1)
+    return setting_float(settings, name, above=0)
 
 
 def _names(value: object) -> tuple[str, ...]:
@@ -160,7 +157,10 @@ class RenderConfig:
             block = frozenset(t.lower() for t in _names(settings.get("ARCHIVE_RENDER_BLOCK")))
             spki = _names(settings.get("ARCHIVE_RENDER_TRUSTED_SPKI"))
         except TypeError as exc:
-            raise ValueError(f"expected a comma-separated list, got {exc}") from None
+            raise ValueError(
+                f"ARCHIVE_RENDER_BLOCK and ARCHIVE_RENDER_TRUSTED_SPKI must be comma-separated "
+                f"lists, got {exc}"
+            ) from None
         unknown = sorted(block - RESOURCE_TYPES)
         if unknown:
             raise ValueError(
@@ -185,10 +185,13 @@ class RenderConfig:
                 f"ARCHIVE_PROXY must be a loopback proxy, got {proxy or 'none'!r}"
             )
         executable = str(settings.get("ARCHIVE_RENDER_EXECUTABLE") or "")
-        if not executable:
-            raise ValueError("ARCHIVE_RENDER_EXECUTABLE must name the Chromium binary")
+        if not executable or not Path(executable).is_absolute():
+            raise ValueError(
+                "ARCHIVE_RENDER_EXECUTABLE must be the absolute path of the Chromium binary, "
+                f"got {executable!r}"
+            )
         return cls(
-            enabled=settings.getbool("ARCHIVE_RENDER_ENABLED"),
+            enabled=setting_bool(settings, "ARCHIVE_RENDER_ENABLED"),
             executable=executable,
             page_timeout=_positive(settings, "ARCHIVE_RENDER_PAGE_TIMEOUT"),
             idle=_positive(settings, "ARCHIVE_RENDER_IDLE"),
@@ -197,7 +200,7 @@ class RenderConfig:
             context_pages=int(_positive(settings, "ARCHIVE_RENDER_CONTEXT_PAGES", integer=True)),
             block=block,
             max_body=int(_positive(settings, "ARCHIVE_RENDER_MAX_BODY", integer=True)),
-            screenshot=settings.getbool("ARCHIVE_RENDER_SCREENSHOT"),
+            screenshot=setting_bool(settings, "ARCHIVE_RENDER_SCREENSHOT"),
             trusted_spki=spki,
             proxy=proxy,
             user_agent=str(settings.get("USER_AGENT") or ""),
@@ -247,12 +250,18 @@ class RenderMiddleware:
             request.meta["playwright"] = True
 
 
-_RENDERERS: weakref.WeakKeyDictionary[Crawler, ArchiveDownloadHandler] = weakref.WeakKeyDictionary()
+class Renderers:
+    """The crawl's one browser, shared: Scrapy builds a handler per scheme (http, https), and
+    the first one built renders for both; the challenge middleware solves in it too. One per
+    crawl, made by the composition root and given to each of them."""
 
+    def __init__(self) -> None:
+        self.owner: RenderingDownloadHandler | None = None
 
-def renderer_for(crawler: Crawler) -> ArchiveDownloadHandler | None:
-    """The crawl's browser handler (None when DOWNLOAD_HANDLERS names another one)."""
-    return _RENDERERS.get(crawler)
+    def claim(self, handler: RenderingDownloadHandler) -> RenderingDownloadHandler:
+        if self.owner is None:
+            self.owner = handler
+        return self.owner
 
 
 class _PageRecorder:
@@ -337,11 +346,22 @@ class _PageRecorder:
         return list(self.exchanges)
 
 
-class ArchiveDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11DownloadHandler):  # type: ignore[misc]
-    """scrapy-playwright for rendered requests; crawler/fetch/download.py's handler for the rest."""
+class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11DownloadHandler):  # type: ignore[misc]
+    """scrapy-playwright for rendered requests; crawler/fetch/download.py's handler for the rest.
 
-    def __init__(self, crawler: Crawler) -> None:
+    ``capture`` writes what the browser received (None: nothing is archived); ``renderers``
+    is the crawl's shared browser (``Renderers``).
+    """
+
+    def __init__(
+        self,
+        crawler: Crawler,
+        capture: CaptureSession | None = None,
+        renderers: Renderers | None = None,
+    ) -> None:
         super().__init__(crawler)
+        self.capture = capture
+        self.renderers = renderers or Renderers()
         self.render = RenderConfig.from_settings(crawler.settings)
         settings = crawler.settings
         self.config.launch_options = {**self.render.launch_options(), **self.config.launch_options}
@@ -363,7 +383,7 @@ class ArchiveDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Downl
         self._generation = 0
         self._context_pages = 0
         # One browser per crawl: the first handler built (https or http) renders for both.
-        _RENDERERS.setdefault(crawler, self)
+        self.renderers.claim(self)
 
     # -- life cycle ----------------------------------------------------------------------
     async def _maybe_launch_in_thread(self) -> None:
@@ -412,7 +432,7 @@ class ArchiveDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Downl
         return False
 
     async def _download_request(self, request: Request, spider: Spider | None = None) -> Response:
-        owner = _RENDERERS.get(self._crawler)
+        owner = self.renderers.owner
         if owner is not None and owner is not self:
             shared: Response = await owner._download_request(request, spider)
             return shared
@@ -540,7 +560,7 @@ class ArchiveDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Downl
         missing = sum(1 for ex in exchanges if ex.body_missing)
         if missing:
             self.stats.inc_value(STATS_RENDER_TRUNCATED, missing)
-        capture = self._crawler.get_extension(WarcCapture)
+        capture = self.capture
         if capture is None or capture.writer is None or not exchanges:
             return
         page_url = response.url if response is not None else request.url
@@ -560,7 +580,7 @@ class ArchiveDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Downl
             )
         except ValueError as exc:
             logger.warning("not archiving the rendering of %s: %s", page_url, exc)
-            capture.crawler.stats.inc_value("archive/warc/errors")
+            self.stats.inc_value(STATS_WARC_ERRORS)
             return
         future = capture.submit(records.records)
         if response is None or document is None or records.document_id is None:
@@ -574,8 +594,22 @@ class ArchiveDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Downl
             rendered_dom=records.dom_id,
         )
         request.meta[META_CAPTURE] = info
-        for listener in capture.listeners:
-            listener(info, request, response)
+        capture.announce(
+            info,
+            Exchange(
+                url=document.url,
+                method=document.method,
+                request_headers=(),
+                request_body=b"",
+                status=response.status,
+                protocol=None,
+                reason=document.reason,
+                response_headers=(),
+                body=b"",
+                date=document.date,
+                article_key=request.meta.get(META_ARTICLE_KEY),
+            ),
+        )
 
     def _abandon(
         self,

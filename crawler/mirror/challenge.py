@@ -18,12 +18,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from crawler.mirror.routes import MirrorResponse, RouteError
-
-if TYPE_CHECKING:
-    from crawler.mirror.server import MirrorRequest
+from crawler.mirror.messages import MirrorResponse, RouteError
 
 COOKIE_ANSWER = "__arcsjs"
 COOKIE_TOKEN = "__arcsjsc"
@@ -57,6 +54,12 @@ def fnv1a32(text: str) -> str:
     return f"{value:08x}"
 
 
+class _Request(Protocol):
+    """What the gate reads of a request (the server's MirrorRequest)."""
+
+    def header(self, name: str, default: str | None = None) -> str | None: ...
+
+
 @dataclass
 class ArvanChallenge:
     """The challenge of one mirror: its secret, and the tokens it issued."""
@@ -85,7 +88,7 @@ class ArvanChallenge:
     def answer(self, token: str) -> str:
         return fnv1a32(token + self.secret)
 
-    def gate(self, req: MirrorRequest) -> MirrorResponse | None:
+    def gate(self, req: _Request) -> MirrorResponse | None:
         """None when the request carries valid cookies (one use counted), else the challenge."""
         cookies = _cookies(req.header("Cookie") or "")
         token = cookies.get(COOKIE_TOKEN, "")

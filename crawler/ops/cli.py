@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crawler import __version__
-from crawler.crawl.runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE, crawl_failed, parse_pairs
+from crawler.constants import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from crawler.crawl.runner import crawl_failed
+from crawler.ops.common import archive_settings, settings_option, spider_names
+from crawler.options import parse_pairs
 
 if TYPE_CHECKING:
     from crawler.ops.jobs import RunRecorder
@@ -29,14 +32,6 @@ DEMO_SETTINGS = {
     # The saved pages carry their real dates (2023-2025): no 30-day discovery window.
     "ARCHIVE_DISCOVERY_WINDOW_DAYS": "0",
 }
-
-
-def spider_names() -> list[str]:
-    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
-    from scrapy.spiderloader import get_spider_loader
-    from scrapy.utils.project import get_project_settings
-
-    return sorted(get_spider_loader(get_project_settings()).list())
 
 
 def _fmt_report_line(
@@ -211,23 +206,48 @@ def cmd_crawl(ns: argparse.Namespace) -> int:
     return code
 
 
-def archive_settings(pairs: Sequence[str]) -> Any:
-    """The settings a crawl would see: project, add-on defaults, environment, ``-s`` pairs."""
+def spider_resolver() -> Callable[[str], list[tuple[str, str]]] | None:
+    """URL -> (site, article key) by each spider's own rule (host aliases, slugs).
+
+    None where Scrapy or the spiders cannot be loaded (a reader-only install): the researcher
+    commands then find articles by exact URL and ``site:key``.
+    """
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
-    from scrapy.utils.project import get_project_settings
+    try:
+        from scrapy.spiderloader import get_spider_loader
+        from scrapy.utils.project import get_project_settings
+    except ImportError:
+        return None
 
-    from crawler.crawl.addon import Addon
+    loader = get_spider_loader(get_project_settings())
+    rules: list[tuple[str, Callable[[str], str | None]]] = []
+    for name in loader.list():
+        try:
+            spider = loader.load(name)()
+        except (TypeError, ValueError):
+            continue  # a spider that needs arguments has no URL rule to offer here
+        rule = getattr(spider, "article_key", None)
+        if callable(rule):
+            rules.append((name, rule))
 
-    settings = get_project_settings()
-    Addon().update_settings(settings)
-    settings.setdict(parse_pairs(list(pairs), "-s"), priority="cmdline")
-    return settings
+    def resolve(url: str) -> list[tuple[str, str]]:
+        found = []
+        for name, rule in rules:
+            try:
+                key = rule(url)
+            except (NotImplementedError, ValueError):
+                continue
+            if key:
+                found.append((name, key))
+        return found
+
+    return resolve
 
 
 def cmd_demo(ns: argparse.Namespace) -> int:
-    from crawler.crawl.run import store_options
     from crawler.mirror.server import MirrorServer
-    from crawler.store.base import StoreError, open_store
+    from crawler.store.base import StoreError, store_options
+    from crawler.store.uri import open_store
 
     configured = archive_settings(ns.settings)
     try:
@@ -290,14 +310,10 @@ def print_groups(store: Any, keys: list[str]) -> None:
 
 
 def cmd_upload(ns: argparse.Namespace) -> int:
-    from crawler.crawl.run import (
-        Backlog,
-        default_spool_dir,
-        drain_backlog,
-        pending_backlogs,
-        store_options,
-    )
-    from crawler.store.base import StoreError, open_store
+    from crawler.layout import default_spool_dir
+    from crawler.store.base import StoreError, store_options
+    from crawler.store.spool import Backlog, drain_backlog, pending_backlogs
+    from crawler.store.uri import open_store
 
     settings = archive_settings(ns.settings)
     spool = Path(ns.spool or settings.get("ARCHIVE_SPOOL_DIR") or default_spool_dir())
@@ -365,12 +381,6 @@ examples:
 """
 
 
-def _settings_option(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument(
-        "-s", dest="settings", action="append", default=[], metavar="NAME=VALUE", help=what
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newsarchive",
@@ -407,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument(
         "-a", dest="args", action="append", default=[], metavar="NAME=VALUE", help="spider argument"
     )
-    _settings_option(crawl, "Scrapy or ARCHIVE_* setting")
+    settings_option(crawl, "Scrapy or ARCHIVE_* setting")
     crawl.set_defaults(func=cmd_crawl)
 
     demo = sub.add_parser(
@@ -422,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--store", default=DEMO_STORE, help=f"store (default {DEMO_STORE})")
     demo.add_argument("--sites", nargs="*", default=None, help="only these mirrored sites")
-    _settings_option(demo, "Scrapy or ARCHIVE_* setting")
+    settings_option(demo, "Scrapy or ARCHIVE_* setting")
     demo.set_defaults(func=cmd_demo)
 
     upload = sub.add_parser(
@@ -446,14 +456,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="spool directory (default: $ARCHIVE_SPOOL_DIR or ~/.cache/newsarchive/spool)",
     )
-    _settings_option(upload, "AWS_* or ARCHIVE_STORE_* setting")
+    settings_option(upload, "AWS_* or ARCHIVE_STORE_* setting")
     upload.set_defaults(func=cmd_upload)
     # Imported here: both modules use this one's helpers.
     from crawler.access.cli import add_commands as add_access_commands
     from crawler.ops.daemon import add_commands as add_daemon_commands
 
     add_daemon_commands(sub)  # run, status
-    add_access_commands(sub)  # snapshots, get, export, reindex, serve
+    add_access_commands(sub, spider_resolver)  # snapshots, get, export, reindex, serve
     return parser
 
 

@@ -292,24 +292,8 @@ def span_seconds(seconds: float) -> str:
 # ------------------------------------------------------------------ command line
 
 
-def command_settings(ns: argparse.Namespace) -> tuple[Any, dict[str, str]]:
-    """(resolved settings, overrides for the crawls) from --store, --proxy and -s; logging set."""
-    from crawler.crawl.runner import parse_pairs
-    from crawler.logs import log_format, setup_logging
-    from crawler.ops.cli import archive_settings
-
-    overrides = parse_pairs(list(ns.settings), "-s")
-    if getattr(ns, "store", None):
-        overrides["ARCHIVE_STORE_URI"] = ns.store
-    if getattr(ns, "proxy", None):
-        overrides["ARCHIVE_PROXY"] = ns.proxy
-    settings = archive_settings([f"{k}={v}" for k, v in overrides.items()])
-    setup_logging(log_format(settings.get("ARCHIVE_LOG_FORMAT")), logging.INFO)
-    return settings, overrides
-
-
 def cmd_run(ns: argparse.Namespace) -> int:
-    from crawler.ops.cli import spider_names
+    from crawler.ops.common import command_settings, spider_names
     from crawler.ops.jobs import locations
     from crawler.ops.schedule import ScheduleError
     from crawler.ops.status import collect_status
@@ -403,7 +387,7 @@ def format_plan(config: ScheduleConfig) -> str:
 
 def add_commands(sub: Any) -> None:
     """Register ``run`` and ``status`` on the ``newsarchive`` subparsers."""
-    from crawler.ops.cli import _settings_option
+    from crawler.ops.common import settings_option
     from crawler.ops.status import add_status_command
 
     run = sub.add_parser(
@@ -427,6 +411,6 @@ def add_commands(sub: Any) -> None:
         "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
     )
     run.add_argument("--proxy", default=None, help="send every request through this proxy")
-    _settings_option(run, "Scrapy or ARCHIVE_* setting, passed on to every crawl")
+    settings_option(run, "Scrapy or ARCHIVE_* setting, passed on to every crawl")
     run.set_defaults(func=cmd_run)
-    add_status_command(sub, _settings_option)
+    add_status_command(sub, settings_option)

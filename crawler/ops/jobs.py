@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from crawler.catalog.db import Catalog, Run, iso
-from crawler.crawl.runner import EXIT_FAILED, EXIT_OK, crawl_failed
+from crawler.constants import EXIT_FAILED, EXIT_OK
+from crawler.crawl.runner import crawl_failed
 
 logger = logging.getLogger(__name__)
 
@@ -304,14 +305,16 @@ class Locations:
 
 def locations(settings: Any) -> Locations:
     """Resolved as the crawl resolves them (raises StoreError for an unusable store URI)."""
-    from crawler.crawl.catalog import catalog_url_for
-    from crawler.crawl.run import spool_dir_for, store_options
-    from crawler.store.base import open_store
+    from crawler.layout import default_catalog_url, spool_dir_for
+    from crawler.store.base import local_root, store_options
+    from crawler.store.uri import open_store
 
     store = open_store(str(settings.get("ARCHIVE_STORE_URI") or ""), store_options(settings))
     configured = settings.get("ARCHIVE_SPOOL_DIR") or ""
-    spool = spool_dir_for(store, Path(configured).expanduser() if configured else None)
+    spool = spool_dir_for(local_root(store), Path(configured).expanduser() if configured else None)
     url: str | None = None
     if settings.getbool("ARCHIVE_CATALOG_ENABLED", True):
-        url = str(settings.get("ARCHIVE_CATALOG_URL") or "") or catalog_url_for(store, spool)
+        url = str(settings.get("ARCHIVE_CATALOG_URL") or "") or default_catalog_url(
+            local_root(store), spool
+        )
     return Locations(store.uri, spool, url)

@@ -3,96 +3,17 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, start_http_server
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+
+from crawler.ops.status import Status, StatusCollector
 
 if TYPE_CHECKING:
     from crawler.ops.jobs import CrawlOutcome
-    from crawler.ops.status import Status
 
 logger = logging.getLogger(__name__)
-
-
-class StatusCollector(Collector):
-    """Per-site freshness and staleness and the upload backlog, from ``collect_status``.
-
-    Read at scrape time (cached for ``ttl`` seconds) so the numbers are as fresh as the catalog.
-    """
-
-    def __init__(self, source: Callable[[], Status], ttl: float = 15.0) -> None:
-        self.source = source
-        self.ttl = ttl
-        self._cached: tuple[float, Status] | None = None
-        self._lock = threading.Lock()
-
-    def status(self) -> Status | None:
-        with self._lock:
-            if self._cached is None or time.monotonic() - self._cached[0] > self.ttl:
-                try:
-                    self._cached = (time.monotonic(), self.source())
-                except Exception:  # a scrape must answer even when the catalog is down
-                    logger.exception("metrics: status unavailable")
-                    return None
-            return self._cached[1]
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        status = self.status()
-        up = GaugeMetricFamily(
-            "newsarchive_status_up", "1 when the catalog and the spool could be read"
-        )
-        up.add_metric([], 0 if status is None else 1)
-        yield up
-        if status is None:
-            return
-        yield from status_metrics(status)
-
-
-def status_metrics(status: Status) -> Iterator[GaugeMetricFamily]:
-    fresh = GaugeMetricFamily(
-        "newsarchive_site_freshness_seconds",
-        "Seconds since the site's newest article was first captured",
-        labels=["site"],
-    )
-    stale = GaugeMetricFamily(
-        "newsarchive_site_stale",
-        "1 when the site has had no new article for longer than its threshold",
-        labels=["site"],
-    )
-    threshold = GaugeMetricFamily(
-        "newsarchive_site_stale_after_seconds", "The site's staleness threshold", labels=["site"]
-    )
-    for site in status.sites:
-        age = site.freshness(status.checked)
-        if age is not None:
-            fresh.add_metric([site.site], age.total_seconds())
-        stale.add_metric([site.site], 1 if site.stale else 0)
-        threshold.add_metric([site.site], site.stale_after.total_seconds())
-    yield fresh
-    yield stale
-    yield threshold
-    backlog = GaugeMetricFamily(
-        "newsarchive_upload_backlog_objects", "Objects waiting in the spool for the store"
-    )
-    backlog.add_metric([], status.backlog_objects)
-    yield backlog
-    size = GaugeMetricFamily(
-        "newsarchive_upload_backlog_bytes", "Bytes waiting in the spool for the store"
-    )
-    size.add_metric([], status.backlog_bytes)
-    yield size
-
-
-def render_status(status: Status) -> str:
-    """One status in the Prometheus text format (for a textfile collector in cron mode)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(lambda: status, ttl=0))
-    return generate_latest(registry).decode()
 
 
 class Metrics:

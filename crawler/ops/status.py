@@ -12,10 +12,17 @@ import argparse
 import json
 import logging
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from crawler.catalog.db import Catalog, Run
 from crawler.ops.schedule import ScheduleConfig
@@ -145,7 +152,7 @@ def read_catalog(url: str | None) -> tuple[dict[str, Run], dict[str, str], dict[
 
 def upload_backlog(spool: Path) -> tuple[int, int]:
     """(objects, bytes) waiting in the spool for the store."""
-    from crawler.crawl.run import Backlog, pending_backlogs
+    from crawler.store.spool import Backlog, pending_backlogs
 
     objects = size = 0
     for path in pending_backlogs(spool):
@@ -300,7 +307,7 @@ def add_status_command(sub: Any, settings_option: Any) -> None:
 def cmd_status(ns: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from crawler.ops.daemon import command_settings
+    from crawler.ops.common import command_settings
     from crawler.ops.jobs import locations
     from crawler.ops.schedule import ScheduleError
     from crawler.store.base import StoreError
@@ -320,8 +327,6 @@ def cmd_status(ns: argparse.Namespace) -> int:
     for site in status.stale:
         logger.error("%s", site.problem(status.checked), extra={"site": site.site})
     if ns.metrics:
-        from crawler.ops.metrics import render_status
-
         sys.stdout.write(render_status(status))
     elif ns.json:
         print(json.dumps(status.as_json(), indent=2))
@@ -331,6 +336,83 @@ def cmd_status(ns: argparse.Namespace) -> int:
 
 
 def _sites() -> list[str]:
-    from crawler.ops.cli import spider_names
+    from crawler.ops.common import spider_names
 
     return spider_names()
+
+
+# -- Prometheus: the same status as metrics (the daemon serves them, `status --metrics`) ---
+class StatusCollector(Collector):
+    """Per-site freshness and staleness and the upload backlog, from ``collect_status``.
+
+    Read at scrape time (cached for ``ttl`` seconds) so the numbers are as fresh as the catalog.
+    """
+
+    def __init__(self, source: Callable[[], Status], ttl: float = 15.0) -> None:
+        self.source = source
+        self.ttl = ttl
+        self._cached: tuple[float, Status] | None = None
+        self._lock = threading.Lock()
+
+    def status(self) -> Status | None:
+        with self._lock:
+            if self._cached is None or time.monotonic() - self._cached[0] > self.ttl:
+                try:
+                    self._cached = (time.monotonic(), self.source())
+                except Exception:  # a scrape must answer even when the catalog is down
+                    logger.exception("metrics: status unavailable")
+                    return None
+            return self._cached[1]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        status = self.status()
+        up = GaugeMetricFamily(
+            "newsarchive_status_up", "1 when the catalog and the spool could be read"
+        )
+        up.add_metric([], 0 if status is None else 1)
+        yield up
+        if status is None:
+            return
+        yield from status_metrics(status)
+
+
+def status_metrics(status: Status) -> Iterator[GaugeMetricFamily]:
+    fresh = GaugeMetricFamily(
+        "newsarchive_site_freshness_seconds",
+        "Seconds since the site's newest article was first captured",
+        labels=["site"],
+    )
+    stale = GaugeMetricFamily(
+        "newsarchive_site_stale",
+        "1 when the site has had no new article for longer than its threshold",
+        labels=["site"],
+    )
+    threshold = GaugeMetricFamily(
+        "newsarchive_site_stale_after_seconds", "The site's staleness threshold", labels=["site"]
+    )
+    for site in status.sites:
+        age = site.freshness(status.checked)
+        if age is not None:
+            fresh.add_metric([site.site], age.total_seconds())
+        stale.add_metric([site.site], 1 if site.stale else 0)
+        threshold.add_metric([site.site], site.stale_after.total_seconds())
+    yield fresh
+    yield stale
+    yield threshold
+    backlog = GaugeMetricFamily(
+        "newsarchive_upload_backlog_objects", "Objects waiting in the spool for the store"
+    )
+    backlog.add_metric([], status.backlog_objects)
+    yield backlog
+    size = GaugeMetricFamily(
+        "newsarchive_upload_backlog_bytes", "Bytes waiting in the spool for the store"
+    )
+    size.add_metric([], status.backlog_bytes)
+    yield size
+
+
+def render_status(status: Status) -> str:
+    """One status in the Prometheus text format (for a textfile collector in cron mode)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(lambda: status, ttl=0))
+    return generate_latest(registry).decode()

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Protocol
-from urllib.parse import unquote, urlsplit
+from pathlib import Path
+from typing import Any, Protocol
+
+from crawler.layout import key_is_safe
 
 _CHUNK = 1024 * 1024
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # NUL ends a C path; the rest breaks logs and lists
 
 
 class StoreError(OSError):
@@ -63,24 +61,9 @@ class Store(Protocol):
     def check_writable(self) -> None: ...
 
 
-def safe_key_part(value: str, *, max_length: int = 120) -> str:
-    """One path segment from untrusted input (a slug, an id): no separators, never dots only."""
-    cleaned = _UNSAFE.sub("-", unquote(value)).strip("-.")
-    return cleaned[:max_length] or "_"
-
-
 def check_key(key: str) -> str:
     """Reject keys that could escape the store's root or prefix."""
-    path = PurePosixPath(key)
-    if (
-        not key
-        or key.startswith("/")
-        or "\\" in key
-        or _CONTROL.search(key)
-        or any(p in ("", ".", "..") for p in path.parts)
-    ):
-        raise StoreError(f"invalid object key {key!r}")
-    if path.parts != tuple(key.split("/")):
+    if not key_is_safe(key):
         raise StoreError(f"invalid object key {key!r}")
     return key
 
@@ -198,26 +181,27 @@ class LocalStore:
         return self._path(key)
 
 
-def open_store(uri: str, options: Mapping[str, object] | None = None) -> Store:
-    """A store from a URI: a plain path, ``file://`` URI or ``s3://bucket/prefix``.
+# Settings the store reads (Scrapy's AWS_* and ours); boto3's own chain fills what is unset.
+STORE_OPTIONS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION_NAME",
+    "AWS_PROFILE",
+    "ARCHIVE_STORE_S3_ADDRESSING_STYLE",
+    "ARCHIVE_STORE_MULTIPART_THRESHOLD",
+    "ARCHIVE_STORE_MULTIPART_PART_SIZE",
+    "ARCHIVE_STORE_MAX_ATTEMPTS",
+    "ARCHIVE_STORE_CONCURRENCY",
+)
 
-    ``options`` are settings by name (Scrapy's ``AWS_*``, ``ARCHIVE_STORE_*``); only the S3
-    back end reads them, and what they leave out boto3 finds in its own chain.
-    """
-    if not uri:
-        raise StoreError("no store given: set ARCHIVE_STORE_URI / NEWSARCHIVE_STORE or --store")
-    parts = urlsplit(uri)
-    if parts.scheme in ("", "file") or (len(parts.scheme) == 1 and os.name == "nt"):
-        if parts.scheme == "file":
-            if parts.netloc not in ("", "localhost"):
-                raise StoreError(f"file URI with a host is not supported: {uri!r}")
-            return LocalStore(Path(unquote(parts.path)))
-        return LocalStore(Path(uri))
-    if parts.scheme == "s3":
-        from crawler.store.s3 import S3Config, S3Store
 
-        return S3Store(S3Config.from_uri(uri, options))
-    raise StoreError(
-        f"unsupported store URI scheme {parts.scheme!r} in {uri!r} "
-        "(use a path, file:// or s3://bucket/prefix)"
-    )
+def store_options(settings: Any) -> dict[str, object]:
+    """The store's settings (Scrapy settings or any mapping with ``get``) that are set."""
+    return {name: settings.get(name) for name in STORE_OPTIONS if settings.get(name) is not None}
+
+
+def local_root(store: Store) -> Path | None:
+    """The directory of a local store; None for a remote one."""
+    return store.root if isinstance(store, LocalStore) else None

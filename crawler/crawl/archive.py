@@ -1,0 +1,123 @@
+"""The composition root of a crawl: one parse of the settings, every component built here.
+
+``ArchiveCrawl`` is the one archive extension the add-on enables. It parses every ARCHIVE_*
+setting once (``ArchiveConfig``; a bad value stops the crawl before it starts), opens the
+store and builds the crawl's components, handing each its collaborators in its constructor:
+the run's bookkeeping is the capture's sink, the catalog is the capture's revisit lookup and
+listener, the indexes read through both. Scrapy builds the pipeline and middlewares itself;
+their ``from_crawler`` takes what they need from here (``ArchiveCrawl.of(crawler)``).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import TYPE_CHECKING, Self
+
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+
+from crawler import __version__
+from crawler.capture.session import CaptureSession
+from crawler.crawl.capture import WarcCapture
+from crawler.crawl.catalog import ArchiveCatalog
+from crawler.crawl.config import ArchiveConfig
+from crawler.crawl.indexes import ArchiveIndexes
+from crawler.crawl.run import ArchiveRun
+from crawler.crawl.spider import NewsSpider
+from crawler.fetch.render import Renderers
+from crawler.store.base import Store
+from crawler.store.uri import open_store
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+
+    from crawler.capture.exchange import CaptureListener
+
+logger = logging.getLogger(__name__)
+
+
+class ArchiveCrawl:
+    """Builds and wires one crawl's archive components; connects them to Scrapy's signals."""
+
+    def __init__(
+        self,
+        config: ArchiveConfig,
+        crawler: Crawler,
+        store: Store | None = None,
+        *,
+        hostname: str | None = None,
+    ) -> None:
+        self.config = config
+        self.crawler = crawler
+        stats = crawler.stats
+        assert stats is not None
+        store = store or open_store(config.run.store_uri, config.run.store_options)
+        self.run = ArchiveRun(config.run, store, crawler, health=config.health)
+        self.catalog: ArchiveCatalog | None = None
+        if config.catalog is not None:
+            self.catalog = ArchiveCatalog(config.catalog, self.run, stats)
+        self.capture_session: CaptureSession | None = None
+        self.capture: WarcCapture | None = None
+        if config.warc is not None:
+            listeners: list[CaptureListener] = []
+            if self.catalog is not None:
+                listeners.append(self.catalog.captured)
+            self.capture_session = CaptureSession(
+                config.warc,
+                self.run,
+                stats,
+                hostname=hostname or socket.gethostname(),
+                user_agent=str(crawler.settings.get("USER_AGENT") or ""),
+                software=f"newsarchive/{__version__} (scrapy, warcio-compatible writer)",
+                revisit_lookup=None if self.catalog is None else self.catalog.revisit_target,
+                listeners=listeners,
+            )
+            self.capture = WarcCapture(self.capture_session, self.run)
+        # The crawl's one browser, shared by the download handlers and the challenge solver.
+        self.renderers = Renderers()
+        self.indexes: ArchiveIndexes | None = None
+        if config.index is not None:
+            self.indexes = ArchiveIndexes(config.index, self.run, self.catalog)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        # Not NotConfigured: a crawl that cannot archive must not run at all.
+        root = cls(ArchiveConfig.from_settings(crawler.settings), crawler)
+        crawler.signals.connect(root.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(root.run.spider_closed, signal=signals.spider_closed)
+        if root.capture is not None:
+            crawler.signals.connect(
+                root.capture.response_downloaded, signal=signals.response_downloaded
+            )
+        return root
+
+    @staticmethod
+    def of(crawler: Crawler) -> ArchiveCrawl:
+        """The crawl's root, for the components Scrapy builds itself (pipeline, middlewares)."""
+        root = crawler.get_extension(ArchiveCrawl) if crawler.extensions is not None else None
+        if root is None:
+            raise NotConfigured("the newsarchive add-on is not enabled (ADDONS)")
+        return root
+
+    async def spider_opened(self, spider: Spider) -> None:
+        """Open everything in order; closers run in the order they are added here."""
+        run = self.run
+        run.spider_opened(spider)
+        # What earlier crawls left in the spool goes up beside this crawl, and the texts a
+        # killed crawl kept are known before the catalog opens.
+        run.upload_backlog(spider)
+        if self.capture is not None:
+            run.add_closer("warc", self.capture.close)
+            await self.capture.spider_opened(spider)
+        # The indexes read the last WARC file (stored by the capture's closer) and flush the
+        # catalog's waiting rows before the catalog closes.
+        if self.indexes is not None:
+            run.add_closer("indexes", self.indexes.close)
+        if self.catalog is not None:
+            await self.catalog.spider_opened(spider)
+            run.add_closer("catalog", self.catalog.close)
+            if isinstance(spider, NewsSpider):
+                # The spider asks before it requests an article (and before max_articles).
+                spider.use_catalog(self.catalog.wanted, sorted(self.catalog.due.items()))

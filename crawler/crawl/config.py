@@ -1,0 +1,332 @@
+"""Every ARCHIVE_* setting of a crawl, parsed and checked once, when the crawl starts.
+
+``ArchiveConfig.from_settings`` reads each component's settings into its frozen config and
+collects every mistake, each one line that names the setting, the value given and what is
+allowed; the composition root (``crawler/crawl/archive.py``) hands each component its config.
+A component switched off (``*_ENABLED``) is not configured and its other settings are not
+read; a value that cannot be read never switches anything off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from crawler.capture.session import WarcConfig
+from crawler.catalog.db import DEFAULT_REVISION_AGES
+from crawler.fetch.challenge import ChallengeConfig
+from crawler.fetch.middlewares import ProxyConfig, RetryConfig
+from crawler.fetch.netguard import NetGuardConfig
+from crawler.fetch.render import RenderConfig
+from crawler.logs import log_format
+from crawler.options import (
+    archive_defaults,
+    setting_bool,
+    setting_choice,
+    setting_float,
+    setting_int,
+)
+from crawler.store.base import LocalStore, StoreError, store_options
+from crawler.store.uri import open_store
+from crawler.text.extract import TEXT_MODES
+from crawler.util import parse_duration
+
+_T = TypeVar("_T")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Settings that change what lands in the archive; their digest goes into warcinfo.
+DIGESTED_SETTINGS = (
+    "USER_AGENT",
+    "ROBOTSTXT_OBEY",
+    "DOWNLOAD_MAXSIZE",
+    "DOWNLOAD_TIMEOUT",
+    "DOWNLOAD_FAIL_ON_DATALOSS",
+    "REDIRECT_MAX_TIMES",
+    "RETRY_TIMES",
+    "ARCHIVE_WARC_MAX_SIZE",
+    "ARCHIVE_WARC_MAX_AGE",
+    "ARCHIVE_WARC_COMPRESS_LEVEL",
+    "ARCHIVE_TEXT_MODE",
+    "ARCHIVE_PROXY",
+)
+
+
+class ConfigError(ValueError):
+    """The crawl cannot start: ``errors`` lists every bad setting, one sentence each."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("newsarchive cannot start: " + "; ".join(errors))
+        self.errors = errors
+
+
+def _name(settings: Any, name: str, *, empty_ok: bool = True) -> str:
+    value = str(settings.get(name) or "")
+    if value and not _SAFE_NAME.match(value):
+        raise ValueError(
+            f"{name} must be letters, digits, '.', '_' or '-' (it names files), got {value!r}"
+        )
+    if not value and not empty_ok:
+        raise ValueError(f"{name} must not be empty")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    store_uri: str
+    spool_dir: Path | None
+    crawl_id: str
+    report: bool
+    store_options: Mapping[str, object] = field(default_factory=dict)
+    keep_local: bool = False
+    retry_after: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RunConfig:
+        spool = settings.get("ARCHIVE_SPOOL_DIR") or ""
+        # The store's numbers, for a local store too (an S3 URI given later must not fail).
+        setting_int(settings, "ARCHIVE_STORE_CONCURRENCY", minimum=1)
+        setting_int(settings, "ARCHIVE_STORE_MAX_ATTEMPTS", minimum=1)
+        setting_int(settings, "ARCHIVE_STORE_MULTIPART_THRESHOLD", minimum=1)
+        setting_int(settings, "ARCHIVE_STORE_MULTIPART_PART_SIZE", minimum=5 * 1024 * 1024)
+        setting_choice(settings, "ARCHIVE_STORE_S3_ADDRESSING_STYLE", ("auto", "path", "virtual"))
+        setting_bool(settings, "ARCHIVE_STORE_CHECK")
+        return cls(
+            store_uri=str(settings.get("ARCHIVE_STORE_URI") or ""),
+            spool_dir=Path(spool).expanduser() if spool else None,
+            crawl_id=_name(settings, "ARCHIVE_CRAWL_ID"),
+            report=setting_bool(settings, "ARCHIVE_REPORT_ENABLED"),
+            store_options=store_options(settings),
+            keep_local=setting_bool(settings, "ARCHIVE_STORE_KEEP_LOCAL"),
+            retry_after=setting_float(settings, "ARCHIVE_STORE_RETRY_AFTER", minimum=0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    """When a crawl of a site counts as broken (an ERROR and a non-zero exit)."""
+
+    max_failed_ratio: float = 0.5
+    min_failed: int = 3
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> HealthConfig:
+        return cls(
+            setting_float(settings, "ARCHIVE_HEALTH_MAX_FAILED_RATIO", minimum=0, maximum=1),
+            setting_int(settings, "ARCHIVE_HEALTH_MIN_FAILED", minimum=0),
+        )
+
+
+def warc_config(settings: Any) -> WarcConfig:
+    max_size = setting_int(settings, "ARCHIVE_WARC_MAX_SIZE", minimum=1)
+    max_age = setting_float(settings, "ARCHIVE_WARC_MAX_AGE", minimum=0)
+    level = setting_int(settings, "ARCHIVE_WARC_COMPRESS_LEVEL", minimum=0, maximum=9)
+    operator = str(settings.get("ARCHIVE_WARC_OPERATOR") or "")
+    if _CONTROL.search(operator):
+        raise ValueError(f"ARCHIVE_WARC_OPERATOR must be one line of text, got {operator!r}")
+    digest_src = json.dumps(
+        {k: settings.get(k) for k in DIGESTED_SETTINGS}, sort_keys=True, default=str
+    )
+    return WarcConfig(
+        prefix=_name(settings, "ARCHIVE_WARC_PREFIX"),
+        max_size=max_size,
+        max_age=max_age or None,
+        compress_level=level,
+        operator=operator,
+        robots_obey=setting_bool(settings, "ROBOTSTXT_OBEY"),
+        settings_digest="sha256:" + hashlib.sha256(digest_src.encode()).hexdigest(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TextConfig:
+    mode: str
+    workers: int
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> TextConfig:
+        return cls(
+            mode=setting_choice(settings, "ARCHIVE_TEXT_MODE", TEXT_MODES),
+            workers=setting_int(settings, "ARCHIVE_TEXT_WORKERS", minimum=1),
+        )
+
+
+def parse_ages(value: Any) -> tuple[timedelta, ...]:
+    """ "1h,1d,7d" (or a list) as ascending timedeltas; "" or "0" switches revisions off."""
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",") if v.strip()]
+    else:
+        items = [str(v) for v in (value or [])]
+    if items in ([], ["0"]):
+        return ()
+    return tuple(
+        sorted(parse_duration(i, "ARCHIVE_REVISION_AGES", unit_required=True) for i in items)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogConfig:
+    url: str
+    revision_ages: tuple[timedelta, ...]
+    refresh: bool
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> CatalogConfig:
+        raw_ages = settings.get("ARCHIVE_REVISION_AGES")
+        url = str(settings.get("ARCHIVE_CATALOG_URL") or "")
+        if url:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                make_url(url)
+            except ArgumentError:
+                raise ValueError(
+                    "ARCHIVE_CATALOG_URL must be an SQLAlchemy URL like "
+                    "postgresql+psycopg://user@host/db or sqlite:///path, got "
+                    f"{_without_password(url)!r}"
+                ) from None
+        return cls(
+            url=url,
+            revision_ages=DEFAULT_REVISION_AGES if raw_ages is None else parse_ages(raw_ages),
+            refresh=setting_bool(settings, "ARCHIVE_REFRESH"),
+        )
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexConfig:
+    wacz: bool
+    catalog_url: str | None  # None: the catalog is off; "": its default place
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> IndexConfig:
+        catalog_url = None
+        if setting_bool(settings, "ARCHIVE_CATALOG_ENABLED"):
+            catalog_url = str(settings.get("ARCHIVE_CATALOG_URL") or "")
+        return cls(setting_bool(settings, "ARCHIVE_WACZ_ENABLED"), catalog_url)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveConfig:
+    """The whole crawl's configuration; None for a component switched off."""
+
+    run: RunConfig
+    health: HealthConfig
+    warc: WarcConfig | None
+    text: TextConfig | None
+    catalog: CatalogConfig | None
+    index: IndexConfig | None
+    render: RenderConfig | None
+    netguard: NetGuardConfig
+    retry: RetryConfig
+    challenge: ChallengeConfig
+    proxy: ProxyConfig
+    discovery_window_days: int
+    log_format: str
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ArchiveConfig:
+        """Parse everything; ``ConfigError`` lists every bad setting at once."""
+        errors: list[str] = []
+
+        def read(parse: Callable[[Any], _T]) -> _T | None:
+            try:
+                return parse(settings)
+            except ValueError as exc:
+                errors.append(str(exc))
+                return None
+
+        def switched(name: str, parse: Callable[[Any], _T]) -> _T | None:
+            try:
+                enabled = setting_bool(settings, name)
+            except ValueError as exc:
+                errors.append(str(exc))
+                return None
+            return read(parse) if enabled else None
+
+        unknown = unknown_settings(settings)
+        errors.extend(unknown)
+        run = read(RunConfig.from_settings)
+        health = read(HealthConfig.from_settings)
+        warc = switched("ARCHIVE_WARC_ENABLED", warc_config)
+        text = switched("ARCHIVE_TEXT_ENABLED", TextConfig.from_settings)
+        catalog = switched("ARCHIVE_CATALOG_ENABLED", CatalogConfig.from_settings)
+        index = switched("ARCHIVE_INDEX_ENABLED", IndexConfig.from_settings)
+        render = switched("ARCHIVE_RENDER_ENABLED", RenderConfig.from_settings)
+        netguard = read(NetGuardConfig.from_settings)
+        retry = read(RetryConfig.from_settings)
+        challenge = read(ChallengeConfig.from_settings)
+        proxy = read(ProxyConfig.from_settings)
+        window = read(lambda s: setting_int(s, "ARCHIVE_DISCOVERY_WINDOW_DAYS", minimum=0))
+        fmt = read(lambda s: log_format(s.get("ARCHIVE_LOG_FORMAT")))
+        if errors:
+            raise ConfigError(errors)
+        assert run and health and netguard and retry and challenge and proxy and fmt
+        assert window is not None
+        return cls(
+            run=run,
+            health=health,
+            warc=warc,
+            text=text,
+            catalog=catalog,
+            index=index,
+            render=render,
+            netguard=netguard,
+            retry=retry,
+            challenge=challenge,
+            proxy=proxy,
+            discovery_window_days=window,
+            log_format=fmt,
+        )
+
+
+def unknown_settings(settings: Any) -> list[str]:
+    """``ARCHIVE_*`` names that no component reads (a typo would otherwise go unnoticed)."""
+    known = archive_defaults()
+    names = settings.keys() if hasattr(settings, "keys") else settings.attributes.keys()
+    errors = []
+    for name in sorted(n for n in names if str(n).startswith("ARCHIVE_") and n not in known):
+        close = _closest(name, known)
+        hint = f" (did you mean {close}?)" if close else ""
+        errors.append(f"{name} is not a newsarchive setting{hint}")
+    return errors
+
+
+def _closest(name: str, known: Mapping[str, Any]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
+    return found[0] if found else None
+
+
+def check_settings(settings: Any) -> list[str]:
+    """Every configuration error of the archive, each a sentence; empty when fine.
+
+    The store is checked for real (bucket, credentials, write permission) unless
+    ``ARCHIVE_STORE_CHECK`` is off for a remote store (crawl now, ``newsarchive upload`` later).
+    """
+    errors: list[str] = []
+    try:
+        ArchiveConfig.from_settings(settings)
+    except ConfigError as exc:
+        errors.extend(exc.errors)
+    try:
+        store = open_store(str(settings.get("ARCHIVE_STORE_URI") or ""), store_options(settings))
+        check = True
+        with contextlib.suppress(ValueError):  # a bad value is reported above
+            check = setting_bool(settings, "ARCHIVE_STORE_CHECK")
+        if isinstance(store, LocalStore) or check:
+            store.check_writable()
+    except StoreError as exc:
+        errors.insert(0, str(exc))
+    return errors

@@ -1,0 +1,313 @@
+"""The spool's backlog: what the store did not take yet, kept until it does (no Scrapy)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from crawler.store.base import (
+    Store,
+    StoredObject,
+    StoreError,
+    StoreUnavailableError,
+    check_key,
+    sha256_file,
+)
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+class Backlog:
+    """What the store did not take during one crawl, kept in the spool until it does.
+
+    Files live under ``<spool>/pending/<crawl-id>/<key>``, listed in order (the manifest last)
+    in ``<spool>/pending/<crawl-id>.json`` with their size and SHA-256. A lock file beside the
+    list keeps two processes (a crawl and ``newsarchive upload``) off the same backlog.
+
+    The same directory holds a live crawl's texts and sidecars on their way up ("in flight",
+    not listed). Every file lands there whole (written aside, then renamed), so a file a
+    killed crawl left unlisted is adopted by the next drain rather than forgotten, and the
+    list may be saved lazily (at most once a second while a crawl adds to it).
+    """
+
+    def __init__(self, spool: Path, crawl_id: str, store_uri: str) -> None:
+        self.spool = spool
+        self.crawl_id = crawl_id
+        self.store_uri = store_uri
+        self.dir = spool / "pending"
+        self.list_path = self.dir / f"{crawl_id}.json"
+        self.files = self.dir / crawl_id
+        self.entries: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._lock_fh: IO[bytes] | None = None
+        self._saved_at = 0.0
+        self._unsaved = False
+
+    @classmethod
+    def load(cls, list_path: Path) -> Backlog:
+        data = json.loads(list_path.read_text(encoding="utf-8"))
+        backlog = cls(list_path.parent.parent, str(data["crawl_id"]), str(data["store"]))
+        backlog.entries = list(data["objects"])
+        return backlog
+
+    def lock(self) -> bool:
+        """Take the backlog's lock without waiting; False when another process holds it."""
+        if self._lock_fh is not None:
+            return True
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fh = (self.dir / f"{self.crawl_id}.lock").open("ab")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            return False
+        self._lock_fh = fh
+        return True
+
+    def unlock(self) -> None:
+        if self._lock_fh is not None:
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def path_of(self, key: str) -> Path:
+        return self.files.joinpath(*check_key(key).split("/"))
+
+    def add_file(self, obj: StoredObject, path: Path, *, move: bool) -> None:
+        target = self.path_of(obj.key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if move:
+            os.replace(path, target)
+        else:
+            tmp = target.with_name(f".{target.name}.tmp")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        self._add(obj, target)
+
+    def add_bytes(self, obj: StoredObject, data: bytes, *, lazy: bool = False) -> None:
+        self._add(obj, self.write_aside(obj.key, data), lazy=lazy)
+
+    def write_aside(self, key: str, data: bytes) -> Path:
+        """Put bytes in the backlog's directory, whole or not at all, without listing them."""
+        target = self.path_of(key)
+        with self._lock:
+            self.lock()
+            if not self.list_path.exists():
+                # The list names the store: a drain must know where unlisted files belong.
+                self._write_list()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        return target
+
+    def add_spooled(self, obj: StoredObject, target: Path, *, lazy: bool = False) -> None:
+        """List a file already in the backlog's directory (written by ``write_aside``)."""
+        self._add(obj, target, lazy=lazy)
+
+    def _add(self, obj: StoredObject, target: Path, *, lazy: bool = False) -> None:
+        with self._lock:
+            self.lock()
+            self.entries = [e for e in self.entries if e["key"] != obj.key]
+            self.entries.append(
+                {
+                    "key": obj.key,
+                    "path": target.relative_to(self.spool).as_posix(),
+                    "size": obj.size,
+                    "sha256": obj.sha256,
+                }
+            )
+            self.save(lazy=lazy)
+
+    def unlisted(self) -> list[Path]:
+        """Whole files in the directory that the list does not name (in flight, or orphaned)."""
+        if not self.files.is_dir():
+            return []
+        listed = {str(e["path"]) for e in self.entries}
+        return [
+            path
+            for path in sorted(self.files.rglob("*"))
+            if path.is_file()
+            and not path.name.startswith(".")
+            and path.relative_to(self.spool).as_posix() not in listed
+        ]
+
+    @property
+    def waiting(self) -> int:
+        """Objects waiting for the store: listed ones and whole unlisted files."""
+        return len(self.entries) + len(self.unlisted())
+
+    def adopt_unlisted(self) -> int:
+        """List the files a killed crawl left in the directory unlisted; they go up first."""
+        adopted = []
+        for path in self.unlisted():
+            rel = path.relative_to(self.spool).as_posix()
+            size, digest = sha256_file(path)
+            key = path.relative_to(self.files).as_posix()
+            adopted.append({"key": key, "path": rel, "size": size, "sha256": digest})
+        if adopted:
+            logger.warning(
+                "backlog %s: %d files a killed crawl left on their way up are listed now",
+                self.crawl_id,
+                len(adopted),
+            )
+            with self._lock:
+                self.entries = adopted + self.entries
+                self.save()
+        return len(adopted)
+
+    def save(self, *, lazy: bool = False) -> None:
+        """Write the list (``lazy``: unless written less than a second ago; ``flush`` later)."""
+        if lazy and time.monotonic() - self._saved_at < 1.0:
+            self._unsaved = True
+            return
+        self._unsaved = False
+        self._saved_at = time.monotonic()
+        if not self.entries and not self._has_files():
+            self.list_path.unlink(missing_ok=True)
+            shutil.rmtree(self.files, ignore_errors=True)
+            (self.dir / f"{self.crawl_id}.lock").unlink(missing_ok=True)
+            return
+        self._write_list()
+
+    def flush(self) -> None:
+        """Save the list now (or remove the backlog if nothing is left in it)."""
+        with self._lock:
+            self.save()
+
+    def _has_files(self) -> bool:
+        return self.files.is_dir() and any(
+            not p.name.startswith(".") for p in self.files.rglob("*") if p.is_file()
+        )
+
+    def _write_list(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        data = {"crawl_id": self.crawl_id, "store": self.store_uri, "objects": self.entries}
+        tmp = self.list_path.with_name(f".{self.list_path.name}.tmp")
+        tmp.write_bytes(_dump(data))
+        os.replace(tmp, self.list_path)
+
+
+def pending_backlogs(spool: Path) -> list[Path]:
+    pending = spool / "pending"
+    return sorted(pending.glob("*.json")) if pending.is_dir() else []
+
+
+def adopt_leftovers(spool: Path, store_uri: str, skip: str) -> list[dict[str, Any]]:
+    """List what killed crawls left unlisted in their backlogs; their sidecars, parsed."""
+    sidecars: list[dict[str, Any]] = []
+    for list_path in pending_backlogs(spool):
+        try:
+            backlog = Backlog.load(list_path)
+        except (OSError, ValueError, KeyError):
+            continue  # reported by the drain
+        if backlog.crawl_id == skip or backlog.store_uri != store_uri or not backlog.lock():
+            continue
+        try:
+            backlog.adopt_unlisted()
+            for entry in backlog.entries:
+                key = str(entry["key"])
+                if not (key.startswith("text/") and key.endswith(".json")):
+                    continue
+                try:
+                    data = json.loads((spool / str(entry["path"])).read_bytes())
+                except (OSError, ValueError) as exc:
+                    logger.warning("%s: unreadable sidecar in the spool: %s", key, exc)
+                    continue
+                if isinstance(data, dict):
+                    sidecars.append(data)
+        finally:
+            backlog.unlock()
+    return sidecars
+
+
+def drain_backlog(
+    store: Store,
+    spool: Path,
+    *,
+    keep_local: bool = False,
+    skip: str = "",
+    progress: Progress | None = None,
+) -> tuple[list[StoredObject], list[str]]:
+    """Upload every backlog in the spool meant for this store: (uploaded, failure messages).
+
+    Each object is uploaded, verified against the size and SHA-256 recorded when it was
+    spooled, and only then removed locally (kept under ``<spool>/kept/`` with keep_local).
+    """
+    uploaded: list[StoredObject] = []
+    failed: list[str] = []
+    for list_path in pending_backlogs(spool):
+        try:
+            backlog = Backlog.load(list_path)
+        except (OSError, ValueError, KeyError) as exc:
+            failed.append(f"{list_path}: unreadable backlog list ({exc})")
+            continue
+        if backlog.crawl_id == skip or backlog.store_uri != store.uri:
+            continue
+        if not backlog.lock():
+            logger.info("backlog %s is being uploaded by another process", backlog.crawl_id)
+            continue
+        try:
+            backlog.adopt_unlisted()
+            for entry in list(backlog.entries):
+                key, path = str(entry["key"]), spool / str(entry["path"])
+                try:
+                    obj = _upload_spooled(store, spool, key, path, entry, keep_local)
+                except (StoreError, OSError) as exc:
+                    failed.append(f"{key}: {exc}")
+                    if progress is not None:
+                        progress(f"failed   {key}: {exc}")
+                    if isinstance(exc, StoreUnavailableError):
+                        # The store is down: the rest waits too, no point retrying each one.
+                        return uploaded, failed
+                    continue
+                uploaded.append(obj)
+                with backlog._lock:
+                    backlog.entries.remove(entry)
+                    backlog.save(lazy=True)
+                if progress is not None:
+                    progress(f"uploaded {key} ({obj.size:,} bytes, sha256 {obj.sha256[:12]}…)")
+        finally:
+            backlog.flush()
+            backlog.unlock()
+    return uploaded, failed
+
+
+def _upload_spooled(
+    store: Store, spool: Path, key: str, path: Path, entry: Mapping[str, Any], keep_local: bool
+) -> StoredObject:
+    if not path.exists():
+        # Uploaded and removed just before a kill, the list not yet saved: the store has it.
+        stored = store.head(key)
+        if stored is not None and (stored.size, stored.sha256) == (entry["size"], entry["sha256"]):
+            return stored
+    size, digest = sha256_file(path)
+    if (size, digest) != (entry["size"], entry["sha256"]):
+        raise StoreError(
+            f"spooled file {path} changed since the crawl ({size} bytes, sha256 {digest}; "
+            f"recorded {entry['size']} bytes, sha256 {entry['sha256']}): not uploaded"
+        )
+    # The digest just checked: the store need not read the file once more to get it.
+    obj = store.put_file(key, path, move=not keep_local, sha256=digest)
+    if keep_local:
+        keep_local_copy(spool, key, path)
+    return obj
+
+
+def keep_local_copy(spool: Path, key: str, path: Path) -> None:
+    target = spool.joinpath("kept", *key.split("/"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
+
+
+def _dump(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False).encode() + b"\n"

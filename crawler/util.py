@@ -1,0 +1,21 @@
+"""The few helpers every layer shares: durations and their messages."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object, what: str, *, unit_required: bool = False) -> timedelta:
+    """``90m``, ``12h``, ``2d``, ``1w``, or seconds as a number (``unit_required``: not that).
+
+    A ``ValueError`` that names ``what`` and says what is allowed.
+    """
+    match = _DURATION.match(str(value)) if not isinstance(value, bool) else None
+    if match is None or (unit_required and not match[2]):
+        examples = "90m, 1h, 1d or 7d" if unit_required else "3600, 90m, 12h, 2d or 1w"
+        raise ValueError(f"{what}: {value!r} is not a duration like {examples}")
+    return timedelta(seconds=float(match[1]) * _UNIT[match[2]])
