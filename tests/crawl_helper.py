@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     from scrapy.utils.project import get_project_settings
 
     from crawler.constants import EXIT_FAILED, EXIT_OK
-    from crawler.crawl.run import ArchiveRun
+    from crawler.crawl.archive import ArchiveCrawl
     from crawler.crawl.runner import crawl_failed
 
     spider_path = ns.spider if ":" in ns.spider else f"tests.crawl_helper.{ns.spider}"
@@ -265,8 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     crawler = process.create_crawler(spidercls)
     process.crawl(crawler, **_pairs(ns.args))
     process.start()
-    run = crawler.get_extension(ArchiveRun)
-    report = run.report if run is not None else None
+    root = crawler.get_extension(ArchiveCrawl)
+    report = root.run.report if root is not None else None
     assert crawler.stats is not None
     stats = {
         k: v

@@ -31,10 +31,10 @@ from scrapy.utils.test import get_crawler
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.capture.records import RecordBuilder, build_response_head
+from crawler.capture.session import CaptureSession
 from crawler.capture.writer import WarcFileWriter, recover_open_files
 from crawler.crawl.addon import Addon
-from crawler.crawl.capture import WarcCapture
-from crawler.crawl.run import ArchiveRun
+from crawler.crawl.archive import ArchiveCrawl
 from crawler.mirror.routes import MirrorResponse
 from crawler.mirror.server import MirrorRequest, MirrorServer, Route
 from tests.conftest import SeaweedFS, s3_env
@@ -202,13 +202,12 @@ def member_with_a_cut_record() -> bytes:
     return gzip.compress(record[: len(record) - 500], mtime=0) + b"\x1f\x8b\x08garbage"
 
 
-def recovering_capture(store: Path) -> WarcCapture:
-    """A WarcCapture in this process, to run another crawl's start-up recovery by hand."""
+def recovering_capture(store: Path) -> CaptureSession:
+    """A crawl's capture session in this process, to run its start-up recovery by hand."""
     crawler = get_crawler(Spider, {"ADDONS": {Addon: 0}, "ARCHIVE_STORE_URI": str(store)})
-    capture = WarcCapture.from_crawler(crawler)
-    capture.run = ArchiveRun.from_crawler(crawler)
-    capture.site = SITE
-    return capture
+    session = ArchiveCrawl.of(crawler).capture_session
+    assert session is not None
+    return session
 
 
 # ------------------------------------------------------------------ kill, then recover

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.crawl.run import HealthConfig, site_health
+from crawler.crawl.config import HealthConfig
+from crawler.crawl.run import site_health
 
 
 def stats(discovered: int, new: int = 0, failed: int = 0, unchanged: int = 0) -> dict[str, int]:

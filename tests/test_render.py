@@ -198,12 +198,24 @@ def test_the_mirror_spki_is_trusted_only_through_a_loopback_proxy() -> None:
     ("name", "value", "message"),
     [
         ("ARCHIVE_RENDER_PAGE_TIMEOUT", "soon", "ARCHIVE_RENDER_PAGE_TIMEOUT must be a number"),
-        ("ARCHIVE_RENDER_PAGE_TIMEOUT", "0", "ARCHIVE_RENDER_PAGE_TIMEOUT must be > 0"),
-        ("ARCHIVE_RENDER_MAX_PAGES", "1.5", "ARCHIVE_RENDER_MAX_PAGES must be an integer"),
+        (
+            "ARCHIVE_RENDER_PAGE_TIMEOUT",
+            "0",
+            "ARCHIVE_RENDER_PAGE_TIMEOUT must be more than 0, got .0.",
+        ),
+        (
+            "ARCHIVE_RENDER_MAX_PAGES",
+            "1.5",
+            "ARCHIVE_RENDER_MAX_PAGES must be a whole number, got .1.5.",
+        ),
         ("ARCHIVE_RENDER_BLOCK", "image,video", "unknown resource types \\['video'\\]"),
         ("ARCHIVE_RENDER_BLOCK", "document", "must not block 'document'"),
         ("ARCHIVE_RENDER_TRUSTED_SPKI", "not-a-pin", "no base64 SHA-256 SPKI hash"),
-        ("ARCHIVE_RENDER_EXECUTABLE", "", "must name the Chromium binary"),
+        (
+            "ARCHIVE_RENDER_EXECUTABLE",
+            "",
+            "ARCHIVE_RENDER_EXECUTABLE must be the absolute path of the Chromium binary",
+        ),
     ],
 )
 def test_a_bad_setting_is_a_clear_error_at_start(name: str, value: str, message: str) -> None:

@@ -228,7 +228,7 @@ def test_the_download_handler_refuses_before_any_connection(
 
 def test_chromium_pages_and_their_requests_are_checked_too() -> None:
     """The browser handler's two hooks, on a stand-in (no browser is launched for a refusal)."""
-    from crawler.fetch.render import RenderingDownloadHandler
+    from crawler.fetch.render import Renderers, RenderingDownloadHandler
 
     guard, _, stats = make_guard(ARCHIVE_PROXY=MIRROR_PROXY)
     handler = SimpleNamespace(
@@ -236,6 +236,7 @@ def test_chromium_pages_and_their_requests_are_checked_too() -> None:
         netguard=guard,
         render=SimpleNamespace(block=frozenset(), proxy=MIRROR_PROXY),
         _user_abort=None,
+        renderers=Renderers(),
     )
     page = scrapy.Request("https://metadata.example.test/", meta={"playwright": True})
     with pytest.raises(ForbiddenAddressError):  # before the browser is started

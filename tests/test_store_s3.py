@@ -568,7 +568,8 @@ def test_outage_crawl_completes_locally_then_upload_drains_the_backlog(
 def test_archive_run_spools_during_an_outage_and_the_next_run_uploads_first(
     seaweedfs: SeaweedFS, tmp_path: Path
 ) -> None:
-    from crawler.crawl.run import ArchiveRun, RunConfig
+    from crawler.crawl.config import RunConfig
+    from crawler.crawl.run import ArchiveRun
 
     bucket = seaweedfs.new_bucket()
     spool = tmp_path / "spool"
@@ -639,7 +640,8 @@ def test_killed_mid_upload_then_rerun_leaves_one_whole_object(
 def test_a_conflict_mid_crawl_keeps_the_bytes_and_is_not_an_outage(
     s3store: S3Store, tmp_path: Path
 ) -> None:
-    from crawler.crawl.run import ArchiveRun, RunConfig
+    from crawler.crawl.config import RunConfig
+    from crawler.crawl.run import ArchiveRun
 
     s3store.put_bytes("text/tdi/a.txt", b"someone else's")
     config = RunConfig(s3store.uri, tmp_path / "spool", "tdi-3", report=False)
@@ -655,7 +657,8 @@ def test_a_conflict_mid_crawl_keeps_the_bytes_and_is_not_an_outage(
 
 
 def test_the_next_crawl_uploads_the_backlog_first(seaweedfs: SeaweedFS, tmp_path: Path) -> None:
-    from crawler.crawl.run import ArchiveRun, RunConfig
+    from crawler.crawl.config import RunConfig
+    from crawler.crawl.run import ArchiveRun
 
     bucket = seaweedfs.new_bucket()
     spool = tmp_path / "spool"
@@ -685,7 +688,8 @@ def test_the_next_crawl_uploads_the_backlog_first(seaweedfs: SeaweedFS, tmp_path
 def test_queued_texts_upload_on_worker_threads_verified_and_listed_in_the_manifest(
     s3store: S3Store, tmp_path: Path
 ) -> None:
-    from crawler.crawl.run import ArchiveRun, RunConfig
+    from crawler.crawl.config import RunConfig
+    from crawler.crawl.run import ArchiveRun
 
     spool = tmp_path / "spool"
     run = ArchiveRun(RunConfig(s3store.uri, spool, "tdi-q", report=True), s3store)
@@ -707,7 +711,8 @@ def test_queued_texts_upload_on_worker_threads_verified_and_listed_in_the_manife
 def test_queued_texts_during_an_outage_wait_in_the_backlog_then_go_up(
     seaweedfs: SeaweedFS, tmp_path: Path
 ) -> None:
-    from crawler.crawl.run import ArchiveRun, RunConfig
+    from crawler.crawl.config import RunConfig
+    from crawler.crawl.run import ArchiveRun
     from crawler.store.spool import drain_backlog
 
     bucket = seaweedfs.new_bucket()
@@ -785,7 +790,8 @@ def test_an_article_a_killed_crawl_kept_but_never_recorded_is_recorded_before_cr
 
     from crawler.catalog.db import Catalog
     from crawler.crawl.catalog import ArchiveCatalog
-    from crawler.crawl.config import CatalogConfig
+    from crawler.crawl.config import CatalogConfig, RunConfig
+    from crawler.crawl.run import ArchiveRun
     from crawler.store.spool import Backlog, adopt_leftovers
 
     spool = tmp_path / "spool"
@@ -807,7 +813,11 @@ def test_an_article_a_killed_crawl_kept_but_never_recorded_is_recorded_before_cr
     adopted = adopt_leftovers(spool, s3store.uri, skip="tdi-next")
     assert adopted == [sidecar]
     assert len(Backlog.load(spool / "pending/tdi-killed.json").entries) == 2
-    ext = ArchiveCatalog(CatalogConfig(url="", revision_ages=(), refresh=False), get_crawler())
+    crawler = get_crawler()
+    assert crawler.stats is not None
+    run = ArchiveRun(RunConfig(s3store.uri, spool, "tdi-next", report=False), s3store, crawler)
+    catalog_config = CatalogConfig(url="", revision_ages=(), refresh=False)
+    ext = ArchiveCatalog(catalog_config, run, crawler.stats)
     ext.site = "tdi"
     url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
     ext._open(url, [], adopted)

@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 from scrapy.utils.test import get_crawler
 from twisted.internet import defer
@@ -32,13 +31,17 @@ from twisted.python.failure import Failure
 from warcio.archiveiterator import ArchiveIterator
 from warcio.cli import main as warcio_main
 
+from crawler.capture.exchange import CaptureInfo, exchange_records
 from crawler.capture.records import RecordBuilder
+from crawler.capture.session import CaptureSession
 from crawler.constants import META_CAPTURE, META_HTTP_REASON
 from crawler.crawl import capture as capture_module
 from crawler.crawl import run as run_module
 from crawler.crawl.addon import Addon
-from crawler.crawl.capture import CaptureInfo, WarcCapture
-from crawler.crawl.run import ArchiveRun, check_settings
+from crawler.crawl.capture import WarcCapture, scrapy_exchange
+from crawler.crawl.config import ArchiveConfig, ConfigError, check_settings
+from crawler.crawl.run import ArchiveRun
+from crawler.store.uri import open_store
 
 FIXED_DATE = datetime(2026, 11, 23, 13, 16, 36, tzinfo=UTC)
 CRAWL_ID = "unit-crawl-1"
@@ -125,18 +128,25 @@ class Capture:
 
 @pytest.fixture
 def new_capture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Capture]:
-    """ArchiveRun and WarcCapture from the crawler, not opened yet."""
+    """ArchiveRun and WarcCapture as the composition root builds them, not opened yet."""
     store = tmp_path / "store"
     crawler = make_crawler(store)
     spider = Spider("unit")
-    run = ArchiveRun.from_crawler(crawler)
-    capture = WarcCapture.from_crawler(crawler)
+    config = ArchiveConfig.from_settings(crawler.settings)
+    assert config.warc is not None and crawler.stats is not None
+    run = ArchiveRun(config.run, open_store(str(store)), crawler, health=config.health)
     # The injection points: a fixed clock, counted record ids, a fixed host name.
-    capture.clock = lambda: FIXED_DATE
-    capture.builder = RecordBuilder(clock=lambda: FIXED_DATE, make_id=counting_ids())
-    capture.hostname = "testhost"
-    extensions: dict[type, Any] = {ArchiveRun: run, WarcCapture: capture}
-    monkeypatch.setattr(crawler, "get_extension", extensions.get)
+    session = CaptureSession(
+        config.warc,
+        run,
+        crawler.stats,
+        hostname="testhost",
+        clock=lambda: FIXED_DATE,
+        builder=RecordBuilder(clock=lambda: FIXED_DATE, make_id=counting_ids()),
+    )
+    capture = WarcCapture(session, run)
+    run.add_closer("warc", capture.close)
+    crawler.signals.connect(capture.response_downloaded, signal=signals.response_downloaded)
 
     # No reactor in this process: the threaded steps run inline.
     def inline(fn: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
@@ -145,7 +155,7 @@ def new_capture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cap
     monkeypatch.setattr(capture_module, "deferToThread", inline)
     monkeypatch.setattr(run_module, "deferToThread", inline)
     yield Capture(crawler, spider, run, capture, store)
-    if capture.writer is not None:
+    if session.writer is not None:
         capture.close()
 
 
@@ -396,9 +406,10 @@ def test_query_string_kept_and_proxy_credentials_never_written(open_capture: Cap
 
 def test_ip_address_only_for_direct_connections(open_capture: Capture) -> None:
     response, request = chunked_exchange()
-    direct = open_capture.capture.exchange_records(response, request, FIXED_DATE)
+    builder = open_capture.capture.session.builder
+    direct = exchange_records(builder, scrapy_exchange(response, request, FIXED_DATE))
     request.meta["proxy"] = "http://127.0.0.1:8080"
-    proxied = open_capture.capture.exchange_records(response, request, FIXED_DATE)
+    proxied = exchange_records(builder, scrapy_exchange(response, request, FIXED_DATE))
     for record in direct:
         assert b"\r\nWARC-IP-Address: 127.0.0.1\r\n" in record.data
     for record in proxied:
@@ -410,7 +421,8 @@ def test_chunked_as_scrapy_delivers_it_gets_a_content_length(open_capture: Captu
     # Transfer-Encoding nor Content-Length. The stored, de-chunked payload states its length.
     response, request = chunked_exchange()
     del response.headers["Transfer-Encoding"]
-    [record, _] = open_capture.capture.exchange_records(response, request, FIXED_DATE)
+    builder = open_capture.capture.session.builder
+    [record, _] = exchange_records(builder, scrapy_exchange(response, request, FIXED_DATE))
     http_head = record.data.split(b"\r\n\r\n")[1]
     assert http_head.split(b"\r\n")[0] == b"HTTP/1.1 200 OK"
     assert b"\r\nContent-Length: 20\r\n" in http_head + b"\r\n"
@@ -452,8 +464,8 @@ def test_skipped_and_non_http_exchanges_are_not_written(open_capture: Capture) -
 def test_closed_file_lands_in_the_store_with_its_manifest(open_capture: Capture) -> None:
     capture_all(open_capture)
     spool = open_capture.run.spool_dir / "warc" / "unit" / CRAWL_ID
-    assert open_capture.capture.writer is not None
-    open_capture.capture.writer.flush()
+    assert open_capture.capture.session.writer is not None
+    open_capture.capture.session.writer.flush()
     assert [p.name for p in spool.glob("*.open")] == [WARC_NAME + ".open"]
     open_capture.close()
     path = open_capture.store / WARC_KEY
@@ -485,34 +497,43 @@ def test_closed_file_lands_in_the_store_with_its_manifest(open_capture: Capture)
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"ARCHIVE_WARC_ENABLED": False}, "ARCHIVE_WARC_ENABLED is off"),
-        ({"ARCHIVE_WARC_MAX_SIZE": 0}, "ARCHIVE_WARC_MAX_SIZE must be > 0, got 0"),
-        ({"ARCHIVE_WARC_MAX_SIZE": "1GB"}, "ARCHIVE_WARC_MAX_SIZE must be a number, got '1GB'"),
-        ({"ARCHIVE_WARC_MAX_AGE": -1}, "ARCHIVE_WARC_MAX_AGE must be >= 0 seconds, got -1"),
-        ({"ARCHIVE_WARC_COMPRESS_LEVEL": 10}, "ARCHIVE_WARC_COMPRESS_LEVEL must be 0..9, got 10"),
+        ({"ARCHIVE_WARC_MAX_SIZE": 0}, "ARCHIVE_WARC_MAX_SIZE must be at least 1, got 0"),
+        (
+            {"ARCHIVE_WARC_MAX_SIZE": "1GB"},
+            "ARCHIVE_WARC_MAX_SIZE must be a whole number, got '1GB'",
+        ),
+        ({"ARCHIVE_WARC_MAX_AGE": -1}, "ARCHIVE_WARC_MAX_AGE must be at least 0, got -1"),
+        ({"ARCHIVE_WARC_COMPRESS_LEVEL": 10}, "ARCHIVE_WARC_COMPRESS_LEVEL must be 0 to 9, got 10"),
         (
             {"ARCHIVE_WARC_COMPRESS_LEVEL": "fast"},
-            "ARCHIVE_WARC_COMPRESS_LEVEL must be a number, got 'fast'",
+            "ARCHIVE_WARC_COMPRESS_LEVEL must be a whole number, got 'fast'",
+        ),
+        (
+            {"ARCHIVE_WARC_ENABLED": "maybe"},
+            "ARCHIVE_WARC_ENABLED must be true or false (1/0, yes/no, on/off), got 'maybe'",
         ),
     ],
 )
-def test_bad_settings_are_not_configured_with_a_clear_message(
+def test_bad_warc_settings_stop_the_crawl_with_a_clear_message(
     tmp_path: Path, settings: dict[str, Any], message: str
 ) -> None:
-    # ArchiveRun refuses to start a crawl with any of these: keep it out to see WarcCapture's own.
+    """Never a capture quietly switched off: the crawl does not start, the setting is named."""
+    # Without the root extension (it would refuse to build this crawler at all).
     crawler = make_crawler(
-        tmp_path / "store", EXTENSIONS={"crawler.crawl.run.ArchiveRun": None}, **settings
+        tmp_path / "store", EXTENSIONS={"crawler.crawl.archive.ArchiveCrawl": None}, **settings
     )
-    with pytest.raises(NotConfigured) as raised:
-        WarcCapture.from_crawler(crawler)
-    assert str(raised.value).startswith(message)
-    errors = check_settings(crawler.settings)
-    if "ARCHIVE_WARC_ENABLED" in settings:
-        assert errors == []  # capture switched off is a choice, not an error
-    else:
-        assert errors == [str(raised.value)]
-        with pytest.raises(ValueError, match="newsarchive cannot start: ARCHIVE_WARC_"):
-            ArchiveRun.from_crawler(crawler)
+    with pytest.raises(ConfigError) as raised:
+        ArchiveConfig.from_settings(crawler.settings)
+    assert raised.value.errors == [message]
+    assert check_settings(crawler.settings) == [message]
+    with pytest.raises(ConfigError, match="newsarchive cannot start: ARCHIVE_WARC_"):
+        make_crawler(tmp_path / "store", **settings)
+
+
+def test_capture_switched_off_on_purpose_is_no_error(tmp_path: Path) -> None:
+    crawler = make_crawler(tmp_path / "store", ARCHIVE_WARC_ENABLED=False)
+    assert ArchiveConfig.from_settings(crawler.settings).warc is None
+    assert check_settings(crawler.settings) == []
 
 
 def test_a_spool_dir_removed_by_another_crawls_recovery_is_made_again(

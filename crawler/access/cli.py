@@ -55,7 +55,20 @@ def open_archive(ns: argparse.Namespace, *, resolver: bool = True) -> Any:
     except Exception as exc:  # any database error: one line, not a traceback
         raise UsageError(f"cannot open the catalog {url}: {exc.__class__.__name__}: {exc}") from exc
     factory: ResolverFactory | None = getattr(ns, "resolver_factory", None)
-    return Archive(store, catalog, factory() if resolver and factory is not None else None)
+    return Archive(store, catalog, _lazy(factory) if resolver and factory is not None else None)
+
+
+def _lazy(factory: ResolverFactory) -> Resolver:
+    """The resolver made on first use: most lookups (exact URLs, site:key) never need it."""
+    made: list[Resolver | None] = []
+
+    def resolve(url: str) -> list[tuple[str, str]]:
+        if not made:
+            made.append(factory())
+        rule = made[0]
+        return rule(url) if rule is not None else []
+
+    return resolve
 
 
 def _time(value: str | None, *, end: bool = False) -> str | None:

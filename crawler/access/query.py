@@ -125,9 +125,6 @@ class Archive:
             if "/" in ref and "." in ref.split("/", 1)[0]:
                 ref = "https://" + ref
         if "://" in ref:
-            for site, key in self.resolver(ref) if self.resolver else []:
-                if self._exists(c.site == site, c.article_key == key):
-                    return Target(site, key, None)
             with self.catalog.engine.connect() as conn:
                 row = conn.execute(
                     select(c.site, c.article_key)
@@ -135,9 +132,13 @@ class Archive:
                     .order_by(c.article_key.is_(None))
                     .limit(1)
                 ).first()
+            # An article captured at this very URL needs no site rule (nor the spiders).
+            if row is not None and row.article_key is not None:
+                return Target(row.site, row.article_key, None)
+            for site, key in self.resolver(ref) if self.resolver else []:
+                if self._exists(c.site == site, c.article_key == key):
+                    return Target(site, key, None)
             if row is not None:
-                if row.article_key is not None:
-                    return Target(row.site, row.article_key, None)
                 return Target(row.site, None, ref)
         raise AccessError(f"no capture of {ref!r} in the catalog {self.catalog.url}")
 
