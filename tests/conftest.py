@@ -1,4 +1,4 @@
-"""Shared fixtures: the shared/ folder, external programs, and one demo run for many tests."""
+"""Shared fixtures: the sample data, external programs, and one demo run for many tests."""
 
 from __future__ import annotations
 
@@ -25,16 +25,18 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def shared_dir() -> Path:
-    """The project's shared/ folder, beside the repository root (CI has it there too)."""
-    path = ROOT.parent / "shared"
-    if not (path / "samples" / "expected").is_dir():
-        pytest.fail(f"shared/ with samples/expected/ not found at {path}", pytrace=False)
-    return path
+# The user's samples and the exact texts expected for them, copied from the project's shared/
+# folder (tests/data/README.md): a public clone has nothing beside it.
+DATA = ROOT / "tests" / "data"
+
+
+def data_dir() -> Path:
+    """The samples' folder inside the repository (``samples/`` and ``samples/expected/``)."""
+    return DATA
 
 
 def expected_text(name: str) -> bytes:
-    return (shared_dir() / "samples" / "expected" / name).read_bytes()
+    return (data_dir() / "samples" / "expected" / name).read_bytes()
 
 
 def require_program(path: Path | None, what: str, how: str) -> Path:

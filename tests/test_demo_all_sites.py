@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from tests.conftest import DemoRun, expected_text, run_demo, shared_dir
+from tests.conftest import DemoRun, data_dir, expected_text, run_demo
 
 SITES = ("almasirah", "irna", "president", "presstv", "tdi")
 SAMPLES = {  # expected file -> (site, metadata the sidecar must carry)
@@ -74,7 +74,7 @@ def test_first_run_archives_all_five_sites(runs: Runs) -> None:
 def test_every_sample_text_is_exact_and_its_sidecar_has_the_metadata(
     runs: Runs, sample: str
 ) -> None:
-    assert shared_dir().is_dir()
+    assert data_dir().is_dir()
     want = expected_text(sample)
     site, fields = SAMPLES[sample]
     matches = [p for p in (runs.store / "text" / site).rglob("*.txt") if p.read_bytes() == want]

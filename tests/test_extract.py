@@ -18,7 +18,7 @@ from crawler.text.extract import (
     parse_datetime,
 )
 from spiders.tdi import RULES
-from tests.conftest import expected_text, shared_dir
+from tests.conftest import data_dir, expected_text
 
 TDI = SITES_DIR / "tdi"
 SITE = "https://thediplomaticinsight.com"
@@ -159,7 +159,7 @@ def test_site_rules_that_miss_fall_back_to_trafilatura_with_a_warning() -> None:
 
 
 def test_page_mode_looks_like_the_raw_sample() -> None:
-    raw = (shared_dir() / "samples/004_2c00aa427ae8dd86.txt").read_text(encoding="utf-8")
+    raw = (data_dir() / "samples/004_2c00aa427ae8dd86.txt").read_text(encoding="utf-8")
     article = extract_article(tdi_page(), SAMPLE_URL, RULES, mode="page")
     text = article.text
     assert article.extractor == "resiliparse"
