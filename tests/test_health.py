@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crawler.crawl.config import HealthConfig
-from crawler.crawl.run import site_health
+from crawler.crawl.report import site_health
 
 
 def stats(discovered: int, new: int = 0, failed: int = 0, unchanged: int = 0) -> dict[str, int]:
