@@ -44,9 +44,10 @@ class JsonFormatter(logging.Formatter):
 
 def log_format(value: object = None) -> str:
     """The configured format: ``value`` if given, else ``$ARCHIVE_LOG_FORMAT``, else text."""
-    chosen = str(value or os.environ.get("ARCHIVE_LOG_FORMAT") or "text").strip().lower()
+    given = value or os.environ.get("ARCHIVE_LOG_FORMAT") or "text"
+    chosen = str(given).strip().lower() if isinstance(given, str) else ""
     if chosen not in LOG_FORMATS:
-        raise ValueError(f"ARCHIVE_LOG_FORMAT must be text or json, got {chosen!r}")
+        raise ValueError(f"ARCHIVE_LOG_FORMAT must be text or json, got {given!r}")
     return chosen
 
 

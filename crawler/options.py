@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -43,7 +44,9 @@ def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise SystemExit(f"error: {what} must be NAME=VALUE, got {pair!r}")
+            # A usage error, as argparse's own: one line and exit 2.
+            print(f"error: {what} must be NAME=VALUE, got {pair!r}", file=sys.stderr)
+            raise SystemExit(2)
         out[name] = value
     return out
 
@@ -151,7 +154,7 @@ def setting_float(
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}") from None
     if above is not None and not number > above:
-        raise ValueError(f"{name} must be more than {above:g}, got {value!r}")
+        raise ValueError(f"{name} must be more than {_num(above)}, got {value!r}")
     _check_range(name, value, number, minimum, maximum)
     return number
 
@@ -160,11 +163,16 @@ def _check_range(
     name: str, value: object, number: float, minimum: float | None, maximum: float | None
 ) -> None:
     if minimum is not None and maximum is not None and not minimum <= number <= maximum:
-        raise ValueError(f"{name} must be {minimum:g} to {maximum:g}, got {value!r}")
+        raise ValueError(f"{name} must be {_num(minimum)} to {_num(maximum)}, got {value!r}")
     if minimum is not None and number < minimum:
-        raise ValueError(f"{name} must be at least {minimum:g}, got {value!r}")
+        raise ValueError(f"{name} must be at least {_num(minimum)}, got {value!r}")
     if maximum is not None and number > maximum:
-        raise ValueError(f"{name} must be at most {maximum:g}, got {value!r}")
+        raise ValueError(f"{name} must be at most {_num(maximum)}, got {value!r}")
+
+
+def _num(bound: float) -> str:
+    """A bound as people write it: 5242880, not 5.24288e+06; 0.5 stays 0.5."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
 
 
 def setting_choice(settings: Any, name: str, choices: Sequence[str]) -> str:

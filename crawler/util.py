@@ -19,3 +19,8 @@ def parse_duration(value: object, what: str, *, unit_required: bool = False) -> 
         examples = "90m, 1h, 1d or 7d" if unit_required else "3600, 90m, 12h, 2d or 1w"
         raise ValueError(f"{what}: {value!r} is not a duration like {examples}")
     return timedelta(seconds=float(match[1]) * _UNIT[match[2]])
+
+
+def without_password(url: str) -> str:
+    """A database URL fit for a log line or a message: the password, if any, masked."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)

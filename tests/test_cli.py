@@ -43,10 +43,13 @@ def test_crawl_needs_sites_or_all(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["crawl", "tdi", "--all"]) == 2
 
 
-def test_bad_jobs_and_pairs() -> None:
+def test_bad_jobs_and_pairs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["crawl", "tdi", "--jobs", "0"]) == 2
-    with pytest.raises(SystemExit, match="NAME=VALUE"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
         parse_pairs(["novalue"], "-s")
+    assert exited.value.code == 2  # a usage error, as argparse's own
+    assert capsys.readouterr().err == "error: -s must be NAME=VALUE, got 'novalue'\n"
     assert parse_pairs(["A=1", "B=x=y"], "-s") == {"A": "1", "B": "x=y"}
 
 
@@ -87,7 +90,7 @@ def test_bad_settings_stop_a_crawl_before_it_starts(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 2
-    assert "ARCHIVE_WARC_MAX_SIZE must be a number, got '1GB'" in proc.stderr
+    assert "ARCHIVE_WARC_MAX_SIZE must be a whole number, got '1GB'" in proc.stderr
     assert "ARCHIVE_TEXT_MODE must be one of" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "s" / "warc").exists()  # nothing was crawled

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import threading
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from crawler.crawl.config import CatalogConfig
 from crawler.crawl.run import ArchiveRun
 from crawler.layout import default_catalog_url, warc_key
 from crawler.store.base import local_root
+from crawler.util import without_password
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -77,7 +77,7 @@ class ArchiveCatalog:
         )
         logger.info(
             "catalog %s: %d articles of %s known, %d due for revision",
-            _safe_url(url),
+            without_password(url),
             len(self.known),
             self.site,
             len(self.due),
@@ -253,8 +253,3 @@ class ArchiveCatalog:
 def _catalog_time(warc_date: str) -> str:
     # WARC-Date may carry microseconds; the catalog keeps seconds.
     return warc_date[:19] + "Z"
-
-
-def _safe_url(url: str) -> str:
-    """A database URL for the log, without its password."""
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)

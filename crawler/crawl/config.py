@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from crawler.capture.session import WarcConfig
 from crawler.catalog.db import DEFAULT_REVISION_AGES
@@ -34,9 +36,10 @@ from crawler.options import (
     setting_int,
 )
 from crawler.store.base import LocalStore, StoreError, store_options
+from crawler.store.s3 import S3Config
 from crawler.store.uri import open_store
 from crawler.text.extract import TEXT_MODES
-from crawler.util import parse_duration
+from crawler.util import parse_duration, without_password
 
 _T = TypeVar("_T")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -89,7 +92,8 @@ class RunConfig:
 
     @classmethod
     def from_settings(cls, settings: Any) -> RunConfig:
-        spool = settings.get("ARCHIVE_SPOOL_DIR") or ""
+        store_uri = checked_store_uri(settings)
+        spool = _spool_dir(settings)
         # The store's numbers, for a local store too (an S3 URI given later must not fail).
         setting_int(settings, "ARCHIVE_STORE_CONCURRENCY", minimum=1)
         setting_int(settings, "ARCHIVE_STORE_MAX_ATTEMPTS", minimum=1)
@@ -98,14 +102,70 @@ class RunConfig:
         setting_choice(settings, "ARCHIVE_STORE_S3_ADDRESSING_STYLE", ("auto", "path", "virtual"))
         setting_bool(settings, "ARCHIVE_STORE_CHECK")
         return cls(
-            store_uri=str(settings.get("ARCHIVE_STORE_URI") or ""),
-            spool_dir=Path(spool).expanduser() if spool else None,
+            store_uri=store_uri,
+            spool_dir=spool,
             crawl_id=_name(settings, "ARCHIVE_CRAWL_ID"),
             report=setting_bool(settings, "ARCHIVE_REPORT_ENABLED"),
             store_options=store_options(settings),
             keep_local=setting_bool(settings, "ARCHIVE_STORE_KEEP_LOCAL"),
             retry_after=setting_float(settings, "ARCHIVE_STORE_RETRY_AFTER", minimum=0),
         )
+
+
+_STORE_WANTED = "a directory path, a file:// URI or s3://bucket/prefix"
+
+
+def checked_store_uri(settings: Any) -> str:
+    """``ARCHIVE_STORE_URI`` if it names a store (read only: the store itself is not opened)."""
+    raw = settings.get("ARCHIVE_STORE_URI")
+    uri = raw if isinstance(raw, str) else ""
+    if not uri:
+        raise ValueError(
+            f"ARCHIVE_STORE_URI must be {_STORE_WANTED} (or NEWSARCHIVE_STORE, --store), "
+            f"got {raw!r}"
+        )
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # a malformed [IPv6] host
+        raise ValueError(f"ARCHIVE_STORE_URI must be {_STORE_WANTED}, got {uri!r}") from None
+    scheme = parts.scheme
+    if scheme == "" or (len(scheme) == 1 and os.name == "nt"):
+        return uri
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(
+                f"ARCHIVE_STORE_URI must be {_STORE_WANTED} (a file:// URI without a host), "
+                f"got {uri!r}"
+            )
+        return uri
+    if scheme == "s3":
+        try:
+            S3Config.from_uri(uri)  # the bucket and prefix; the options are checked apart
+        except StoreError as exc:
+            raise ValueError(
+                f"ARCHIVE_STORE_URI must be {_STORE_WANTED}, got {uri!r} ({exc})"
+            ) from None
+        return uri
+    raise ValueError(f"ARCHIVE_STORE_URI must be {_STORE_WANTED}, got {uri!r}")
+
+
+def _spool_dir(settings: Any) -> Path | None:
+    """``ARCHIVE_SPOOL_DIR``: "" for the default place, else a directory or where one can go."""
+    raw = settings.get("ARCHIVE_SPOOL_DIR") or ""
+    wanted = "a directory, or a path where one can be made ('' = the default place)"
+    if not isinstance(raw, (str, os.PathLike)) or _CONTROL.search(str(raw)):
+        raise ValueError(f"ARCHIVE_SPOOL_DIR must be {wanted}, got {raw!r}")
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    for place in (path, *path.parents):
+        if place.is_dir():
+            break
+        if place.exists() or place.is_symlink():  # a file, a socket, a dangling link ...
+            what = "a file" if place.is_file() else "not a directory"
+            at = "" if place == path else f" at {place}"
+            raise ValueError(f"ARCHIVE_SPOOL_DIR must be {wanted}, got {str(raw)!r} ({what}{at})")
+    return path
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +221,14 @@ def parse_ages(value: Any) -> tuple[timedelta, ...]:
     """ "1h,1d,7d" (or a list) as ascending timedeltas; "" or "0" switches revisions off."""
     if isinstance(value, str):
         items = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+    elif value in (None, 0) and not isinstance(value, bool):
+        items = []
     else:
-        items = [str(v) for v in (value or [])]
+        raise ValueError(
+            f'ARCHIVE_REVISION_AGES must be durations like 1h,1d,7d ("" or 0 = none), got {value!r}'
+        )
     if items in ([], ["0"]):
         return ()
     return tuple(
@@ -182,25 +248,21 @@ class CatalogConfig:
         url = str(settings.get("ARCHIVE_CATALOG_URL") or "")
         if url:
             from sqlalchemy.engine import make_url
-            from sqlalchemy.exc import ArgumentError
+            from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
             try:
-                make_url(url)
-            except ArgumentError:
+                make_url(url).get_dialect()
+            except (ArgumentError, NoSuchModuleError):
                 raise ValueError(
                     "ARCHIVE_CATALOG_URL must be an SQLAlchemy URL like "
                     "postgresql+psycopg://user@host/db or sqlite:///path, got "
-                    f"{_without_password(url)!r}"
+                    f"{without_password(url)!r}"
                 ) from None
         return cls(
             url=url,
             revision_ages=DEFAULT_REVISION_AGES if raw_ages is None else parse_ages(raw_ages),
             refresh=setting_bool(settings, "ARCHIVE_REFRESH"),
         )
-
-
-def _without_password(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,8 +331,8 @@ class ArchiveConfig:
         proxy = read(ProxyConfig.from_settings)
         window = read(lambda s: setting_int(s, "ARCHIVE_DISCOVERY_WINDOW_DAYS", minimum=0))
         fmt = read(lambda s: log_format(s.get("ARCHIVE_LOG_FORMAT")))
-        if errors:
-            raise ConfigError(errors)
+        if errors:  # one line each: a switch read by two components is named once
+            raise ConfigError(list(dict.fromkeys(errors)))
         assert run and health and netguard and retry and challenge and proxy and fmt
         assert window is not None
         return cls(
@@ -321,7 +383,11 @@ def check_settings(settings: Any) -> list[str]:
     except ConfigError as exc:
         errors.extend(exc.errors)
     try:
-        store = open_store(str(settings.get("ARCHIVE_STORE_URI") or ""), store_options(settings))
+        uri = checked_store_uri(settings)
+    except ValueError:  # reported above, by name
+        return errors
+    try:
+        store = open_store(uri, store_options(settings))
         check = True
         with contextlib.suppress(ValueError):  # a bad value is reported above
             check = setting_bool(settings, "ARCHIVE_STORE_CHECK")

@@ -38,10 +38,18 @@ class ProxyConfig:
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> ProxyConfig:
-        proxy = str(settings.get("ARCHIVE_PROXY") or "")
-        parts = urlsplit(proxy)
-        if proxy and (parts.scheme not in ("http", "https") or not parts.hostname):
-            raise ValueError(f"ARCHIVE_PROXY must be an http(s)://host:port URL, got {proxy!r}")
+        raw = settings.get("ARCHIVE_PROXY") or ""
+        proxy = raw if isinstance(raw, str) else ""
+        try:
+            parts = urlsplit(proxy)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            _ = parts.port  # a port out of range raises ValueError
+        except ValueError:
+            ok = False
+        if raw and not ok:
+            raise ValueError(
+                f"ARCHIVE_PROXY must be an http(s)://host:port URL (or empty), got {raw!r}"
+            )
         return cls(proxy)
 
 

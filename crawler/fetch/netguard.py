@@ -93,16 +93,23 @@ class NetGuardConfig:
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> NetGuardConfig:
         raw = settings.get("ARCHIVE_NETGUARD_ALLOW") or ""
-        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        wanted = "networks in CIDR notation, comma-separated (e.g. 10.20.0.0/16,fd00::/8)"
+        if isinstance(raw, str):
+            items = raw.split(",")
+        elif isinstance(raw, (list, tuple, set, frozenset)):
+            items = [str(i) for i in raw]
+        else:
+            raise ValueError(f"ARCHIVE_NETGUARD_ALLOW must be {wanted}, got {raw!r}")
         allow = []
-        for item in (str(i).strip() for i in items):
+        for item in (i.strip() for i in items):
             if not item:
                 continue
             try:
                 allow.append(ipaddress.ip_network(item, strict=False))
             except ValueError:
+                which = "" if item == str(raw).strip() else f" ({item!r} is not a network)"
                 raise ValueError(
-                    f"ARCHIVE_NETGUARD_ALLOW: {item!r} is no network (want e.g. 10.1.0.0/16)"
+                    f"ARCHIVE_NETGUARD_ALLOW must be {wanted}, got {raw!r}{which}"
                 ) from None
         enabled = settings.get("ARCHIVE_NETGUARD_ENABLED")
         return cls(

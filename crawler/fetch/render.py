@@ -153,22 +153,34 @@ class RenderConfig:
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> RenderConfig:
+        raw_block = settings.get("ARCHIVE_RENDER_BLOCK")
+        raw_spki = settings.get("ARCHIVE_RENDER_TRUSTED_SPKI")
+        known = ", ".join(sorted(RESOURCE_TYPES))
         try:
-            block = frozenset(t.lower() for t in _names(settings.get("ARCHIVE_RENDER_BLOCK")))
-            spki = _names(settings.get("ARCHIVE_RENDER_TRUSTED_SPKI"))
-        except TypeError as exc:
+            block = frozenset(t.lower() for t in _names(raw_block))
+        except TypeError:
             raise ValueError(
-                f"ARCHIVE_RENDER_BLOCK and ARCHIVE_RENDER_TRUSTED_SPKI must be comma-separated "
-                f"lists, got {exc}"
+                f"ARCHIVE_RENDER_BLOCK must be resource types, comma-separated ({known}), "
+                f"got {raw_block!r}"
             ) from None
         unknown = sorted(block - RESOURCE_TYPES)
         if unknown:
             raise ValueError(
-                f"ARCHIVE_RENDER_BLOCK has unknown resource types {unknown}; "
-                f"known: {', '.join(sorted(RESOURCE_TYPES))}"
+                f"ARCHIVE_RENDER_BLOCK has unknown resource types {unknown} (known: {known}), "
+                f"got {raw_block!r}"
             )
         if "document" in block:
-            raise ValueError("ARCHIVE_RENDER_BLOCK must not block 'document' (the page itself)")
+            raise ValueError(
+                "ARCHIVE_RENDER_BLOCK must not block 'document' (the page itself), "
+                f"got {raw_block!r}"
+            )
+        try:
+            spki = _names(raw_spki)
+        except TypeError:
+            raise ValueError(
+                "ARCHIVE_RENDER_TRUSTED_SPKI must be base64 SHA-256 SPKI hashes, "
+                f"comma-separated, got {raw_spki!r}"
+            ) from None
         for pin in spki:
             try:
                 ok = len(base64.b64decode(pin, validate=True)) == 32
@@ -176,7 +188,8 @@ class RenderConfig:
                 ok = False
             if not ok:
                 raise ValueError(
-                    f"ARCHIVE_RENDER_TRUSTED_SPKI: {pin!r} is no base64 SHA-256 SPKI hash"
+                    "ARCHIVE_RENDER_TRUSTED_SPKI must be base64 SHA-256 SPKI hashes, "
+                    f"comma-separated: {pin!r} is no base64 SHA-256 SPKI hash"
                 )
         proxy = str(settings.get("ARCHIVE_PROXY") or "")
         if spki and not _is_loopback_proxy(proxy):

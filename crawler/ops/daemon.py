@@ -293,6 +293,7 @@ def span_seconds(seconds: float) -> str:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
+    from crawler.crawl.config import check_settings
     from crawler.ops.common import command_settings, spider_names
     from crawler.ops.jobs import locations
     from crawler.ops.schedule import ScheduleError
@@ -303,9 +304,16 @@ def cmd_run(ns: argparse.Namespace) -> int:
         settings, overrides = command_settings(ns)
         known = spider_names()
         config = ScheduleConfig.from_settings(settings, known, file=ns.schedule)
+        port, address = metrics_endpoint(settings, ns.metrics_port)
         where = locations(settings)
     except (ScheduleError, StoreError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    # The crawls' own settings, checked now rather than by every scheduled crawl in turn.
+    errors = check_settings(settings)
+    if errors:
+        for error in errors:
+            print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     if ns.sites:
         unknown = [s for s in ns.sites if s not in known]
@@ -328,12 +336,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
     def status() -> Status:
         return collect_status(config, where.catalog_url, where.spool)
 
-    port = ns.metrics_port
-    if port is None:
-        port = settings.getint("ARCHIVE_METRICS_PORT")
     metrics = Metrics(status)
     if port:
-        address = str(settings.get("ARCHIVE_METRICS_ADDRESS") or "127.0.0.1")
         try:
             bound = metrics.serve(port, address)
         except OSError as exc:
@@ -364,6 +368,33 @@ def cmd_run(ns: argparse.Namespace) -> int:
             metrics.close()
             if recorder is not None:
                 recorder.close()
+
+
+def metrics_endpoint(settings: Any, port: int | None = None) -> tuple[int, str]:
+    """The metrics server's port (``--metrics-port`` or ``ARCHIVE_METRICS_PORT``, 0 = off) and
+    address (``ARCHIVE_METRICS_ADDRESS``); a bad value is a ``ValueError`` that names it.
+    """
+    import ipaddress
+
+    from crawler.options import setting_int
+
+    if port is None:
+        port = setting_int(settings, "ARCHIVE_METRICS_PORT", minimum=0, maximum=65535)
+    elif not 0 <= port <= 65535:
+        raise ValueError(f"--metrics-port must be 0 to 65535, got {port}")
+    raw = settings.get("ARCHIVE_METRICS_ADDRESS")
+    address = "127.0.0.1" if raw is None or raw == "" else raw
+    try:
+        if not isinstance(address, str):
+            raise ValueError(address)
+        if address != "localhost":
+            ipaddress.ip_address(address)
+    except ValueError:
+        raise ValueError(
+            "ARCHIVE_METRICS_ADDRESS must be an IP address to listen on (127.0.0.1, 0.0.0.0, "
+            f"::) or localhost, got {raw!r}"
+        ) from None
+    return port, address
 
 
 def format_plan(config: ScheduleConfig) -> str:

@@ -23,6 +23,7 @@ the settings; every mistake in it is one line naming the file, the site and the 
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -33,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.cron import CronTrigger
 
+from crawler import util
+
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SITE_KEYS = {"crawl", "revisions", "jitter", "time_limit", "stale_after", "enabled", "args"}
 FILE_KEYS = {"defaults", "sites"}
@@ -48,11 +49,11 @@ class ScheduleError(ValueError):
 
 
 def parse_duration(value: object, what: str) -> timedelta:
-    """``90m``, ``12h``, ``2d``, ``1w``, or seconds as a number."""
-    match = _DURATION.match(str(value)) if not isinstance(value, bool) else None
-    if match is None:
-        raise ScheduleError(f"{what}: {value!r} is not a duration like 3600, 90m, 12h, 2d or 1w")
-    return timedelta(seconds=float(match[1]) * _UNIT[match[2]])
+    """``90m``, ``12h``, ``2d``, ``1w``, or seconds as a number (``crawler.util``'s rule)."""
+    try:
+        return util.parse_duration(value, what)
+    except ValueError as exc:
+        raise ScheduleError(str(exc)) from None
 
 
 def _weekdays(field_value: str) -> str:
@@ -132,58 +133,74 @@ class ScheduleConfig:
     def from_settings(
         cls, settings: BaseSettings, sites: Sequence[str], *, file: str | Path | None = None
     ) -> ScheduleConfig:
-        """Defaults from settings, ``ARCHIVE_SCHEDULE`` per site, then the schedule file."""
-        timezone = str(settings.get("ARCHIVE_SCHEDULE_TIMEZONE") or "UTC")
+        """Defaults from settings, ``ARCHIVE_SCHEDULE`` per site, then the schedule file.
+
+        Each setting is checked by its own name first, so a mistake is one line naming the
+        setting (or the schedule file and its key), the value and what is allowed.
+        """
+        timezone = _timezone(settings.get("ARCHIVE_SCHEDULE_TIMEZONE"))
         defaults: dict[str, Any] = {
-            "crawl": str(settings.get("ARCHIVE_SCHEDULE_CRON") or ""),
-            "revisions": str(settings.get("ARCHIVE_SCHEDULE_REVISIONS_CRON") or ""),
+            "crawl": _cron_setting(settings, "ARCHIVE_SCHEDULE_CRON", timezone),
+            "revisions": _cron_setting(settings, "ARCHIVE_SCHEDULE_REVISIONS_CRON", timezone),
             "jitter": settings.get("ARCHIVE_SCHEDULE_JITTER", 0),
             "time_limit": settings.get("ARCHIVE_SCHEDULE_TIME_LIMIT", 3 * 3600),
             "stale_after": settings.get("ARCHIVE_STATUS_STALE_AFTER", "2d"),
             "enabled": True,
             "args": {},
         }
-        try:
-            per_site: dict[str, Any] = dict(settings.getdict("ARCHIVE_SCHEDULE"))
-        except ValueError as exc:
-            raise ScheduleError(f"ARCHIVE_SCHEDULE must be a JSON object: {exc}") from exc
-        per_site = {
-            site: ({"crawl": entry} if isinstance(entry, str) else entry)
-            for site, entry in per_site.items()
-        }
+        _seconds(defaults["jitter"], "ARCHIVE_SCHEDULE_JITTER")
+        _more_than_zero(defaults["time_limit"], "ARCHIVE_SCHEDULE_TIME_LIMIT")
+        parse_duration(defaults["stale_after"], "ARCHIVE_STATUS_STALE_AFTER")
+        grace = _seconds(settings.get("ARCHIVE_SCHEDULE_GRACE", 120), "ARCHIVE_SCHEDULE_GRACE")
+        misfire_grace = int(
+            _seconds(
+                settings.get("ARCHIVE_SCHEDULE_MISFIRE_GRACE", 900),
+                "ARCHIVE_SCHEDULE_MISFIRE_GRACE",
+            )
+        )
+        max_running = _positive_int(
+            settings.get("ARCHIVE_SCHEDULE_MAX_RUNNING", 2), "ARCHIVE_SCHEDULE_MAX_RUNNING"
+        )
+        check_interval = _more_than_zero(
+            settings.get("ARCHIVE_STATUS_CHECK_INTERVAL", 600), "ARCHIVE_STATUS_CHECK_INTERVAL"
+        )
+        per_site = _per_site_setting(settings.get("ARCHIVE_SCHEDULE"), sites)
+        for site, entry in per_site.items():  # checked before the file can override it
+            _site_schedule(
+                site, {**defaults, **entry}, "ARCHIVE_SCHEDULE", timezone, complete=False
+            )
         source = "settings"
-        path = file or settings.get("ARCHIVE_SCHEDULE_FILE") or ""
+        path = file or _schedule_file_setting(settings.get("ARCHIVE_SCHEDULE_FILE"))
         if path:
             source = str(path)
-            file_defaults, file_sites = load_schedule_file(Path(path))
+            try:
+                file_defaults, file_sites = load_schedule_file(Path(path))
+            except ScheduleError as exc:
+                if file:  # --schedule: the message names the file
+                    raise
+                raise ScheduleError(f"ARCHIVE_SCHEDULE_FILE: {exc}") from exc
             defaults.update(file_defaults)
+            unknown = sorted(set(file_sites) - set(sites))
+            if unknown:
+                raise ScheduleError(
+                    f"{source}: unknown site(s) {', '.join(unknown)} (sites: {', '.join(sites)})"
+                )
             for site, entry in file_sites.items():
                 per_site[site] = {**per_site.get(site, {}), **entry}
-        unknown = sorted(set(per_site) - set(sites))
-        if unknown:
-            raise ScheduleError(
-                f"{source}: unknown site(s) {', '.join(unknown)} (sites: {', '.join(sites)})"
-            )
         schedules = []
         for site in sites:
             entry = {**defaults, **per_site.get(site, {})}
-            schedules.append(_site_schedule(site, entry, source, timezone))
+            where = source
+            if not path:
+                where = "ARCHIVE_SCHEDULE" if site in per_site else "ARCHIVE_SCHEDULE_CRON"
+            schedules.append(_site_schedule(site, entry, where, timezone))
         return cls(
             sites=tuple(schedules),
             timezone=timezone,
-            grace=_seconds(settings.get("ARCHIVE_SCHEDULE_GRACE", 120), "ARCHIVE_SCHEDULE_GRACE"),
-            misfire_grace=int(
-                _seconds(
-                    settings.get("ARCHIVE_SCHEDULE_MISFIRE_GRACE", 900),
-                    "ARCHIVE_SCHEDULE_MISFIRE_GRACE",
-                )
-            ),
-            max_running=_positive_int(
-                settings.get("ARCHIVE_SCHEDULE_MAX_RUNNING", 2), "ARCHIVE_SCHEDULE_MAX_RUNNING"
-            ),
-            check_interval=_seconds(
-                settings.get("ARCHIVE_STATUS_CHECK_INTERVAL", 600), "ARCHIVE_STATUS_CHECK_INTERVAL"
-            ),
+            grace=grace,
+            misfire_grace=misfire_grace,
+            max_running=max_running,
+            check_interval=check_interval,
             source=source,
         )
 
@@ -230,7 +247,10 @@ def _check_keys(entry: Mapping[str, Any], where: str) -> None:
         )
 
 
-def _site_schedule(site: str, entry: Mapping[str, Any], source: str, tz: str) -> SiteSchedule:
+def _site_schedule(
+    site: str, entry: Mapping[str, Any], source: str, tz: str, *, complete: bool = True
+) -> SiteSchedule:
+    """One site's schedule; ``complete=False``: only each value (a later layer may add one)."""
     where = f"{source}: site {site}"
     for key in ("crawl", "revisions"):
         if not isinstance(entry[key], str):
@@ -250,7 +270,7 @@ def _site_schedule(site: str, entry: Mapping[str, Any], source: str, tz: str) ->
         enabled=entry["enabled"],
         args={str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in args.items()},
     )
-    if schedule.enabled and not schedule.crawl:
+    if complete and schedule.enabled and not schedule.crawl:
         raise ScheduleError(f"{where}: crawl is empty (set enabled = false to stop the site)")
     if schedule.time_limit <= 0:
         raise ScheduleError(f"{where}: time_limit must be more than 0 seconds")
@@ -264,11 +284,93 @@ def _seconds(value: object, what: str) -> float:
     return parse_duration(value, what).total_seconds()
 
 
+def _more_than_zero(value: object, what: str) -> float:
+    seconds = _seconds(value, what)
+    if seconds <= 0:
+        raise ScheduleError(f"{what} must be more than 0 seconds, got {value!r}")
+    return seconds
+
+
 def _positive_int(value: object, what: str) -> int:
     try:
+        if isinstance(value, bool):
+            raise ValueError(value)
         number = int(str(value))
     except ValueError:
         raise ScheduleError(f"{what} must be a whole number, got {value!r}") from None
     if number < 1:
-        raise ScheduleError(f"{what} must be at least 1, got {number}")
+        raise ScheduleError(f"{what} must be at least 1, got {value!r}")
     return number
+
+
+def _timezone(value: object) -> str:
+    """``ARCHIVE_SCHEDULE_TIMEZONE``: an IANA name APScheduler knows; "" or None is UTC."""
+    from apscheduler.util import astimezone
+
+    name = "UTC" if value is None or value == "" else value
+    try:
+        if not isinstance(name, str):
+            raise ValueError(name)
+        astimezone(name)
+    except (LookupError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        raise ScheduleError(
+            "ARCHIVE_SCHEDULE_TIMEZONE must be an IANA time zone name like UTC or "
+            f"Europe/Berlin, got {value!r}"
+        ) from None
+    return name
+
+
+def _cron_setting(settings: BaseSettings, name: str, timezone: str) -> str:
+    """A cron expression setting ("" allowed: none), checked under its own name."""
+    value = settings.get(name)
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise ScheduleError(f"{name} must be a cron expression in quotes, got {value!r}")
+    if value.strip():
+        cron_trigger(value, timezone=timezone, jitter=None, what=name)
+    return value.strip()
+
+
+def _per_site_setting(value: object, sites: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``ARCHIVE_SCHEDULE``: {site: cron} or {site: {key: value}}, as JSON in the environment."""
+    wanted = 'a JSON object like {"irna": "*/30 * * * *"} or {"irna": {"enabled": false}}'
+    raw = value
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError as exc:
+            raise ScheduleError(f"ARCHIVE_SCHEDULE must be {wanted}, got {raw!r} ({exc})") from None
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ScheduleError(f"ARCHIVE_SCHEDULE must be {wanted}, got {raw!r}")
+    unknown = sorted(str(site) for site in value if site not in sites)
+    if unknown:
+        raise ScheduleError(
+            f"ARCHIVE_SCHEDULE: unknown site(s) {', '.join(unknown)} (sites: {', '.join(sites)})"
+        )
+    out: dict[str, dict[str, Any]] = {}
+    for site, entry in value.items():
+        if isinstance(entry, str):
+            entry = {"crawl": entry}
+        if not isinstance(entry, Mapping):
+            raise ScheduleError(
+                f"ARCHIVE_SCHEDULE: site {site} must be a cron expression or an object of "
+                f"{', '.join(sorted(SITE_KEYS))}, got {entry!r}"
+            )
+        _check_keys(entry, f"ARCHIVE_SCHEDULE: site {site}")
+        out[str(site)] = dict(entry)
+    return out
+
+
+def _schedule_file_setting(value: object) -> str:
+    """``ARCHIVE_SCHEDULE_FILE``: "" for none, else a file that is there."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, (str, Path)) or not Path(value).expanduser().is_file():
+        raise ScheduleError(
+            "ARCHIVE_SCHEDULE_FILE must be a TOML schedule file that exists (or be empty), "
+            f"got {value!r}"
+        )
+    return str(Path(value).expanduser())

@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from crawler.catalog.db import Catalog, Run
 from crawler.ops.schedule import ScheduleConfig
+from crawler.util import without_password
 
 logger = logging.getLogger(__name__)
 
@@ -212,14 +213,7 @@ def collect_status(
 
 def _safe_url(url: str | None) -> str | None:
     """The catalog URL without a password."""
-    if url is None:
-        return None
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ValueError:
-        return "(unparsable URL)"
+    return None if url is None else without_password(url)
 
 
 def span(delta: timedelta) -> str:
