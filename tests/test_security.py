@@ -240,7 +240,7 @@ def test_chromium_pages_and_their_requests_are_checked_too() -> None:
     )
     page = scrapy.Request("https://metadata.example.test/", meta={"playwright": True})
     with pytest.raises(ForbiddenAddressError):  # before the browser is started
-        asyncio.run(RenderingDownloadHandler._download_request(handler, page, None))  # type: ignore[arg-type]
+        asyncio.run(RenderingDownloadHandler.download_request(handler, page))  # type: ignore[arg-type]
     # Chromium's own requests (subresources, its redirects) go through the route check.
     for url, aborted in (
         ("http://169.254.169.254/latest/meta-data/", True),

@@ -1,4 +1,9 @@
-"""The newsarchive add-on: wires capture, text and the run report into any Scrapy project."""
+"""The newsarchive add-on: enables the crawl's composition root and its components in Scrapy.
+
+Every archive component is enabled here, at a fixed order with ``priority="addon"`` so that
+a project or spider can still name (or switch off) one; the root (``crawl/archive.py``) builds
+and wires them for each crawl.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,9 @@ if TYPE_CHECKING:
 EXTENSIONS = {"crawler.crawl.archive.ArchiveCrawl": 10}
 ITEM_PIPELINES = {"crawler.crawl.pipeline.ArticlePipeline": 300}
 DOWNLOADER_MIDDLEWARES = {
-    "crawler.fetch.middlewares.ArchiveProxyMiddleware": 740,
-    # Marks requests to render (and checks ARCHIVE_RENDER_*); the browser handler does the rest.
-    "crawler.fetch.render.RenderMiddleware": 745,
+    "crawler.crawl.handlers.ArchiveProxyMiddleware": 740,
+    # Marks requests to render; the browser handler does the rest.
+    "crawler.crawl.handlers.RenderMiddleware": 745,
     # Below decompression (590) on the way in: it reads the challenge page's text.
     "crawler.crawl.handlers.ChallengeMiddleware": 585,
     # After redirects (600) on the way out: it sees the final 200 and its validators.
@@ -54,7 +59,7 @@ class Addon:
         # Scrapy's retry middleware retries at once; ours waits (Retry-After, backoff).
         from scrapy.downloadermiddlewares.retry import RetryMiddleware as StockRetry
 
-        from crawler.fetch.middlewares import RetryAfterMiddleware
+        from crawler.crawl.handlers import RetryAfterMiddleware
 
         settings.setdefault_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", StockRetry, None)
         settings.setdefault_in_component_priority_dict(

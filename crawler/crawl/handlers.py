@@ -1,8 +1,10 @@
-"""The fetch components that share the crawl's browser and capture, wired by the root.
+"""The fetch components of a crawl, each given its config and collaborators by the root.
 
 Scrapy builds download handlers and middlewares itself, from their paths; these subclasses
-take their collaborators from the composition root (``ArchiveCrawl``) and pass them to the
-fetch layer's constructors, which know nothing of the crawl.
+take what they need from the composition root (``ArchiveCrawl``: the settings parsed once at
+the start, the capture session, the crawl's one browser) and hand it to the fetch layer's
+constructors, which know nothing of the crawl. Without the add-on's root (a project that names
+a fetch component on its own) the fetch layer reads its settings itself.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from typing import TYPE_CHECKING, Self
 from scrapy.exceptions import NotConfigured
 
 from crawler.crawl.archive import ArchiveCrawl
+from crawler.fetch import middlewares, render
 from crawler.fetch.challenge import ChallengeConfig
 from crawler.fetch.challenge import ChallengeMiddleware as _ChallengeMiddleware
-from crawler.fetch.render import Renderers, RenderingDownloadHandler
+from crawler.fetch.netguard import NetGuard, twisted_resolve
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -24,19 +27,24 @@ def _root(crawler: Crawler) -> ArchiveCrawl | None:
     try:
         return ArchiveCrawl.of(crawler)
     except NotConfigured:
-        return None  # the handler used without the add-on: fetches, archives nothing
+        return None
 
 
-class ArchiveDownloadHandler(RenderingDownloadHandler):
+class ArchiveDownloadHandler(render.RenderingDownloadHandler):
     """Chromium for the requests that ask to be rendered, our HTTP/1.1 handler for the rest."""
 
     def __init__(self, crawler: Crawler) -> None:
         root = _root(crawler)
+        if root is None:  # fetches, archives nothing
+            super().__init__(crawler)
+            return
         super().__init__(
             crawler,
-            capture=root.capture_session if root is not None else None,
-            renderers=root.renderers if root is not None else Renderers(),
+            capture=root.capture_session,
+            renderers=root.renderers,
+            render=root.config.render,
         )
+        self.netguard = NetGuard(root.config.netguard, twisted_resolve, crawler.stats)
 
 
 class ChallengeMiddleware(_ChallengeMiddleware):
@@ -44,7 +52,40 @@ class ChallengeMiddleware(_ChallengeMiddleware):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        config = ChallengeConfig.from_settings(crawler.settings)
         root = _root(crawler)
-        renderers = root.renderers if root is not None else Renderers()
-        return cls(crawler, config.timeout, config.max_solves, renderers)
+        if root is None:
+            config = ChallengeConfig.from_settings(crawler.settings)
+            return cls(crawler, config.timeout, config.max_solves, render.Renderers())
+        config = root.config.challenge
+        return cls(crawler, config.timeout, config.max_solves, root.renderers)
+
+
+class RenderMiddleware(render.RenderMiddleware):
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        root = _root(crawler)
+        if root is None:
+            return super().from_crawler(crawler)
+        if root.config.render is None:
+            raise NotConfigured("ARCHIVE_RENDER_ENABLED is off")
+        return cls(root.config.render)
+
+
+class ArchiveProxyMiddleware(middlewares.ArchiveProxyMiddleware):
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        root = _root(crawler)
+        if root is None:
+            return super().from_crawler(crawler)
+        if not root.config.proxy.proxy:
+            raise NotConfigured("ARCHIVE_PROXY is not set")
+        return cls(root.config.proxy.proxy)
+
+
+class RetryAfterMiddleware(middlewares.RetryAfterMiddleware):
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        root = _root(crawler)
+        middleware = cls(crawler.settings, None if root is None else root.config.retry)
+        middleware.crawler = crawler
+        return middleware

@@ -137,9 +137,10 @@ class RetryAfterMiddleware(RetryMiddleware):
     the download slot is free meanwhile.
     """
 
-    def __init__(self, settings: BaseSettings) -> None:
+    def __init__(self, settings: BaseSettings, config: RetryConfig | None = None) -> None:
         super().__init__(settings)
-        config = RetryConfig.from_settings(settings)
+        # Parsed once at the crawl's start (crawler/crawl/config.py); here only without it.
+        config = config or RetryConfig.from_settings(settings)
         self.max_wait = config.max_wait
         self.backoff = config.backoff
 

@@ -17,6 +17,23 @@ Limits: pages open at once (``ARCHIVE_RENDER_MAX_PAGES``), a fresh browser conte
 not fetched (``ARCHIVE_RENDER_BLOCK``), and a page timeout after which the page is abandoned
 (counted, ``archive/render/timeout``) and the crawl goes on. A browser that crashes or
 disconnects is launched again on the next page (scrapy-playwright's own handling).
+
+What this takes from scrapy-playwright, checked against its 0.0.48 (the pinned version):
+- Public: the handler's ``download_request`` and ``close``, the ``PLAYWRIGHT_*`` settings, the
+  ``playwright``, ``playwright_context`` and ``playwright_context_kwargs`` meta keys, and the
+  ``abort_request`` hook that ``PLAYWRIGHT_ABORT_REQUEST`` fills.
+- Private, for want of a public hook (0.0.48 has none for these):
+  ``_download_request_with_page`` (what a page's navigation returns: our recorder must see
+  every response from before the navigation to the page's close, a page past its timeout must
+  still be archived, and the DOM is archived as a resource record; the public
+  ``playwright_page_init_callback``, ``playwright_page_methods`` and
+  ``playwright_include_page`` give the page but not its timeout, nor its responses once
+  scrapy-playwright has closed it); ``_maybe_launch_in_thread`` and ``_engine_started`` (no
+  setting starts the browser on the first rendered page instead of with every crawl);
+  ``_launch``, ``_maybe_launch_browser``, ``browser``, ``context_wrappers`` and ``config``
+  (starting the browser late, a fresh context every ``ARCHIVE_RENDER_CONTEXT_PAGES`` pages, and
+  solving a challenge in it). The browser path is to be rebuilt on the crawl's own egress
+  proxy, which needs none of them.
 """
 
 from __future__ import annotations
@@ -371,11 +388,13 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
         crawler: Crawler,
         capture: CaptureSession | None = None,
         renderers: Renderers | None = None,
+        render: RenderConfig | None = None,
     ) -> None:
         super().__init__(crawler)
         self.capture = capture
         self.renderers = renderers or Renderers()
-        self.render = RenderConfig.from_settings(crawler.settings)
+        # Parsed once at the crawl's start (crawler/crawl/config.py); here only without it.
+        self.render = render or RenderConfig.from_settings(crawler.settings)
         settings = crawler.settings
         self.config.launch_options = {**self.render.launch_options(), **self.config.launch_options}
         if not settings.get("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT"):
@@ -417,9 +436,11 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
             await self._launch()
             self._started = True
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         if self._started:
-            await super()._close()
+            await super().close()
+        else:  # no browser was started: only the plain handler's connections to close
+            await ArchiveHTTP11DownloadHandler.close(self)
 
     # -- rendering -----------------------------------------------------------------------
     def _context_name(self) -> str:
@@ -444,16 +465,19 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
             return bool(await result if asyncio.iscoroutine(result) else result)
         return False
 
-    async def _download_request(self, request: Request, spider: Spider | None = None) -> Response:
+    async def download_request(self, request: Request) -> Response:
+        if not request.meta.get("playwright"):
+            plain: Response = await ArchiveHTTP11DownloadHandler.download_request(self, request)
+            return plain
         owner = self.renderers.owner
         if owner is not None and owner is not self:
-            shared: Response = await owner._download_request(request, spider)
+            shared: Response = await owner.download_request(request)
             return shared
         await self.netguard.check(request)
         await self._ensure_started()
         request.meta["playwright_context"] = self._context_name()
         request.meta.setdefault("playwright_context_kwargs", self.render.context_options())
-        response: Response = await super()._download_request(request, spider)
+        response: Response = await super().download_request(request)
         return response
 
     async def _download_request_with_page(
