@@ -60,7 +60,7 @@ def article_json(n: int) -> bytes:
 
 
 def install(server: Any) -> None:
-    from crawler.mirror.routes import MirrorResponse
+    from crawler.mirror.messages import MirrorResponse
 
     def handler(req: Any) -> Any:
         path = req.path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from crawler.mirror.routes import MirrorResponse
+from crawler.mirror.messages import MirrorResponse
 
 if TYPE_CHECKING:
     from crawler.mirror.server import MirrorRequest, MirrorServer

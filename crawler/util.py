@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 
@@ -24,3 +25,16 @@ def parse_duration(value: object, what: str, *, unit_required: bool = False) -> 
 def without_password(url: str) -> str:
     """A database URL fit for a log line or a message: the password, if any, masked."""
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def keep_tldextract_offline() -> None:
+    """Never let tldextract download the public suffix list (unless the operator asks).
+
+    Scrapy's cookie middleware asks tldextract for the public suffix list, which by default is
+    downloaded from GitHub on first use: a request to a host the operator never named (and, in
+    tests, a packet off loopback). The snapshot tldextract ships is enough to tell public
+    suffixes; an operator who wants fresh lists sets the variable to URLs. tldextract reads
+    it when the middleware's module is imported, so the settings module and the add-on call
+    this before any middleware is loaded.
+    """
+    os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")

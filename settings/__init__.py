@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import crawler  # noqa: F401  (its import sets the no-download default for tldextract)
+from crawler.util import keep_tldextract_offline
+
+keep_tldextract_offline()
 
 BOT_NAME = "newsarchive"
 SPIDER_MODULES = ["spiders"]
 NEWSPIDER_MODULE = "spiders"
 
-# The add-on wires in WARC capture, text writing and the run report (see settings/defaults.py).
+# The add-on wires in WARC capture, text writing and the crawl report (see settings/defaults.py).
 ADDONS = {"crawler.crawl.addon.Addon": 0}
 
 # Politeness: obey robots.txt, name ourselves and a contact, keep a per-host limit.

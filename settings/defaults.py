@@ -14,7 +14,7 @@ ARCHIVE_CRAWL_ID = ""
 # Route every request through this HTTP proxy (the loopback mirror in tests and the demo).
 # Empty = direct connections (or Scrapy's own proxy handling from the environment).
 ARCHIVE_PROXY = ""
-# Write the JSON run report and the manifest into the store at crawl end.
+# Write the JSON crawl report and the manifest into the store at crawl end.
 ARCHIVE_REPORT_ENABLED = True
 
 # --- Egress guard (crawler/fetch/netguard.py): no requests to the crawler's own network ----------
@@ -124,7 +124,7 @@ ARCHIVE_RENDER_ENABLED = True
 # download is not used. Only started once a page is rendered.
 ARCHIVE_RENDER_EXECUTABLE = "/usr/bin/chromium"
 # Seconds a page may take to load (its load event); a slower page is abandoned, counted
-# (archive/render/timeout, and a skip in the run report), and the crawl goes on.
+# (archive/render/timeout, and a skip in the crawl report), and the crawl goes on.
 ARCHIVE_RENDER_PAGE_TIMEOUT = 30
 # After the load event, wait until no request has been open for this many seconds (scripts
 # that fetch the content), within the same page timeout.

@@ -17,7 +17,11 @@ from typing import Any
 
 import pytest
 
+from crawler.util import keep_tldextract_offline
 from tests.seaweed import admin, free_ports, running_weed
+
+# As every crawl's settings module and the add-on do: no download of the public suffix list.
+keep_tldextract_offline()
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

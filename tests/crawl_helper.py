@@ -191,7 +191,7 @@ def run_crawl(
     timeout: float = 60,
     env: Mapping[str, str] | None = None,
 ) -> CrawlResult:
-    """Run a crawl to its end and return its exit code, run report and stats."""
+    """Run a crawl to its end and return its exit code, crawl report and stats."""
     log = out.with_suffix(".log")
     proc = start_crawl(
         spider, out, settings=settings, spider_args=spider_args, stderr_path=log, env=env
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     process.crawl(crawler, **_pairs(ns.args))
     process.start()
     root = crawler.get_extension(ArchiveCrawl)
-    report = root.run.report if root is not None else None
+    report = root.ledger.report if root is not None else None
     assert crawler.stats is not None
     stats = {
         k: v

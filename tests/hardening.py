@@ -37,7 +37,7 @@ from typing import Any
 
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.mirror.routes import MirrorResponse
+from crawler.mirror.messages import MirrorResponse
 from crawler.mirror.server import MirrorRequest, MirrorServer, Route
 from tests.conftest import SeaweedFS, s3_env
 from tests.crawl_helper import SLOW_HOST, crawl_env, start_crawl

@@ -1,7 +1,7 @@
 """Hostile and broken input: a table of cases the mirror serves and one crawl walks.
 
 Each :class:`Case` is one hostile thing (a page, a feed, a sitemap, a link) with the outcome
-the run report must show for it. ``python -m tests.hostile_cases --summary`` serves them all,
+the crawl report must show for it. ``python -m tests.hostile_cases --summary`` serves them all,
 runs the crawl and prints the figures (inputs tried, crawls crashed, records corrupt);
 ``tests/test_hostile_input.py`` asserts every case.
 """
@@ -65,7 +65,7 @@ _NEWS = re.compile(r"/news/([a-z0-9-]+)/")
 
 @dataclass(frozen=True)
 class Case:
-    """One hostile input and what the run report must say of it.
+    """One hostile input and what the crawl report must say of it.
 
     ``expect``: ``archived`` (text written; ``contains`` must be in it), ``failed:<reason>``
     (in the report's failures), ``skip:<reason>`` (a logged, counted skip of the page),

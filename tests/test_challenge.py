@@ -14,7 +14,8 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.fetch.challenge import is_challenge
 from crawler.mirror.challenge import COOKIE_ANSWER, COOKIE_TOKEN, ArvanChallenge, fnv1a32
-from crawler.mirror.routes import SITES_DIR, RouteError, load_site
+from crawler.mirror.messages import RouteError
+from crawler.mirror.routes import SITES_DIR, load_site
 from crawler.mirror.server import MirrorRequest, MirrorServer
 from tests.conftest import CHROMIUM, expected_text, mirror_file, require_program
 from tests.crawl_helper import CrawlResult, mirror_settings, run_crawl

@@ -35,7 +35,7 @@ from crawler.capture.session import CaptureSession
 from crawler.capture.writer import WarcFileWriter, recover_open_files
 from crawler.crawl.addon import Addon
 from crawler.crawl.archive import ArchiveCrawl
-from crawler.mirror.routes import MirrorResponse
+from crawler.mirror.messages import MirrorResponse
 from crawler.mirror.server import MirrorRequest, MirrorServer, Route
 from tests.conftest import SeaweedFS, s3_env
 from tests.crawl_helper import SLOW_HOST, CrawlResult, crawl_env, run_crawl, start_crawl

@@ -365,9 +365,9 @@ def test_starts_of_a_running_site_were_skipped_not_queued(daemon_run: DaemonRun)
 def test_logs_are_json_lines_from_daemon_and_crawls(daemon_run: DaemonRun) -> None:
     entries = [json.loads(line) for line in daemon_run.log_lines if line.strip()]
     loggers = {e["logger"] for e in entries}
-    assert {"crawler.ops.daemon", "crawler.crawl.run", "scrapy.core.engine"} <= loggers
+    assert {"crawler.ops.daemon", "crawler.crawl.ledger", "scrapy.core.engine"} <= loggers
     assert all({"time", "level", "message"} <= set(e) for e in entries)
-    assert any(e.get("site") == "tdi" and e["logger"] == "crawler.crawl.run" for e in entries)
+    assert any(e.get("site") == "tdi" and e["logger"] == "crawler.crawl.ledger" for e in entries)
 
 
 def test_metrics_were_served(daemon_run: DaemonRun) -> None:

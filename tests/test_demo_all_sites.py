@@ -52,7 +52,7 @@ def runs(demo_all_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def reports(store: Path) -> dict[str, list[dict[str, Any]]]:
-    """Each site's run reports, oldest first."""
+    """Each site's crawl reports, oldest first."""
     out: dict[str, list[dict[str, Any]]] = {}
     for site in SITES:
         found = [json.loads(p.read_text()) for p in (store / "reports" / site).glob("*.json")]

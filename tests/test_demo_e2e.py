@@ -181,7 +181,7 @@ def articles(demo_store: Path) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def report(demo_store: Path) -> dict[str, Any]:
-    path = only(sorted((demo_store / "reports" / SITE).glob("*.json")), "run report")
+    path = only(sorted((demo_store / "reports" / SITE).glob("*.json")), "crawl report")
     data: dict[str, Any] = json.loads(path.read_text())
     assert path.name == f"{data['crawl_id']}.json"
     return data
@@ -219,7 +219,7 @@ def test_demo_exits_zero_and_names_every_output(demo_run: DemoRun, demo_store: P
         "WARC files": sorted(root.glob("warc/tdi/*/*/*/*.warc.gz")),
         "article texts": sorted(root.glob("text/tdi/*/*/*/*.txt")),
         "article sidecars": sorted(root.glob("text/tdi/*/*/*/*.json")),
-        "run reports": sorted(root.glob("reports/tdi/*.json")),
+        "crawl reports": sorted(root.glob("reports/tdi/*.json")),
         "manifests": sorted(root.glob("manifests/tdi/*.json")),
     }
     assert set(listed) == set(expected)

@@ -13,7 +13,8 @@ from warcio.archiveiterator import ArchiveIterator
 from crawler.catalog.db import Catalog, articles
 from crawler.crawl.config import parse_ages
 from crawler.layout import sqlite_url
-from crawler.mirror.routes import MirrorResponse, Route, load_site
+from crawler.mirror.messages import MirrorResponse
+from crawler.mirror.routes import Route, load_site
 from crawler.mirror.server import MirrorRequest, MirrorServer
 from tests.crawl_helper import CrawlResult, run_crawl
 

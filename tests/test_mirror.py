@@ -22,14 +22,8 @@ import pytest
 
 from crawler.mirror import routes as routes_module
 from crawler.mirror import server as server_module
-from crawler.mirror.routes import (
-    MirrorResponse,
-    Route,
-    RouteError,
-    guess_content_type,
-    load_site,
-    normalize_url,
-)
+from crawler.mirror.messages import MirrorResponse, RouteError
+from crawler.mirror.routes import Route, guess_content_type, load_site, normalize_url
 from crawler.mirror.server import MirrorRequest, MirrorServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -568,16 +568,16 @@ def test_outage_crawl_completes_locally_then_upload_drains_the_backlog(
 def test_archive_run_spools_during_an_outage_and_the_next_run_uploads_first(
     seaweedfs: SeaweedFS, tmp_path: Path
 ) -> None:
-    from crawler.crawl.config import RunConfig
-    from crawler.crawl.run import ArchiveRun
+    from crawler.crawl.config import LedgerConfig
+    from crawler.crawl.ledger import CrawlLedger
 
     bucket = seaweedfs.new_bucket()
     spool = tmp_path / "spool"
     [dead] = free_ports(1)
     uri = f"s3://{bucket}/run"
     down = open_store(uri, {**seaweedfs.options(), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{dead}"})
-    config = RunConfig(store_uri=uri, spool_dir=spool, crawl_id="tdi-1", report=True)
-    run = ArchiveRun(config, down)
+    config = LedgerConfig(store_uri=uri, spool_dir=spool, crawl_id="tdi-1", report=True)
+    run = CrawlLedger(config, down)
     run.site = "tdi"
     warc = tmp_path / "a.warc.gz"
     warc.write_bytes(b"\x1f\x8bwarc")
@@ -591,8 +591,8 @@ def test_archive_run_spools_during_an_outage_and_the_next_run_uploads_first(
     assert run.report is not None and run.report["upload"]["pending"] == 4
 
     up = open_store(uri, seaweedfs.options())
-    config2 = RunConfig(uri, spool, "tdi-2", True, keep_local=True)
-    nxt = ArchiveRun(config2, up)
+    config2 = LedgerConfig(uri, spool, "tdi-2", True, keep_local=True)
+    nxt = CrawlLedger(config2, up)
     nxt.drain()
     assert sorted(up.list()) == [
         "manifests/tdi/tdi-1.json",
@@ -640,12 +640,12 @@ def test_killed_mid_upload_then_rerun_leaves_one_whole_object(
 def test_a_conflict_mid_crawl_keeps_the_bytes_and_is_not_an_outage(
     s3store: S3Store, tmp_path: Path
 ) -> None:
-    from crawler.crawl.config import RunConfig
-    from crawler.crawl.run import ArchiveRun
+    from crawler.crawl.config import LedgerConfig
+    from crawler.crawl.ledger import CrawlLedger
 
     s3store.put_bytes("text/tdi/a.txt", b"someone else's")
-    config = RunConfig(s3store.uri, tmp_path / "spool", "tdi-3", report=False)
-    run = ArchiveRun(config, s3store)
+    config = LedgerConfig(s3store.uri, tmp_path / "spool", "tdi-3", report=False)
+    run = CrawlLedger(config, s3store)
     run.put_bytes("text/tdi/a.txt", b"ours")
     assert run.pending == ["text/tdi/a.txt"]
     assert "already exists with different content" in run.notes[0]
@@ -657,15 +657,15 @@ def test_a_conflict_mid_crawl_keeps_the_bytes_and_is_not_an_outage(
 
 
 def test_the_next_crawl_uploads_the_backlog_first(seaweedfs: SeaweedFS, tmp_path: Path) -> None:
-    from crawler.crawl.config import RunConfig
-    from crawler.crawl.run import ArchiveRun
+    from crawler.crawl.config import LedgerConfig
+    from crawler.crawl.ledger import CrawlLedger
 
     bucket = seaweedfs.new_bucket()
     spool = tmp_path / "spool"
     uri = f"s3://{bucket}/next"
     [dead] = free_ports(1)
     down = open_store(uri, {**seaweedfs.options(), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{dead}"})
-    run = ArchiveRun(RunConfig(uri, spool, "tdi-0", report=True), down)
+    run = CrawlLedger(LedgerConfig(uri, spool, "tdi-0", report=True), down)
     run.site = "tdi"
     run.put_bytes("text/tdi/2020/01/01/old.txt", b"from the outage")
     run._close_blocking("finished")
@@ -688,11 +688,11 @@ def test_the_next_crawl_uploads_the_backlog_first(seaweedfs: SeaweedFS, tmp_path
 def test_queued_texts_upload_on_worker_threads_verified_and_listed_in_the_manifest(
     s3store: S3Store, tmp_path: Path
 ) -> None:
-    from crawler.crawl.config import RunConfig
-    from crawler.crawl.run import ArchiveRun
+    from crawler.crawl.config import LedgerConfig
+    from crawler.crawl.ledger import CrawlLedger
 
     spool = tmp_path / "spool"
-    run = ArchiveRun(RunConfig(s3store.uri, spool, "tdi-q", report=True), s3store)
+    run = CrawlLedger(LedgerConfig(s3store.uri, spool, "tdi-q", report=True), s3store)
     run.site = "tdi"
     texts = {f"text/tdi/2025/06/11/{n}.txt": f"article {n}\n".encode() * 50 for n in range(60)}
     for key, data in texts.items():
@@ -711,15 +711,15 @@ def test_queued_texts_upload_on_worker_threads_verified_and_listed_in_the_manife
 def test_queued_texts_during_an_outage_wait_in_the_backlog_then_go_up(
     seaweedfs: SeaweedFS, tmp_path: Path
 ) -> None:
-    from crawler.crawl.config import RunConfig
-    from crawler.crawl.run import ArchiveRun
+    from crawler.crawl.config import LedgerConfig
+    from crawler.crawl.ledger import CrawlLedger
     from crawler.store.spool import drain_backlog
 
     bucket = seaweedfs.new_bucket()
     spool, uri = tmp_path / "spool", f"s3://{bucket}/q"
     [dead] = free_ports(1)
     down = open_store(uri, {**seaweedfs.options(), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{dead}"})
-    run = ArchiveRun(RunConfig(uri, spool, "tdi-down", report=True), down)
+    run = CrawlLedger(LedgerConfig(uri, spool, "tdi-down", report=True), down)
     run.site = "tdi"
     for n in range(5):
         run.queue_bytes(f"text/tdi/{n}.txt", b"x" * n)
@@ -790,8 +790,8 @@ def test_an_article_a_killed_crawl_kept_but_never_recorded_is_recorded_before_cr
 
     from crawler.catalog.db import Catalog
     from crawler.crawl.catalog import ArchiveCatalog
-    from crawler.crawl.config import CatalogConfig, RunConfig
-    from crawler.crawl.run import ArchiveRun
+    from crawler.crawl.config import CatalogConfig, LedgerConfig
+    from crawler.crawl.ledger import CrawlLedger
     from crawler.store.spool import Backlog, adopt_leftovers
 
     spool = tmp_path / "spool"
@@ -815,7 +815,7 @@ def test_an_article_a_killed_crawl_kept_but_never_recorded_is_recorded_before_cr
     assert len(Backlog.load(spool / "pending/tdi-killed.json").entries) == 2
     crawler = get_crawler()
     assert crawler.stats is not None
-    run = ArchiveRun(RunConfig(s3store.uri, spool, "tdi-next", report=False), s3store, crawler)
+    run = CrawlLedger(LedgerConfig(s3store.uri, spool, "tdi-next", report=False), s3store, crawler)
     catalog_config = CatalogConfig(url="", revision_ages=(), refresh=False)
     ext = ArchiveCatalog(catalog_config, run, crawler.stats)
     ext.site = "tdi"

@@ -36,11 +36,11 @@ from crawler.capture.records import RecordBuilder
 from crawler.capture.session import CaptureSession
 from crawler.constants import META_CAPTURE, META_HTTP_REASON
 from crawler.crawl import capture as capture_module
-from crawler.crawl import run as run_module
+from crawler.crawl import ledger as ledger_module
 from crawler.crawl.addon import Addon
 from crawler.crawl.capture import WarcCapture, scrapy_exchange
 from crawler.crawl.config import ArchiveConfig, ConfigError, check_settings
-from crawler.crawl.run import ArchiveRun
+from crawler.crawl.ledger import CrawlLedger
 from crawler.store.uri import open_store
 
 FIXED_DATE = datetime(2026, 11, 23, 13, 16, 36, tzinfo=UTC)
@@ -103,7 +103,7 @@ def make_crawler(store: Path, **settings: Any) -> Crawler:
 class Capture:
     crawler: Crawler
     spider: Spider
-    run: ArchiveRun
+    run: CrawlLedger
     capture: WarcCapture
     store: Path
 
@@ -128,13 +128,13 @@ class Capture:
 
 @pytest.fixture
 def new_capture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Capture]:
-    """ArchiveRun and WarcCapture as the composition root builds them, not opened yet."""
+    """CrawlLedger and WarcCapture as the composition root builds them, not opened yet."""
     store = tmp_path / "store"
     crawler = make_crawler(store)
     spider = Spider("unit")
     config = ArchiveConfig.from_settings(crawler.settings)
     assert config.warc is not None and crawler.stats is not None
-    run = ArchiveRun(config.run, open_store(str(store)), crawler, health=config.health)
+    run = CrawlLedger(config.ledger, open_store(str(store)), crawler, health=config.health)
     # The injection points: a fixed clock, counted record ids, a fixed host name.
     session = CaptureSession(
         config.warc,
@@ -153,7 +153,7 @@ def new_capture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cap
         return defer.succeed(fn(*args))
 
     monkeypatch.setattr(capture_module, "deferToThread", inline)
-    monkeypatch.setattr(run_module, "deferToThread", inline)
+    monkeypatch.setattr(ledger_module, "deferToThread", inline)
     yield Capture(crawler, spider, run, capture, store)
     if session.writer is not None:
         capture.close()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from scrapy.utils.misc import load_object
 
 from crawler.options import archive_defaults, environment_overrides
+from crawler.util import keep_tldextract_offline
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -41,6 +42,7 @@ class Addon:
     """Enable with ``ADDONS = {"crawler.crawl.addon.Addon": 0}`` (settings/ does so)."""
 
     def update_settings(self, settings: BaseSettings) -> None:
+        keep_tldextract_offline()
         for name, value in archive_defaults().items():
             settings.set(name, value, priority="addon")
         # The environment beats the add-on defaults and the project module, not the command line.

@@ -3,7 +3,7 @@
 ``ArchiveCrawl`` is the one archive extension the add-on enables. It parses every ARCHIVE_*
 setting once (``ArchiveConfig``; a bad value stops the crawl before it starts), opens the
 store and builds the crawl's components, handing each its collaborators in its constructor:
-the run's bookkeeping is the capture's sink, the catalog is the capture's revisit lookup and
+the ledger's bookkeeping is the capture's sink, the catalog is the capture's revisit lookup and
 listener, the indexes read through both. Scrapy builds the pipeline and middlewares itself;
 their ``from_crawler`` takes what they need from here (``ArchiveCrawl.of(crawler)``).
 """
@@ -23,7 +23,7 @@ from crawler.crawl.capture import WarcCapture
 from crawler.crawl.catalog import ArchiveCatalog
 from crawler.crawl.config import ArchiveConfig, ConfigError, check_settings
 from crawler.crawl.indexes import ArchiveIndexes
-from crawler.crawl.run import ArchiveRun
+from crawler.crawl.ledger import CrawlLedger
 from crawler.crawl.spider import NewsSpider
 from crawler.fetch.render import Renderers
 from crawler.store.base import Store
@@ -53,11 +53,11 @@ class ArchiveCrawl:
         self.crawler = crawler
         stats = crawler.stats
         assert stats is not None
-        store = store or open_store(config.run.store_uri, config.run.store_options)
-        self.run = ArchiveRun(config.run, store, crawler, health=config.health)
+        store = store or open_store(config.ledger.store_uri, config.ledger.store_options)
+        self.ledger = CrawlLedger(config.ledger, store, crawler, health=config.health)
         self.catalog: ArchiveCatalog | None = None
         if config.catalog is not None:
-            self.catalog = ArchiveCatalog(config.catalog, self.run, stats)
+            self.catalog = ArchiveCatalog(config.catalog, self.ledger, stats)
         self.capture_session: CaptureSession | None = None
         self.capture: WarcCapture | None = None
         if config.warc is not None:
@@ -66,7 +66,7 @@ class ArchiveCrawl:
                 listeners.append(self.catalog.captured)
             self.capture_session = CaptureSession(
                 config.warc,
-                self.run,
+                self.ledger,
                 stats,
                 hostname=hostname or socket.gethostname(),
                 user_agent=str(crawler.settings.get("USER_AGENT") or ""),
@@ -74,12 +74,12 @@ class ArchiveCrawl:
                 revisit_lookup=None if self.catalog is None else self.catalog.revisit_target,
                 listeners=listeners,
             )
-            self.capture = WarcCapture(self.capture_session, self.run)
+            self.capture = WarcCapture(self.capture_session, self.ledger)
         # The crawl's one browser, shared by the download handlers and the challenge solver.
         self.renderers = Renderers()
         self.indexes: ArchiveIndexes | None = None
         if config.index is not None:
-            self.indexes = ArchiveIndexes(config.index, self.run, self.catalog)
+            self.indexes = ArchiveIndexes(config.index, self.ledger, self.catalog)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -90,7 +90,7 @@ class ArchiveCrawl:
             raise ConfigError(errors)
         root = cls(ArchiveConfig.from_settings(crawler.settings), crawler)
         crawler.signals.connect(root.spider_opened, signal=signals.spider_opened)
-        crawler.signals.connect(root.run.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(root.ledger.spider_closed, signal=signals.spider_closed)
         if root.capture is not None:
             crawler.signals.connect(
                 root.capture.response_downloaded, signal=signals.response_downloaded
@@ -107,21 +107,21 @@ class ArchiveCrawl:
 
     async def spider_opened(self, spider: Spider) -> None:
         """Open everything in order; closers run in the order they are added here."""
-        run = self.run
-        run.spider_opened(spider)
+        ledger = self.ledger
+        ledger.spider_opened(spider)
         # What earlier crawls left in the spool goes up beside this crawl, and the texts a
         # killed crawl kept are known before the catalog opens.
-        run.upload_backlog(spider)
+        ledger.upload_backlog(spider)
         if self.capture is not None:
-            run.add_closer("warc", self.capture.close)
+            ledger.add_closer("warc", self.capture.close)
             await self.capture.spider_opened(spider)
         # The indexes read the last WARC file (stored by the capture's closer) and flush the
         # catalog's waiting rows before the catalog closes.
         if self.indexes is not None:
-            run.add_closer("indexes", self.indexes.close)
+            ledger.add_closer("indexes", self.indexes.close)
         if self.catalog is not None:
             await self.catalog.spider_opened(spider)
-            run.add_closer("catalog", self.catalog.close)
+            ledger.add_closer("catalog", self.catalog.close)
             if isinstance(spider, NewsSpider):
                 # The spider asks before it requests an article (and before max_articles).
                 spider.use_catalog(self.catalog.wanted, sorted(self.catalog.due.items()))

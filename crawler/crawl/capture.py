@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from scrapy.http import Response
 
     from crawler.capture.exchange import CaptureInfo
-    from crawler.crawl.run import ArchiveRun
+    from crawler.crawl.ledger import CrawlLedger
 
 logger = logging.getLogger(__name__)
 
@@ -86,17 +86,21 @@ class WarcCapture:
     The response record id is known at once and put in ``meta["archive_capture"]``.
     """
 
-    def __init__(self, session: CaptureSession, run: ArchiveRun) -> None:
+    def __init__(self, session: CaptureSession, ledger: CrawlLedger) -> None:
         self.session = session
-        self.run = run
+        self.ledger = ledger
 
     async def spider_opened(self, spider: Spider) -> None:
-        run = self.run
+        ledger = self.ledger
         self.session.open(
-            spider.name, run.crawl_id, warc_spool_dir(run.spool_dir, spider.name, run.crawl_id)
+            spider.name,
+            ledger.crawl_id,
+            warc_spool_dir(ledger.spool_dir, spider.name, ledger.crawl_id),
         )
         # Repairing a 1 GB file takes seconds: not on the reactor thread.
-        await maybe_deferred_to_future(deferToThread(self.session.recover, run.spool_dir / "warc"))
+        await maybe_deferred_to_future(
+            deferToThread(self.session.recover, ledger.spool_dir / "warc")
+        )
 
     def close(self) -> None:
         self.session.close()

@@ -16,7 +16,7 @@ from crawler.capture.exchange import CaptureInfo, Exchange, RevisitTarget
 from crawler.capture.writer import RecordLocation
 from crawler.catalog.db import ArchivedArticle, Capture, Catalog, iso
 from crawler.crawl.config import CatalogConfig
-from crawler.crawl.run import ArchiveRun
+from crawler.crawl.ledger import CrawlLedger
 from crawler.layout import default_catalog_url, warc_key
 from crawler.store.base import local_root
 from crawler.util import without_password
@@ -38,9 +38,9 @@ class ArchiveCatalog:
     since) or the crawl runs with ``ARCHIVE_REFRESH`` (or the spider argument ``refresh``).
     """
 
-    def __init__(self, config: CatalogConfig, run: ArchiveRun, stats: StatsCollector) -> None:
+    def __init__(self, config: CatalogConfig, ledger: CrawlLedger, stats: StatsCollector) -> None:
         self.config = config
-        self.run = run
+        self.ledger = ledger
         self.stats = stats
         self.catalog: Catalog | None = None
         self.site = ""
@@ -62,10 +62,10 @@ class ArchiveCatalog:
         self._texts: dict[str, tuple[str, str, int]] = {}  # record id -> text of that capture
 
     async def spider_opened(self, spider: Spider) -> None:
-        run = self.run
+        ledger = self.ledger
         self.site = spider.name
-        self.crawl_id = run.crawl_id
-        url = self.config.url or default_catalog_url(local_root(run.store), run.spool_dir)
+        self.crawl_id = ledger.crawl_id
+        url = self.config.url or default_catalog_url(local_root(ledger.store), ledger.spool_dir)
         sources = [
             *getattr(spider, "feeds", ()),
             *getattr(spider, "sitemaps", ()),
@@ -73,7 +73,7 @@ class ArchiveCatalog:
         ]
         self.sources = set(sources)
         await maybe_deferred_to_future(
-            deferToThread(self._open, url, sources, run.adopted_sidecars)
+            deferToThread(self._open, url, sources, ledger.adopted_sidecars)
         )
         logger.info(
             "catalog %s: %d articles of %s known, %d due for revision",

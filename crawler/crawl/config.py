@@ -81,7 +81,7 @@ def _name(settings: Any, name: str, *, empty_ok: bool = True) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class RunConfig:
+class LedgerConfig:
     store_uri: str
     spool_dir: Path | None
     crawl_id: str
@@ -91,7 +91,7 @@ class RunConfig:
     retry_after: float = 60.0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> RunConfig:
+    def from_settings(cls, settings: Any) -> LedgerConfig:
         store_uri = checked_store_uri(settings)
         spool = _spool_dir(settings)
         # The store's numbers, for a local store too (an S3 URI given later must not fail).
@@ -282,7 +282,7 @@ class IndexConfig:
 class ArchiveConfig:
     """The whole crawl's configuration; None for a component switched off."""
 
-    run: RunConfig
+    ledger: LedgerConfig
     health: HealthConfig
     warc: WarcConfig | None
     text: TextConfig | None
@@ -318,7 +318,7 @@ class ArchiveConfig:
 
         unknown = unknown_settings(settings)
         errors.extend(unknown)
-        run = read(RunConfig.from_settings)
+        ledger = read(LedgerConfig.from_settings)
         health = read(HealthConfig.from_settings)
         warc = switched("ARCHIVE_WARC_ENABLED", warc_config)
         text = switched("ARCHIVE_TEXT_ENABLED", TextConfig.from_settings)
@@ -333,10 +333,10 @@ class ArchiveConfig:
         fmt = read(lambda s: log_format(s.get("ARCHIVE_LOG_FORMAT")))
         if errors:  # one line each: a switch read by two components is named once
             raise ConfigError(list(dict.fromkeys(errors)))
-        assert run and health and netguard and retry and challenge and proxy and fmt
+        assert ledger and health and netguard and retry and challenge and proxy and fmt
         assert window is not None
         return cls(
-            run=run,
+            ledger=ledger,
             health=health,
             warc=warc,
             text=text,

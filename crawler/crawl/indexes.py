@@ -23,7 +23,7 @@ from crawler.access.records import add_linked, ensure_tables, open_object
 from crawler.catalog.db import Capture, Catalog
 from crawler.crawl.catalog import ArchiveCatalog
 from crawler.crawl.config import IndexConfig
-from crawler.crawl.run import ArchiveRun
+from crawler.crawl.ledger import CrawlLedger
 from crawler.layout import cdxj_key, default_catalog_url, is_sidecar, is_warc, parquet_key, wacz_key
 from crawler.store.base import local_root
 from crawler.store.spool import Backlog
@@ -38,19 +38,19 @@ class ArchiveIndexes:
     """At crawl end: CDXJ beside every WARC, Parquet capture index, WACZ, catalog locations."""
 
     def __init__(
-        self, config: IndexConfig, run: ArchiveRun, catalog: ArchiveCatalog | None = None
+        self, config: IndexConfig, ledger: CrawlLedger, catalog: ArchiveCatalog | None = None
     ) -> None:
         self.config = config
-        self.run: ArchiveRun | None = run
+        self.ledger: CrawlLedger | None = ledger
         self.catalog = catalog
 
     # -- reading what this crawl wrote ------------------------------------------------------------
     def _opener(self) -> Opener:
-        run = self.run
-        assert run is not None
-        pending = set(run.pending)
-        sizes = {o.key: o.size for o in run.objects}
-        backlog = Backlog(run.spool_dir, run.crawl_id, run.store.uri)
+        ledger = self.ledger
+        assert ledger is not None
+        pending = set(ledger.pending)
+        sizes = {o.key: o.size for o in ledger.objects}
+        backlog = Backlog(ledger.spool_dir, ledger.crawl_id, ledger.store.uri)
 
         @contextmanager
         def opener(key: str) -> Iterator[IO[bytes]]:
@@ -58,18 +58,18 @@ class ArchiveIndexes:
                 with backlog.path_of(key).open("rb") as fh:
                     yield fh
             else:
-                with open_object(run.store, key, sizes.get(key)) as fh:
+                with open_object(ledger.store, key, sizes.get(key)) as fh:
                     yield fh
 
         return opener
 
     def close(self) -> None:
-        run = self.run
-        if run is None:
+        ledger = self.ledger
+        if ledger is None:
             return
         # Texts and sidecars may still be on their way to a remote store: wait for them.
-        run.flush_uploads()
-        keys = [o.key for o in run.objects]
+        ledger.flush_uploads()
+        keys = [o.key for o in ledger.objects]
         warcs = sorted(k for k in keys if is_warc(k))
         if not warcs:
             return
@@ -108,13 +108,15 @@ class ArchiveIndexes:
         catalog = self._catalog()
         known: dict[str, Capture] = {}
         if catalog is not None:
-            known = catalog_rows(catalog, run.crawl_id)
-        rows = crawl_rows(index, run.site, run.crawl_id, sidecars, read_text, read_sidecar, known)
+            known = catalog_rows(catalog, ledger.crawl_id)
+        rows = crawl_rows(
+            index, ledger.site, ledger.crawl_id, sidecars, read_text, read_sidecar, known
+        )
         for warc, cdxj in index.cdxj.items():
-            run.put_bytes(cdxj_key(warc), cdxj.encode())
-        run.put_bytes(parquet_key(run.site, run.crawl_id), table.to_parquet(rows))
+            ledger.put_bytes(cdxj_key(warc), cdxj.encode())
+        ledger.put_bytes(parquet_key(ledger.site, ledger.crawl_id), table.to_parquet(rows))
         if self.config.wacz:
-            tmp = run.spool_dir / f".{run.crawl_id}.wacz"
+            tmp = ledger.spool_dir / f".{ledger.crawl_id}.wacz"
             try:
                 write_wacz(
                     tmp,
@@ -122,9 +124,9 @@ class ArchiveIndexes:
                     opener,
                     merged_cdxj(index.cdxj.values()),
                     pages_jsonl(rows),
-                    f"{run.site} crawl {run.crawl_id}",
+                    f"{ledger.site} crawl {ledger.crawl_id}",
                 )
-                run.put_file(wacz_key(run.site, run.crawl_id), tmp, move=True)
+                ledger.put_file(wacz_key(ledger.site, ledger.crawl_id), tmp, move=True)
             finally:
                 tmp.unlink(missing_ok=True)
         if catalog is not None:
@@ -133,7 +135,7 @@ class ArchiveIndexes:
             catalog.close()
         logger.info(
             "indexes of %s: %d WARC files, %d captures, %d CDXJ lines",
-            run.crawl_id,
+            ledger.crawl_id,
             len(warcs),
             len(rows),
             sum(c.count("\n") for c in index.cdxj.values()),
@@ -145,8 +147,8 @@ class ArchiveIndexes:
         ext = self.catalog
         if ext is not None and ext.catalog is not None:
             ext.flush()  # capture rows still waiting for their batch
-        assert self.run is not None
+        assert self.ledger is not None
         return Catalog(
             self.config.catalog_url
-            or default_catalog_url(local_root(self.run.store), self.run.spool_dir)
+            or default_catalog_url(local_root(self.ledger.store), self.ledger.spool_dir)
         )

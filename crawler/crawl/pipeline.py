@@ -29,7 +29,7 @@ from crawler.crawl.archive import ArchiveCrawl
 from crawler.crawl.catalog import ArchiveCatalog
 from crawler.crawl.config import TextConfig
 from crawler.crawl.items import ArticlePage
-from crawler.crawl.run import ArchiveRun
+from crawler.crawl.ledger import CrawlLedger
 from crawler.layout import sidecar_key, text_key, warc_key
 from crawler.text.extract import Article, ExtractionError, SiteRules, extract_article
 
@@ -46,21 +46,21 @@ def _iso(value: datetime | None) -> str | None:
 class ArticlePipeline:
     """Turns an ``ArticlePage`` into archived text, sidecar and WARC conversion/metadata records.
 
-    Extraction and writing run in a worker thread; a page that is not an article (no body,
-    not HTML) is dropped with a counted reason and listed in the run report.
+    Extraction and writing ledger in a worker thread; a page that is not an article (no body,
+    not HTML) is dropped with a counted reason and listed in the crawl report.
     """
 
     def __init__(
         self,
         config: TextConfig,
         crawler: Crawler,
-        run: ArchiveRun,
+        ledger: CrawlLedger,
         capture: CaptureSession | None = None,
         catalog: ArchiveCatalog | None = None,
     ) -> None:
         self.config = config
         self.crawler = crawler
-        self.run = run
+        self.ledger = ledger
         self.capture = capture
         self.catalog = catalog
         # A pool of its own: extraction is CPU-bound Python, and on Twisted's shared 10-thread
@@ -78,7 +78,7 @@ class ArticlePipeline:
         root = ArchiveCrawl.of(crawler)
         if root.config.text is None:
             raise NotConfigured("ARCHIVE_TEXT_ENABLED is off")
-        return cls(root.config.text, crawler, root.run, root.capture_session, root.catalog)
+        return cls(root.config.text, crawler, root.ledger, root.capture_session, root.catalog)
 
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ArticlePage):
@@ -96,11 +96,11 @@ class ArticlePipeline:
         assert stats is not None
         stats.inc_value(STATS_ARTICLES_FAILED)
         stats.inc_value(STATS_ARTICLES_FAILED_REASON.format(reason=reason))
-        self.run.add_failure(item.url, reason, detail)
+        self.ledger.add_failure(item.url, reason, detail)
         return DropItem(f"article not archived ({reason}): {item.url} {detail}".rstrip())
 
     def archive_article(self, item: ArticlePage, rules: SiteRules | None) -> dict[str, Any]:
-        run = self.run
+        ledger = self.ledger
         capture_session = self.capture
         catalog_ext = self.catalog
         try:
@@ -109,7 +109,7 @@ class ArticlePipeline:
             raise self.fail(item, exc.reason, str(exc)) from exc
         text = article.text.encode("utf-8")
         capture: CaptureInfo | None = item.capture
-        sidecar = self.sidecar(item, article, text, run)
+        sidecar = self.sidecar(item, article, text, ledger)
         location = None
         if capture is not None:
             try:
@@ -179,17 +179,17 @@ class ArticlePipeline:
         # counts as archived once its text is kept; only then do they go up to a remote store.
         try:
             held = [
-                run.queue_bytes(key, text, hold=True),
-                run.queue_bytes(sidecar_key(key), _dump(sidecar), hold=True),
+                ledger.queue_bytes(key, text, hold=True),
+                ledger.queue_bytes(sidecar_key(key), _dump(sidecar), hold=True),
             ]
         except OSError as exc:
             # Disk full or read-only: nothing more can be kept, the crawl stops.
-            where = f"the spool {run.spool_dir}" if run.remote else run.store.uri
-            run.storage_failed(f"writing {key} into {where}", exc)
+            where = f"the spool {ledger.spool_dir}" if ledger.remote else ledger.store.uri
+            ledger.storage_failed(f"writing {key} into {where}", exc)
             raise self.fail(item, "storage-failed", str(exc)) from exc
         if catalog_ext is not None:
             self._record(catalog_ext, item, sidecar, capture, version, key, date)
-        run.release(held)
+        ledger.release(held)
         stats.inc_value(STATS_ARTICLES_NEW if current is None else STATS_ARTICLES_REVISED)
         if not article.title:
             stats.inc_value(STATS_ARTICLES_NO_TITLE)
@@ -223,7 +223,7 @@ class ArticlePipeline:
             catalog_ext.capture_text(capture.record_id, sidecar["text_digest"], key, version)
 
     def sidecar(
-        self, item: ArticlePage, article: Article, text: bytes, run: ArchiveRun
+        self, item: ArticlePage, article: Article, text: bytes, ledger: CrawlLedger
     ) -> dict[str, Any]:
         return {
             "url": item.url,
@@ -243,8 +243,8 @@ class ArticlePipeline:
             "images": [dict(i) for i in article.images],
             "status": item.status,
             "encoding": item.encoding,
-            "crawl_id": run.crawl_id,
-            "crawl_time": run.started_at.isoformat(),
+            "crawl_id": ledger.crawl_id,
+            "crawl_time": ledger.started_at.isoformat(),
             "capture_time": None,
             "payload_digest": None,
             "warc": None,

@@ -37,9 +37,9 @@ _SOURCE_SKIPS = ("bad-feed", "bad-sitemap", "bad-listing")
 
 
 def site_health(
-    stats: dict[str, Any],
-    skipped: dict[str, int],
-    failed_reasons: dict[str, int],
+    stats: Mapping[str, Any],
+    skipped: Mapping[str, int],
+    failed_reasons: Mapping[str, int],
     config: HealthConfig,
 ) -> dict[str, Any]:
     """Whether the site still yields articles, and what looks broken when it does not."""

@@ -16,7 +16,7 @@ from crawler.options import parse_pairs
 def crawl_failed(report: dict[str, Any] | None) -> str | None:
     """Why a finished crawl counts as failed, or None."""
     if report is None:
-        return "no run report (the crawl did not open)"
+        return "no crawl report (the crawl did not open)"
     if report["finish_reason"] != "finished":
         return f"finish reason {report['finish_reason']}"
     if not report["pages"]["responses"]:
@@ -81,7 +81,7 @@ def run_crawl(
         return EXIT_USAGE, None
     process.start()
     root = crawler.get_extension(ArchiveCrawl) if crawler.extensions is not None else None
-    report = root.run.report if root is not None else None
+    report = root.ledger.report if root is not None else None
     return (EXIT_FAILED if crawl_failed(report) else EXIT_OK), report
 
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("site")
     parser.add_argument("-a", dest="args", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("-s", dest="settings", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--report-file", type=Path, help="also write the run report here (JSON)")
+    parser.add_argument("--report-file", type=Path, help="also write the crawl report here (JSON)")
     ns = parser.parse_args(argv)
     code, report = run_crawl(
         ns.site,

@@ -35,11 +35,9 @@ from types import FrameType, TracebackType
 from urllib.parse import urlsplit
 
 from crawler.mirror.challenge import ArvanChallenge
+from crawler.mirror.messages import HeaderItems, MirrorResponse, RouteError
 from crawler.mirror.routes import (
-    HeaderItems,
-    MirrorResponse,
     Route,
-    RouteError,
     Site,
     guess_content_type,
     load_sites,

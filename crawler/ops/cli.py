@@ -296,7 +296,7 @@ def print_groups(store: Any, keys: list[str]) -> None:
         "WARC files": [k for k in keys if k.startswith("warc/")],
         "article texts": [k for k in keys if k.startswith("text/") and k.endswith(".txt")],
         "article sidecars": [k for k in keys if k.startswith("text/") and k.endswith(".json")],
-        "run reports": [k for k in keys if k.startswith("reports/")],
+        "crawl reports": [k for k in keys if k.startswith("reports/")],
         "manifests": [k for k in keys if k.startswith("manifests/")],
     }
     print(f"\nstore: {store.uri}")

@@ -97,7 +97,7 @@ def split_credentials(settings: Mapping[str, str]) -> tuple[dict[str, str], dict
 
 
 def new_crawl_id(site: str) -> str:
-    from crawler.crawl.run import new_crawl_id as make
+    from crawler.crawl.ledger import new_crawl_id as make
 
     return make(site)
 
@@ -209,7 +209,7 @@ class CrawlProcess:
             try:
                 report = json.loads(self.report_file.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                logger.warning("unreadable run report %s: %s", self.report_file, exc)
+                logger.warning("unreadable crawl report %s: %s", self.report_file, exc)
         result, failure = self._classify(code, report)
         return CrawlOutcome(
             site=self.request.site,
@@ -236,7 +236,7 @@ class CrawlProcess:
         if code < 0:
             return "failed", f"ended by signal {signal.Signals(-code).name}"
         if report is None:
-            return "failed", f"exit {code} without a run report (see its log)"
+            return "failed", f"exit {code} without a crawl report (see its log)"
         return "failed", crawl_failed(report) or f"exit {code}"
 
 

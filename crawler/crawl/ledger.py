@@ -17,7 +17,7 @@ from twisted.internet.threads import deferToThread
 
 from crawler import layout
 from crawler.constants import STATS_STORE_BYTES, STATS_STORE_OBJECTS
-from crawler.crawl.config import HealthConfig, RunConfig
+from crawler.crawl.config import HealthConfig, LedgerConfig
 from crawler.crawl.report import CrawlFacts, build_report, format_summary
 from crawler.store.base import (
     Store,
@@ -44,7 +44,7 @@ def new_crawl_id(site: str, now: datetime | None = None) -> str:
     return f"{site}-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-class ArchiveRun:
+class CrawlLedger:
     """One crawl's bookkeeping: its id, what it wrote, its closers, its report and manifest.
 
     Objects go to the store through an ``Uploader`` (spooled while a remote store is down).
@@ -55,7 +55,7 @@ class ArchiveRun:
 
     def __init__(
         self,
-        config: RunConfig,
+        config: LedgerConfig,
         store: Store,
         crawler: Crawler | None = None,
         health: HealthConfig | None = None,
