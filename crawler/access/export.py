@@ -18,6 +18,7 @@ from crawler.access import table
 from crawler.access.query import AccessError, Archive
 from crawler.access.records import Location, linked_for_many, read_records
 from crawler.catalog.db import Capture, captures
+from crawler.layout import TEXT_PREFIX
 from crawler.store.base import check_key
 
 FORMATS = ("text", "jsonl", "parquet", "warc")
@@ -183,7 +184,7 @@ def _write_one(
     if fmt == "text":
         assert capture.text_key is not None
         # The key comes from the catalog: it must not lead out of dest.
-        path = dest.joinpath(*check_key(capture.text_key).removeprefix("text/").split("/"))
+        path = dest.joinpath(*check_key(capture.text_key).removeprefix(TEXT_PREFIX).split("/"))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(text)
         return len(text)

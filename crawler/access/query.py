@@ -15,6 +15,7 @@ from sqlalchemy import and_, func, select
 
 from crawler.access.records import Location, ensure_tables, linked_for, payload_of, read_records
 from crawler.catalog.db import Capture, Catalog, captures, iso
+from crawler.layout import sidecar_key
 from crawler.store.base import Store
 
 # url -> (site, article key) pairs: the spiders' own URL rules, given by the command line.
@@ -199,7 +200,7 @@ class Archive:
     def sidecar(self, capture: Capture) -> dict[str, Any]:
         if not capture.text_key:
             raise AccessError(f"no sidecar was archived for the capture {capture.record_id}")
-        data: dict[str, Any] = json.loads(self._get(capture.text_key[:-4] + ".json"))
+        data: dict[str, Any] = json.loads(self._get(sidecar_key(capture.text_key)))
         return data
 
     def _get(self, key: str) -> bytes:

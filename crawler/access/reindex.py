@@ -21,7 +21,7 @@ from crawler.access.indexes import crawl_rows, index_crawl
 from crawler.access.query import AccessError
 from crawler.access.records import add_linked, ensure_tables, open_object
 from crawler.catalog.db import Catalog, articles
-from crawler.layout import is_sidecar, is_warc, parquet_key
+from crawler.layout import MANIFEST_PREFIX, is_sidecar, is_warc, parquet_key, sidecar_key
 from crawler.store.base import Store
 
 # What the catalog needs of a Parquet capture index (not the texts).
@@ -39,7 +39,7 @@ class ReindexSummary:
 
 
 def manifests(store: Store) -> list[str]:
-    return sorted(k for k in store.list("manifests/") if k.endswith(".json"))
+    return sorted(k for k in store.list(MANIFEST_PREFIX) if k.endswith(".json"))
 
 
 def reindex(
@@ -98,7 +98,7 @@ def _crawl_rows(
 
     def read_sidecar(text_key: str) -> dict[str, Any] | None:
         try:
-            return dict(json.loads(store.get_bytes(text_key[:-4] + ".json")))
+            return dict(json.loads(store.get_bytes(sidecar_key(text_key))))
         except FileNotFoundError:
             return None
 

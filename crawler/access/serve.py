@@ -24,6 +24,7 @@ import surt
 
 from crawler.access.query import AccessError, Archive
 from crawler.catalog.db import Capture
+from crawler.layout import INDEX_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class CdxIndex:
     @classmethod
     def from_store(cls, archive: Archive) -> CdxIndex:
         lines: list[str] = []
-        for key in archive.store.list("index/"):
+        for key in archive.store.list(INDEX_PREFIX):
             if key.endswith(".cdxj"):
                 lines.extend(archive.store.get_bytes(key).decode("utf-8").splitlines())
         return cls(lines)

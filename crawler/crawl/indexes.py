@@ -24,7 +24,16 @@ from crawler.catalog.db import Capture, Catalog
 from crawler.crawl.catalog import ArchiveCatalog
 from crawler.crawl.config import IndexConfig
 from crawler.crawl.ledger import CrawlLedger
-from crawler.layout import cdxj_key, default_catalog_url, is_sidecar, is_warc, parquet_key, wacz_key
+from crawler.layout import (
+    cdxj_key,
+    default_catalog_url,
+    is_sidecar,
+    is_text,
+    is_warc,
+    parquet_key,
+    sidecar_key,
+    wacz_key,
+)
 from crawler.store.base import local_root
 from crawler.store.spool import Backlog
 
@@ -84,7 +93,7 @@ class ArchiveIndexes:
 
         # This crawl's texts and sidecars, read at once: one at a time, a remote store's
         # round trips (two per article) would dominate the crawl's close.
-        wanted = [k for k in keys if is_sidecar(k) or k.endswith(".txt")]
+        wanted = [k for k in keys if is_sidecar(k) or is_text(k)]
         with ThreadPoolExecutor(8, thread_name_prefix="index-read") as pool:
             fetched = dict(zip(wanted, pool.map(fetch, wanted), strict=True))
 
@@ -96,7 +105,7 @@ class ArchiveIndexes:
             return None if data is None else data.decode("utf-8")
 
         def read_sidecar(text_key: str) -> dict[str, Any] | None:
-            data = read(text_key[:-4] + ".json")
+            data = read(sidecar_key(text_key))
             return None if data is None else dict(json.loads(data))
 
         sidecars = []

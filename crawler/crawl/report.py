@@ -11,6 +11,7 @@ from typing import Any
 
 from crawler import __version__
 from crawler.crawl.config import HealthConfig
+from crawler.layout import is_warc
 from crawler.store.base import StoredObject
 
 
@@ -90,7 +91,7 @@ def build_report(facts: CrawlFacts, stats: Mapping[str, Any], reason: str) -> di
         for key, value in stats.items()
         if key.startswith("archive/articles/failed/")
     }
-    warc_files = sorted(o.key for o in facts.objects if o.key.startswith("warc/"))
+    warc_files = sorted(o.key for o in facts.objects if is_warc(o.key))
     finished = datetime.now(UTC)
     return {
         "crawl_id": facts.crawl_id,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crawler import __version__
+from crawler import __version__, layout
 from crawler.constants import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from crawler.crawl.runner import crawl_failed
 from crawler.ops.common import archive_settings, settings_option, spider_names
@@ -293,11 +293,11 @@ def print_outputs(store: Any, reports: dict[str, dict[str, Any] | None]) -> None
 
 def print_groups(store: Any, keys: list[str]) -> None:
     groups = {
-        "WARC files": [k for k in keys if k.startswith("warc/")],
-        "article texts": [k for k in keys if k.startswith("text/") and k.endswith(".txt")],
-        "article sidecars": [k for k in keys if k.startswith("text/") and k.endswith(".json")],
-        "crawl reports": [k for k in keys if k.startswith("reports/")],
-        "manifests": [k for k in keys if k.startswith("manifests/")],
+        "WARC files": [k for k in keys if layout.is_warc(k)],
+        "article texts": [k for k in keys if layout.is_text(k)],
+        "article sidecars": [k for k in keys if layout.is_sidecar(k)],
+        "crawl reports": [k for k in keys if k.startswith(layout.REPORT_PREFIX)],
+        "manifests": [k for k in keys if k.startswith(layout.MANIFEST_PREFIX)],
     }
     print(f"\nstore: {store.uri}")
     for label, group in groups.items():

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from crawler.layout import is_sidecar
 from crawler.store.base import (
     Store,
     StoredObject,
@@ -216,7 +217,7 @@ def adopt_leftovers(spool: Path, store_uri: str, skip: str) -> list[dict[str, An
             backlog.adopt_unlisted()
             for entry in backlog.entries:
                 key = str(entry["key"])
-                if not (key.startswith("text/") and key.endswith(".json")):
+                if not is_sidecar(key):
                     continue
                 try:
                     data = json.loads((spool / str(entry["path"])).read_bytes())
