@@ -26,6 +26,8 @@ What is normalized, and why (two runs of the same code differ in exactly these):
 - WARC-Concurrent-To, WARC-Refers-To, sidecar record ids and offsets, CDXJ offset/length, WACZ
   page ids: they name records by UUID or byte position, so they are resolved to the record
   they point at (type, URI, payload digest) and that is compared instead.
+- WARC-Warcinfo-ID: names a record too; when it is the warcinfo that opens the record's own
+  file it becomes "= warcinfo of its file" (file boundaries are free), else it is resolved.
 - WARC-Refers-To-Date, sidecar capture_time, CDXJ timestamp: must equal the WARC-Date of the
   record they refer to; checked, then dropped.
 - WARC-Block-Digest and Content-Length of a record whose block had to be normalized (a Date
@@ -504,6 +506,16 @@ class Store:
         if low == "warc-date":
             return shape(value, WARC_DATE, "<warc-date>")
         if low in ("warc-concurrent-to", "warc-refers-to"):
+            return self.ref(value)
+        if low == "warc-warcinfo-id":
+            # File boundaries are free, so only "the warcinfo opening this record's file".
+            info = self.by_id.get(value)
+            if (
+                info is not None
+                and info.type == "warcinfo"
+                and (info.key, info.offset) == (r.key, 0)
+            ):
+                return "= warcinfo of its file"
             return self.ref(value)
         if low == "warc-refers-to-date":
             target = self.by_id.get(r.header("WARC-Refers-To") or "")

@@ -268,3 +268,18 @@ def postgres_url() -> Iterator[str]:
             server.kill()
             server.wait()
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def demo_all_store(demo_all_run: DemoRun) -> Path:
+    """The store of the all-sites demo run if it succeeded; fails once, with its output, if not.
+
+    Read-only to the tests, like `demo_all_run`'s.
+    """
+    if demo_all_run.returncode != 0 or not demo_all_run.store.is_dir():
+        pytest.fail(
+            f"newsarchive demo exited {demo_all_run.returncode}\n--- stdout\n"
+            f"{demo_all_run.stdout[-4000:]}\n--- stderr\n{demo_all_run.stderr[-4000:]}",
+            pytrace=False,
+        )
+    return demo_all_run.store

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -207,7 +208,12 @@ def test_get_as_warc_is_a_valid_warc_of_exactly_that_capture(
         [str(venv_program("warcio")), "check", str(out)], capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    records = {kind: (headers, content) for kind, headers, content in read_records(out)}
+    found = read_records(out)
+    # The extract says where it came from: a warcinfo first, naming the store and the query.
+    assert found[0][0] == "warcinfo"
+    info = found[0][2].decode()
+    assert f"source-store: {store.as_uri()}" in info or str(store) in info, info
+    records = {kind: (headers, content) for kind, headers, content in found[1:]}
     assert sorted(records) == ["conversion", "metadata", "request", "response"]
     response = records["response"][0]
     assert response.get_header("WARC-Record-ID") == car["warc"]["record_id"]
@@ -290,8 +296,17 @@ def answers(store_arg: str, catalog: str, refs: list[str]) -> dict[str, Any]:
         text = cli("get", ref, "--store", store_arg, "--catalog", catalog, "--as", "text")
         warc = cli("get", ref, "--store", store_arg, "--catalog", catalog, "--as", "warc")
         assert snap.code == warc.code == 0, snap.err + warc.err
-        out[ref] = (snap.json(), text.code, text.out, text.err, warc.out)
+        # The extract's own warcinfo (its id and date are new each time) is left out.
+        out[ref] = (snap.json(), text.code, text.out, text.err, _without_first_member(warc.out))
     return out
+
+
+def _without_first_member(data: bytes) -> bytes:
+    """A WARC's bytes after its first gzip member (the extract's warcinfo)."""
+    inflater = zlib.decompressobj(31)
+    inflater.decompress(data)
+    assert inflater.eof
+    return inflater.unused_data
 
 
 def sample_refs(store: Path) -> list[str]:
@@ -507,7 +522,8 @@ def test_serve_gives_text_sidecar_and_warc_and_nothing_to_write(service: str, st
         assert json.loads(resp.read())["text_digest"] == car["text_digest"]
     with OPENER.open(f"{service}/warc/{ident}") as resp:
         kinds = [r.rec_type for r in ArchiveIterator(io.BytesIO(resp.read()))]
-    assert sorted(kinds) == ["conversion", "metadata", "request", "response"]
+    assert kinds[0] == "warcinfo"
+    assert sorted(kinds[1:]) == ["conversion", "metadata", "request", "response"]
     for method in ("POST", "PUT", "DELETE"):
         request = urllib.request.Request(f"{service}/text/{ident}", data=b"x", method=method)
         with pytest.raises(urllib.error.HTTPError) as info:

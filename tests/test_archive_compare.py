@@ -56,7 +56,8 @@ def make_store(
     name = f"demo-{day}{clock}-00000-host.warc.gz"
     warc_key, text_key = f"warc/demo/{dirs}/{name}", f"text/demo/{dirs}/1.txt"
     http_date = "Fri, 02 Jan 2026 03:04:05 GMT"  # the mirror's Date header: from the clock
-    ids = {kind: record_id() for kind in ("feed", "response", "request", "conversion", "meta")}
+    kinds = ("info", "feed", "response", "request", "conversion", "meta")
+    ids = {kind: record_id() for kind in kinds}
     discovery = {"via": "feed", "source": SOURCE, "published": None, "title": "One"}
     buffer = io.BytesIO()
     writer = WARCWriter(buffer, gzip=True, warc_version="WARC/1.1")
@@ -64,6 +65,8 @@ def make_store(
 
     def write(kind: str, rec_type: str, uri: str, payload: bytes, **headers: Any) -> None:
         http = headers.pop("http", None)
+        if kind != "info":  # every record names the warcinfo of its file, as the writer's do
+            headers["WARC-Warcinfo-ID"] = ids["info"]
         record = writer.create_warc_record(
             uri,
             rec_type,
@@ -81,6 +84,15 @@ def make_store(
         pairs = [("Date", http_date), ("Content-Length", str(len(body)))]
         return StatusAndHeaders("200 OK", pairs, protocol="HTTP/1.1")
 
+    info = f"software: newsarchive/0.1.0\r\ncrawl-id: {crawl_id}\r\n".encode()
+    write(
+        "info",
+        "warcinfo",
+        "",
+        info,
+        content_type="application/warc-fields",
+        **{"WARC-Filename": name},
+    )
     write("feed", "response", SOURCE, b"<rss/>", http=response_head(b"<rss/>"))
     write("response", "response", URL, page, http=response_head(page))
     request_head = StatusAndHeaders(

@@ -98,6 +98,33 @@ def test_second_run_fetches_no_article_again(tmp_path: Path) -> None:
     assert all(c.text_digest and c.text_key and c.version == 1 for c in article_rows)
 
 
+def test_any_page_the_site_served_before_unchanged_is_a_revisit(tmp_path: Path) -> None:
+    """Not only articles and feeds: robots.txt (fetched by every crawl) and any other page whose
+    payload equals the site's earlier capture of it is written as a revisit, not again whole."""
+    store = tmp_path / "store"
+    robots = "https://thediplomaticinsight.com/robots.txt"
+    with MirrorServer(sites=[SITE_DIR]) as mirror:
+        crawl(mirror, store, tmp_path / "1.json")
+        first = warc_types(store)[robots]
+        crawl(mirror, store, tmp_path / "2.json")
+    assert first.count("response") == 1
+    both = warc_types(store)[robots]
+    assert both.count("response") == 1, both  # the second crawl's are revisits
+    assert both.count("revisit") > first.count("revisit")
+    # No URL of the first crawl's 200 responses has a second whole 200 response.
+    catalog = Catalog(sqlite_url(store / ".catalog.sqlite"))
+    rows = [c for c in catalog.captures(site="tdi") if c.status == 200]
+    crawls = sorted({c.crawl_id for c in rows})
+    assert len(crawls) == 2
+    earlier = {c.url for c in rows if c.crawl_id == crawls[0]}
+    again = [
+        c.url
+        for c in rows
+        if c.crawl_id == crawls[1] and c.record_type == "response" and c.url in earlier
+    ]
+    assert again == []
+
+
 def test_refetch_gives_revisits_and_an_edit_gives_a_second_version(tmp_path: Path) -> None:
     store = tmp_path / "store"
     with MirrorServer(sites=[SITE_DIR]) as mirror:

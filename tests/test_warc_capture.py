@@ -227,12 +227,14 @@ def truncated_exchange() -> tuple[Response, Request]:
     return response, request
 
 
+# Each record names the warcinfo of its file (id 7: the file opens at the first write).
 EXPECTED_GZIP_RESPONSE = (
     b"WARC/1.1\r\n"
     b"WARC-Type: response\r\n"
     b"WARC-Record-ID: <urn:uuid:00000000-0000-4000-8000-000000000001>\r\n"
     # The clock minus the download latency: when the request went out.
     b"WARC-Date: 2026-11-23T13:16:35.750000Z\r\n"
+    b"WARC-Warcinfo-ID: <urn:uuid:00000000-0000-4000-8000-000000000007>\r\n"
     b"WARC-Target-URI: https://news.example.test/search?q=gaza&page=2\r\n"
     # No WARC-IP-Address: through a proxy the peer is the proxy, not the site.
     b"WARC-Block-Digest: sha1:V6T6KGFQQ7RWYKJB4OFOJ4M2AK4CJKRG\r\n"
@@ -251,6 +253,7 @@ EXPECTED_GZIP_REQUEST = (
     b"WARC-Type: request\r\n"
     b"WARC-Record-ID: <urn:uuid:00000000-0000-4000-8000-000000000002>\r\n"
     b"WARC-Date: 2026-11-23T13:16:35.750000Z\r\n"
+    b"WARC-Warcinfo-ID: <urn:uuid:00000000-0000-4000-8000-000000000007>\r\n"
     b"WARC-Target-URI: https://news.example.test/search?q=gaza&page=2\r\n"
     b"WARC-Concurrent-To: <urn:uuid:00000000-0000-4000-8000-000000000001>\r\n"
     b"WARC-Block-Digest: sha1:B6KQGSOEGP6QZFOJJ65BJ5H7WBR3ZXRV\r\n"
@@ -269,6 +272,7 @@ EXPECTED_CHUNKED_RESPONSE = (
     b"WARC-Type: response\r\n"
     b"WARC-Record-ID: <urn:uuid:00000000-0000-4000-8000-000000000003>\r\n"
     b"WARC-Date: 2026-11-23T13:16:36Z\r\n"
+    b"WARC-Warcinfo-ID: <urn:uuid:00000000-0000-4000-8000-000000000007>\r\n"
     b"WARC-Target-URI: http://plain.example.test/live/\r\n"
     b"WARC-IP-Address: 127.0.0.1\r\n"
     b"WARC-Block-Digest: sha1:6X62Z322UBVYREFTOWCOZEN5ME2ZDFBI\r\n"
@@ -289,6 +293,7 @@ EXPECTED_CHUNKED_REQUEST = (
     b"WARC-Type: request\r\n"
     b"WARC-Record-ID: <urn:uuid:00000000-0000-4000-8000-000000000004>\r\n"
     b"WARC-Date: 2026-11-23T13:16:36Z\r\n"
+    b"WARC-Warcinfo-ID: <urn:uuid:00000000-0000-4000-8000-000000000007>\r\n"
     b"WARC-Target-URI: http://plain.example.test/live/\r\n"
     b"WARC-Concurrent-To: <urn:uuid:00000000-0000-4000-8000-000000000003>\r\n"
     b"WARC-IP-Address: 127.0.0.1\r\n"
@@ -307,6 +312,7 @@ EXPECTED_TRUNCATED_RESPONSE = (
     b"WARC-Type: response\r\n"
     b"WARC-Record-ID: <urn:uuid:00000000-0000-4000-8000-000000000005>\r\n"
     b"WARC-Date: 2026-11-23T13:16:36Z\r\n"
+    b"WARC-Warcinfo-ID: <urn:uuid:00000000-0000-4000-8000-000000000007>\r\n"
     b"WARC-Target-URI: https://news.example.test/long/\r\n"
     b"WARC-Truncated: disconnect\r\n"
     b"WARC-Block-Digest: sha1:45QHTIT7QBRDGHEOC4TN7ASOBEEFJWSE\r\n"
@@ -327,6 +333,7 @@ EXPECTED_TRUNCATED_REQUEST = (
     b"WARC-Type: request\r\n"
     b"WARC-Record-ID: <urn:uuid:00000000-0000-4000-8000-000000000006>\r\n"
     b"WARC-Date: 2026-11-23T13:16:36Z\r\n"
+    b"WARC-Warcinfo-ID: <urn:uuid:00000000-0000-4000-8000-000000000007>\r\n"
     b"WARC-Target-URI: https://news.example.test/long/\r\n"
     b"WARC-Concurrent-To: <urn:uuid:00000000-0000-4000-8000-000000000005>\r\n"
     b"WARC-Block-Digest: sha1:V7XOPPWP2E6HZEHIEX3DND5FFBPO7EXR\r\n"
@@ -382,7 +389,8 @@ def test_exchanges_become_byte_exact_records(open_capture: Capture) -> None:
     assert members[0].startswith(
         b"WARC/1.1\r\nWARC-Type: warcinfo\r\n"
         b"WARC-Record-ID: <urn:uuid:00000000-0000-4000-8000-000000000007>\r\n"
-        b"WARC-Date: 2026-11-23T13:16:36Z\r\n"
+        # Not the clock's 13:16:36: no earlier than the request time of its first record.
+        b"WARC-Date: 2026-11-23T13:16:35.750000Z\r\n"
         b"WARC-Filename: " + WARC_NAME.encode() + b"\r\n"
     )
     assert b"\r\ncrawl-id: unit-crawl-1\r\n" in members[0]

@@ -88,6 +88,15 @@ def read_records(path: Path) -> list[tuple[str, dict[str, str], bytes]]:
     return out
 
 
+def with_warcinfo_id(data: bytes, warcinfo_id: str) -> bytes:
+    """A record as built, with the line the writer adds: WARC-Warcinfo-ID after WARC-Date."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[3].startswith(b"WARC-Date: ")
+    lines.insert(4, b"WARC-Warcinfo-ID: " + warcinfo_id.encode())
+    return b"\r\n".join(lines) + sep + rest
+
+
 def warcio_check(path: Path) -> tuple[int, str]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exited:
@@ -144,8 +153,12 @@ def test_naming_open_suffix_warcinfo_and_rename(tmp_path: Path, fake_time: FakeT
         b"conformsTo: https://iipc.github.io/warc-specifications/specifications/"
         b"warc-format/warc-1.1/\r\n"
     )
+    info_id = info_headers["WARC-Record-ID"]
+    assert "WARC-Warcinfo-ID" not in info_headers
     for location, record in zip(locations, group, strict=True):
-        assert member_at(path, location) == record.data
+        # The record as built, plus the id of its file's warcinfo, put in by the writer.
+        assert member_at(path, location) == with_warcinfo_id(record.data, info_id)
+    assert [r[1]["WARC-Warcinfo-ID"] for r in records[1:]] == [info_id, info_id]
     assert warcio_check(path)[0] == 0
 
 
@@ -178,8 +191,9 @@ def test_every_record_is_its_own_gzip_member_and_locations_are_exact(tmp_path: P
     assert offsets[1:] == [loc.offset for loc in locations]
     assert [loc.offset + loc.length for loc in locations] == [*offsets[2:], len(data)]
     records = [r for group in groups for r in group]
+    info_id = read_records(path)[0][1]["WARC-Record-ID"]
     for location, record in zip(locations, records, strict=True):
-        assert member_at(path, location) == record.data
+        assert member_at(path, location) == with_warcinfo_id(record.data, info_id)
     assert gzip.decompress(data).count(b"WARC/1.1\r\n") == 11
 
 
@@ -221,6 +235,8 @@ def test_rollover_by_size_keeps_groups_whole(tmp_path: Path, fake_time: FakeTime
         assert records[0][0] == "warcinfo"
         assert records[0][1]["WARC-Filename"] == path.name
         assert [r[1]["WARC-Record-ID"] for r in records[1:]] == per_file[path.name]
+        info_id = records[0][1]["WARC-Record-ID"]
+        assert {r[1]["WARC-Warcinfo-ID"] for r in records[1:]} == {info_id}
         assert warcio_check(path)[0] == 0
     # A file is closed once it reached max_size, never before.
     assert all(p.stat().st_size >= 3000 for p in paths[:-1])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 import time
@@ -13,10 +12,9 @@ from typing import IO, Any
 
 from sqlalchemy import and_, func, select
 
-from crawler import __version__
 from crawler.access import table
 from crawler.access.query import AccessError, Archive
-from crawler.access.records import Location, linked_for_many, read_records
+from crawler.access.records import Location, extract_warcinfo, linked_for_many, read_records
 from crawler.catalog.db import Capture, captures
 from crawler.layout import TEXT_PREFIX
 from crawler.store.base import check_key
@@ -82,19 +80,36 @@ def count_rows(archive: Archive, site: str, since: str | None, until: str | None
         )
 
 
-def warcinfo(site: str, since: str | None, until: str | None) -> bytes:
-    from warcio.warcwriter import WARCWriter
+def crawl_ids(archive: Archive, site: str, since: str | None, until: str | None) -> list[str]:
+    """The crawls whose captures an export of this site and range takes."""
+    c = captures.c
+    conditions = [c.site == site, c.text_key.is_not(None)]
+    if since:
+        conditions.append(c.capture_time >= since)
+    if until:
+        conditions.append(c.capture_time < until)
+    with archive.catalog.engine.connect() as conn:
+        return sorted(
+            conn.execute(select(c.crawl_id).where(and_(*conditions)).distinct()).scalars()
+        )
 
-    out = io.BytesIO()
-    writer = WARCWriter(out, gzip=True, warc_version="WARC/1.1")
-    fields = {
-        "software": f"newsarchive/{__version__} export",
-        "format": "WARC File Format 1.1",
-        "description": f"articles of {site} captured {since or 'any time'} to {until or 'now'}: "
-        "each capture's response, request, metadata and conversion records",
-    }
-    writer.write_record(writer.create_warcinfo_record("export.warc.gz", fields))
-    return out.getvalue()
+
+def warcinfo(archive: Archive, site: str, since: str | None, until: str | None) -> bytes:
+    """The export's own warcinfo, first in the file: the store, the crawls, the query."""
+    query = f"export --format warc --site {site}"
+    if since:
+        query += f" --from {since}"
+    if until:
+        query += f" --to {until}"
+    return extract_warcinfo(
+        "export.warc.gz",
+        store_uri=archive.store.uri,
+        crawl_ids=crawl_ids(archive, site, since, until),
+        query=query,
+        description=f"articles of {site} captured {since or 'any time'} to {until or 'now'}: "
+        "each capture's response, request, metadata and conversion records, copied unchanged "
+        "from the store",
+    )
 
 
 def export(
@@ -127,7 +142,7 @@ def export(
     elif fmt in ("jsonl", "warc"):
         out = dest.open("wb")
         if fmt == "warc":
-            out.write(warcinfo(site, since, until))
+            out.write(warcinfo(archive, site, since, until))
     try:
         batch: list[Capture] = []
         for capture in archive.article_rows(site, since, until):

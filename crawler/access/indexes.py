@@ -9,11 +9,14 @@ finds no Parquet index (crawls made before indexes were written).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
+import struct
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,20 +125,241 @@ def crawl_rows(
     return rows
 
 
-def pages_jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    """WACZ pages: the article captures (what a reader of the package wants to open)."""
-    lines = [{"format": "json-pages-1.0", "id": "pages", "title": "Articles"}]
-    for item in rows:
-        if item.get("text_key") and item.get("record_type") == "response":
-            lines.append(
-                {
-                    "id": hashlib.sha1(str(item["record_id"]).encode()).hexdigest()[:24],
-                    "url": item["url"],
-                    "ts": item["warc_date"],
-                    "title": item.get("title") or item["url"],
-                }
-            )
+def page_mimes(entries: Iterable[WarcEntry]) -> dict[str, str | None]:
+    """Per capture, the media type of what it holds: a revisit's is its original's."""
+    found = list(entries)
+    by_id = {e.record_id: e for e in found}
+    out: dict[str, str | None] = {}
+    for entry in found:
+        seen = entry
+        for _ in range(8):  # a revisit of a revisit: follow a few links, no loop
+            if seen.record_type != "revisit" or not seen.refers_to:
+                break
+            nxt = by_id.get(seen.refers_to)
+            if nxt is None:
+                break
+            seen = nxt
+        out[entry.record_id] = None if seen.record_type == "revisit" else seen.mime
+    return out
+
+
+def page_time(warc_date: str) -> str:
+    """A WARC-Date as browsertrix-crawler writes a page's ``ts``: ISO 8601, milliseconds, Z."""
+    try:
+        moment = datetime.fromisoformat(warc_date.replace("Z", "+00:00"))
+    except ValueError:
+        return warc_date
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def _is_html(mime: str | None) -> bool:
+    return bool(mime) and ("html" in str(mime).lower())
+
+
+def pages_jsonl(
+    rows: Iterable[Mapping[str, Any]], mimes: Mapping[str, str | None] | None = None
+) -> bytes:
+    """WACZ pages: every article page the crawl captured, with its cleaned text.
+
+    New, revised and unchanged alike (an unchanged article's capture is a revisit; its row
+    carries the text it matched): one line each, ``url`` and ``ts`` (the record's WARC-Date,
+    as browsertrix-crawler writes it: ISO, milliseconds) of a capture the package's CDXJ
+    lists, ``title`` and ``text``, which ReplayWeb.page's full-text search reads. A crawl
+    that captured no article lists its HTML pages answered 200 (start and listing pages), so
+    no package is without pages.
+    """
+    captured = [
+        item
+        for item in rows
+        if item.get("record_type") in CAPTURE_TYPES and item.get("status") == 200
+    ]
+    chosen = [item for item in captured if item.get("article_key") or item.get("text_key")]
+    if not chosen and mimes is not None:
+        chosen = [item for item in captured if _is_html(mimes.get(str(item["record_id"])))]
+    lines: list[dict[str, Any]] = [{"format": "json-pages-1.0", "id": "pages", "title": "Pages"}]
+    for item in chosen:
+        page: dict[str, Any] = {
+            "id": hashlib.sha1(str(item["record_id"]).encode()).hexdigest()[:24],
+            "url": item["url"],
+            "ts": page_time(str(item["warc_date"])),
+            "title": item.get("title") or item["url"],
+            "status": item.get("status"),
+        }
+        if item.get("text"):
+            page["text"] = item["text"]
+        lines.append(page)
     return b"".join(json.dumps(line, ensure_ascii=False).encode() + b"\n" for line in lines)
+
+
+# -- originals of revisits --------------------------------------------------------------------
+# Each crawl's WACZ is self-contained: the response records its revisits refer to, when an
+# earlier crawl wrote them, are copied (their exact gzip members) into one more WARC of the
+# package, ``archive/<crawl-id>-originals.warc.gz``, and indexed in its CDXJ. The other design,
+# WARC-Refers-To-Container and a multi-WACZ collection, keeps each original once, but a
+# package then replays only beside every earlier package of the site: a researcher who
+# downloads one crawl's package (the unit we publish and cite) would see the unchanged pages
+# as holes. The copies cost the size of the unchanged responses once per crawl.
+
+
+@dataclass
+class Originals:
+    """The originals WARC written for a package: its CDXJ, its records, what was not found."""
+
+    cdxj: str = ""
+    entries: list[WarcEntry] = field(default_factory=list)
+    copied: int = 0
+    missing: list[str] = field(default_factory=list)
+
+
+def missing_originals(entries: Iterable[WarcEntry]) -> list[str]:
+    """Record ids that revisits among ``entries`` refer to and ``entries`` do not hold."""
+    found = list(entries)
+    have = {e.record_id for e in found}
+    wanted = {
+        e.refers_to
+        for e in found
+        if e.record_type == "revisit" and e.refers_to and e.refers_to not in have
+    }
+    return sorted(wanted)
+
+
+def original_locations(catalog: Catalog, record_ids: Sequence[str]) -> dict[str, Location]:
+    """Where the catalog says these captures lie (any crawl)."""
+    out: dict[str, Location] = {}
+    with catalog.engine.connect() as conn:
+        for start in range(0, len(record_ids), 500):
+            part = list(record_ids[start : start + 500])
+            found = conn.execute(captures.select().where(captures.c.record_id.in_(part))).mappings()
+            for r in found:
+                out[r["record_id"]] = Location(
+                    r["record_type"],
+                    r["record_id"],
+                    r["warc_key"],
+                    int(r["warc_offset"]),
+                    int(r["warc_length"]),
+                )
+    return out
+
+
+def _record_id(data: bytes) -> str | None:
+    from warcio.archiveiterator import ArchiveIterator
+
+    for record in ArchiveIterator(io.BytesIO(data)):
+        return str(record.rec_headers.get_header("WARC-Record-ID") or "")
+    return None
+
+
+def write_originals(
+    path: Path,
+    name: str,
+    entries: Sequence[WarcEntry],
+    locate: Callable[[Sequence[str]], Mapping[str, Location]],
+    read_range: Callable[[str, int, int], bytes],
+) -> Originals:
+    """The original records of the revisits in ``entries``, copied into one WARC at ``path``.
+
+    Each is the exact gzip member of its record, read by byte range from its stored WARC;
+    an original that is itself a revisit brings its own original along. ``name`` is the
+    WARC's name in the package (its CDXJ lines cite it).
+    """
+    result = Originals()
+    have = list(entries)
+    wanted = missing_originals(have)
+    done: set[str] = set()
+
+    def copy_of(place: Location) -> bytes | None:
+        try:
+            data = read_range(place.warc_key, place.offset, place.length)
+            if len(data) == place.length and _record_id(data) == place.record_id:
+                return data
+            logger.warning("original %s: not at its catalog place", place.record_id)
+        except Exception as exc:  # an unreadable original costs its revisit, not the package
+            logger.warning("original %s not readable: %s", place.record_id, exc)
+        return None
+
+    # Ranged reads in parallel (a remote store's round trips), a batch at a time in memory.
+    with path.open("wb") as out, ThreadPoolExecutor(8, thread_name_prefix="originals") as pool:
+        while wanted:
+            done.update(wanted)
+            places = locate(wanted)
+            result.missing.extend(i for i in wanted if i not in places)
+            found = sorted(places.values(), key=lambda loc: (loc.warc_key, loc.offset))
+            added = 0
+            for start in range(0, len(found), 64):
+                batch = found[start : start + 64]
+                for place, data in zip(batch, pool.map(copy_of, batch), strict=True):
+                    if data is None:
+                        result.missing.append(place.record_id)
+                        continue
+                    out.write(data)
+                    added += 1
+            if not added:
+                break
+            result.copied += added
+            out.flush()
+            with path.open("rb") as fh:
+                result.entries, result.cdxj = index_warc(fh, name)
+            wanted = [i for i in missing_originals([*have, *result.entries]) if i not in done]
+    if result.missing:
+        logger.warning(
+            "%d revisit originals not found; their revisits will not replay from this package",
+            len(result.missing),
+        )
+    return result
+
+
+# -- the package ------------------------------------------------------------------------------
+# An extra field no reader interprets (the id Android's zipalign pads with): it evens the
+# lengths of a member's local and central extra fields when zipfile gives them ZIP64 fields of
+# different sizes.
+_PAD_ID = 0xD935
+_ZIP64_LOCAL = 20  # the local header's ZIP64 field: id, length, two sizes
+
+
+def _pad(length: int) -> bytes:
+    return struct.pack("<HH", _PAD_ID, length - 4) + bytes(length - 4) if length else b""
+
+
+@contextmanager
+def _member(zf: zipfile.ZipFile, name: str, size: int, compress: int) -> Iterator[IO[bytes]]:
+    """A member whose local header's extra field is as long as its central directory's.
+
+    Readers that compute where a member's data starts from the central directory alone
+    (ReplayWeb.page's) read a WARC at the wrong offset when the two differ: zipfile puts a
+    ZIP64 field in the local header when ``file_size`` is near the limit (or when forced) and
+    in the central directory when the size or the member's offset passes it. ``size`` must be
+    the member's exact uncompressed size; both lengths are known before the member is written,
+    and a padding field makes up the difference.
+    """
+    limit = zipfile.ZIP64_LIMIT
+    info = zipfile.ZipInfo(name, date_time=datetime.now(UTC).timetuple()[:6])
+    info.compress_type = compress
+    info.file_size = size
+    assert zf.fp is not None
+    offset = zf.fp.tell()
+    local = _ZIP64_LOCAL if size * 1.05 > limit else 0  # zipfile's own rule (_open_to_write)
+    fields = (2 if size > limit else 0) + (1 if offset > limit else 0)
+    central = 4 + 8 * fields if fields else 0
+    info.extra = _pad(central - local) if central > local else b""
+    with zf.open(info, "w") as out:
+        yield out
+    if info.file_size != size:
+        raise ValueError(f"{name}: {info.file_size} bytes written, {size} announced")
+    # The local header is written; what is left in ``extra`` goes to the central directory.
+    info.extra = _pad(local - central) if local > central else b""
+
+
+def _size_of(key: str, opener: Opener) -> int:
+    with opener(key) as src:
+        try:
+            return int(src.seek(0, io.SEEK_END))
+        except (OSError, ValueError, io.UnsupportedOperation):
+            size = 0
+            while chunk := src.read(_COPY):
+                size += len(chunk)
+            return size
 
 
 def write_wacz(
@@ -145,28 +369,32 @@ def write_wacz(
     cdxj: str,
     pages: bytes,
     title: str,
+    sizes: Mapping[str, int] | None = None,
 ) -> None:
-    """A WACZ 1.1.1 package: WARCs stored as they are, the merged CDXJ, pages, datapackage."""
+    """A WACZ 1.1.1 package: WARCs stored as they are, the merged CDXJ, pages, datapackage.
+
+    ``sizes`` are the WARCs' sizes when known (else they are measured through ``opener``).
+    """
     resources = []
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     with zipfile.ZipFile(path, "w", allowZip64=True) as zf:
         for key in warc_keys:
             name = "archive/" + key.rsplit("/", 1)[-1]
             digest = hashlib.sha256()
-            size = 0
-            info = zipfile.ZipInfo(name, date_time=datetime.now(UTC).timetuple()[:6])
-            info.compress_type = zipfile.ZIP_STORED  # the spec: WARCs are stored, not deflated
-            with opener(key) as src, zf.open(info, "w", force_zip64=True) as out:
+            known = (sizes or {}).get(key)
+            size = known if known is not None else _size_of(key, opener)
+            # The spec: WARCs are stored, not deflated (replay reads records by range).
+            with opener(key) as src, _member(zf, name, size, zipfile.ZIP_STORED) as out:
                 while chunk := src.read(_COPY):
                     digest.update(chunk)
-                    size += len(chunk)
                     out.write(chunk)
             resources.append((name, size, digest.hexdigest()))
         for name, data in (
             ("indexes/index.cdx", cdxj.encode()),
             ("pages/pages.jsonl", pages),
         ):
-            zf.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+            with _member(zf, name, len(data), zipfile.ZIP_DEFLATED) as out:
+                out.write(data)
             resources.append((name, len(data), hashlib.sha256(data).hexdigest()))
         package = {
             "profile": "data-package",
@@ -185,16 +413,15 @@ def write_wacz(
             "software": f"newsarchive/{__version__}",
         }
         package_bytes = json.dumps(package, indent=2).encode()
-        zf.writestr("datapackage.json", package_bytes, compress_type=zipfile.ZIP_DEFLATED)
+        with _member(zf, "datapackage.json", len(package_bytes), zipfile.ZIP_DEFLATED) as out:
+            out.write(package_bytes)
         digest_doc = {
             "path": "datapackage.json",
             "hash": "sha256:" + hashlib.sha256(package_bytes).hexdigest(),
         }
-        zf.writestr(
-            "datapackage-digest.json",
-            json.dumps(digest_doc, indent=2).encode(),
-            compress_type=zipfile.ZIP_DEFLATED,
-        )
+        digest_bytes = json.dumps(digest_doc, indent=2).encode()
+        with _member(zf, "datapackage-digest.json", len(digest_bytes), zipfile.ZIP_DEFLATED) as out:
+            out.write(digest_bytes)
 
 
 def merged_cdxj(parts: Iterable[str]) -> str:

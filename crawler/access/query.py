@@ -13,7 +13,14 @@ from typing import Any
 
 from sqlalchemy import and_, func, select
 
-from crawler.access.records import Location, ensure_tables, linked_for, payload_of, read_records
+from crawler.access.records import (
+    Location,
+    ensure_tables,
+    extract_warcinfo,
+    linked_for,
+    payload_of,
+    read_records,
+)
 from crawler.catalog.db import Capture, Catalog, captures, iso
 from crawler.layout import sidecar_key
 from crawler.store.base import Store
@@ -84,6 +91,8 @@ class Archive:
         self.store = store
         self.catalog = catalog
         self.resolver = resolver
+        # What `closest` was asked for each capture it gave: the query a WARC extract names.
+        self._asked: dict[str, str] = {}
         ensure_tables(catalog.engine)
 
     # -- finding -----------------------------------------------------------------------------
@@ -170,14 +179,20 @@ class Archive:
         if not found:
             raise AccessError(f"no capture of {target.describe()}")
         if at is None:
-            return found[-1]
-        moment = datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ")
+            chosen = found[-1]
+        else:
+            moment = datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ")
 
-        def distance(item: Capture) -> float:
-            when = datetime.strptime(item.capture_time, "%Y-%m-%dT%H:%M:%SZ")
-            return abs((when - moment).total_seconds())
+            def distance(item: Capture) -> float:
+                when = datetime.strptime(item.capture_time, "%Y-%m-%dT%H:%M:%SZ")
+                return abs((when - moment).total_seconds())
 
-        return min(found, key=distance)
+            chosen = min(found, key=distance)
+        self._asked[chosen.record_id] = (
+            f"get {ref} ({target.describe()}) --at {at or 'latest'}: the capture closest "
+            f"to that time"
+        )
+        return chosen
 
     def by_record_id(self, record_id: str) -> Capture | None:
         for item in self._select(captures.c.record_id == record_id):
@@ -224,8 +239,22 @@ class Archive:
             linked = linked_for(self.catalog.engine, capture.record_id)
         return [own, *linked]
 
-    def warc(self, capture: Capture) -> bytes:
-        return read_records(self.store, self.locations(capture))
+    def warc(self, capture: Capture, *, query: str | None = None) -> bytes:
+        """The capture's records as a WARC: a warcinfo naming the store, the crawl and the
+        query first (``query``, else what :meth:`closest` was asked, else the record id),
+        then the records' bytes as stored."""
+        if query is None:
+            query = self._asked.get(capture.record_id, f"record {capture.record_id}")
+        info = extract_warcinfo(
+            "capture.warc.gz",
+            store_uri=self.store.uri,
+            crawl_ids=[capture.crawl_id],
+            query=query,
+            description=f"the capture of {capture.url} at {capture.capture_time} (site "
+            f"{capture.site}): its {capture.record_type} record, then its request, metadata "
+            "and conversion records, copied unchanged from the store",
+        )
+        return info + read_records(self.store, self.locations(capture))
 
     def html(self, capture: Capture) -> tuple[str, str]:
         """The archived payload, content coding removed and decoded: (text, content type)."""

@@ -7,6 +7,7 @@ valid WARC file: a capture's records are fetched without reading the rest of the
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,12 +17,15 @@ from cdxj_indexer.main import CDXJIndexer
 from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from crawler import __version__
 from crawler.store.base import Store
+from crawler.util import without_password
 
 CHUNK = 8 * 1024 * 1024
 # Records that belong to one capture besides its response: how each points at the response.
 LINKED_TYPES = ("request", "metadata", "conversion", "resource")
 CAPTURE_TYPES = ("response", "revisit")
+WARC_1_1 = "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
 
 tables = MetaData()
 # Beside the catalog's tables (same database): where each capture's other records lie.
@@ -180,6 +184,55 @@ def linked_records(entries: Iterable[WarcEntry]) -> dict[str, list[Location]]:
 def read_records(store: Store, locations: Sequence[Location]) -> bytes:
     """The records at these places, concatenated: a valid WARC (gzip member per record)."""
     return b"".join(store.get_range(loc.warc_key, loc.offset, loc.length) for loc in locations)
+
+
+def extract_warcinfo(
+    filename: str,
+    *,
+    store_uri: str,
+    crawl_ids: Iterable[str],
+    query: str,
+    description: str,
+) -> bytes:
+    """The warcinfo record that opens a WARC extract (one gzip member): what it was cut from.
+
+    Names the software, the source store, the crawls the records come from (one
+    ``crawl-id`` line each) and the query that chose them. The records after it are copied
+    from the store unchanged, so their ``WARC-Warcinfo-ID`` still names their own file's
+    warcinfo; this one describes the extract.
+    """
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    lines: list[tuple[str, str]] = [
+        ("software", f"newsarchive/{__version__}"),
+        ("format", "WARC File Format 1.1"),
+        ("conformsTo", WARC_1_1),
+        ("source-store", without_password(store_uri)),
+        *(("crawl-id", crawl_id) for crawl_id in sorted(set(crawl_ids))),
+        ("query", query),
+        ("description", description),
+    ]
+    block = "".join(
+        f"{name}: {' '.join(value.split())}\r\n" for name, value in lines if value
+    ).encode("utf-8")
+    out = io.BytesIO()
+    writer = WARCWriter(out, gzip=True, warc_version="WARC/1.1")
+    headers = StatusAndHeaders("", [], protocol="WARC/1.1")
+    headers.add_header("WARC-Type", "warcinfo")
+    headers.add_header("WARC-Record-ID", f"<urn:uuid:{uuid.uuid4()}>")
+    headers.add_header("WARC-Filename", filename)
+    headers.add_header("WARC-Date", writer.curr_warc_date())
+    record = writer.create_warc_record(
+        "",
+        "warcinfo",
+        warc_headers=headers,
+        payload=io.BytesIO(block),
+        length=len(block),
+        warc_content_type="application/warc-fields",
+    )
+    writer.write_record(record)
+    return out.getvalue()
 
 
 def payload_of(data: bytes) -> tuple[Any, bytes]:

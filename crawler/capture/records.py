@@ -86,6 +86,49 @@ class WarcRecord:
     data: bytes
     payload_digest: str | None = None
     block_digest: str = ""
+    # The record's WARC-Date (None: read it from ``data``); the writer compares it with the
+    # warcinfo of the file the record goes into.
+    date: datetime | None = None
+
+
+_WARC_DATE_FIELD = b"\r\nWARC-Date:"
+_WARCINFO_ID_FIELD = b"\r\nWARC-Warcinfo-ID:"
+
+
+def record_date(record: WarcRecord) -> datetime:
+    """A record's WARC-Date: the one it was built with, else read from its header."""
+    if record.date is not None:
+        return record.date
+    data = record.data
+    end = data.find(_RECORD_END)
+    start = data.find(_WARC_DATE_FIELD, 0, end)
+    if start < 0:
+        raise ValueError(f"record {record.record_id} has no WARC-Date")
+    start += len(_WARC_DATE_FIELD)
+    value = data[start : data.find(_CRLF, start, end + 2)].strip().decode("ascii")
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def warcinfo_id_split(data: bytes) -> int:
+    """Where a ``WARC-Warcinfo-ID`` line goes in a serialised record: after WARC-Date.
+
+    -1 when the record already has one. The block digest does not cover the WARC header, so
+    the line can be put in as the record is written, once its file is known.
+    """
+    end = data.find(_RECORD_END)
+    if end < 0:
+        raise ValueError("not a serialised WARC record: no end of header")
+    if data.find(_WARCINFO_ID_FIELD, 0, end) >= 0:
+        return -1
+    start = data.find(_WARC_DATE_FIELD, 0, end)
+    if start < 0:
+        return end + 2  # the last header line
+    return data.find(_CRLF, start + 2, end + 2) + 2
+
+
+def warcinfo_id_line(warcinfo_id: str) -> bytes:
+    """The header line naming the warcinfo record of a record's file."""
+    return f"WARC-Warcinfo-ID: {_check_id('WARC-Warcinfo-ID', warcinfo_id)}\r\n".encode()
 
 
 def _check_value(name: str, value: str) -> str:
@@ -239,14 +282,14 @@ class RecordBuilder:
         record_id: str | None,
         date: datetime | None,
         target_uri: str | None,
-    ) -> tuple[str, list[str]]:
+    ) -> tuple[str, list[str], datetime]:
         rid = _check_id("WARC-Record-ID", record_id if record_id is not None else self._make_id())
-        when = format_warc_date(date if date is not None else self._clock())
+        moment = date if date is not None else self._clock()
         lines = [
             WARC_VERSION,
             f"WARC-Type: {record_type}",
             f"WARC-Record-ID: {rid}",
-            f"WARC-Date: {when}",
+            f"WARC-Date: {format_warc_date(moment)}",
         ]
         if target_uri is not None:
             if not target_uri:
@@ -254,7 +297,7 @@ class RecordBuilder:
             if " " in target_uri:
                 raise ValueError(f"WARC-Target-URI must not contain spaces: {target_uri!r}")
             lines.append(f"WARC-Target-URI: {_check_value('WARC-Target-URI', target_uri)}")
-        return rid, lines
+        return rid, lines, moment
 
     @staticmethod
     def _finish(
@@ -265,6 +308,7 @@ class RecordBuilder:
         block: bytes | Sequence[bytes],
         block_digest: str,
         payload_digest: str | None,
+        date: datetime,
     ) -> WarcRecord:
         parts = (block,) if isinstance(block, bytes) else block
         length = sum(len(part) for part in parts)
@@ -281,6 +325,7 @@ class RecordBuilder:
             data=data,
             payload_digest=payload_digest,
             block_digest=block_digest,
+            date=date,
         )
 
     @staticmethod
@@ -300,15 +345,32 @@ class RecordBuilder:
         if ip_address is not None:
             lines.append(f"WARC-IP-Address: {_checked_ip(ip_address)}")
 
-    def warcinfo(self, filename: str, fields: Mapping[str, str | Sequence[str]]) -> WarcRecord:
-        """The record opening a file: who wrote it, how, under which name."""
+    def warcinfo(
+        self,
+        filename: str,
+        fields: Mapping[str, str | Sequence[str]],
+        *,
+        date: datetime | None = None,
+    ) -> WarcRecord:
+        """The record opening a file: who wrote it, how, under which name.
+
+        ``date``: when the file was opened (the clock's time without it); the writer gives an
+        earlier one when a record going into the file is dated earlier (see WarcFileWriter).
+        """
         if not filename or "/" in filename:
             raise ValueError(f"WARC-Filename must be a bare file name: {filename!r}")
-        rid, lines = self._head("warcinfo", None, None, None)
+        rid, lines, moment = self._head("warcinfo", None, date, None)
         lines.append(f"WARC-Filename: {_check_value('WARC-Filename', filename)}")
         block = _warc_fields(fields)
         return self._finish(
-            lines, "warcinfo", rid, CONTENT_TYPE_WARC_FIELDS, block, sha1_digest(block), None
+            lines,
+            "warcinfo",
+            rid,
+            CONTENT_TYPE_WARC_FIELDS,
+            block,
+            sha1_digest(block),
+            None,
+            moment,
         )
 
     def request(
@@ -327,7 +389,7 @@ class RecordBuilder:
 
         ``extra``: more WARC fields (e.g. browsertrix's ``WARC-Resource-Type``).
         """
-        rid, lines = self._head("request", record_id, date, target_uri)
+        rid, lines, moment = self._head("request", record_id, date, target_uri)
         self._link(lines, "WARC-Concurrent-To", concurrent_to)
         self._ip(lines, ip_address)
         self._extra(lines, extra)
@@ -343,6 +405,7 @@ class RecordBuilder:
             (http_head, body),
             block_digest,
             None,
+            moment,
         )
 
     def response(
@@ -359,7 +422,7 @@ class RecordBuilder:
         extra: Mapping[str, str] | None = None,
     ) -> WarcRecord:
         """An HTTP response as received; ``truncated`` names why a payload is incomplete."""
-        rid, lines = self._head("response", record_id, date, target_uri)
+        rid, lines, moment = self._head("response", record_id, date, target_uri)
         self._link(lines, "WARC-Concurrent-To", concurrent_to)
         self._ip(lines, ip_address)
         self._extra(lines, extra)
@@ -378,6 +441,7 @@ class RecordBuilder:
             (http_head, payload),
             block_digest,
             sha1_digest(payload),
+            moment,
         )
 
     def revisit(
@@ -395,7 +459,7 @@ class RecordBuilder:
         concurrent_to: str | None = None,
     ) -> WarcRecord:
         """A revisit (identical-payload-digest profile): the response head, no payload."""
-        rid, lines = self._head("revisit", record_id, date, target_uri)
+        rid, lines, moment = self._head("revisit", record_id, date, target_uri)
         self._link(lines, "WARC-Concurrent-To", concurrent_to)
         self._link(lines, "WARC-Refers-To", refers_to)
         lines.append(
@@ -414,6 +478,7 @@ class RecordBuilder:
             http_head,
             sha1_digest(http_head),
             payload_digest,
+            moment,
         )
 
     def resource(
@@ -428,12 +493,12 @@ class RecordBuilder:
         extra: Mapping[str, str] | None = None,
     ) -> WarcRecord:
         """Content with no HTTP envelope, e.g. a DOM rendered in a browser."""
-        rid, lines = self._head("resource", None, date, target_uri)
+        rid, lines, moment = self._head("resource", None, date, target_uri)
         self._link(lines, "WARC-Concurrent-To", concurrent_to)
         self._link(lines, "WARC-Refers-To", refers_to)
         self._extra(lines, extra)
         digest = sha1_digest(content)
-        return self._finish(lines, "resource", rid, content_type, content, digest, digest)
+        return self._finish(lines, "resource", rid, content_type, content, digest, digest, moment)
 
     def conversion(
         self,
@@ -447,7 +512,7 @@ class RecordBuilder:
         refers_to_date: str | None = None,
     ) -> WarcRecord:
         """Content derived from another record (``refers_to``), e.g. the cleaned article text."""
-        rid, lines = self._head("conversion", None, date, target_uri)
+        rid, lines, moment = self._head("conversion", None, date, target_uri)
         self._link(lines, "WARC-Refers-To", refers_to)
         for name, value in (
             ("WARC-Refers-To-Target-URI", refers_to_target_uri),
@@ -456,7 +521,7 @@ class RecordBuilder:
             if value is not None:
                 lines.append(f"{name}: {_check_value(name, value)}")
         digest = sha1_digest(content)
-        return self._finish(lines, "conversion", rid, content_type, content, digest, digest)
+        return self._finish(lines, "conversion", rid, content_type, content, digest, digest, moment)
 
     def metadata(
         self,
@@ -468,10 +533,17 @@ class RecordBuilder:
         date: datetime | None = None,
     ) -> WarcRecord:
         """warc-fields about another record; a sequence value becomes repeated lines."""
-        rid, lines = self._head("metadata", None, date, target_uri)
+        rid, lines, moment = self._head("metadata", None, date, target_uri)
         self._link(lines, "WARC-Refers-To", refers_to)
         self._link(lines, "WARC-Concurrent-To", concurrent_to)
         block = _warc_fields(fields)
         return self._finish(
-            lines, "metadata", rid, CONTENT_TYPE_WARC_FIELDS, block, sha1_digest(block), None
+            lines,
+            "metadata",
+            rid,
+            CONTENT_TYPE_WARC_FIELDS,
+            block,
+            sha1_digest(block),
+            None,
+            moment,
         )

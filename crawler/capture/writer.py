@@ -17,10 +17,19 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from crawler.capture.records import Clock, RecordBuilder, WarcRecord, utc_now
+from crawler.capture.records import (
+    Clock,
+    RecordBuilder,
+    WarcRecord,
+    record_date,
+    utc_now,
+    warcinfo_id_line,
+    warcinfo_id_split,
+)
 from crawler.layout import OPEN_SUFFIX, WARC_GZ_SUFFIX, warc_file_name
 
 logger = logging.getLogger(__name__)
@@ -72,12 +81,45 @@ def _gzip_member(data: bytes, level: int) -> bytes:
     return compressor.compress(data) + compressor.flush()
 
 
+def _gzip_record(data: bytes, warcinfo_line: bytes, level: int) -> bytes:
+    """One record's member, with the ``WARC-Warcinfo-ID`` line put into its header.
+
+    The record bytes are fed to the compressor around the line, never copied whole.
+    """
+    split = warcinfo_id_split(data)
+    if split < 0:
+        return _gzip_member(data, level)
+    view = memoryview(data)
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    return b"".join(
+        (
+            compressor.compress(view[:split]),
+            compressor.compress(warcinfo_line),
+            compressor.compress(view[split:]),
+            compressor.flush(),
+        )
+    )
+
+
 class WarcFileWriter:
     """Writes record groups to ``{prefix}-{time}-{serial}-{host}.warc.gz`` files, in order.
 
     All file work runs on one background thread: the caller (the reactor) only queues bytes.
     Each record is its own gzip member; a group (request + response, …) stays contiguous in
-    one file. A file is written as ``<name>.open`` and renamed when closed; ``on_close`` then
+    one file. Each file starts with a warcinfo record, and every other record gets a
+    ``WARC-Warcinfo-ID`` naming it, put in as the record is written (records are built before
+    their file is known; the line is in the WARC header, which no digest covers).
+
+    Dates: no record is dated before the warcinfo of its file. Records carry the time their
+    request went out, so a record may be older than a file opened while it was downloading.
+    Files open (and roll over) lazily, at the write of the group that goes into them, and the
+    warcinfo is dated at that moment or, if a record of that group is older, at that record's
+    date. A later group holding a record older than the current file's warcinfo (a download
+    that outlasted a rollover) starts a new file, dated the same way: the warcinfo cannot be
+    re-dated once written, since offsets of the records after it are already handed out.
+    That takes a download longer than the age of the file, so these early rollovers are rare.
+
+    A file is written as ``<name>.open`` and renamed when closed; ``on_close`` then
     runs on the writer thread, so it should hand slow work (uploads) elsewhere. A writer that
     is never closed leaves its ``.open`` file for :func:`recover_open_files`.
     """
@@ -131,6 +173,8 @@ class WarcFileWriter:
         self._final_name = ""
         self._size = 0
         self._opened_at = 0.0
+        self._warcinfo_date: datetime | None = None
+        self._warcinfo_line = b""
         self._serial = 0
         self._dirty = False
         self._error: OSError | None = None
@@ -213,7 +257,7 @@ class WarcFileWriter:
         cause = self._error
         error = WarcWriteError(
             cause.errno if cause is not None else None,
-            f"WARC writer stopped after an earlier error: {cause}",
+            f"WARC writer for {self.directory} stopped after an earlier error: {cause}",
         )
         error.__cause__ = cause
         return error
@@ -243,17 +287,18 @@ class WarcFileWriter:
         self._check_ok()
         if not records:
             return []
-        members = [_gzip_member(record.data, self._level) for record in records]
+        earliest = min(record_date(record) for record in records)
         try:
-            if self._file is not None and self._due_for_rollover():
+            if self._file is not None and self._due_for_rollover(earliest):
                 self._close_current()
             if self._file is None:
-                self._open_next()
+                self._open_next(earliest)
         except OSError as exc:
             self._error = exc
             raise WarcWriteError(
                 exc.errno, f"cannot open the next WARC file in {self.directory}: {exc}"
             ) from exc
+        members = [_gzip_record(r.data, self._warcinfo_line, self._level) for r in records]
         start = self._size
         locations: list[RecordLocation] = []
         offset = start
@@ -273,8 +318,16 @@ class WarcFileWriter:
         self._size = offset
         return locations
 
-    def _due_for_rollover(self) -> bool:
+    def _due_for_rollover(self, earliest: datetime) -> bool:
         if self._size >= self._max_size:
+            return True
+        if self._warcinfo_date is not None and earliest < self._warcinfo_date:
+            logger.info(
+                "a record dated %s predates the warcinfo of %s (%s): starting a new file",
+                earliest.isoformat(),
+                self._final_name,
+                self._warcinfo_date.isoformat(),
+            )
             return True
         return self._max_age is not None and self._monotonic() - self._opened_at >= self._max_age
 
@@ -305,10 +358,11 @@ class WarcFileWriter:
         else:
             self._size = offset
 
-    def _open_next(self) -> None:
+    def _open_next(self, earliest: datetime) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        now = self._clock()
         while True:
-            name = warc_file_name(self.prefix, self._clock(), self._serial, self.hostname)
+            name = warc_file_name(self.prefix, now, self._serial, self.hostname)
             self._serial += 1
             final_path = self.directory / name
             open_path = self.directory / (name + OPEN_SUFFIX)
@@ -329,10 +383,13 @@ class WarcFileWriter:
             self._dirty = False
             self._hash = hashlib.sha256()
             self._opened_at = self._monotonic()
-            warcinfo = self._builder.warcinfo(name, self._warcinfo_fields)
+            # Dated at opening, or as early as the first record written into the file.
+            warcinfo = self._builder.warcinfo(name, self._warcinfo_fields, date=min(now, earliest))
             member = _gzip_member(warcinfo.data, self._level)
             self._write_all(member)
             self._size = len(member)
+            self._warcinfo_date = record_date(warcinfo)
+            self._warcinfo_line = warcinfo_id_line(warcinfo.record_id)
         except OSError:
             self._file = self._open_path = None
             handle.close()
@@ -345,6 +402,7 @@ class WarcFileWriter:
         if handle is None or open_path is None:
             return self.closed_files
         self._file = self._open_path = None
+        self._warcinfo_date, self._warcinfo_line = None, b""
         final_path = open_path.with_name(self._final_name)
         try:
             # Once per file: the rename must not outlive the data on a power cut.

@@ -8,6 +8,7 @@ which sort as times in every database.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -32,7 +33,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 SCHEMA_VERSION = 1
 DEFAULT_REVISION_AGES = (timedelta(hours=1), timedelta(days=1), timedelta(days=7))
@@ -167,6 +168,15 @@ class VersionDecision:
     version: int
     new: bool
     previous: ArchivedArticle | None  # the version it follows (a new one) or is (the same)
+
+
+# What a failed write to the catalog raises (SQLite on a full disk, a database gone).
+CatalogWriteError = OperationalError
+
+
+def url_digest(url: str) -> bytes:
+    """A short fingerprint of a URL, to keep a site's captured URLs in memory cheaply."""
+    return hashlib.blake2b(url.encode("utf-8", "surrogateescape"), digest_size=8).digest()
 
 
 def decide_version(current: ArchivedArticle | None, text_digest: str) -> VersionDecision:
@@ -394,6 +404,17 @@ class Catalog:
             if any(first + age <= now and checked < iso(first + age) for age in ages):
                 due.append(_row(ArchivedArticle, row))
         return due
+
+    def captured_urls(self, site: str) -> set[bytes]:
+        """The URLs of the site's earlier responses, as ``url_digest`` (8 bytes each): where a
+        payload can equal an earlier capture's, so where a revisit lookup is worth a query."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(captures.c.url)
+                .where(and_(captures.c.site == site, captures.c.record_type == "response"))
+                .distinct()
+            ).scalars()
+            return {url_digest(url) for url in rows}
 
     def payload_capture(self, url: str, payload_digest: str) -> Capture | None:
         """The earliest response of this URL with this payload: what a revisit refers to."""

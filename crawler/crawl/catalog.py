@@ -14,7 +14,7 @@ from twisted.internet.threads import deferToThread
 
 from crawler.capture.exchange import CaptureInfo, Exchange, RevisitTarget
 from crawler.capture.writer import RecordLocation
-from crawler.catalog.db import ArchivedArticle, Capture, Catalog, iso
+from crawler.catalog.db import ArchivedArticle, Capture, Catalog, iso, url_digest
 from crawler.crawl.config import CatalogConfig
 from crawler.crawl.ledger import CrawlLedger
 from crawler.layout import default_catalog_url, warc_key
@@ -57,6 +57,7 @@ class ArchiveCatalog:
         self._rows_lock = threading.Lock()
         self.captured_keys: set[str] = set()
         self.seen_urls: set[str] = set()
+        self.known_urls: set[bytes] = set()  # url_digest of the site's earlier responses
         self.sources: set[str] = set()
         self.this_crawl: dict[tuple[str, str], RevisitTarget] = {}  # (url, digest) -> response
         self._texts: dict[str, tuple[str, str, int]] = {}  # record id -> text of that capture
@@ -89,6 +90,7 @@ class ArchiveCatalog:
         for sidecar in adopted:
             self._record_adopted(sidecar)
         self.known = self.catalog.known_keys(self.site)
+        self.known_urls = self.catalog.captured_urls(self.site)
         if not self.config.refresh:
             self.validators = self.catalog.get_validators(sources)
         if self.config.revision_ages:
@@ -149,13 +151,17 @@ class ArchiveCatalog:
         if self.catalog is None:
             return None
         # Ask the database only where an earlier capture can exist: an archived article, a
-        # URL already captured in this crawl, or one of the spider's sources. A page outside
-        # these (a second listing page seen in an earlier crawl) is written in full: less
-        # deduplication, nothing lost, and no query per page on the reactor thread.
+        # URL already captured in this crawl or in an earlier one of the site (their digests
+        # are read at the start), or one of the spider's sources. Any other page is new: no
+        # query per page on the reactor thread.
         if article_key is not None:
             if article_key not in self.known and article_key not in self.captured_keys:
                 return None
-        elif url not in self.seen_urls and url not in self.sources:
+        elif (
+            url not in self.seen_urls
+            and url not in self.sources
+            and url_digest(url) not in self.known_urls
+        ):
             return None
         # This crawl's captures first: their rows may still wait for their batch.
         if (here := self.this_crawl.get((url, payload_digest))) is not None:

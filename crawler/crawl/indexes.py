@@ -11,12 +11,16 @@ from typing import IO, TYPE_CHECKING, Any
 
 from crawler.access import table
 from crawler.access.indexes import (
+    CrawlIndex,
     Opener,
     catalog_rows,
     crawl_rows,
     index_crawl,
     merged_cdxj,
+    original_locations,
+    page_mimes,
     pages_jsonl,
+    write_originals,
     write_wacz,
 )
 from crawler.access.records import add_linked, ensure_tables, open_object
@@ -125,19 +129,7 @@ class ArchiveIndexes:
             ledger.put_bytes(cdxj_key(warc), cdxj.encode())
         ledger.put_bytes(parquet_key(ledger.site, ledger.crawl_id), table.to_parquet(rows))
         if self.config.wacz:
-            tmp = ledger.spool_dir / f".{ledger.crawl_id}.wacz"
-            try:
-                write_wacz(
-                    tmp,
-                    warcs,
-                    opener,
-                    merged_cdxj(index.cdxj.values()),
-                    pages_jsonl(rows),
-                    f"{ledger.site} crawl {ledger.crawl_id}",
-                )
-                ledger.put_file(wacz_key(ledger.site, ledger.crawl_id), tmp, move=True)
-            finally:
-                tmp.unlink(missing_ok=True)
+            self._write_wacz(warcs, opener, index, rows, catalog)
         if catalog is not None:
             ensure_tables(catalog.engine)
             add_linked(catalog.engine, index.links)
@@ -149,6 +141,71 @@ class ArchiveIndexes:
             len(rows),
             sum(c.count("\n") for c in index.cdxj.values()),
         )
+
+    def _write_wacz(
+        self,
+        warcs: list[str],
+        opener: Opener,
+        index: CrawlIndex,
+        rows: list[dict[str, Any]],
+        catalog: Catalog | None,
+    ) -> None:
+        """The crawl's package, with the originals of its revisits (see write_originals)."""
+        ledger = self.ledger
+        assert ledger is not None
+        tmp = ledger.spool_dir / f".{ledger.crawl_id}.wacz"
+        originals_tmp = ledger.spool_dir / f".{ledger.crawl_id}-originals.warc.gz"
+        # Only a name in the package (archive/<crawl-id>-originals.warc.gz), never stored.
+        originals_key = f"originals/{ledger.crawl_id}-originals.warc.gz"
+        store = ledger.store
+        try:
+            originals = write_originals(
+                originals_tmp,
+                originals_key,
+                index.captures,
+                (lambda ids: original_locations(catalog, ids))
+                if catalog is not None
+                else (lambda ids: {}),
+                store.get_range,
+            )
+            keys = list(warcs)
+            cdxj = [*index.cdxj.values()]
+            sizes = {o.key: o.size for o in ledger.objects}
+            if originals.copied:
+                keys.append(originals_key)
+                cdxj.append(originals.cdxj)
+                sizes[originals_key] = originals_tmp.stat().st_size
+
+            @contextmanager
+            def package_opener(key: str) -> Iterator[IO[bytes]]:
+                if key == originals_key:
+                    with originals_tmp.open("rb") as fh:
+                        yield fh
+                else:
+                    with opener(key) as fh:
+                        yield fh
+
+            write_wacz(
+                tmp,
+                keys,
+                package_opener,
+                merged_cdxj(cdxj),
+                pages_jsonl(rows, page_mimes([*index.captures, *originals.entries])),
+                f"{ledger.site} crawl {ledger.crawl_id}",
+                sizes,
+            )
+            ledger.put_file(wacz_key(ledger.site, ledger.crawl_id), tmp, move=True)
+            revisits = sum(1 for e in index.captures if e.record_type == "revisit")
+            logger.info(
+                "WACZ of %s: %d revisits, %d originals copied from earlier crawls, %d not found",
+                ledger.crawl_id,
+                revisits,
+                originals.copied,
+                len(originals.missing),
+            )
+        finally:
+            tmp.unlink(missing_ok=True)
+            originals_tmp.unlink(missing_ok=True)
 
     def _catalog(self) -> Catalog | None:
         if self.config.catalog_url is None:

@@ -15,7 +15,7 @@ from twisted.python.threadpool import ThreadPool
 
 from crawler.capture.exchange import CaptureInfo, article_records
 from crawler.capture.session import CaptureSession
-from crawler.catalog.db import decide_version, iso
+from crawler.catalog.db import CatalogWriteError, decide_version, iso
 from crawler.constants import (
     STATS_ARTICLES_FAILED,
     STATS_ARTICLES_FAILED_REASON,
@@ -188,7 +188,13 @@ class ArticlePipeline:
             ledger.storage_failed(f"writing {key} into {where}", exc)
             raise self.fail(item, "storage-failed", str(exc)) from exc
         if catalog_ext is not None:
-            self._record(catalog_ext, item, sidecar, capture, version, key, date)
+            try:
+                self._record(catalog_ext, item, sidecar, capture, version, key, date)
+            except CatalogWriteError as exc:
+                # A local catalog on a full disk, or a shared one gone: the text is kept (the
+                # next crawl adopts what the catalog does not know), the crawl stops.
+                ledger.storage_failed(f"recording {key} in the catalog", OSError(str(exc)))
+                raise self.fail(item, "storage-failed", str(exc)) from exc
         ledger.release(held)
         stats.inc_value(STATS_ARTICLES_NEW if current is None else STATS_ARTICLES_REVISED)
         if not article.title:
