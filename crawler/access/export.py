@@ -13,7 +13,7 @@ from typing import IO, Any
 from sqlalchemy import and_, func, select
 
 from crawler.access import table
-from crawler.access.query import AccessError, Archive
+from crawler.access.query import AccessError, Archive, text_conditions
 from crawler.access.records import Location, extract_warcinfo, linked_for_many, read_records
 from crawler.catalog.db import Capture, captures
 from crawler.layout import TEXT_PREFIX
@@ -66,11 +66,7 @@ class Progress:
 
 def count_rows(archive: Archive, site: str, since: str | None, until: str | None) -> int:
     c = captures.c
-    conditions = [c.site == site, c.text_key.is_not(None)]
-    if since:
-        conditions.append(c.capture_time >= since)
-    if until:
-        conditions.append(c.capture_time < until)
+    conditions = text_conditions(site, since, until)
     with archive.catalog.engine.connect() as conn:
         return int(
             conn.execute(
@@ -83,11 +79,7 @@ def count_rows(archive: Archive, site: str, since: str | None, until: str | None
 def crawl_ids(archive: Archive, site: str, since: str | None, until: str | None) -> list[str]:
     """The crawls whose captures an export of this site and range takes."""
     c = captures.c
-    conditions = [c.site == site, c.text_key.is_not(None)]
-    if since:
-        conditions.append(c.capture_time >= since)
-    if until:
-        conditions.append(c.capture_time < until)
+    conditions = text_conditions(site, since, until)
     with archive.catalog.engine.connect() as conn:
         return sorted(
             conn.execute(select(c.crawl_id).where(and_(*conditions)).distinct()).scalars()

@@ -84,6 +84,17 @@ class Target:
         return str(self.url)
 
 
+def text_conditions(site: str, since: str | None, until: str | None) -> list[Any]:
+    """Which captures an export takes: the site's captures with text, in the time range."""
+    c = captures.c
+    conditions: list[Any] = [c.site == site, c.text_key.is_not(None)]
+    if since:
+        conditions.append(c.capture_time >= since)
+    if until:
+        conditions.append(c.capture_time < until)
+    return conditions
+
+
 class Archive:
     """The catalog and the store together, read-only."""
 
@@ -314,11 +325,7 @@ class Archive:
     ) -> Iterator[Capture]:
         """Captures of one site with text, in time order; each text version once."""
         c = captures.c
-        conditions = [c.site == site, c.text_key.is_not(None)]
-        if since:
-            conditions.append(c.capture_time >= since)
-        if until:
-            conditions.append(c.capture_time < until)
+        conditions = text_conditions(site, since, until)
         seen: set[str] = set()
         from crawler.access.table import capture_of
 
