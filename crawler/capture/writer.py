@@ -160,6 +160,11 @@ class WarcFileWriter:
         self._on_close = on_close
         self._clock = clock
         self._monotonic = monotonic
+        # A crawl's writer is made when the crawl opens, before any request goes out: its
+        # first file's warcinfo is dated then, so the first responses, which arrive in any
+        # order, never predate it (and never start a file of their own).
+        self._created = clock()
+        self._files_opened = 0
 
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
@@ -383,13 +388,16 @@ class WarcFileWriter:
             self._dirty = False
             self._hash = hashlib.sha256()
             self._opened_at = self._monotonic()
-            # Dated at opening, or as early as the first record written into the file.
-            warcinfo = self._builder.warcinfo(name, self._warcinfo_fields, date=min(now, earliest))
+            # Dated at opening, or as early as the first record written into the file (the
+            # first file: as early as the writer itself).
+            date = min(now, earliest) if self._files_opened else min(now, earliest, self._created)
+            warcinfo = self._builder.warcinfo(name, self._warcinfo_fields, date=date)
             member = _gzip_member(warcinfo.data, self._level)
             self._write_all(member)
             self._size = len(member)
             self._warcinfo_date = record_date(warcinfo)
             self._warcinfo_line = warcinfo_id_line(warcinfo.record_id)
+            self._files_opened += 1
         except OSError:
             self._file = self._open_path = None
             handle.close()
