@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -38,3 +41,8 @@ def keep_tldextract_offline() -> None:
     this before any middleware is loaded.
     """
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+
+def json_bytes(data: Mapping[str, Any]) -> bytes:
+    """A JSON object as the archive stores it (sidecars, backlogs, reports, manifests)."""
+    return json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"

@@ -110,7 +110,8 @@ def cmd_get(ns: argparse.Namespace) -> int:
     elif ns.kind == "html":
         data = archive.html(capture)[0].encode("utf-8")
     else:
-        data = archive.warc(capture)
+        query = f"get {ns.ref} --at {ns.at or 'latest'}: the capture closest to that time"
+        data = archive.warc(capture, query=query)
     if ns.output:
         Path(ns.output).write_bytes(data)
         print(f"{capture.url} captured {capture.capture_time}: {len(data):,} bytes to {ns.output}")

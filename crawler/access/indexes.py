@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from crawler import __version__
 from crawler.access import table
@@ -32,9 +32,6 @@ from crawler.access.records import (
     linked_records,
 )
 from crawler.catalog.db import Capture, Catalog, captures
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 

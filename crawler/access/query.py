@@ -102,8 +102,6 @@ class Archive:
         self.store = store
         self.catalog = catalog
         self.resolver = resolver
-        # What `closest` was asked for each capture it gave: the query a WARC extract names.
-        self._asked: dict[str, str] = {}
         ensure_tables(catalog.engine)
 
     # -- finding -----------------------------------------------------------------------------
@@ -190,20 +188,14 @@ class Archive:
         if not found:
             raise AccessError(f"no capture of {target.describe()}")
         if at is None:
-            chosen = found[-1]
-        else:
-            moment = datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ")
+            return found[-1]
+        moment = datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ")
 
-            def distance(item: Capture) -> float:
-                when = datetime.strptime(item.capture_time, "%Y-%m-%dT%H:%M:%SZ")
-                return abs((when - moment).total_seconds())
+        def distance(item: Capture) -> float:
+            when = datetime.strptime(item.capture_time, "%Y-%m-%dT%H:%M:%SZ")
+            return abs((when - moment).total_seconds())
 
-            chosen = min(found, key=distance)
-        self._asked[chosen.record_id] = (
-            f"get {ref} ({target.describe()}) --at {at or 'latest'}: the capture closest "
-            f"to that time"
-        )
-        return chosen
+        return min(found, key=distance)
 
     def by_record_id(self, record_id: str) -> Capture | None:
         for item in self._select(captures.c.record_id == record_id):
@@ -252,10 +244,9 @@ class Archive:
 
     def warc(self, capture: Capture, *, query: str | None = None) -> bytes:
         """The capture's records as a WARC: a warcinfo naming the store, the crawl and the
-        query first (``query``, else what :meth:`closest` was asked, else the record id),
-        then the records' bytes as stored."""
+        query first (``query``, else the record id), then the records' bytes as stored."""
         if query is None:
-            query = self._asked.get(capture.record_id, f"record {capture.record_id}")
+            query = f"record {capture.record_id}"
         info = extract_warcinfo(
             "capture.warc.gz",
             store_uri=self.store.uri,

@@ -21,7 +21,7 @@ from crawler import __version__
 from crawler.capture.session import CaptureSession
 from crawler.crawl.capture import WarcCapture
 from crawler.crawl.catalog import ArchiveCatalog
-from crawler.crawl.config import ArchiveConfig, ConfigError, check_settings
+from crawler.crawl.config import ArchiveConfig, checked_config
 from crawler.crawl.indexes import ArchiveIndexes
 from crawler.crawl.ledger import CrawlLedger
 from crawler.crawl.spider import NewsSpider
@@ -85,10 +85,8 @@ class ArchiveCrawl:
     def from_crawler(cls, crawler: Crawler) -> Self:
         # Not NotConfigured: a crawl that cannot archive must not run at all. Every setting
         # and the store itself (reachable, writable) are checked here, once, before anything.
-        errors = check_settings(crawler.settings)
-        if errors:
-            raise ConfigError(errors)
-        root = cls(ArchiveConfig.from_settings(crawler.settings), crawler)
+        config, store = checked_config(crawler.settings)
+        root = cls(config, crawler, store)
         crawler.signals.connect(root.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(root.ledger.spider_closed, signal=signals.spider_closed)
         if root.capture is not None:

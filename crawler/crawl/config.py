@@ -35,7 +35,7 @@ from crawler.options import (
     setting_float,
     setting_int,
 )
-from crawler.store.base import LocalStore, StoreError, store_options
+from crawler.store.base import LocalStore, Store, StoreError, store_options
 from crawler.store.s3 import S3Config
 from crawler.store.uri import open_store
 from crawler.text.extract import TEXT_MODES
@@ -371,21 +371,24 @@ def _closest(name: str, known: Mapping[str, Any]) -> str | None:
     return found[0] if found else None
 
 
-def check_settings(settings: Any) -> list[str]:
-    """Every configuration error of the archive, each a sentence; empty when fine.
+def checked_config(settings: Any) -> tuple[ArchiveConfig, Store]:
+    """Every setting parsed and the store opened and checked, once, before a crawl starts.
 
     The store is checked for real (bucket, credentials, write permission) unless
     ``ARCHIVE_STORE_CHECK`` is off for a remote store (crawl now, ``newsarchive upload`` later).
+    ``ConfigError`` lists every problem, each a sentence.
     """
     errors: list[str] = []
+    config: ArchiveConfig | None = None
+    store: Store | None = None
     try:
-        ArchiveConfig.from_settings(settings)
+        config = ArchiveConfig.from_settings(settings)
     except ConfigError as exc:
         errors.extend(exc.errors)
     try:
         uri = checked_store_uri(settings)
     except ValueError:  # reported above, by name
-        return errors
+        raise ConfigError(errors) from None
     try:
         store = open_store(uri, store_options(settings))
         check = True
@@ -395,4 +398,16 @@ def check_settings(settings: Any) -> list[str]:
             store.check_writable()
     except StoreError as exc:
         errors.insert(0, str(exc))
-    return errors
+    if errors:
+        raise ConfigError(errors)
+    assert config is not None and store is not None
+    return config, store
+
+
+def check_settings(settings: Any) -> list[str]:
+    """Every configuration error of the archive, each a sentence; empty when fine."""
+    try:
+        checked_config(settings)
+    except ConfigError as exc:
+        return exc.errors
+    return []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import threading
@@ -26,6 +25,7 @@ from crawler.store.base import (
 )
 from crawler.store.s3 import DEFAULT_CONCURRENCY
 from crawler.store.uploader import Uploader
+from crawler.util import json_bytes
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -248,7 +248,7 @@ class CrawlLedger:
         return build_report(facts, stats, reason)
 
     def write_report_and_manifest(self, report: dict[str, Any]) -> None:
-        self.put_bytes(layout.report_key(self.site, self.crawl_id), _dump(report))
+        self.put_bytes(layout.report_key(self.site, self.crawl_id), json_bytes(report))
         objects = [{"key": o.key, "size": o.size, "sha256": o.sha256} for o in list(self.objects)]
         manifest = {
             "crawl_id": self.crawl_id,
@@ -260,9 +260,5 @@ class CrawlLedger:
         }
         # The manifest is written last and is not listed in itself.
         self.uploads.put_bytes_unlisted(
-            layout.manifest_key(self.site, self.crawl_id), _dump(manifest)
+            layout.manifest_key(self.site, self.crawl_id), json_bytes(manifest)
         )
-
-
-def _dump(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False).encode() + b"\n"

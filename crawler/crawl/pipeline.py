@@ -32,6 +32,7 @@ from crawler.crawl.items import ArticlePage
 from crawler.crawl.ledger import CrawlLedger
 from crawler.layout import sidecar_key, text_key, warc_key
 from crawler.text.extract import Article, ExtractionError, SiteRules, extract_article
+from crawler.util import json_bytes
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -180,7 +181,7 @@ class ArticlePipeline:
         try:
             held = [
                 ledger.queue_bytes(key, text, hold=True),
-                ledger.queue_bytes(sidecar_key(key), _dump(sidecar), hold=True),
+                ledger.queue_bytes(sidecar_key(key), json_bytes(sidecar), hold=True),
             ]
         except OSError as exc:
             # Disk full or read-only: nothing more can be kept, the crawl stops.
@@ -274,7 +275,3 @@ class ArticlePipeline:
         if via:
             fields["discovered-via"] = via
         return fields
-
-
-def _dump(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"

@@ -22,6 +22,7 @@ from crawler.store.base import (
     check_key,
     sha256_file,
 )
+from crawler.util import json_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ class Backlog:
         self.dir.mkdir(parents=True, exist_ok=True)
         data = {"crawl_id": self.crawl_id, "store": self.store_uri, "objects": self.entries}
         tmp = self.list_path.with_name(f".{self.list_path.name}.tmp")
-        tmp.write_bytes(_dump(data))
+        tmp.write_bytes(json_bytes(data))
         os.replace(tmp, self.list_path)
 
 
@@ -308,7 +309,3 @@ def keep_local_copy(spool: Path, key: str, path: Path) -> None:
     target = spool.joinpath("kept", *key.split("/"))
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, target)
-
-
-def _dump(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False).encode() + b"\n"
