@@ -261,6 +261,7 @@ class CaptureSession:
             if isinstance(exc, OSError):
                 # The writer takes nothing more after a failed write: fetching on would
                 # archive nothing. One ERROR, and the crawl stops.
-                self.sink.storage_failed("writing the WARC file", exc)
+                where = self.writer.current_path if self.writer is not None else None
+                self.sink.storage_failed(f"writing the WARC file in {where or self._spool}", exc)
             else:
                 logger.error("WARC write failed: %s", exc)

@@ -61,12 +61,14 @@ class ArchiveCatalog:
         self.sources: set[str] = set()
         self.this_crawl: dict[tuple[str, str], RevisitTarget] = {}  # (url, digest) -> response
         self._texts: dict[str, tuple[str, str, int]] = {}  # record id -> text of that capture
+        self.location = ""  # the catalog's URL without its password, once open
 
     async def spider_opened(self, spider: Spider) -> None:
         ledger = self.ledger
         self.site = spider.name
         self.crawl_id = ledger.crawl_id
         url = self.config.url or default_catalog_url(local_root(ledger.store), ledger.spool_dir)
+        self.location = without_password(url)
         sources = [
             *getattr(spider, "feeds", ()),
             *getattr(spider, "sitemaps", ()),
@@ -78,7 +80,7 @@ class ArchiveCatalog:
         )
         logger.info(
             "catalog %s: %d articles of %s known, %d due for revision",
-            without_password(url),
+            self.location,
             len(self.known),
             self.site,
             len(self.due),

@@ -215,7 +215,10 @@ class CrawlLedger:
                 self.write_report_and_manifest(self.report)
             except OSError as exc:
                 # The summary below still goes to the log.
-                logger.error("the crawl report and manifest could not be stored: %s", exc)
+                where = f"the spool {self.spool_dir}" if self.remote else self.store.uri
+                logger.error(
+                    "the crawl report and manifest could not be stored in %s: %s", where, exc
+                )
                 self._notes.append(f"crawl report and manifest not stored: {exc}")
         pending = self.uploads.finish()
         if pending is not None:

@@ -194,7 +194,9 @@ class ArticlePipeline:
             except CatalogWriteError as exc:
                 # A local catalog on a full disk, or a shared one gone: the text is kept (the
                 # next crawl adopts what the catalog does not know), the crawl stops.
-                ledger.storage_failed(f"recording {key} in the catalog", OSError(str(exc)))
+                ledger.storage_failed(
+                    f"recording {key} in the catalog {catalog_ext.location}", OSError(str(exc))
+                )
                 raise self.fail(item, "storage-failed", str(exc)) from exc
         ledger.release(held)
         stats.inc_value(STATS_ARTICLES_NEW if current is None else STATS_ARTICLES_REVISED)
