@@ -65,6 +65,9 @@ class Exchange:
     ip_address: str | None = None
     truncated: str | None = None  # WARC-Truncated: "disconnect", "length", …
     article_key: str | None = None  # the article the spider fetched it as, if any
+    # The first line as received when it is no valid status line (``status`` is then 0).
+    status_line: bytes | None = None
+    warc_fields: Mapping[str, str] | None = None  # more WARC fields (WARC-Resource-Type, …)
 
 
 # url, payload digest, article key -> an earlier identical response, or None (write it whole).
@@ -111,7 +114,9 @@ def exchange_records(
         exchange.reason,
         list(exchange.response_headers),
         len(body),
+        exchange.status_line,
     )
+    extra = exchange.warc_fields
     earlier = None
     if revisit_lookup is not None and body and exchange.truncated is None:
         digest = sha1_digest(body)
@@ -127,6 +132,7 @@ def exchange_records(
             refers_to_date=earlier.date,
             payload_digest=digest,
             ip_address=exchange.ip_address,
+            extra=extra,
         )
     else:
         resp = builder.response(
@@ -136,6 +142,7 @@ def exchange_records(
             date=exchange.date,
             ip_address=exchange.ip_address,
             truncated=exchange.truncated,
+            extra=extra,
         )
     req_head = build_request_head(
         exchange.method, exchange.url, exchange.request_headers, len(exchange.request_body)
@@ -147,6 +154,7 @@ def exchange_records(
         date=exchange.date,
         concurrent_to=resp.record_id,
         ip_address=exchange.ip_address,
+        extra=extra,
     )
     return [resp, req]
 

@@ -207,8 +207,12 @@ def build_response_head(
     reason: str | None,
     headers: Iterable[tuple[bytes, bytes]],
     payload_length: int,
+    status_line: bytes | None = None,
 ) -> bytes:
     """The response head as received, with transfer coding removed and Content-Length fixed.
+
+    ``status_line``: the first line exactly as received, when it is no valid status line
+    (archived as it came, never replaced by an invented one; ``status`` is then not checked).
 
     The payload is stored de-chunked (the HTTP client already removed the chunking), so a
     Transfer-Encoding header is dropped and Content-Length set to the stored payload length.
@@ -217,18 +221,25 @@ def build_response_head(
     when the payload is not empty.
     Content-Encoding is kept: the payload stays compressed as received.
     """
-    version = _PROTOCOL_ALIASES.get(protocol or "", protocol or "HTTP/1.1")
-    _check_value("HTTP protocol", version)
-    if not version or " " in version:
-        raise ValueError(f"invalid HTTP protocol: {protocol!r}")
-    if not 100 <= status <= 999:
-        raise ValueError(f"invalid HTTP status: {status!r}")
-    if reason is None:
-        try:
-            reason = http.HTTPStatus(status).phrase
-        except ValueError:
-            reason = ""
-    _check_value("HTTP reason phrase", reason)
+    first: bytes
+    if status_line is not None:
+        if b"\r" in status_line or b"\n" in status_line:
+            raise ValueError(f"status line holds CR or LF: {status_line!r}")
+        first = status_line
+    else:
+        version = _PROTOCOL_ALIASES.get(protocol or "", protocol or "HTTP/1.1")
+        _check_value("HTTP protocol", version)
+        if not version or " " in version:
+            raise ValueError(f"invalid HTTP protocol: {protocol!r}")
+        if not 100 <= status <= 999:
+            raise ValueError(f"invalid HTTP status: {status!r}")
+        if reason is None:
+            try:
+                reason = http.HTTPStatus(status).phrase
+            except ValueError:
+                reason = ""
+        _check_value("HTTP reason phrase", reason)
+        first = f"{version} {status} {reason}".encode()
 
     items: list[tuple[bytes, bytes]] = []
     chunked = False
@@ -238,7 +249,7 @@ def build_response_head(
             chunked = True
         items.append((name, value))
 
-    lines: list[bytes] = [f"{version} {status} {reason}".encode()]
+    lines: list[bytes] = [first]
     if chunked:
         length_line = b"Content-Length: %d" % payload_length
         for name, value in items:
@@ -457,6 +468,7 @@ class RecordBuilder:
         ip_address: str | None = None,
         record_id: str | None = None,
         concurrent_to: str | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> WarcRecord:
         """A revisit (identical-payload-digest profile): the response head, no payload."""
         rid, lines, moment = self._head("revisit", record_id, date, target_uri)
@@ -469,6 +481,7 @@ class RecordBuilder:
         lines.append(f"WARC-Refers-To-Date: {_check_value('WARC-Refers-To-Date', refers_to_date)}")
         self._ip(lines, ip_address)
         lines.append(f"WARC-Profile: {REVISIT_PROFILE_IDENTICAL_PAYLOAD}")
+        self._extra(lines, extra)
         _check_value("WARC-Payload-Digest", payload_digest)
         return self._finish(
             lines,

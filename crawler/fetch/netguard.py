@@ -143,6 +143,24 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The guard's answer for one host: ``kind`` is set when ``address`` is forbidden."""
+
+    host: str
+    addresses: list[str]
+    address: str | None
+    kind: str | None
+
+    @property
+    def refused(self) -> bool:
+        return self.kind is not None
+
+    def reason(self) -> str:
+        where = self.host if self.host == self.address else f"{self.host} is {self.address},"
+        return f"{where} a {self.kind} address (not in ARCHIVE_NETGUARD_ALLOW)"
+
+
 class NetGuard:
     """Decides, before a connection, whether a request may go out (see the module docstring)."""
 
@@ -197,6 +215,22 @@ class NetGuard:
             if kind is not None:
                 return kind
         return None
+
+    async def vet(self, host: str, *, proxied: bool) -> Verdict:
+        """For the egress proxy: the addresses ``host`` may be connected at, or why not.
+
+        Direct connections use one of ``addresses`` (the answer checked, no second lookup
+        that could differ); through the upstream proxy only what can be told without a lookup
+        is checked (IP literals, ``localhost`` names), as for Scrapy's proxied requests.
+        """
+        if not self.config.enabled:
+            return Verdict(host, [], None, None)
+        addresses = await self._addresses(host, resolve=not proxied)
+        for address in addresses:
+            kind = self.forbidden(address)
+            if kind is not None:
+                return Verdict(host, addresses, address, kind)
+        return Verdict(host, addresses, None, None)
 
     def count(self, kind: str) -> None:
         if self.stats is not None:

@@ -46,7 +46,7 @@ from crawler.mirror.routes import (
     reason_phrase,
     url_host,
 )
-from crawler.mirror.tls import CertificateAuthority
+from crawler.fetch.tls import CertificateAuthority
 
 __all__ = [
     "Handler",

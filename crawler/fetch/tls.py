@@ -1,4 +1,8 @@
-"""The mirror's throwaway certificate authority: one CA, a leaf certificate per host on demand."""
+"""A throwaway certificate authority: one CA, a leaf certificate per host on demand.
+
+The loopback mirror serves its sites with one (crawler/mirror/), and each crawl's egress proxy
+terminates Chromium's TLS with another (crawler/fetch/egress.py) that only that Chromium trusts.
+"""
 
 from __future__ import annotations
 
@@ -61,10 +65,11 @@ class CertificateAuthority:
     Chromium accepts it with ``--ignore-certificate-errors-spki-list``.
     """
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, *, name: str = _CA_NAME) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.name = name
         if directory is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="newsarchive-mirror-ca-")
+            self._tmp = tempfile.TemporaryDirectory(prefix="newsarchive-ca-")
             directory = Path(self._tmp.name)
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -77,7 +82,7 @@ class CertificateAuthority:
             self._ca_key = _load_key(key_path)
             self._ca_cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             self._leaf_key = _load_key(leaf_key_path)
-            logger.debug("Reusing mirror CA in %s", self.directory)
+            logger.debug("Reusing the CA in %s", self.directory)
         else:
             self._ca_key = _new_key()
             self._ca_cert = self._make_ca_cert()
@@ -90,7 +95,7 @@ class CertificateAuthority:
                 path.write_bytes(data)
                 if path.suffix == ".key":
                     path.chmod(0o600)
-            logger.debug("Created mirror CA in %s", self.directory)
+            logger.debug("Created the CA %r in %s", self.name, self.directory)
         self._leaf_key_pem = _key_pem(self._leaf_key)
 
     @property
@@ -108,7 +113,7 @@ class CertificateAuthority:
 
     def _make_ca_cert(self) -> x509.Certificate:
         now = dt.datetime.now(dt.UTC)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _CA_NAME)])
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.name[:64])])
         public = self._ca_key.public_key()
         return (
             x509.CertificateBuilder()
@@ -190,14 +195,14 @@ class CertificateAuthority:
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             ctx.set_alpn_protocols(["http/1.1"])
             # load_cert_chain takes files only; they hold no secret beyond the leaf key on disk.
-            with tempfile.TemporaryDirectory(prefix="mirror-leaf-") as tmp:
+            with tempfile.TemporaryDirectory(prefix="newsarchive-leaf-") as tmp:
                 chain_path = Path(tmp) / "chain.pem"
                 key_path = Path(tmp) / "key.pem"
                 chain_path.write_bytes(chain)
                 key_path.write_bytes(self._leaf_key_pem)
                 ctx.load_cert_chain(chain_path, key_path)
             self._contexts[host] = ctx
-            logger.debug("Issued mirror certificate for %s", host)
+            logger.debug("Issued a certificate for %s", host)
             return ctx
 
     def cleanup(self) -> None:
