@@ -35,8 +35,8 @@ ANSWERS: dict[str, bytes] = {
     "/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n",
     "/bad-status": b"ICY 200 OK\r\nContent-Type: audio/mpeg\r\n\r\nnot http at all",
-    "/bomb": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
-    % len(BOMB) + BOMB,
+    "/bomb": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(BOMB)
+    + BOMB,
     "/reset": b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nonly this",
     "/empty": b"",
     "/to-metadata": b"HTTP/1.1 302 Found\r\nLocation: http://meta.test/latest/\r\n"
@@ -111,9 +111,7 @@ class Harness:
             self.resolve,
             self,  # type: ignore[arg-type]
         )
-        proxy = EgressProxy(
-            self.config, guard, self.capture, stats=self, connect=self.connect
-        )
+        proxy = EgressProxy(self.config, guard, self.capture, stats=self, connect=self.connect)
         await proxy.start()
         self.proxy = proxy
         try:
@@ -176,7 +174,7 @@ def test_a_compressed_answer_is_archived_as_it_came_over_the_wire() -> None:
     sent = dict(gz.request_headers)
     assert sent[b"Accept-Encoding"] == b"gzip, br" and sent[b"Cookie"] == b"a=1"
     assert b"Proxy-Connection" not in sent
-    (resp, payload, rec), (req, _, _) = _records(gz)
+    (resp, payload, _rec), (req, _, _) = _records(gz)
     assert payload == GZIPPED
     assert resp.rec_headers.get_header("WARC-Payload-Digest") == sha1_digest(GZIPPED)
     assert req.http_headers.get_header("Accept-Encoding") == "gzip, br"
@@ -198,7 +196,7 @@ def test_a_status_line_that_is_not_valid_is_archived_as_received_and_counted() -
     asyncio.run(h.run(body))
     [ex] = h.exchanges
     assert ex.status_line == b"ICY 200 OK" and ex.body == b"not http at all"
-    [(resp, payload, rec), _] = _records(ex)
+    [(_resp, payload, rec), _] = _records(ex)
     assert rec.data.split(b"\r\n\r\n", 1)[1].startswith(b"ICY 200 OK\r\n")
     assert payload == b"not http at all"
     assert h.stats["archive/egress/bad_status_line"] == 1
@@ -275,9 +273,7 @@ def test_a_redirect_to_the_metadata_service_is_followed_by_nobody() -> None:
 
 
 async def _tls_get(proxy: EgressProxy, host: str, port: int, path: str) -> tuple[bytes, bytes]:
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", int(proxy.url.rsplit(":", 1)[1])
-    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(proxy.url.rsplit(":", 1)[1]))
     writer.write(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
     await writer.drain()
     assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
@@ -323,7 +319,7 @@ def test_the_upstream_proxy_stays_behind_the_egress_proxy(tmp_path: Path) -> Non
         async def body(proxy: EgressProxy, port: int) -> None:
             head, got = await _tls_get(proxy, host, 443, "/robots.txt")
             assert head.startswith(b"HTTP/1.1 200"), head
-            head, got = await _plain_get(proxy, f"http://{host}/robots.txt")
+            head, _got = await _plain_get(proxy, f"http://{host}/robots.txt")
             assert head.startswith((b"HTTP/1.1 200", b"HTTP/1.1 30")), head
 
         asyncio.run(h.run(body))

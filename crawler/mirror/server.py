@@ -34,6 +34,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from urllib.parse import urlsplit
 
+from crawler.fetch.tls import CertificateAuthority
 from crawler.mirror.challenge import ArvanChallenge
 from crawler.mirror.messages import HeaderItems, MirrorResponse, RouteError
 from crawler.mirror.routes import (
@@ -46,7 +47,6 @@ from crawler.mirror.routes import (
     reason_phrase,
     url_host,
 )
-from crawler.fetch.tls import CertificateAuthority
 
 __all__ = [
     "Handler",
