@@ -318,7 +318,7 @@ def test_the_upstream_proxy_stays_behind_the_egress_proxy(tmp_path: Path) -> Non
 
         async def body(proxy: EgressProxy, port: int) -> None:
             head, got = await _tls_get(proxy, host, 443, "/robots.txt")
-            assert head.startswith(b"HTTP/1.1 200"), head
+            assert head.startswith(b"HTTP/1.1 200") and b"User-agent" in got, (head, got)
             head, _got = await _plain_get(proxy, f"http://{host}/robots.txt")
             assert head.startswith((b"HTTP/1.1 200", b"HTTP/1.1 30")), head
 
