@@ -37,7 +37,6 @@ META_CHALLENGE_SOLVES = "archive_challenge_solves"  # challenge solves behind th
 STATS_RENDER_PAGES = "archive/render/pages"  # pages rendered and archived
 STATS_RENDER_TIMEOUT = "archive/render/timeout"  # pages abandoned at ARCHIVE_RENDER_PAGE_TIMEOUT
 STATS_RENDER_RESOURCES = "archive/render/resources"  # network responses captured by the browser
-STATS_RENDER_TRUNCATED = "archive/render/truncated"  # of those, bodies over the size limit
 STATS_CHALLENGE_SEEN = "archive/challenge/seen"  # challenge pages received
 STATS_CHALLENGE_SOLVED = "archive/challenge/solved"  # solved in the browser
 STATS_CHALLENGE_FAILED = "archive/challenge/failed"  # could not be solved: request given up

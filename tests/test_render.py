@@ -19,7 +19,7 @@ import pytest
 from scrapy.settings import Settings
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.capture.browser import DOM_URI_PREFIX, BrowserExchange, page_records
+from crawler.capture.browser import DOM_URI_PREFIX, page_records
 from crawler.capture.records import RecordBuilder
 from crawler.fetch.render import CHROMIUM_ARGS, RenderConfig, RenderMiddleware
 from crawler.mirror.routes import SITES_DIR
@@ -52,111 +52,61 @@ def read(data: bytes) -> list[Any]:
     return out
 
 
-def exchange(**overrides: Any) -> BrowserExchange:
-    fields: dict[str, Any] = {
-        "url": "https://news.example.test/a/1",
-        "method": "GET",
-        "request_headers": [(":method", "GET"), ("accept", "text/html"), ("user-agent", "UA")],
-        "status": 200,
-        "reason": "",
-        "response_headers": [
-            (":status", "200"),
-            ("content-type", "text/html; charset=utf-8"),
-            ("content-encoding", "gzip"),
-            ("content-length", "31"),
-            ("etag", '"x1"'),
-        ],
-        "body": b"<html><body>decoded</body></html>",
-        "resource_type": "document",
-        "date": WHEN,
-    }
-    fields.update(overrides)
-    return BrowserExchange(**fields)
-
-
 # ------------------------------------------------------------------ records (no browser)
 
 
-def test_a_browser_response_says_what_it_is_and_holds_the_decoded_body() -> None:
-    doc = exchange()
+def test_the_browsers_own_records_are_the_dom_the_full_page_and_how_it_was_rendered() -> None:
+    url = "https://news.example.test/a/1"
     capture = page_records(
         builder(),
-        [doc],
-        document=doc,
-        page_url=doc.url,
+        page_url=url,
+        document_id="<urn:uuid:doc>",
         page_id="p1",
         browser="Chromium/1",
         date=WHEN,
         dom="<html><body>rendered</body></html>",
+        screenshot=b"\x89PNG fake",
+        fields={"failed-resources": ["https://news.example.test/x.js (HTTP 500)"]},
     )
-    response, request, dom, meta = read(b"".join(r.data for r in capture.records))
-    assert response.rec_type == "response"
-    head = response.http_headers
-    assert head.protocol == "HTTP/1.1" and head.get_statuscode() == "200"
-    # The payload is the decoded body: no Content-Encoding, the length of what is stored, no
-    # pseudo-header; the other headers as the browser reported them.
-    assert head.get_header("Content-Encoding") is None
-    assert head.get_header("Content-Length") == str(len(doc.body))
-    assert head.get_header("etag") == '"x1"'
-    assert not [k for k, _ in head.headers if k.startswith(":")]
-    assert response.body == doc.body
-    assert response.rec_headers.get_header("WARC-Resource-Type") == "document"
-    assert response.rec_headers.get_header("WARC-Page-ID") == "p1"
-    note = json.loads(response.rec_headers.get_header("WARC-JSON-Metadata"))
-    assert note["capturedBy"] == "Chromium/1"
-    assert note["contentEncodingRemoved"] == "gzip"
-    assert "not the bytes received" in note["httpHead"]
-    assert request.rec_type == "request"
-    assert request.rec_headers.get_header("WARC-Concurrent-To") == capture.document_id
-    assert request.http_headers.get_header("accept") == "text/html"
-    assert request.http_headers.get_header(":method") is None
+    dom, shot, meta = read(b"".join(r.data for r in capture.records))
     # The DOM is a resource of its own URI, linked to the document's response.
     assert dom.rec_type == "resource"
-    assert dom.rec_headers.get_header("WARC-Target-URI") == DOM_URI_PREFIX + doc.url
-    assert dom.rec_headers.get_header("WARC-Concurrent-To") == capture.document_id
+    assert dom.rec_headers.get_header("WARC-Target-URI") == DOM_URI_PREFIX + url
+    assert dom.rec_headers.get_header("WARC-Concurrent-To") == "<urn:uuid:doc>"
     assert dom.body == b"<html><body>rendered</body></html>"
     assert capture.dom_id == dom.rec_headers.get_header("WARC-Record-ID")
+    assert capture.dom_uri == DOM_URI_PREFIX + url
+    # The whole page, named as browsertrix-crawler names it (urn:view: is the viewport).
+    assert shot.rec_headers.get_header("WARC-Target-URI") == "urn:fullPage:" + url
+    assert shot.rec_headers.get_header("Content-Type") == "image/png"
     assert meta.rec_type == "metadata"
     assert b"rendered-dom: " + capture.dom_id.encode() in meta.body
+    assert b"failed-resources: https://news.example.test/x.js (HTTP 500)" in meta.body
 
 
-def test_the_document_comes_first_and_an_oversized_body_is_marked_truncated() -> None:
-    script = exchange(
-        url="https://news.example.test/app.js",
-        resource_type="script",
-        body=b"",
-        body_missing="length",
-        response_headers=[("Content-Type", "application/javascript"), ("Content-Length", "99")],
+def test_the_text_of_a_rendered_page_refers_to_the_dom_it_was_extracted_from() -> None:
+    from concurrent.futures import Future
+
+    from crawler.capture.exchange import CaptureInfo, article_records
+
+    info = CaptureInfo(
+        record_id="<urn:uuid:doc>",
+        target_uri="https://news.example.test/a/1",
+        date="2025-06-12T08:30:00Z",
+        payload_digest=None,
+        future=Future(),
+        rendered_dom="<urn:uuid:dom>",
+        rendered_dom_uri="urn:dom:https://news.example.test/a/1",
+        rendered_dom_date="2025-06-12T08:30:05Z",
     )
-    doc = exchange()
-    capture = page_records(
-        builder(),
-        [script, doc],
-        document=doc,
-        page_url=doc.url,
-        page_id="p1",
-        browser="Chromium/1",
-        date=WHEN,
-        dom=None,
-        screenshot=b"\x89PNG fake",
+    conversion, _ = read(
+        b"".join(r.data for r in article_records(builder(), info, b"text", {"k": "v"}))
     )
-    records = read(b"".join(r.data for r in capture.records))
-    assert [r.rec_type for r in records] == [
-        "response",
-        "request",
-        "response",
-        "request",
-        "resource",
-        "metadata",
-    ]
-    assert records[0].rec_headers.get_header("WARC-Target-URI") == doc.url
-    truncated = records[2]
-    assert truncated.rec_headers.get_header("WARC-Truncated") == "length"
-    assert truncated.body == b""
-    assert truncated.http_headers.get_header("Content-Length") is None
-    shot = records[4]
-    assert shot.rec_headers.get_header("Content-Type") == "image/png"
-    assert shot.rec_headers.get_header("WARC-Target-URI") == "urn:view:" + doc.url
+    assert conversion.rec_headers.get_header("WARC-Refers-To") == "<urn:uuid:dom>"
+    assert conversion.rec_headers.get_header("WARC-Refers-To-Target-URI") == (
+        "urn:dom:https://news.example.test/a/1"
+    )
+    assert conversion.rec_headers.get_header("WARC-Refers-To-Date") == "2025-06-12T08:30:05Z"
 
 
 # ------------------------------------------------------------------ settings
@@ -176,6 +126,7 @@ def test_the_defaults_are_valid_and_never_ignore_certificate_errors() -> None:
     assert not [a for a in args if "certificate" in a]
     assert config.launch_options()["executable_path"] == "/usr/bin/chromium"
     assert "proxy" not in config.launch_options()
+    assert config.egress_config().upstream_pins == ()
 
 
 def test_the_mirror_spki_is_trusted_only_through_a_loopback_proxy() -> None:
@@ -183,9 +134,14 @@ def test_the_mirror_spki_is_trusted_only_through_a_loopback_proxy() -> None:
     config = RenderConfig.from_settings(
         render_settings(ARCHIVE_PROXY="http://127.0.0.1:8899", ARCHIVE_RENDER_TRUSTED_SPKI=pin)
     )
-    options = config.launch_options()
-    assert f"--ignore-certificate-errors-spki-list={pin}" in options["args"]
-    assert options["proxy"] == {"server": "http://127.0.0.1:8899"}
+    # Chromium trusts the egress proxy's key only; the egress proxy the mirror's pin only.
+    options = config.launch_options(["--ignore-certificate-errors-spki-list=EGRESS"])
+    assert [a for a in options["args"] if "certificate" in a] == [
+        "--ignore-certificate-errors-spki-list=EGRESS"
+    ]
+    assert "proxy" not in options
+    egress = config.egress_config()
+    assert egress.upstream == "http://127.0.0.1:8899" and egress.upstream_pins == (pin,)
     with pytest.raises(ValueError, match="only for the loopback mirror"):
         RenderConfig.from_settings(
             render_settings(
@@ -295,7 +251,7 @@ def test_the_warc_holds_the_document_the_json_and_the_rendered_dom(rendered: Ren
     [dom] = [r for r in recs if r["uri"] == DOM_URI_PREFIX + SAMPLE_URL]
     assert dom["type"] == "resource" and dom["concurrent"] == doc["id"]
     assert TEXT in dom["body"] and b"news-detail" in dom["body"]
-    [shot] = [r for r in recs if r["uri"] == "urn:view:" + SAMPLE_URL]
+    [shot] = [r for r in recs if r["uri"] == "urn:fullPage:" + SAMPLE_URL]
     assert shot["body"].startswith(b"\x89PNG") and shot["content_type"] == "image/png"
     # The spider's DOM response is no exchange: no second response record of the page.
     assert sum(r["type"] == "response" and r["uri"] == SAMPLE_URL for r in recs) == 1

@@ -34,6 +34,8 @@ class CaptureInfo:
     future: Future[list[RecordLocation]] = field(repr=False)
     record_type: str = "response"  # or "revisit": the payload equals an earlier capture's
     rendered_dom: str | None = None  # a rendered page: its DOM's resource record (render.py)
+    rendered_dom_uri: str | None = None
+    rendered_dom_date: str | None = None
 
     def location(self, timeout: float | None = 60.0) -> RecordLocation:
         return self.future.result(timeout)[0]
@@ -168,12 +170,21 @@ def article_records(
     """The conversion (cleaned text) and metadata (provenance) records of one article."""
     # Not the page's own URL: replay tools (pywb) would index the text as one more, newer
     # capture of the page. "urn:text:" is browsertrix-crawler's name for derived text.
+    # The text of a rendered page comes from its DOM, not from the document's response.
+    if capture.rendered_dom is not None:
+        source = (
+            capture.rendered_dom,
+            capture.rendered_dom_uri or capture.target_uri,
+            capture.rendered_dom_date or capture.date,
+        )
+    else:
+        source = (capture.record_id, capture.target_uri, capture.date)
     conversion = builder.conversion(
         target_uri=TEXT_URI_PREFIX + capture.target_uri,
         content=text,
-        refers_to=capture.record_id,
-        refers_to_target_uri=capture.target_uri,
-        refers_to_date=capture.date,
+        refers_to=source[0],
+        refers_to_target_uri=source[1],
+        refers_to_date=source[2],
     )
     meta = builder.metadata(
         target_uri=capture.target_uri,

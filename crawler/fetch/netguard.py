@@ -1,7 +1,7 @@
 """The egress guard: no connection to a private, loopback or link-local address.
 
 Checked in the download handler before any connection is made (crawler/fetch/download.py, and
-crawler/fetch/render.py for Chromium), for every request, so every redirect hop (a new request)
+crawler/fetch/egress.py for every connection Chromium opens), for every request, so every redirect hop (a new request)
 too. The rule (``ARCHIVE_NETGUARD_*``, settings/defaults.py):
 
 * Refused: every address that is not public unicast: private (10/8, 172.16/12, 192.168/16),
@@ -202,19 +202,6 @@ class NetGuard:
                 await self._check_host(request, _host_of(proxy_url), resolve=True)
         else:
             await self._check_host(request, target, resolve=True)
-
-    async def check_url(self, url: str, *, proxied: bool) -> str | None:
-        """For Chromium's requests: the kind of forbidden address ``url`` goes to, or None."""
-        if not self.config.enabled or not url.startswith(
-            ("http://", "https://", "ws://", "wss://")
-        ):
-            return None
-        host = _host_of(url)
-        for address in await self._addresses(host, resolve=not proxied):
-            kind = self.forbidden(address)
-            if kind is not None:
-                return kind
-        return None
 
     async def vet(self, host: str, *, proxied: bool) -> Verdict:
         """For the egress proxy: the addresses ``host`` may be connected at, or why not.

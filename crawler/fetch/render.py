@@ -5,12 +5,15 @@ sets it on its listing and article requests); every other request goes to the pl
 HTTP/1.1 handler (crawler/fetch/download.py), as without this module. Playwright is started on the
 first rendered page only, with Debian's Chromium (``ARCHIVE_RENDER_EXECUTABLE``).
 
-For each rendered page every network response the browser got (document, scripts, styles,
-XHR/fetch, images up to ``ARCHIVE_RENDER_MAX_BODY``) is written as response + request records,
-and the rendered DOM as a resource record concurrent to the document's response
-(crawler/capture/browser.py says how, and why they are no wire captures). The spider gets the
-DOM as an HtmlResponse flagged ``rendered``, which WarcCapture does not write again; its
-capture in the request's meta is the document's response record.
+Chromium's only way out is the crawl's egress proxy (crawler/fetch/egress.py), started with
+the browser: every connection it opens, redirects and preconnects included, is vetted by the
+same netguard as Scrapy's, and every exchange is archived from the wire by the same capture
+code (size cap, ``WARC-Truncated``, revisits, the head as received). This module adds what no
+wire carries: the rendered DOM as a resource record concurrent to the document's response,
+the screenshot, and a metadata record naming the subresources that failed
+(crawler/capture/browser.py). The spider gets the DOM as an HtmlResponse flagged
+``rendered``, which WarcCapture does not write again; its capture in the request's meta is
+the document's response record, with the DOM record that the text refers to.
 
 Limits: pages open at once (``ARCHIVE_RENDER_MAX_PAGES``), a fresh browser context after
 ``ARCHIVE_RENDER_CONTEXT_PAGES`` pages (a long crawl's memory does not grow), resource types
@@ -23,17 +26,16 @@ What this takes from scrapy-playwright, checked against its 0.0.48 (the pinned v
   ``playwright``, ``playwright_context`` and ``playwright_context_kwargs`` meta keys, and the
   ``abort_request`` hook that ``PLAYWRIGHT_ABORT_REQUEST`` fills.
 - Private, for want of a public hook (0.0.48 has none for these):
-  ``_download_request_with_page`` (what a page's navigation returns: our recorder must see
-  every response from before the navigation to the page's close, a page past its timeout must
-  still be archived, and the DOM is archived as a resource record; the public
+  ``_download_request_with_page`` (what a page's navigation returns: the page must be watched
+  from before the navigation to its close, a page past its timeout must still be archived,
+  and the DOM is archived as a resource record; the public
   ``playwright_page_init_callback``, ``playwright_page_methods`` and
   ``playwright_include_page`` give the page but not its timeout, nor its responses once
   scrapy-playwright has closed it); ``_maybe_launch_in_thread`` and ``_engine_started`` (no
   setting starts the browser on the first rendered page instead of with every crawl);
   ``_launch``, ``_maybe_launch_browser``, ``browser``, ``context_wrappers`` and ``config``
   (starting the browser late, a fresh context every ``ARCHIVE_RENDER_CONTEXT_PAGES`` pages, and
-  solving a challenge in it). The browser path is to be rebuilt on the crawl's own egress
-  proxy, which needs none of them.
+  solving a challenge in it). None of them touches what is archived: the egress proxy does.
 """
 
 from __future__ import annotations
@@ -42,13 +44,13 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -63,7 +65,7 @@ from scrapy.http import HtmlResponse
 from scrapy.http.headers import Headers
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 
-from crawler.capture.browser import BrowserExchange, page_records
+from crawler.capture.browser import page_records
 from crawler.capture.exchange import CaptureInfo, Exchange
 from crawler.capture.records import format_warc_date, utc_now
 from crawler.capture.session import CaptureSession
@@ -76,10 +78,10 @@ from crawler.constants import (
     STATS_RENDER_PAGES,
     STATS_RENDER_RESOURCES,
     STATS_RENDER_TIMEOUT,
-    STATS_RENDER_TRUNCATED,
     STATS_WARC_ERRORS,
 )
 from crawler.fetch.download import ArchiveHTTP11DownloadHandler
+from crawler.fetch.egress import EgressConfig, EgressProxy
 from crawler.options import setting_bool, setting_float, setting_int
 
 if TYPE_CHECKING:
@@ -99,7 +101,21 @@ CHROMIUM_ARGS = (
     "--disable-sync",
     "--no-first-run",
     "--headless",
+    # Nothing of Chromium's own on the wire: the egress proxy's log shows only the pages' hosts.
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--no-pings",
+    "--no-default-browser-check",
+    "--metrics-recording-only",
+    "--safebrowsing-disable-auto-update",
+    "--disable-features=OptimizationHints,Translate,MediaRouter,AutofillServerCommunication,"
+    "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions",
+    # A page's scripts get a bounded heap: a runaway page fails, the browser stays up.
+    "--js-flags=--max-old-space-size=512",
 )
+STATS_RENDER_FAILED_RESOURCES = "archive/render/failed_resources"
 # Playwright's resource types (Request.resource_type).
 RESOURCE_TYPES = frozenset(
     {
@@ -236,19 +252,24 @@ class RenderConfig:
             user_agent=str(settings.get("USER_AGENT") or ""),
         )
 
-    def launch_options(self) -> dict[str, Any]:
-        args = list(CHROMIUM_ARGS)
-        if self.trusted_spki:
-            # Only the mirror's own certificates; every other certificate error stays an error.
-            args.append("--ignore-certificate-errors-spki-list=" + ",".join(self.trusted_spki))
-        options: dict[str, Any] = {
+    def launch_options(self, egress_args: Sequence[str] = ()) -> dict[str, Any]:
+        """Chromium's options; ``egress_args`` point it at the crawl's egress proxy, the only
+        certificate key it trusts (the proxy's) included. The upstream proxy and the mirror's
+        pins are the egress proxy's business (``egress_config``)."""
+        return {
             "executable_path": self.executable,
             "headless": True,
-            "args": args,
+            "args": [*CHROMIUM_ARGS, *egress_args],
         }
-        if self.proxy:
-            options["proxy"] = {"server": self.proxy}
-        return options
+
+    def egress_config(self) -> EgressConfig:
+        return EgressConfig(
+            max_body=self.max_body,
+            upstream=self.proxy,
+            # Only the mirror's own certificates; every other certificate error stays an error.
+            upstream_pins=self.trusted_spki,
+            read_timeout=self.page_timeout,
+        )
 
     def context_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
@@ -294,73 +315,39 @@ class Renderers:
         return self.owner
 
 
-class _PageRecorder:
-    """Collects every exchange of one page from Playwright's events, and its network activity."""
+class _PageWatch:
+    """One page's network activity (for the idle wait) and its failed subresources."""
 
-    def __init__(self, page: Page, max_body: int) -> None:
-        self.max_body = max_body
+    def __init__(self, page: Page, types: dict[tuple[str, str], str]) -> None:
         self.inflight = 0
         self.last_change = time.monotonic()
-        self.exchanges: list[BrowserExchange] = []
-        self.by_request: dict[PlaywrightRequest, BrowserExchange] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.failed: list[str] = []  # "url (reason)"
+        self.types = types
         page.on("request", self._started)
         page.on("requestfinished", self._finished)
         page.on("requestfailed", self._failed)
+        page.on("response", self._answered)
 
     def _started(self, request: PlaywrightRequest) -> None:
         self.inflight += 1
+        self.last_change = time.monotonic()
+        # For the egress proxy's records: what the browser asked this URL for.
+        if len(self.types) < 10_000:
+            self.types[(request.method, request.url)] = request.resource_type
+
+    def _finished(self, request: PlaywrightRequest) -> None:
+        self.inflight -= 1
         self.last_change = time.monotonic()
 
     def _failed(self, request: PlaywrightRequest) -> None:
         self.inflight -= 1
         self.last_change = time.monotonic()
-
-    def _finished(self, request: PlaywrightRequest) -> None:
-        self.inflight -= 1
-        self.last_change = time.monotonic()
         if request.url.startswith(("http://", "https://")):
-            task = asyncio.ensure_future(self._record(request))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self.failed.append(f"{request.url} ({request.failure or 'failed'})")
 
-    async def _record(self, request: PlaywrightRequest) -> None:
-        try:
-            response = await request.response()
-            if response is None:
-                return
-            headers = [(h["name"], h["value"]) for h in await response.headers_array()]
-            request_headers = [(h["name"], h["value"]) for h in await request.headers_array()]
-            body, missing = b"", None
-            declared = next((v for n, v in headers if n.lower() == "content-length"), "")
-            if 300 <= response.status < 400 and response.headers.get("location"):
-                pass  # a redirect: the browser keeps no body of it
-            elif declared.isdigit() and int(declared) > self.max_body:
-                missing = "length"
-            else:
-                body = await response.body()
-                if len(body) > self.max_body:
-                    body, missing = b"", "length"
-            start = request.timing.get("startTime", 0)
-            date = datetime.fromtimestamp(start / 1000, UTC) if start > 0 else utc_now()
-            exchange = BrowserExchange(
-                url=response.url,
-                method=request.method,
-                request_headers=request_headers,
-                status=response.status,
-                reason=response.status_text,
-                response_headers=headers,
-                body=body,
-                resource_type=request.resource_type,
-                date=date,
-                request_body=request.post_data_buffer or b"",
-                body_missing=missing,
-            )
-        except PlaywrightError as exc:  # the page closed, or the body is gone
-            logger.debug("Not recording %s: %s", request.url, exc)
-            return
-        self.exchanges.append(exchange)
-        self.by_request[request] = exchange
+    def _answered(self, response: Any) -> None:
+        if response.status >= 400:
+            self.failed.append(f"{response.url} (HTTP {response.status})")
 
     async def wait_idle(self, quiet: float, deadline: float) -> bool:
         """Wait until no request has been open for ``quiet`` seconds; False at the deadline."""
@@ -369,11 +356,6 @@ class _PageRecorder:
                 return True
             await asyncio.sleep(_POLL)
         return False
-
-    async def collect(self, timeout: float) -> list[BrowserExchange]:
-        if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=max(timeout, 0.1))
-        return list(self.exchanges)
 
 
 class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11DownloadHandler):  # type: ignore[misc]
@@ -396,7 +378,11 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
         # Parsed once at the crawl's start (crawler/crawl/config.py); here only without it.
         self.render = render or RenderConfig.from_settings(crawler.settings)
         settings = crawler.settings
-        self.config.launch_options = {**self.render.launch_options(), **self.config.launch_options}
+        self._user_launch_options = dict(self.config.launch_options)
+        self.config.launch_options = {**self.render.launch_options(), **self._user_launch_options}
+        self.egress: EgressProxy | None = None
+        self._types: dict[tuple[str, str], str] = {}  # (method, url) -> resource type
+        self._article_urls: dict[str, str] = {}  # a rendered article's URL -> its key
         if not settings.get("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT"):
             self.config.max_pages_per_context = self.render.max_pages
         if not settings.get("PLAYWRIGHT_MAX_CONTEXTS"):
@@ -433,6 +419,16 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
                     f"Chromium not found at {self.render.executable} (ARCHIVE_RENDER_EXECUTABLE;"
                     " install it: apt-get install chromium)"
                 )
+            self.egress = EgressProxy(
+                self.render.egress_config(),
+                self.netguard,
+                self._capture_exchange if self.capture is not None else None,
+                stats=self.stats,
+                hints=self._hints,
+            )
+            await self.egress.start()
+            options = self.render.launch_options(self.egress.chromium_args())
+            self.config.launch_options = {**options, **self._user_launch_options}
             await self._launch()
             self._started = True
 
@@ -441,6 +437,24 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
             await super().close()
         else:  # no browser was started: only the plain handler's connections to close
             await ArchiveHTTP11DownloadHandler.close(self)
+        if self.egress is not None:
+            await self.egress.close()
+            self.egress = None
+
+    def _capture_exchange(self, exchange: Exchange) -> CaptureInfo | None:
+        """An exchange the egress proxy relayed: archived as the Scrapy path archives one."""
+        capture = self.capture
+        self.stats.inc_value(STATS_RENDER_RESOURCES)
+        if capture is None or capture.writer is None:
+            return None
+        key = self._article_urls.get(exchange.url) if exchange.method == "GET" else None
+        if key is not None:
+            exchange = dataclasses.replace(exchange, article_key=key)
+        return capture.capture(exchange)
+
+    def _hints(self, method: str, url: str) -> dict[str, str] | None:
+        kind = self._types.pop((method, url), None)
+        return {"WARC-Resource-Type": kind} if kind else None
 
     # -- rendering -----------------------------------------------------------------------
     def _context_name(self) -> str:
@@ -454,12 +468,8 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
     async def _abort(self, request: PlaywrightRequest) -> bool:
         if request.resource_type in self.render.block:
             return True
-        # Chromium's own requests (subresources, its redirects): no private addresses either.
-        kind = await self.netguard.check_url(request.url, proxied=bool(self.render.proxy))
-        if kind is not None:
-            self.netguard.count(kind)
-            logger.warning("Refused %s in the browser: a %s address", request.url, kind)
-            return True
+        # Private addresses are refused by the egress proxy, for every connection Chromium
+        # makes (its redirects and preconnects too, which never reach this hook).
         if self._user_abort is not None:
             result = self._user_abort(request)
             return bool(await result if asyncio.iscoroutine(result) else result)
@@ -485,7 +495,10 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
     ) -> Response:
         config = self.render
         context_name = str(request.meta.get("playwright_context"))
-        recorder = _PageRecorder(page, config.max_body)
+        watch = _PageWatch(page, self._types)
+        article_key = request.meta.get(META_ARTICLE_KEY)
+        if article_key is not None:
+            self._article_urls[request.url] = str(article_key)
         started = time.monotonic()
         deadline = started + config.page_timeout
         browser = page.context.browser
@@ -497,37 +510,36 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
                     request.url, wait_until="load", timeout=config.page_timeout * 1000
                 )
             except PlaywrightTimeoutError:
-                exchanges = await recorder.collect(1.0)
-                self._abandon(request, exchanges, recorder, page.url, agent)
+                self._abandon(request, watch, page.url, agent)
                 raise RenderTimeoutError(
                     f"{request.url} did not finish loading within {config.page_timeout:g} s"
                 ) from None
             if navigation is None:
                 raise IgnoreRequest(f"{request.url}: the browser made no navigation request")
             ready = await self._wait_ready(page, request.meta.get(META_RENDER_READY), deadline)
-            quiet = await recorder.wait_idle(config.idle, deadline)
+            quiet = await watch.wait_idle(config.idle, deadline)
             dom = await page.content()
             shot = await page.screenshot(type="png", full_page=True) if config.screenshot else None
-            exchanges = await recorder.collect(deadline - time.monotonic())
-            document = recorder.by_request.get(navigation.request)
+            document_headers = await navigation.headers_array()
             await self._redirect_meta(request, navigation.request)
         finally:
             with contextlib.suppress(PlaywrightError):
                 await page.close()
             self.stats.inc_value("playwright/page_count/closed")
             await self._retire(context_name)
+            self._article_urls.pop(request.url, None)
         request.meta["download_latency"] = time.monotonic() - started
-        fields = {}
+        fields: dict[str, str | list[str]] = {}
         if not ready:
             fields["render-note"] = "not ready: no element matched the ready selector in time"
         elif not quiet:
             fields["render-note"] = "network still busy at the page timeout"
         headers = Headers(
             [
-                (name, value)
-                for name, value in (document.response_headers if document else ())
-                if name.lower() not in ("content-encoding", "content-length", "content-type")
-                and not name.startswith(":")
+                (h["name"], h["value"])
+                for h in document_headers
+                if h["name"].lower() not in ("content-encoding", "content-length", "content-type")
+                and not h["name"].startswith(":")
             ]
         )
         headers["Content-Type"] = "text/html; charset=utf-8"
@@ -540,7 +552,7 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
             request=request,
             flags=["rendered"],
         )
-        self._archive(request, response, exchanges, document, dom, shot, agent, fields)
+        self._archive(request, response, watch, dom, shot, agent, fields)
         self.stats.inc_value(STATS_RENDER_PAGES)
         return response
 
@@ -582,35 +594,47 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
             request.meta["redirect_reasons"] = reasons[::-1]
 
     # -- archiving -----------------------------------------------------------------------
+    def _document(self, url: str) -> CaptureInfo | None:
+        """The egress proxy's capture of the page's document (its final URL)."""
+        if self.egress is None:
+            return None
+        info = self.egress.captured.get(url)
+        return info if isinstance(info, CaptureInfo) else None
+
     def _archive(
         self,
         request: Request,
         response: Response | None,
-        exchanges: Sequence[BrowserExchange],
-        document: BrowserExchange | None,
+        watch: _PageWatch,
         dom: str | None,
         screenshot: bytes | None,
         agent: str,
-        fields: dict[str, str],
+        fields: dict[str, str | list[str]],
     ) -> None:
-        self.stats.inc_value(STATS_RENDER_RESOURCES, len(exchanges))
-        missing = sum(1 for ex in exchanges if ex.body_missing)
-        if missing:
-            self.stats.inc_value(STATS_RENDER_TRUNCATED, missing)
-        capture = self.capture
-        if capture is None or capture.writer is None or not exchanges:
-            return
+        """The browser's own records of the page (its exchanges are the egress proxy's)."""
         page_url = response.url if response is not None else request.url
-        now = utc_now()
+        if watch.failed:
+            # Each failed subresource is named once, with the page it belonged to.
+            self.stats.inc_value(STATS_RENDER_FAILED_RESOURCES, len(watch.failed))
+            fields["failed-resources"] = list(watch.failed)
+            logger.warning(
+                "%s: %d subresources failed: %s",
+                page_url,
+                len(watch.failed),
+                "; ".join(watch.failed[:10]) + (" …" if len(watch.failed) > 10 else ""),
+            )
+        capture = self.capture
+        if capture is None or capture.writer is None:
+            return
+        document = self._document(page_url)
         try:
             records = page_records(
                 capture.builder,
-                exchanges,
-                document=document,
                 page_url=page_url,
+                document_id=document.record_id if document is not None else None,
                 page_id=str(uuid.uuid4()),
                 browser=agent,
-                date=now,
+                date=utc_now(),
                 dom=dom,
                 screenshot=screenshot,
                 fields=fields,
@@ -619,55 +643,31 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
             logger.warning("not archiving the rendering of %s: %s", page_url, exc)
             self.stats.inc_value(STATS_WARC_ERRORS)
             return
-        future = capture.submit(records.records)
-        if response is None or document is None or records.document_id is None:
+        capture.submit(records.records)
+        if response is None or document is None:
             return
-        info = CaptureInfo(
-            record_id=records.document_id,
-            target_uri=document.url,
-            date=format_warc_date(document.date),
-            payload_digest=records.document_digest,
-            future=future,
+        # The spider's capture: the document's response, with the DOM its text comes from.
+        request.meta[META_CAPTURE] = dataclasses.replace(
+            document,
             rendered_dom=records.dom_id,
-        )
-        request.meta[META_CAPTURE] = info
-        capture.announce(
-            info,
-            Exchange(
-                url=document.url,
-                method=document.method,
-                request_headers=(),
-                request_body=b"",
-                status=response.status,
-                protocol=None,
-                reason=document.reason,
-                response_headers=(),
-                body=b"",
-                date=document.date,
-                article_key=request.meta.get(META_ARTICLE_KEY),
-            ),
+            rendered_dom_uri=records.dom_uri,
+            rendered_dom_date=format_warc_date(records.dom_date) if records.dom_date else None,
         )
 
-    def _abandon(
-        self,
-        request: Request,
-        exchanges: Sequence[BrowserExchange],
-        recorder: _PageRecorder,
-        url: str,
-        agent: str,
-    ) -> None:
-        """A page past its timeout: what did arrive is archived, marked, and counted."""
+    def _abandon(self, request: Request, watch: _PageWatch, url: str, agent: str) -> None:
+        """A page past its timeout: what did arrive is archived (by the egress proxy), the
+        page's metadata says so, and it is counted."""
         self.stats.inc_value(STATS_RENDER_TIMEOUT)
         logger.warning(
-            "Abandoned %s: not loaded within %g s (%d responses archived, %d requests open)",
+            "Abandoned %s: not loaded within %g s (%d requests open)",
             request.url,
             self.render.page_timeout,
-            len(exchanges),
-            recorder.inflight,
+            watch.inflight,
         )
-        document = next((ex for ex in exchanges if ex.resource_type == "document"), None)
-        note = {"render-result": f"abandoned: not loaded within {self.render.page_timeout:g} s"}
-        self._archive(request, None, exchanges, document, None, None, agent, note)
+        note: dict[str, str | list[str]] = {
+            "render-result": f"abandoned: not loaded within {self.render.page_timeout:g} s"
+        }
+        self._archive(request, None, watch, None, None, agent, note)
 
     # -- cookie challenges ---------------------------------------------------------------
     async def solve_challenge(
