@@ -53,8 +53,9 @@ def shell(key: str, extra: str = "") -> bytes:
     ).encode()
 
 
-def browser_pids(spki: str) -> list[int]:
-    """Chromium's browser processes started with this mirror's pin (not its child processes)."""
+def browser_pids() -> list[int]:
+    """The crawl's Chromium browser processes: those behind an egress proxy (not their child
+    processes, and no other Chromium of the tests, which runs without one)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -64,8 +65,8 @@ def browser_pids(spki: str) -> list[int]:
         except OSError:
             continue
         args = [a.decode(errors="replace") for a in cmdline]
-        pinned = f"--ignore-certificate-errors-spki-list={spki}" in args
-        if pinned and "chrom" in args[0] and not any(a.startswith("--type=") for a in args):
+        proxied = "--proxy-bypass-list=<-loopback>" in args
+        if proxied and "chrom" in args[0] and not any(a.startswith("--type=") for a in args):
             pids.append(int(entry.name))
     return pids
 
@@ -116,7 +117,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
             # The first time the browser asks for the image, its process is killed.
             with lock:
                 if not killed:
-                    for pid in browser_pids(mirror.spki_sha256):
+                    for pid in browser_pids():
                         os.kill(pid, signal.SIGKILL)
                         killed.append(pid)
             return MirrorResponse(status=404)

@@ -110,8 +110,6 @@ CHROMIUM_ARGS = (
     "--no-default-browser-check",
     "--metrics-recording-only",
     "--safebrowsing-disable-auto-update",
-    "--disable-features=OptimizationHints,Translate,MediaRouter,AutofillServerCommunication,"
-    "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions",
     # A page's scripts get a bounded heap: a runaway page fails, the browser stays up.
     "--js-flags=--max-old-space-size=512",
 )
