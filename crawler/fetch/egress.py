@@ -57,6 +57,43 @@ STATS_FAILED_REASON = "archive/egress/failed/{reason}"
 STATS_TRUNCATED = "archive/egress/truncated"
 STATS_BAD_STATUS_LINE = "archive/egress/bad_status_line"
 STATS_NOT_ARCHIVED = "archive/egress/not_archived"
+STATS_BROWSER_SERVICE = "archive/egress/browser_service_refused"
+
+# Chromium's own services. Debian's Chromium 156 still asks for component updates
+# (update2/json) and Google accounts (ListAccounts) with --disable-background-networking,
+# --disable-component-update and Playwright's switches; no page needs these, and a crawler must
+# not call home. Hosts that serve nothing else are refused at CONNECT; on shared hosts, paths.
+BROWSER_SERVICE_HOSTS = frozenset(
+    {
+        "update.googleapis.com",
+        "safebrowsing.googleapis.com",
+        "sb-ssl.google.com",
+        "optimizationguide-pa.googleapis.com",
+        "clientservices.googleapis.com",
+        "content-autofill.googleapis.com",
+        "redirector.gvt1.com",
+        "edgedl.me.gvt1.com",
+        "android.clients.google.com",
+    }
+)
+BROWSER_SERVICE_PATHS = (
+    ("accounts.google.com", "/ListAccounts"),
+    ("accounts.google.com", "/oauth/multilogin"),
+    ("clients2.google.com", "/time/"),
+    ("clients2.google.com", "/service/update2"),
+    ("clients2.googleusercontent.com", "/crx/"),
+    ("www.google.com", "/complete/search"),
+)
+
+
+def browser_service(host: str, path: str | None = None) -> bool:
+    """Whether a request is Chromium's own (updates, accounts, time), never a page's."""
+    if host in BROWSER_SERVICE_HOSTS:
+        return True
+    return path is not None and any(
+        host == h and path.startswith(prefix) for h, prefix in BROWSER_SERVICE_PATHS
+    )
+
 
 _MAX_HEAD = 64 * 1024  # bytes of one request or response head
 _MAX_REQUEST_BODY = 32 * 1024 * 1024
@@ -286,6 +323,7 @@ class EgressProxy:
         self.hints = hints
         self.refused: list[Refusal] = []
         self.failures: list[Failure] = []
+        self.service_refused: list[str] = []  # Chromium's own requests, refused (never sent)
         self.hosts: list[str] = []  # every host the browser asked for, in order (the proxy log)
         self.captured: dict[str, object] = {}  # url -> the latest capture of it
         self._server: asyncio.Server | None = None
@@ -386,6 +424,10 @@ class EgressProxy:
                 scheme = "http" if port == 80 else "https"
                 url = f"{scheme}://{_authority(host, port, scheme)}/"
                 self.hosts.append(host)
+                if browser_service(host):
+                    self._browser_service(url)
+                    await _answer(writer, 403, "Forbidden", "not the page's: the browser's own")
+                    return
                 verdict = await self._vet(url, host)
                 if verdict is None:
                     await _answer(writer, 403, "Forbidden", "refused by the crawl's netguard")
@@ -402,6 +444,11 @@ class EgressProxy:
                 return
             if tunnel is None:
                 self.hosts.append(request.host)
+            if browser_service(request.host, urlsplit(request.url).path):
+                self._browser_service(request.url)
+                await _answer(writer, 403, "Forbidden", "not the page's: the browser's own")
+                continue
+            if tunnel is None:
                 if await self._vet(request.url, request.host) is None:
                     await _answer(writer, 403, "Forbidden", "refused by the crawl's netguard")
                     continue
@@ -734,6 +781,11 @@ class EgressProxy:
     def _count(self, key: str, count: int = 1) -> None:
         if self.stats is not None:
             self.stats.inc_value(key, count)
+
+    def _browser_service(self, url: str) -> None:
+        self._count(STATS_BROWSER_SERVICE)
+        self.service_refused.append(url)
+        logger.debug("Refused %s: Chromium's own service, no page's request", url)
 
     def _failed(self, url: str, reason: str, message: str) -> None:
         self._count(STATS_FAILED)
