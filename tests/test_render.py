@@ -80,6 +80,7 @@ def test_the_browsers_own_records_are_the_dom_the_full_page_and_how_it_was_rende
     assert shot.rec_headers.get_header("WARC-Target-URI") == "urn:fullPage:" + url
     assert shot.rec_headers.get_header("Content-Type") == "image/png"
     assert meta.rec_type == "metadata"
+    assert capture.dom_id is not None
     assert b"rendered-dom: " + capture.dom_id.encode() in meta.body
     assert b"failed-resources: https://news.example.test/x.js (HTTP 500)" in meta.body
 

@@ -448,10 +448,9 @@ class EgressProxy:
                 self._browser_service(request.url)
                 await _answer(writer, 403, "Forbidden", "not the page's: the browser's own")
                 continue
-            if tunnel is None:
-                if await self._vet(request.url, request.host) is None:
-                    await _answer(writer, 403, "Forbidden", "refused by the crawl's netguard")
-                    continue
+            if tunnel is None and await self._vet(request.url, request.host) is None:
+                await _answer(writer, 403, "Forbidden", "refused by the crawl's netguard")
+                continue
             keep = await self._exchange(request, reader, writer, upstreams)
             if not keep:
                 return

@@ -1,8 +1,8 @@
 """The egress guard: no connection to a private, loopback or link-local address.
 
-Checked in the download handler before any connection is made (crawler/fetch/download.py, and
-crawler/fetch/egress.py for every connection Chromium opens), for every request, so every redirect hop (a new request)
-too. The rule (``ARCHIVE_NETGUARD_*``, settings/defaults.py):
+Checked before any connection is made: in the download handler (crawler/fetch/download.py) for
+every request, so every redirect hop (a new request) too, and in the browser's egress proxy
+(crawler/fetch/egress.py) for every connection Chromium opens. The rule (``ARCHIVE_NETGUARD_*``, settings/defaults.py):
 
 * Refused: every address that is not public unicast: private (10/8, 172.16/12, 192.168/16),
   shared (100.64/10), loopback, link-local (169.254/16 with the cloud metadata address
