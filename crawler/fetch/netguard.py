@@ -2,7 +2,8 @@
 
 Checked before any connection is made: in the download handler (crawler/fetch/download.py) for
 every request, so every redirect hop (a new request) too, and in the browser's egress proxy
-(crawler/fetch/egress.py) for every connection Chromium opens. The rule (``ARCHIVE_NETGUARD_*``, settings/defaults.py):
+(crawler/fetch/egress.py) for every connection Chromium opens. The rule
+(``ARCHIVE_NETGUARD_*``, settings/defaults.py):
 
 * Refused: every address that is not public unicast: private (10/8, 172.16/12, 192.168/16),
   shared (100.64/10), loopback, link-local (169.254/16 with the cloud metadata address
