@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import io
 import json
 import subprocess
@@ -20,7 +21,7 @@ from scrapy.settings import Settings
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.capture.browser import DOM_URI_PREFIX, page_records
-from crawler.capture.records import RecordBuilder
+from crawler.capture.records import RecordBuilder, sha1_digest
 from crawler.fetch.render import CHROMIUM_ARGS, RenderConfig, RenderMiddleware
 from crawler.mirror.routes import SITES_DIR
 from crawler.mirror.server import MirrorServer
@@ -205,6 +206,10 @@ def warc_records(paths: list[Path]) -> list[dict[str, Any]]:
     for path in paths:
         with path.open("rb") as fh:
             for rec in ArchiveIterator(fh):
+                coding = (
+                    rec.http_headers.get_header("Content-Encoding") if rec.http_headers else None
+                )
+                raw = rec.raw_stream.read()  # the payload as stored
                 out.append(
                     {
                         "type": rec.rec_type,
@@ -213,7 +218,11 @@ def warc_records(paths: list[Path]) -> list[dict[str, Any]]:
                         "concurrent": rec.rec_headers.get_header("WARC-Concurrent-To"),
                         "resource_type": rec.rec_headers.get_header("WARC-Resource-Type"),
                         "content_type": rec.rec_headers.get_header("Content-Type"),
-                        "body": rec.content_stream().read(),
+                        "refers_to": rec.rec_headers.get_header("WARC-Refers-To"),
+                        "payload_digest": rec.rec_headers.get_header("WARC-Payload-Digest"),
+                        "coding": coding,
+                        "raw": raw,
+                        "body": gzip.decompress(raw) if coding == "gzip" else raw,
                     }
                 )
     return out
@@ -258,6 +267,27 @@ def test_the_warc_holds_the_document_the_json_and_the_rendered_dom(rendered: Ren
     assert sum(r["type"] == "response" and r["uri"] == SAMPLE_URL for r in recs) == 1
 
 
+def test_browser_payloads_keep_their_coding_and_repeated_assets_are_revisits(
+    rendered: Rendered,
+) -> None:
+    recs = rendered.records
+    [doc] = [r for r in recs if r["type"] == "response" and r["uri"] == SAMPLE_URL]
+    # As it came over the wire: gzip-coded, the digest of those bytes.
+    assert doc["coding"] == "gzip" and doc["raw"][:2] == b"\x1f\x8b"
+    assert doc["payload_digest"] == sha1_digest(doc["raw"])
+    # The same script on every page: written once, then revisits of that one record.
+    app = [
+        r for r in recs if r["uri"] == f"{H}/Content/js/app.js?v=2025.5" and r["type"] != "request"
+    ]
+    [first] = [r for r in app if r["type"] == "response"]
+    revisits = [r for r in app if r["type"] == "revisit"]
+    assert len(revisits) >= 5
+    assert {r["refers_to"] for r in revisits} == {first["id"]}
+    assert {r["payload_digest"] for r in revisits} == {first["payload_digest"]}
+    # What the browser fetched: its resource types, from the page's own requests.
+    assert first["resource_type"] == "script"
+
+
 def test_the_text_comes_from_the_dom_and_the_sidecar_points_at_the_document(
     rendered: Rendered,
 ) -> None:
@@ -267,6 +297,9 @@ def test_the_text_comes_from_the_dom_and_the_sidecar_points_at_the_document(
     assert by_id[car["warc"]["record_id"]]["uri"] == SAMPLE_URL
     assert by_id[car["warc"]["record_id"]]["type"] == "response"
     assert by_id[car["warc"]["rendered_dom_record_id"]]["type"] == "resource"
+    # The text's conversion record names the DOM it was extracted from, not the document.
+    [text] = [r for r in rendered.records if r["uri"] == "urn:text:" + SAMPLE_URL]
+    assert text["refers_to"] == car["warc"]["rendered_dom_record_id"]
     stats = rendered.result.stats
     assert stats["archive/render/pages"] == 9  # 3 listing pages, 5 articles, the gallery
     assert stats["archive/render/resources"] >= 2 * 9

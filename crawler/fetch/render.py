@@ -329,9 +329,11 @@ class _PageWatch:
     def _started(self, request: PlaywrightRequest) -> None:
         self.inflight += 1
         self.last_change = time.monotonic()
-        # For the egress proxy's records: what the browser asked this URL for.
-        if len(self.types) < 10_000:
-            self.types[(request.method, request.url)] = request.resource_type
+        # For the egress proxy's records: what the browser asked this URL for (a URL asked
+        # for by several pages at once is asked for as the same type; the table stays small).
+        if len(self.types) >= 10_000:
+            self.types.clear()
+        self.types[(request.method, request.url)] = request.resource_type
 
     def _finished(self, request: PlaywrightRequest) -> None:
         self.inflight -= 1
@@ -451,7 +453,7 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
         return capture.capture(exchange)
 
     def _hints(self, method: str, url: str) -> dict[str, str] | None:
-        kind = self._types.pop((method, url), None)
+        kind = self._types.get((method, url))
         return {"WARC-Resource-Type": kind} if kind else None
 
     # -- rendering -----------------------------------------------------------------------
