@@ -6,8 +6,14 @@
 Each page is a shell whose script fetches the article from a JSON endpoint and inserts it (as
 president.ir does); every page is rendered in Chromium, its network traffic and DOM archived,
 its text extracted. The mirror runs in this process, the crawl in a child process; prints
-pages/s and the peak memory of the crawl process with its Chromium and Playwright children
-(the sum of their RSS, and of their PSS, which counts shared pages once).
+pages/s, the CPU time per page (the crawl's Python process, where the egress proxy relays and
+archives every exchange, and all of it: crawl, Playwright's driver and Chromium's processes),
+and the peak memory of the crawl process with its Chromium and Playwright children (the sum of
+their RSS, and of their PSS, which counts shared pages once).
+
+To compare with another revision (e.g. before the egress proxy), run this file from there:
+``git worktree add /tmp/before <rev> && cp bench/render.py /tmp/before/bench/ && cd /tmp/before
+&& python -m bench.render --pages 100``; alternate the two, take the medians.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import contextlib
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -134,7 +141,10 @@ def crawl(pages: int, settings: dict[str, str]) -> None:
         "archive/render/timeout",
         "archive/render/not_ready",
     )
-    print(json.dumps({k: stats.get(k, 0) for k in keys}), flush=True)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    figures: dict[str, float] = {k: stats.get(k, 0) for k in keys}
+    figures["cpu_crawl_process"] = own.ru_utime + own.ru_stime
+    print(json.dumps(figures), flush=True)
 
 
 # ------------------------------------------------------------------ measuring
@@ -198,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env = {k: v for k, v in env.items() if not k.lower().endswith("_proxy")}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.render", "--crawl", str(ns.pages), json.dumps(settings)],
@@ -218,12 +229,21 @@ def main(argv: list[str] | None = None) -> int:
         sampler.start()
         out, _ = proc.communicate()
         elapsed = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         done.set()
         sampler.join()
     figures = json.loads(out.strip().splitlines()[-1])
-    rendered = figures["archive/render/pages"]
+    rendered = int(figures["archive/render/pages"])
+    # Every process of the crawl's tree that was waited for: Chromium's, the driver, the crawl.
+    cpu_all = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    cpu_crawl = float(figures.pop("cpu_crawl_process"))
     print(f"pages rendered and archived: {rendered} of {ns.pages} ({figures})")
     print(f"elapsed: {elapsed:.1f} s (browser start included), {rendered / elapsed:.2f} pages/s")
+    per_page = max(rendered, 1)
+    print(
+        f"CPU per page: {1000 * cpu_crawl / per_page:.1f} ms in the crawl's Python process, "
+        f"{1000 * cpu_all / per_page:.1f} ms in all (crawl + Playwright + Chromium)"
+    )
     print(
         f"peak memory, crawl + Chromium + Playwright: RSS sum {peak[0] / 2**20:.0f} MB, "
         f"PSS sum {peak[1] / 2**20:.0f} MB"

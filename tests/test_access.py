@@ -153,9 +153,12 @@ def test_each_crawl_stores_cdxj_parquet_and_wacz_listed_in_its_manifest(
     assert len(rows) == responses
     with_text = [r for r in rows if r[1]]
     assert len(with_text) == found["report"]["articles"]["new"]
+    # Request, conversion (the text), metadata; a page rendered in Chromium (president.ir)
+    # also its DOM, which the text refers to, and the page's rendering metadata.
+    expected = 5 if site == "president" else 3
     for _type, key, text, linked in with_text:
         assert text.encode() == (store / key).read_bytes()
-        assert linked == 3  # request, conversion, metadata
+        assert linked == expected
 
 
 def test_the_wacz_passes_wacz_validate(store: Path) -> None:
@@ -214,7 +217,13 @@ def test_get_as_warc_is_a_valid_warc_of_exactly_that_capture(
     info = found[0][2].decode()
     assert f"source-store: {store.as_uri()}" in info or str(store) in info, info
     records = {kind: (headers, content) for kind, headers, content in found[1:]}
-    assert sorted(records) == ["conversion", "metadata", "request", "response"]
+    dom = car["warc"].get("rendered_dom_record_id")
+    # A page rendered in Chromium (president.ir) brings the DOM its text was extracted from.
+    kinds = ["conversion", "metadata", "request", "response", *(["resource"] if dom else [])]
+    assert sorted(records) == sorted(kinds)
+    if dom:
+        assert records["resource"][0].get_header("WARC-Record-ID") == dom
+        assert records["conversion"][0].get_header("WARC-Refers-To") == dom
     response = records["response"][0]
     assert response.get_header("WARC-Record-ID") == car["warc"]["record_id"]
     assert response.get_header("WARC-Payload-Digest") == car["payload_digest"]

@@ -171,13 +171,30 @@ def index_warc(stream: IO[bytes], warc_key: str) -> tuple[list[WarcEntry], str]:
 
 
 def linked_records(entries: Iterable[WarcEntry]) -> dict[str, list[Location]]:
-    """Per capture (response or revisit id): its request, metadata, conversion, resource."""
+    """Per capture (response or revisit id): its request, metadata, conversion, resource.
+
+    A record points at its capture by ``WARC-Concurrent-To`` (the request; a rendered page's
+    DOM, screenshot and page metadata) or ``WARC-Refers-To`` (an article's text and
+    metadata). The text of a rendered page refers to the DOM it was extracted from, so it
+    belongs to the capture that DOM belongs to.
+    """
     out: dict[str, list[Location]] = {}
+    owner: dict[str, str] = {}  # a DOM/screenshot record id -> its capture
+    later: list[WarcEntry] = []
     for entry in entries:
-        if entry.record_type == "request" and entry.concurrent_to:
+        if entry.record_type not in LINKED_TYPES:
+            continue
+        if entry.record_type in ("request", "resource") and entry.concurrent_to:
             out.setdefault(entry.concurrent_to, []).append(entry.location)
-        elif entry.record_type in LINKED_TYPES and entry.refers_to:
-            out.setdefault(entry.refers_to, []).append(entry.location)
+            owner[entry.record_id] = entry.concurrent_to
+        elif entry.refers_to:
+            later.append(entry)
+        elif entry.record_type == "metadata" and entry.concurrent_to:
+            out.setdefault(entry.concurrent_to, []).append(entry.location)
+    for entry in later:
+        assert entry.refers_to is not None
+        capture = owner.get(entry.refers_to, entry.refers_to)
+        out.setdefault(capture, []).append(entry.location)
     return out
 
 

@@ -95,6 +95,7 @@ def browser_service(host: str, path: str | None = None) -> bool:
     )
 
 
+EGRESS_HEADER = "X-Newsarchive-Egress"  # on the proxy's own answers (refusals, failures)
 _MAX_HEAD = 64 * 1024  # bytes of one request or response head
 _MAX_REQUEST_BODY = 32 * 1024 * 1024
 _READ = 64 * 1024
@@ -430,7 +431,7 @@ class EgressProxy:
                     return
                 verdict = await self._vet(url, host)
                 if verdict is None:
-                    await _answer(writer, 403, "Forbidden", "refused by the crawl's netguard")
+                    await _answer(writer, 403, "Forbidden", self._refusal_text())
                     return
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 await writer.drain()
@@ -449,7 +450,7 @@ class EgressProxy:
                 await _answer(writer, 403, "Forbidden", "not the page's: the browser's own")
                 continue
             if tunnel is None and await self._vet(request.url, request.host) is None:
-                await _answer(writer, 403, "Forbidden", "refused by the crawl's netguard")
+                await _answer(writer, 403, "Forbidden", self._refusal_text())
                 continue
             keep = await self._exchange(request, reader, writer, upstreams)
             if not keep:
@@ -542,7 +543,7 @@ class EgressProxy:
                 ):
                     continue  # a kept-alive connection the site had closed: once more, anew
                 self._failed(request.url, exc.reason, str(exc))
-                await _answer(client, 502, "Bad Gateway", f"newsarchive egress: {exc}")
+                await _answer(client, 502, "Bad Gateway", f"{request.url} failed: {exc}")
                 return False
             break
         assert up is not None
@@ -781,6 +782,11 @@ class EgressProxy:
         if self.stats is not None:
             self.stats.inc_value(key, count)
 
+    def _refusal_text(self) -> str:
+        last = self.refused[-1]
+        where = last.host if last.host == last.address else f"{last.host} is {last.address},"
+        return f"refused {last.url}: {where} a {last.kind} address (not in ARCHIVE_NETGUARD_ALLOW)"
+
     def _browser_service(self, url: str) -> None:
         self._count(STATS_BROWSER_SERVICE)
         self.service_refused.append(url)
@@ -924,9 +930,12 @@ async def _read_chunked(
 
 
 async def _answer(writer: asyncio.StreamWriter, status: int, reason: str, text: str) -> None:
+    """The proxy's own answer, marked (``EGRESS_HEADER``) so that it is never taken for the
+    site's: a page whose document got one is a failed page, not a page to archive."""
     body = (text + "\n").encode("utf-8", "replace")
     writer.write(
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"{EGRESS_HEADER}: {status}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
         + body
     )

@@ -81,7 +81,7 @@ from crawler.constants import (
     STATS_WARC_ERRORS,
 )
 from crawler.fetch.download import ArchiveHTTP11DownloadHandler
-from crawler.fetch.egress import EgressConfig, EgressProxy
+from crawler.fetch.egress import EGRESS_HEADER, EgressConfig, EgressProxy
 from crawler.options import setting_bool, setting_float, setting_int
 
 if TYPE_CHECKING:
@@ -516,6 +516,12 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
                 ) from None
             if navigation is None:
                 raise IgnoreRequest(f"{request.url}: the browser made no navigation request")
+            if await navigation.header_value(EGRESS_HEADER) is not None:
+                # The egress proxy answered for the site (a refused address, a failed
+                # connection): a failed page, named with the proxy's reason, never archived
+                # as the site's page.
+                reason = (await navigation.text()).strip()[:300]
+                raise IgnoreRequest(f"{request.url}: not rendered: {reason}")
             ready = await self._wait_ready(page, request.meta.get(META_RENDER_READY), deadline)
             quiet = await watch.wait_idle(config.idle, deadline)
             dom = await page.content()
