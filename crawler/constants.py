@@ -38,6 +38,11 @@ STATS_RENDER_PAGES = "archive/render/pages"  # pages rendered and archived
 STATS_RENDER_TIMEOUT = "archive/render/timeout"  # pages abandoned at ARCHIVE_RENDER_PAGE_TIMEOUT
 STATS_RENDER_RESOURCES = "archive/render/resources"  # network responses captured by the browser
 STATS_CHALLENGE_SEEN = "archive/challenge/seen"  # challenge pages received
+# The WARC field on the response (or revisit) record of a challenge page: kept as received,
+# indexed apart (CDXJ key ``urn:challenge:<url>``), ``challenge`` in the catalog and Parquet.
+CHALLENGE_FIELD = "WARC-Challenge"
+CHALLENGE_RECORD = "challenge"  # record_type of a challenge capture in the catalog and Parquet
+CHALLENGE_URI_PREFIX = "urn:challenge:"
 STATS_CHALLENGE_SOLVED = "archive/challenge/solved"  # solved in the browser
 STATS_CHALLENGE_FAILED = "archive/challenge/failed"  # could not be solved: request given up
 

@@ -152,3 +152,50 @@ def test_challenge_pages_are_archived_but_never_articles(expiring: Crawl) -> Non
     for car in expiring.sidecars().values():
         text = (expiring.store / "text").joinpath(*car["text_key"].split("/")[1:]).read_text()
         assert "ArvanCloud" not in text and "Checking your browser" not in text
+
+
+def test_a_challenge_is_indexed_and_catalogued_as_one_never_as_the_page_it_hid(
+    expiring: Crawl,
+) -> None:
+    import duckdb
+
+    from crawler.access.serve import CdxIndex
+    from crawler.catalog.db import Catalog
+    from crawler.layout import default_catalog_url
+
+    store = expiring.store
+    marked: dict[str, str] = {}  # record id -> URL it answered for
+    for path in (store / "warc").rglob("*.warc.gz"):
+        with path.open("rb") as fh:
+            for rec in ArchiveIterator(fh):
+                marker = rec.rec_headers.get_header("WARC-Challenge")
+                if marker is not None and rec.rec_type == "response":
+                    assert marker == "arvancloud-cookie"
+                    # Kept as received: the challenge's own page, status 200.
+                    assert rec.http_headers.get_statuscode() == "200"
+                    assert b"arvancloud" in rec.content_stream().read()
+                    rid = rec.rec_headers.get_header("WARC-Record-ID")
+                    marked[rid] = rec.rec_headers.get_header("WARC-Target-URI")
+    assert len(marked) == expiring.issued
+    assert f"{H}/robots.txt" in marked.values()
+    # CDXJ: under urn:challenge:<url>, saying so; nothing keyed by a page URL is a challenge.
+    lines = [
+        line for cdxj in (store / "index").rglob("*.cdxj") for line in cdxj.read_text().splitlines()
+    ]
+    apart = [line for line in lines if line.startswith("urn:challenge:")]
+    assert len(apart) == len(marked)
+    for line in apart:
+        fields = json.loads(line.split(" ", 2)[2])
+        assert fields["challenge"] == "arvancloud-cookie" and fields["url"] in marked.values()
+        assert line.startswith("urn:challenge:" + fields["url"] + " ")
+    assert not [line for line in lines if '"challenge"' in line and line not in apart]
+    # The CDX API (serve) finds robots.txt's real answer only.
+    found = list(CdxIndex(lines).query({"url": [f"{H}/robots.txt"]}))
+    assert found and not [e for e in found if "challenge" in e]
+    # The catalog and the Parquet index say "challenge" for exactly those records.
+    catalog = Catalog(default_catalog_url(store, store / ".spool"))
+    rows = list(catalog.captures(site="irna"))
+    assert {r.record_id for r in rows if r.record_type == "challenge"} == set(marked)
+    [parquet] = (store / "index" / "irna").glob("*.parquet")
+    kinds = dict(duckdb.sql(f"select record_id, record_type from '{parquet}'").fetchall())
+    assert {rid for rid, kind in kinds.items() if kind == "challenge"} == set(marked)

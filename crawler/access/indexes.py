@@ -32,6 +32,7 @@ from crawler.access.records import (
     linked_records,
 )
 from crawler.catalog.db import Capture, Catalog, captures
+from crawler.constants import CHALLENGE_RECORD
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def crawl_rows(
             capture_time=catalog_time(entry.date),
             warc_date=entry.date,
             status=entry.status or 0,
-            record_type=entry.record_type,
+            record_type=CHALLENGE_RECORD if entry.challenge else entry.record_type,
             payload_digest=entry.payload_digest,
             warc_key=entry.warc_key,
             warc_offset=entry.offset,

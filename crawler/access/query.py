@@ -22,6 +22,7 @@ from crawler.access.records import (
     read_records,
 )
 from crawler.catalog.db import Capture, Catalog, captures, iso
+from crawler.constants import CHALLENGE_RECORD
 from crawler.layout import sidecar_key
 from crawler.store.base import Store
 
@@ -179,8 +180,12 @@ class Archive:
         return target, found
 
     def closest(self, ref: str, at: str | None, *, need_text: bool = False) -> Capture:
-        """The capture nearest ``at`` (the latest without it); with text when asked."""
+        """The capture nearest ``at`` (the latest without it); with text when asked.
+
+        A challenge page is never the page's capture: ``snapshots`` lists it, marked.
+        """
         target, found = self.snapshots(ref)
+        found = [f for f in found if f.record_type != CHALLENGE_RECORD]
         if need_text:
             found = [f for f in found if f.text_key]
             if not found:

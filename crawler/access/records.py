@@ -7,6 +7,7 @@ valid WARC file: a capture's records are fetched without reading the rest of the
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text
 from sqlalchemy.exc import IntegrityError
 
 from crawler import __version__
+from crawler.constants import CHALLENGE_FIELD, CHALLENGE_URI_PREFIX
 from crawler.store.base import Store
 from crawler.util import without_password
 
@@ -66,6 +68,7 @@ class WarcEntry:
     payload_digest: str | None
     refers_to: str | None
     concurrent_to: str | None
+    challenge: str | None = None  # a challenge page (CHALLENGE_FIELD), not the page asked for
 
     @property
     def location(self) -> Location:
@@ -136,11 +139,13 @@ class _Indexer(CDXJIndexer):  # type: ignore[misc]
         return True
 
     def process_index_entry(self, it: Any, record: Any, filename: str, output: Any) -> None:
+        headers = record.rec_headers
+        challenge = headers.get_header(CHALLENGE_FIELD)
         if self._indexed:
             out = io.StringIO()
             super().process_index_entry(it, record, filename, out)
-            self.lines.append(out.getvalue())
-        headers = record.rec_headers
+            line = out.getvalue()
+            self.lines.append(_challenge_line(line, challenge) if challenge else line)
         status = None
         if record.rec_type in CAPTURE_TYPES and record.http_headers:
             code = record.http_headers.get_statuscode()
@@ -159,8 +164,22 @@ class _Indexer(CDXJIndexer):  # type: ignore[misc]
                 payload_digest=headers.get_header("WARC-Payload-Digest"),
                 refers_to=headers.get_header("WARC-Refers-To"),
                 concurrent_to=headers.get_header("WARC-Concurrent-To"),
+                challenge=challenge,
             )
         )
+
+
+def _challenge_line(line: str, challenge: str) -> str:
+    """A challenge page's CDXJ line, keyed apart from the page it stood in front of.
+
+    pywb and the CDX API find captures by key: under ``urn:challenge:<url>`` the challenge is
+    never served as a capture of ``<url>`` (nor of the robots.txt it answered for), yet stays
+    findable, with its place in the WARC, and says what it is (``"challenge"``).
+    """
+    _key, timestamp, block = line.rstrip("\n").split(" ", 2)
+    fields = json.loads(block)
+    fields["challenge"] = challenge
+    return f"{CHALLENGE_URI_PREFIX}{fields.get('url', '')} {timestamp} {json.dumps(fields)}\n"
 
 
 def index_warc(stream: IO[bytes], warc_key: str) -> tuple[list[WarcEntry], str]:

@@ -18,6 +18,7 @@ from twisted.internet.threads import deferToThread
 from crawler.capture.exchange import Exchange, parse_raw_head
 from crawler.capture.session import CaptureSession
 from crawler.constants import (
+    CHALLENGE_FIELD,
     META_ARTICLE_KEY,
     META_CAPTURE,
     META_HTTP_HEAD,
@@ -26,6 +27,7 @@ from crawler.constants import (
     STATS_WARC_ERRORS,
     STATS_WARC_TRUNCATED,
 )
+from crawler.fetch.challenge import CHALLENGE_KIND, is_challenge
 from crawler.layout import warc_spool_dir
 
 if TYPE_CHECKING:
@@ -46,7 +48,12 @@ def _header_pairs(headers: Mapping[Any, Any]) -> Iterator[tuple[bytes, bytes]]:
             yield bytes(name), bytes(value)
 
 
-def scrapy_exchange(response: Response, request: Request, date: datetime) -> Exchange:
+def scrapy_exchange(
+    response: Response,
+    request: Request,
+    date: datetime,
+    warc_fields: Mapping[str, str] | None = None,
+) -> Exchange:
     """The exchange as it went over the wire; pops the raw head the download handler kept."""
     # Through a proxy the peer address is the proxy's, not the site's: leave it out.
     ip = None
@@ -77,6 +84,7 @@ def scrapy_exchange(response: Response, request: Request, date: datetime) -> Exc
         ip_address=ip,
         truncated=truncated,
         article_key=request.meta.get(META_ARTICLE_KEY),
+        warc_fields=warc_fields,
     )
 
 
@@ -114,8 +122,12 @@ class WarcCapture:
             return
         latency = float(request.meta.get("download_latency") or 0.0)
         date = self.session.clock() - timedelta(seconds=latency)
+        # A challenge page stands in front of the page asked for: kept as received, marked.
+        fields = {CHALLENGE_FIELD: CHALLENGE_KIND} if is_challenge(response) else None
         try:
-            info: CaptureInfo = self.session.capture(scrapy_exchange(response, request, date))
+            info: CaptureInfo = self.session.capture(
+                scrapy_exchange(response, request, date, fields)
+            )
         except ValueError as exc:
             # A URL or header that cannot be written faithfully (e.g. CR/LF in it).
             logger.warning("not archiving %s: %s", request.url, exc, extra={"spider": spider})

@@ -15,6 +15,7 @@ from twisted.internet.threads import deferToThread
 from crawler.capture.exchange import CaptureInfo, Exchange, RevisitTarget
 from crawler.capture.writer import RecordLocation
 from crawler.catalog.db import ArchivedArticle, Capture, Catalog, iso, url_digest
+from crawler.constants import CHALLENGE_FIELD, CHALLENGE_RECORD
 from crawler.crawl.config import CatalogConfig
 from crawler.crawl.ledger import CrawlLedger
 from crawler.layout import default_catalog_url, warc_key
@@ -179,6 +180,9 @@ class ArchiveCatalog:
     def captured(self, info: CaptureInfo, exchange: Exchange) -> None:
         key = exchange.article_key
         status = exchange.status
+        # A challenge page is no capture of the page it stood in front of.
+        challenge = bool(exchange.warc_fields and CHALLENGE_FIELD in exchange.warc_fields)
+        record_type = CHALLENGE_RECORD if challenge else info.record_type
 
         def record(future: Future[list[RecordLocation]]) -> None:
             if future.exception() is not None or self.catalog is None:
@@ -194,7 +198,7 @@ class ArchiveCatalog:
                     capture_time=_catalog_time(info.date),
                     warc_date=info.date,
                     status=status,
-                    record_type=info.record_type,
+                    record_type=record_type,
                     payload_digest=info.payload_digest,
                     warc_key=warc_key(self.site, location.filename),
                     warc_offset=location.offset,
@@ -205,7 +209,7 @@ class ArchiveCatalog:
         if key is not None:
             self.captured_keys.add(key)
         self.seen_urls.add(info.target_uri)
-        if info.record_type == "response" and info.payload_digest:
+        if record_type == "response" and info.payload_digest:
             self.this_crawl.setdefault(
                 (info.target_uri, info.payload_digest),
                 RevisitTarget(info.record_id, info.target_uri, info.date),

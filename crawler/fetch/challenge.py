@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 MAX_CHALLENGE_BYTES = 5000
 MARKER = b"arvancloud"
 COOKIES = ("__arcsjs", "__arcsjsc")
+CHALLENGE_KIND = "arvancloud-cookie"  # the WARC-Challenge value of its capture
 _META_GENERATION = "archive_challenge_generation"  # solves of the host when the request left
 
 
