@@ -158,7 +158,7 @@ def test_each_crawl_stores_cdxj_parquet_and_wacz_listed_in_its_manifest(
         challenges = challenge_offsets(store / key)
         expected = []
         for line in reference.splitlines(keepends=True):
-            urlkey, stamp, block = line.split(" ", 2)
+            _urlkey, stamp, block = line.split(" ", 2)
             fields = json.loads(block)
             if int(fields["offset"]) in challenges:
                 fields["challenge"] = challenges[int(fields["offset"])]
