@@ -87,6 +87,47 @@ def test_the_middleware_recognises_the_challenge_and_nothing_else() -> None:
     assert not is_challenge(HtmlResponse(url, body=page + b"<p>" + b"x" * 5000 + b"</p>"))
 
 
+def test_a_challenge_met_by_the_browser_is_recognised_on_the_wire_bytes() -> None:
+    """What the egress proxy hands over is the body as sent: gzip, brotli, or none."""
+    import gzip
+    from datetime import UTC, datetime
+
+    import brotli
+
+    from crawler.capture.exchange import Exchange
+    from crawler.fetch.challenge import exchange_is_challenge
+
+    page = challenge_page(ArvanChallenge())
+    article = mirror_file("irna", "news-85859288.html")
+
+    def wire(body: bytes, coding: str | None, status: int = 200) -> Exchange:
+        headers = [(b"Content-Type", b"text/html")]
+        if coding:
+            headers.append((b"Content-Encoding", coding.encode()))
+        return Exchange(
+            url=f"{H}/news/85859288",
+            method="GET",
+            request_headers=[],
+            request_body=b"",
+            status=status,
+            protocol="HTTP/1.1",
+            reason="OK",
+            response_headers=headers,
+            body=body,
+            date=datetime.now(UTC),
+        )
+
+    assert exchange_is_challenge(wire(page, None))
+    assert exchange_is_challenge(wire(gzip.compress(page), "gzip"))
+    assert exchange_is_challenge(wire(brotli.compress(page), "br"))
+    assert not exchange_is_challenge(wire(gzip.compress(article), "gzip"))
+    assert not exchange_is_challenge(wire(page, None, status=403))
+    assert not exchange_is_challenge(wire(b"\x1f\x8b not gzip", "gzip"))
+    # A huge body naming ArvanCloud is read no further than a challenge page can be long.
+    bomb = gzip.compress(page + b"<p>" + b"x" * 50_000_000 + b"</p>")
+    assert not exchange_is_challenge(wire(bomb, "gzip"))
+
+
 # ------------------------------------------------------------------ a crawl with expiring cookies
 
 

@@ -9,18 +9,22 @@ a fetch component on its own) the fetch layer reads its settings itself.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Self
 
 from scrapy.exceptions import NotConfigured
 
+from crawler.constants import CHALLENGE_FIELD
 from crawler.crawl.archive import ArchiveCrawl
 from crawler.fetch import middlewares, render
-from crawler.fetch.challenge import ChallengeConfig
+from crawler.fetch.challenge import CHALLENGE_KIND, ChallengeConfig, exchange_is_challenge
 from crawler.fetch.challenge import ChallengeMiddleware as _ChallengeMiddleware
 from crawler.fetch.netguard import NetGuard, twisted_resolve
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
+
+    from crawler.capture.exchange import CaptureInfo, Exchange
 
 
 def _root(crawler: Crawler) -> ArchiveCrawl | None:
@@ -45,6 +49,13 @@ class ArchiveDownloadHandler(render.RenderingDownloadHandler):
             render=root.config.render,
         )
         self.netguard = NetGuard(root.config.netguard, twisted_resolve, crawler.stats)
+
+    def capture_exchange(self, exchange: Exchange) -> CaptureInfo | None:
+        # A challenge page the browser met is marked as on the Scrapy path (crawl/capture.py).
+        if exchange_is_challenge(exchange):
+            fields = {**(exchange.warc_fields or {}), CHALLENGE_FIELD: CHALLENGE_KIND}
+            exchange = dataclasses.replace(exchange, warc_fields=fields)
+        return super().capture_exchange(exchange)
 
 
 class ChallengeMiddleware(_ChallengeMiddleware):

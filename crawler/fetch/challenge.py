@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
+    from crawler.capture.exchange import Exchange
+
 logger = logging.getLogger(__name__)
 
 # ArvanCloud's challenge: a short page naming itself, setting these cookies.
@@ -56,10 +59,49 @@ class ChallengeError(IgnoreRequest):
 
 def is_challenge(response: Response) -> bool:
     """Whether a response is ArvanCloud's cookie challenge rather than the page asked for."""
-    if "rendered" in response.flags or len(response.body) >= MAX_CHALLENGE_BYTES:
+    if "rendered" in response.flags:
         return False
-    body = response.body.lower()
-    return MARKER in body and b"<script" in body and COOKIES[0].encode() in body
+    return challenge_body(response.body)
+
+
+def challenge_body(body: bytes) -> bool:
+    """Whether a (decoded) response body is ArvanCloud's cookie challenge page."""
+    if len(body) >= MAX_CHALLENGE_BYTES:
+        return False
+    low = body.lower()
+    return MARKER in low and b"<script" in low and COOKIES[0].encode() in low
+
+
+def exchange_is_challenge(exchange: Exchange) -> bool:
+    """The same test on an exchange as it came over the wire (the browser's, through the
+    egress proxy): its body decoded, at most as far as a challenge page can be long."""
+    if exchange.status != 200 or not exchange.body:
+        return False
+    codings = [
+        token.strip().lower()
+        for name, value in exchange.response_headers
+        if name.strip().lower() == b"content-encoding"
+        for token in value.decode("latin-1").split(",")
+        if token.strip()
+    ]
+    body = exchange.body
+    for coding in reversed(codings):
+        if coding in ("gzip", "x-gzip", "deflate"):
+            wbits = 16 + zlib.MAX_WBITS if coding != "deflate" else zlib.MAX_WBITS
+            try:
+                body = zlib.decompressobj(wbits).decompress(body, MAX_CHALLENGE_BYTES)
+            except zlib.error:
+                return False
+        elif coding == "br":
+            import brotli
+
+            try:
+                body = brotli.Decompressor().process(body, output_buffer_limit=MAX_CHALLENGE_BYTES)
+            except brotli.error:
+                return False
+        elif coding != "identity":
+            return False
+    return challenge_body(body)
 
 
 @dataclass(frozen=True, slots=True)

@@ -422,7 +422,7 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
             self.egress = EgressProxy(
                 self.render.egress_config(),
                 self.netguard,
-                self._capture_exchange if self.capture is not None else None,
+                self.capture_exchange if self.capture is not None else None,
                 stats=self.stats,
                 hints=self._hints,
             )
@@ -441,7 +441,7 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler, ArchiveHTTP11Dow
             await self.egress.close()
             self.egress = None
 
-    def _capture_exchange(self, exchange: Exchange) -> CaptureInfo | None:
+    def capture_exchange(self, exchange: Exchange) -> CaptureInfo | None:
         """An exchange the egress proxy relayed: archived as the Scrapy path archives one."""
         capture = self.capture
         self.stats.inc_value(STATS_RENDER_RESOURCES)
