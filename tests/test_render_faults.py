@@ -1,4 +1,5 @@
-"""Rendering under faults: a page that never loads is abandoned, a killed browser comes back."""
+"""Rendering under faults: a page that never loads is abandoned, a killed browser comes back,
+a gzip bomb among a page's scripts is cut on its way to Chromium and the crawl goes on."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import re
 import signal
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,34 @@ BASE = f"https://{HOST}"
 _ARTICLE = re.compile(rf"{re.escape(BASE)}/a/(\w+)/")
 PLAIN = ("1", "2", "3", "4")
 PAGE_TIMEOUT = 3
+BOMB_SIZE = 1024 * 1024 * 1024  # inflated: 1 GiB of zeros, about 1 MB on the wire
+MEMORY_BOUND = 1024 * 1024 * 1024  # every Chromium process together (PSS)
+
+
+def gzip_bomb() -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = b"\0" * (16 * 1024 * 1024)
+    return b"".join(packer.compress(block) for _ in range(BOMB_SIZE // len(block))) + (
+        packer.flush()
+    )
+
+
+def chromium_memory() -> int:
+    """Proportional set size of every Chromium process now running, in bytes."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if "chromium" not in os.readlink(entry / "exe"):
+                continue
+            rollup = (entry / "smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in rollup.splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1]) * 1024
+    return total
 
 
 class RenderFaultSpider(NewsSpider):
@@ -76,6 +106,7 @@ class Faults:
     result: CrawlResult
     store: Path
     killed: list[int]
+    peak_memory: int
 
     def sidecars(self) -> dict[str, dict[str, Any]]:
         out = {}
@@ -89,7 +120,7 @@ class Faults:
 def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
     require_program(CHROMIUM, "Chromium", "apt-get install chromium")
     work: Path = tmp_path_factory.mktemp("render-faults")
-    keys = [*PLAIN, "hang", "crash"]
+    keys = [*PLAIN, "hang", "crash", "bomb"]
     sitemap = "".join(f"<url><loc>{BASE}/a/{k}/</loc></url>" for k in keys)
     killed: list[int] = []
     lock = threading.Lock()
@@ -123,6 +154,27 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
             return MirrorResponse(status=404)
 
         mirror.add_handler(HOST, "/crash.png", crash)
+        # A script that inflates to 1 GiB: the egress proxy cuts it past ARCHIVE_RENDER_MAX_BODY.
+        mirror.add_route(
+            Route(url=f"{BASE}/a/bomb/", body=shell("bomb", '<script src="/bomb.js"></script>'))
+        )
+        mirror.add_route(
+            Route(
+                url=f"{BASE}/bomb.js",
+                body=gzip_bomb(),
+                content_type="application/javascript",
+                headers=(("Content-Encoding", "gzip"),),
+            )
+        )
+        peak = [0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.05):
+                peak[0] = max(peak[0], chromium_memory())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         result = run_crawl(
             "tests.test_render_faults:RenderFaultSpider",
             work / "result.json",
@@ -134,7 +186,9 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
             },
             timeout=180,
         )
-    yield Faults(result, work / "store", killed)
+        done.set()
+        sampler.join()
+    yield Faults(result, work / "store", killed, peak[0])
 
 
 def test_a_page_that_never_loads_is_abandoned_counted_and_the_crawl_goes_on(
@@ -164,7 +218,33 @@ def test_a_killed_browser_is_launched_again_and_the_pages_are_rendered(faults: F
     stats = faults.result.stats
     assert stats["playwright/browser_count"] == 2
     # Every page but the one that never loads is archived, the one in flight at the crash too.
-    assert set(faults.sidecars()) == {*PLAIN, "crash"}
+    assert set(faults.sidecars()) == {*PLAIN, "crash", "bomb"}
     for key, car in faults.sidecars().items():
         assert car["title"] == f"Article {key}"
-    assert stats["archive/render/pages"] == len(PLAIN) + 1
+    assert stats["archive/render/pages"] == len(PLAIN) + 2
+
+
+def test_a_gzip_bomb_among_the_scripts_is_cut_and_chromium_stays_small(faults: Faults) -> None:
+    result = faults.result
+    assert result.exit_code == 0, result.stderr[-3000:]
+    assert "bomb" in faults.sidecars()  # the page itself is archived, its text extracted
+    cut = []
+    for path in (faults.store / "warc").rglob("*.warc.gz"):
+        with path.open("rb") as fh:
+            for rec in ArchiveIterator(fh):
+                uri = rec.rec_headers.get_header("WARC-Target-URI")
+                if uri == f"{BASE}/bomb.js" and rec.rec_type == "response":
+                    cut.append(rec.rec_headers.get_header("WARC-Truncated"))
+    assert cut == ["length"]
+    assert result.stats["archive/egress/truncated"] >= 1
+    print(f"Chromium's peak memory (PSS) during the crawl: {faults.peak_memory / 2**20:.0f} MiB")
+    assert 0 < faults.peak_memory < MEMORY_BOUND
+
+
+def test_failed_subresources_are_logged_and_counted_per_page(faults: Faults) -> None:
+    stats = faults.result.stats
+    # crash.png answered 404; the bomb script was cut (a broken response to the browser).
+    assert stats["archive/render/failed_resources"] >= 2
+    logged = faults.result.stderr
+    assert f"{BASE}/a/crash/: 1 subresources failed: {BASE}/crash.png (HTTP 404)" in logged
+    assert f"{BASE}/a/bomb/:" in logged and f"{BASE}/bomb.js" in logged
