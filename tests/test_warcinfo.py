@@ -63,6 +63,16 @@ def test_demo_store_records_name_their_files_warcinfo_and_none_predates_it(
     assert sum(check_file(path.read_bytes(), path.name) for path in paths) > len(paths)
 
 
+def test_the_warcinfo_names_the_text_mode_the_texts_were_made_with(demo_store: Path) -> None:
+    from warcio.archiveiterator import ArchiveIterator
+
+    for path in sorted(demo_store.glob("warc/**/*.warc.gz")):
+        with path.open("rb") as fh:
+            first = next(iter(ArchiveIterator(fh)))
+            assert first.rec_type == "warcinfo"
+            assert b"\r\ntext-mode: article\r\n" in first.content_stream().read(), path
+
+
 # -- rollover, with records dated before "now" --------------------------------------------------
 class FakeTime:
     def __init__(self) -> None:

@@ -66,6 +66,8 @@ class WarcConfig:
     operator: str
     robots_obey: bool
     settings_digest: str
+    # More warcinfo fields, in order (the crawl's text mode and extractor, …).
+    info: tuple[tuple[str, str], ...] = ()
 
 
 def lock_spool_dir(spool: Path, timeout: float = 2.0) -> IO[bytes]:
@@ -161,6 +163,7 @@ class CaptureSession:
         }
         if self.config.operator:
             fields["operator"] = self.config.operator
+        fields.update(self.config.info)
         return fields
 
     def recover(self, root: Path) -> int:

@@ -201,6 +201,9 @@ def warc_config(settings: Any) -> WarcConfig:
         operator=operator,
         robots_obey=setting_bool(settings, "ROBOTSTXT_OBEY"),
         settings_digest="sha256:" + hashlib.sha256(digest_src.encode()).hexdigest(),
+        # How the conversion records' text was made: a researcher reading the WARC alone can
+        # tell an article-mode text from a page-mode one.
+        info=(("text-mode", setting_choice(settings, "ARCHIVE_TEXT_MODE", TEXT_MODES)),),
     )
 
 
