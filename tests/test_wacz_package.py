@@ -27,6 +27,7 @@ from crawler.access.indexes import pages_jsonl, write_wacz
 from crawler.mirror.server import MirrorServer
 from tests.conftest import require_program, venv_program
 from tests.crawl_helper import CrawlResult, run_crawl
+from tests.test_replayweb import rwp  # noqa: F401  (the ReplayWeb.page fixture)
 
 SITE_DIR = Path(__file__).resolve().parent.parent / "crawler" / "mirror" / "sites" / "tdi"
 LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # the 30 bytes before a member's name
@@ -275,3 +276,72 @@ def test_second_crawl_package_passes_wacz_validate(two_crawls: tuple[Path, list[
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation succeeded" in proc.stdout
+
+
+# ------------------------------------------------------------------ replaying the second package
+
+
+def unchanged_article(store: Path, package: Path) -> tuple[str, str]:
+    """An article the second crawl wrote as a revisit: its URL and a sentence of its body."""
+    from tests.test_replayweb import Article, sentence
+
+    with zipfile.ZipFile(package) as zf:
+        found = [r for n in zf.namelist() if n.startswith("archive/") for r in records(zf.read(n))]
+    revisited = {
+        r.rec_headers.get_header("WARC-Target-URI") for r in found if r.rec_type == "revisit"
+    }
+    for sidecar in sorted((store / "text" / "tdi").rglob("*.json")):
+        meta = json.loads(sidecar.read_text())
+        if meta["url"] in revisited:
+            text = sidecar.with_suffix(".txt").read_text()
+            body = text.split("\n\n", 1)[1]
+            return meta["url"], sentence(Article(meta["url"], meta["title"], body))
+    raise AssertionError("no article of the second crawl is a revisit")
+
+
+@pytest.mark.slow
+def test_a_revisit_replays_from_the_second_package_alone_in_pywb(
+    two_crawls: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    from tests.test_render import wayback_server
+    from tests.test_replay import fetch
+
+    store, packages = two_crawls
+    second = packages[-1]
+    url, expect = unchanged_article(store, second)
+    # Only the second crawl's package: its WARCs and the originals it carries.
+    warcs = []
+    with zipfile.ZipFile(second) as zf:
+        for name in zf.namelist():
+            if name.startswith("archive/"):
+                warcs.append(tmp_path / Path(name).name)
+                warcs[-1].write_bytes(zf.read(name))
+    (tmp_path / "pywb").mkdir()
+    with wayback_server(warcs, tmp_path / "pywb") as base:
+        rows = [
+            json.loads(line)
+            for line in fetch(f"{base}/coll/cdx?url={url}&output=json").body.decode().splitlines()
+            if line.strip()
+        ]
+        [revisit] = [r for r in rows if r.get("mime") == "warc/revisit"]
+        reply = fetch(f"{base}/coll/{revisit['timestamp']}id_/{url}")
+    assert reply.status == 200
+    body = reply.body
+    if (reply.headers.get("Content-Encoding") or "").lower() == "gzip":
+        body = gzip.decompress(body)
+    # The archived page itself, resolved from the revisit to the original the package carries.
+    import html
+
+    page = html.unescape(re.sub(r"<[^>]+>", " ", body.decode("utf-8", "replace")))
+    assert " ".join(expect.split()) in " ".join(page.split())
+
+
+@pytest.mark.slow
+def test_a_revisit_replays_from_the_second_package_alone_in_replayweb(
+    two_crawls: tuple[Path, list[Path]], rwp: Any
+) -> None:
+    store, packages = two_crawls
+    second = packages[-1]
+    url, expect = unchanged_article(store, second)
+    text = rwp.replay_text(rwp.add(second), url, expect, timeout=45)
+    assert " ".join(expect.split()) in " ".join(text.split())
