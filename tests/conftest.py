@@ -283,3 +283,19 @@ def demo_all_store(demo_all_run: DemoRun) -> Path:
             pytrace=False,
         )
     return demo_all_run.store
+
+
+@pytest.fixture(scope="module")
+def rwp() -> Iterator[Any]:
+    """ReplayWeb.page served from loopback and driven in Debian's Chromium (tests/replayweb.py)."""
+    from tests.replayweb import app_dir, replayweb
+
+    app = require_program(
+        app_dir(), "ReplayWeb.page (npm replaywebpage)", "./scripts/bootstrap --test"
+    )
+    chromium = require_program(
+        CHROMIUM if CHROMIUM.exists() else None, "Chromium", "apt-get install chromium"
+    )
+    with replayweb(app, chromium) as server:
+        yield server
+    assert server.outside == [], "Chromium asked for something off loopback"

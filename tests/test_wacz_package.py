@@ -27,7 +27,6 @@ from crawler.access.indexes import pages_jsonl, write_wacz
 from crawler.mirror.server import MirrorServer
 from tests.conftest import require_program, venv_program
 from tests.crawl_helper import CrawlResult, run_crawl
-from tests.test_replayweb import rwp  # noqa: F401  (the ReplayWeb.page fixture)
 
 SITE_DIR = Path(__file__).resolve().parent.parent / "crawler" / "mirror" / "sites" / "tdi"
 LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # the 30 bytes before a member's name
