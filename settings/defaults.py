@@ -138,13 +138,16 @@ ARCHIVE_RENDER_CONTEXT_PAGES = 100
 # Resource types the browser does not fetch, comma-separated (Playwright's names: image, media,
 # font, stylesheet, script, xhr, fetch, ...). PLAYWRIGHT_ABORT_REQUEST is honoured as well.
 ARCHIVE_RENDER_BLOCK = "media"
-# Response bodies larger than this (bytes) are not kept: the record is marked WARC-Truncated.
+# The browser's egress proxy cuts a response body past this many bytes, on the wire or once its
+# gzip/deflate/br coding is undone (a decompression bomb never reaches Chromium whole): what came
+# is archived, marked WARC-Truncated: length, and counted (archive/egress/truncated).
 ARCHIVE_RENDER_MAX_BODY = 8 * 1024 * 1024
 # Also archive a full-page PNG screenshot of each rendered page (a resource record).
 ARCHIVE_RENDER_SCREENSHOT = False
-# Base64 SHA-256 SPKI hashes (comma-separated) of certificates Chromium accepts from an unknown
-# CA: only for the loopback mirror (tests, demo), refused unless ARCHIVE_PROXY is on loopback.
-# Certificate errors are never ignored otherwise.
+# Base64 SHA-256 SPKI hashes (comma-separated) of the only certificates the browser's egress
+# proxy accepts upstream instead of the system's CAs: only for the loopback mirror (tests, demo),
+# refused unless ARCHIVE_PROXY is on loopback. Certificate errors are never ignored otherwise
+# (Chromium itself trusts only its crawl's egress proxy).
 ARCHIVE_RENDER_TRUSTED_SPKI = ""
 # Seconds the browser may take to solve a site's cookie challenge (crawler/fetch/challenge.py).
 ARCHIVE_CHALLENGE_TIMEOUT = 20
