@@ -235,7 +235,8 @@ def test_a_gzip_bomb_among_the_scripts_is_cut_and_chromium_stays_small(faults: F
                 uri = rec.rec_headers.get_header("WARC-Target-URI")
                 if uri == f"{BASE}/bomb.js" and rec.rec_type == "response":
                     cut.append(rec.rec_headers.get_header("WARC-Truncated"))
-    assert cut == ["length"]
+    # Once, or again when the killed browser's page is rendered anew: each time cut, marked.
+    assert cut and set(cut) == {"length"}
     assert result.stats["archive/egress/truncated"] >= 1
     print(f"Chromium's peak memory (PSS) during the crawl: {faults.peak_memory / 2**20:.0f} MiB")
     assert 0 < faults.peak_memory < MEMORY_BOUND
