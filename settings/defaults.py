@@ -194,8 +194,13 @@ ARCHIVE_SCHEDULE_TIMEZONE = "UTC"
 # when its newest article is older than this: 90m, 12h, 2d, 1w. Per site in ARCHIVE_SCHEDULE or
 # the schedule file ("stale_after").
 ARCHIVE_STATUS_STALE_AFTER = "2d"
-# Seconds between the daemon's staleness checks (each stale site is logged as an ERROR).
+# Seconds between the daemon's staleness checks (each stale site is logged as an ERROR). The
+# daemon records a heartbeat in the catalog at each; `status --check` fails when a daemon's is
+# older than three intervals (plus a minute).
 ARCHIVE_STATUS_CHECK_INTERVAL = 600
+# `status --check` fails for a site whose latest this many runs all failed (also an ERROR in the
+# daemon's checks). A site that never archived an article fails at its first failed run.
+ARCHIVE_STATUS_MAX_FAILED_RUNS = 3
 # Prometheus metrics from the daemon on this port (0 = off), on this address.
 ARCHIVE_METRICS_PORT = 0
 ARCHIVE_METRICS_ADDRESS = "127.0.0.1"

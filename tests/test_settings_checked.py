@@ -116,6 +116,7 @@ BAD: dict[str, Bad] = {
     "ARCHIVE_SCHEDULE_TIMEZONE": Bad("Mars/Olympus", r"IANA time zone name", OPERATOR),
     "ARCHIVE_STATUS_STALE_AFTER": Bad("stale", DURATION, OPERATOR),
     "ARCHIVE_STATUS_CHECK_INTERVAL": Bad("0", r"more than 0 seconds", OPERATOR),
+    "ARCHIVE_STATUS_MAX_FAILED_RUNS": Bad("0", r"must be at least 1", OPERATOR),
     "ARCHIVE_METRICS_PORT": Bad("http", WHOLE, OPERATOR),
     "ARCHIVE_METRICS_ADDRESS": Bad("nowhere", r"an IP address to listen on", OPERATOR),
 }

@@ -87,19 +87,125 @@ def test_per_site_thresholds(tmp_path: Path) -> None:
     assert main(status(store, "--check", "--quiet", "-s", f"ARCHIVE_SCHEDULE={per_site}")) == 0
 
 
-def test_a_site_without_articles_is_stale_only_once_its_first_run_is_old(tmp_path: Path) -> None:
+def test_a_site_that_only_failed_fails_the_check_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = tmp_path / "store"
-    fill(store, {}, {"president": "failed"})  # ran 30 minutes ago, archived nothing
+    fill(store, {"tdi": timedelta(hours=1)}, {"tdi": "ok", "president": "failed"})
+    # Its first run is 30 minutes old, far within the threshold: failing all the same.
+    assert main(status(store, "--check", "-s", "ARCHIVE_STATUS_STALE_AFTER=1d")) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        "site president has archived no article and its last run failed: discovered no article"
+    ]
+
+
+def test_a_site_without_articles_after_a_good_run_is_stale_once_its_first_run_is_old(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "store"
+    fill(store, {}, {"president": "ok"})  # ran 30 minutes ago, archived nothing, no failure
     assert main(status(store, "--check", "-s", "ARCHIVE_STATUS_STALE_AFTER=1h")) == 0
     assert main(status(store, "--check", "-s", "ARCHIVE_STATUS_STALE_AFTER=10m")) == 1
 
 
-def test_nothing_has_run_yet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def add_runs(store: Path, site: str, results: list[str]) -> None:
+    """Runs of ``site``, oldest first, an hour apart, the newest ten minutes ago."""
+    now = datetime.now(UTC)
+    catalog = Catalog(sqlite_url(store / ".catalog.sqlite"))
+    try:
+        for n, result in enumerate(reversed(results)):
+            started = now - timedelta(minutes=10 + 60 * n)
+            catalog.finish_run(
+                Run(
+                    crawl_id=f"{site}-run-{n}",
+                    site=site,
+                    trigger="schedule",
+                    started=iso(started),
+                    finished=iso(started + timedelta(minutes=2)),
+                    result=result,
+                    exit_code=0 if result == "ok" else 1,
+                    failure=None if result == "ok" else f"TLS error ({n})",
+                )
+            )
+    finally:
+        catalog.close()
+
+
+def test_a_site_whose_latest_runs_all_failed_fails_the_check(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    fill(store, {"tdi": timedelta(hours=1)})  # fresh articles from before
+    add_runs(store, "tdi", ["ok", "failed", "timeout"])
+    assert main(status(store, "--check")) == 0  # two in a row: not yet (default 3)
+    add_runs(store, "tdi", ["ok", "failed", "timeout", "failed"])
+    capsys.readouterr()
+    caplog.clear()
+    assert main(status(store, "--check")) == 1
+    assert "FAILING" in capsys.readouterr().out
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        "site tdi: its last 3 runs failed (ARCHIVE_STATUS_MAX_FAILED_RUNS 3); latest: TLS error (0)"
+    ]
+    assert main(status(store, "--check", "-s", "ARCHIVE_STATUS_MAX_FAILED_RUNS=4")) == 0
+
+
+def test_a_dead_daemon_fails_the_check_and_a_live_or_retired_one_does_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = tmp_path / "store"
+    fill(store, {"tdi": timedelta(hours=1)}, {"tdi": "ok"})
+    catalog = Catalog(sqlite_url(store / ".catalog.sqlite"))
+    now = datetime.now(UTC)
+    try:
+        catalog.beat("worker-a", now - timedelta(minutes=2))
+        catalog.beat("worker-old", now - timedelta(days=30))  # retired long ago
+        assert main(status(store, "--check")) == 0
+        catalog.beat("worker-a", now - timedelta(minutes=45))  # three 10-minute checks missed
+        assert main(status(store, "--check")) == 1
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert errors == [
+            "the daemon on worker-a last checked in 45m ago (it checks in every 10m): "
+            "is it running?"
+        ]
+        # A slower check interval is configured: 45 minutes is within three of them.
+        assert main(status(store, "--check", "-s", "ARCHIVE_STATUS_CHECK_INTERVAL=1200")) == 0
+    finally:
+        catalog.close()
+
+
+def test_the_daemon_records_its_heartbeat_at_each_check(tmp_path: Path) -> None:
+    from crawler.ops.daemon import Daemon
+    from crawler.ops.schedule import ScheduleConfig
+    from crawler.ops.status import read_catalog, record_heartbeat
+
+    url = sqlite_url(tmp_path / "catalog.sqlite")
+    beats: list[int] = []
+
+    def heartbeat() -> None:
+        beats.append(1)
+        record_heartbeat(url, "this-host")
+
+    daemon = Daemon(ScheduleConfig(sites=()), lambda *a, **k: None, heartbeat=heartbeat)  # type: ignore[arg-type]
+    daemon.check_status()
+    assert beats == [1]
+    assert set(read_catalog(url).beats) == {"this-host"}
+
+
+def test_a_store_with_no_catalog_fails_the_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wrong --store (or nothing run yet) is no green "never run"."""
     store = tmp_path / "never"
-    assert main(status(store, "--check")) == 0
+    assert main(status(store, "--check")) == 1
     out = capsys.readouterr().out
-    assert "never run" in out
+    assert f"no catalog at sqlite:///{store}/.catalog.sqlite" in out
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].startswith(f"no catalog at sqlite:///{store}/")
     assert not store.exists(), "status must not create the store or its catalog"
+    # Without --check: the table and the line, exit 0.
+    assert main(status(store)) == 0
 
 
 def test_json_shows_last_run_next_run_freshness_and_backlog(

@@ -112,6 +112,9 @@ runs = Table(  # job history: one row per crawl started by the daemon or `newsar
 )
 Index("ix_runs_site_started", runs.c.site, runs.c.started)
 
+HEARTBEAT_PREFIX = "heartbeat:"  # catalog_info names of the daemons' heartbeats
+FAILED_RESULTS = ("failed", "timeout", "killed")  # run results that count as failures
+
 catalog_info = Table(
     "catalog_info",
     metadata,
@@ -512,6 +515,43 @@ class Catalog:
             for row in conn.execute(query.order_by(runs.c.crawl_id)).mappings():
                 found[row["site"]] = _row(Run, row)
         return found
+
+    def failed_streaks(self, limit: int) -> dict[str, tuple[int, str | None]]:
+        """Per site, how many of its latest runs failed in a row (up to ``limit``), and the
+        newest failure's reason. A run still going is no failure and ends no streak."""
+        found: dict[str, tuple[int, str | None]] = {}
+        with self.engine.connect() as conn:
+            sites = list(conn.execute(select(runs.c.site).distinct()).scalars())
+        for site in sites:
+            streak, reason = 0, None
+            for run in self.runs(site, limit=limit + 1):
+                if run.result == "running":
+                    continue
+                if run.result not in FAILED_RESULTS:
+                    break
+                streak += 1
+                reason = reason or run.failure or run.result
+            found[site] = (streak, reason)
+        return found
+
+    def beat(self, name: str, when: datetime) -> None:
+        """A daemon's heartbeat (``name``: its host): the time it last checked in."""
+        key, value = f"{HEARTBEAT_PREFIX}{name}"[:64], iso(when)
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(catalog_info).where(catalog_info.c.name == key).values(value=value)
+            ).rowcount
+            if not done:
+                conn.execute(insert(catalog_info).values(name=key, value=value))
+
+    def heartbeats(self) -> dict[str, str]:
+        """Every daemon's last heartbeat, by host."""
+        query = select(catalog_info).where(catalog_info.c.name.startswith(HEARTBEAT_PREFIX))
+        with self.engine.connect() as conn:
+            return {
+                row["name"].removeprefix(HEARTBEAT_PREFIX): row["value"]
+                for row in conn.execute(query).mappings()
+            }
 
     def first_runs(self) -> dict[str, str]:
         """Per site, when its first recorded run started."""

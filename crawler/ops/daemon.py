@@ -10,8 +10,10 @@ WARCs and uploads), a kill only after the grace period; exit 0.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -78,12 +80,14 @@ class Daemon:
         crawl_settings: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
         status: Callable[[], Status] | None = None,
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.run_crawl = run_crawl
         self.crawl_settings = dict(crawl_settings or {})
         self.metrics = metrics
         self.status = status
+        self.heartbeat = heartbeat
         self.stopping = threading.Event()
         self.outcomes: list[CrawlOutcome] = []
         self._running: dict[str, str] = {}  # site -> kind of the crawl running
@@ -215,23 +219,31 @@ class Daemon:
             )
 
     def check_status(self) -> None:
-        """Log each stale site at ERROR (again every hour while it stays stale)."""
+        """Record the daemon's heartbeat; log each site's problem (stale, failing) at ERROR,
+        again every hour while it lasts."""
+        if self.heartbeat is not None:
+            try:
+                self.heartbeat()
+            except Exception:  # a catalog outage must not stop the checks or the daemon
+                logger.exception("recording the daemon's heartbeat failed")
         if self.status is None:
             return
         try:
             status = self.status()
-        except Exception:  # a catalog outage must not stop the checks or the daemon
+        except Exception:
             logger.exception("status check failed")
             return
         now = time.monotonic()
         for site in status.sites:
-            if not site.stale:
+            problems = site.problems(status.checked)
+            if not problems:
                 self._stale_logged.pop(site.site, None)
                 continue
             last = self._stale_logged.get(site.site)
             if last is None or now - last >= STALE_REPEAT:
                 self._stale_logged[site.site] = now
-                logger.error("%s", site.problem(status.checked), extra={"site": site.site})
+                for problem in problems:
+                    logger.error("%s", problem, extra={"site": site.site})
 
     # ---------------------------------------------------------------- running
 
@@ -297,7 +309,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from crawler.ops.common import command_settings, spider_names
     from crawler.ops.jobs import locations
     from crawler.ops.schedule import ScheduleError
-    from crawler.ops.status import collect_status
+    from crawler.ops.status import collect_status, record_heartbeat
     from crawler.store.base import StoreError
 
     try:
@@ -320,14 +332,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
         if unknown:
             print(f"error: unknown site(s) {', '.join(unknown)}", file=sys.stderr)
             return EXIT_USAGE
-        config = ScheduleConfig(
-            sites=tuple(s for s in config.sites if s.site in ns.sites),
-            timezone=config.timezone,
-            grace=config.grace,
-            misfire_grace=config.misfire_grace,
-            max_running=config.max_running,
-            check_interval=config.check_interval,
-            source=config.source,
+        config = dataclasses.replace(
+            config, sites=tuple(s for s in config.sites if s.site in ns.sites)
         )
     if ns.dry_run:
         print(format_plan(config))
@@ -335,6 +341,10 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
     def status() -> Status:
         return collect_status(config, where.catalog_url, where.spool)
+
+    def heartbeat() -> None:
+        if where.catalog_url:
+            record_heartbeat(where.catalog_url, socket.gethostname())
 
     metrics = Metrics(status)
     if port:
@@ -359,6 +369,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
             crawl_settings=overrides,
             metrics=metrics,
             status=status,
+            heartbeat=heartbeat,
         )
         if ns.now:
             daemon.run_now()

@@ -128,6 +128,7 @@ class ScheduleConfig:
     max_running: int = 2
     check_interval: float = 600.0
     source: str = "settings"
+    max_failed_runs: int = 3
 
     @classmethod
     def from_settings(
@@ -163,6 +164,9 @@ class ScheduleConfig:
         )
         check_interval = _more_than_zero(
             settings.get("ARCHIVE_STATUS_CHECK_INTERVAL", 600), "ARCHIVE_STATUS_CHECK_INTERVAL"
+        )
+        max_failed_runs = _positive_int(
+            settings.get("ARCHIVE_STATUS_MAX_FAILED_RUNS", 3), "ARCHIVE_STATUS_MAX_FAILED_RUNS"
         )
         per_site = _per_site_setting(settings.get("ARCHIVE_SCHEDULE"), sites)
         for site, entry in per_site.items():  # checked before the file can override it
@@ -202,6 +206,7 @@ class ScheduleConfig:
             max_running=max_running,
             check_interval=check_interval,
             source=source,
+            max_failed_runs=max_failed_runs,
         )
 
     def site(self, name: str) -> SiteSchedule:

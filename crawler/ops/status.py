@@ -1,9 +1,13 @@
-"""What ran, what runs next, what is stale: ``newsarchive status`` and the daemon's checks.
+"""What ran, what runs next, what is wrong: ``newsarchive status`` and the daemon's checks.
 
 Freshness is the time since a site's newest article was first captured (the catalog). A site
 is stale when that exceeds its threshold (``stale_after``); a site with no article at all is
-stale once its first recorded run is older than the threshold. Never-run and disabled sites are
-not alerts.
+stale once its first recorded run is older than the threshold. A site is failing when its
+latest ``ARCHIVE_STATUS_MAX_FAILED_RUNS`` runs all failed, or at once when its last run failed
+and it never archived an article. Beyond the sites: no catalog where the configuration says
+(the store is elsewhere, or nothing ran), and a daemon whose heartbeat in the catalog is older
+than three check intervals. ``status --check`` exits 1 on any of them; never-run and disabled
+sites are no alerts by themselves.
 """
 
 from __future__ import annotations
@@ -46,9 +50,36 @@ class SiteStatus:
     newest_article: datetime | None = None
     first_run: datetime | None = None
     stale: bool = False
+    failed_in_a_row: int = 0
+    last_failure: str | None = None
+    max_failed_runs: int = 3
 
     def freshness(self, now: datetime) -> timedelta | None:
         return None if self.newest_article is None else now - self.newest_article
+
+    @property
+    def failing(self) -> bool:
+        if not self.enabled or self.failed_in_a_row == 0:
+            return False
+        return self.failed_in_a_row >= self.max_failed_runs or self.newest_article is None
+
+    def problems(self, now: datetime) -> list[str]:
+        """What is wrong with the site (empty when nothing is)."""
+        found = []
+        if self.stale:
+            found.append(str(self.problem(now)))
+        if self.failing:
+            why = self.last_failure or "failed"
+            if self.newest_article is None:
+                found.append(
+                    f"site {self.site} has archived no article and its last run failed: {why}"
+                )
+            else:
+                found.append(
+                    f"site {self.site}: its last {self.failed_in_a_row} runs failed "
+                    f"(ARCHIVE_STATUS_MAX_FAILED_RUNS {self.max_failed_runs}); latest: {why}"
+                )
+        return found
 
     @property
     def running(self) -> bool:
@@ -97,6 +128,9 @@ class SiteStatus:
             "freshness_s": None if age is None else round(age.total_seconds()),
             "stale_after_s": round(self.stale_after.total_seconds()),
             "stale": self.stale,
+            "failed_in_a_row": self.failed_in_a_row,
+            "failing": self.failing,
+            "problems": self.problems(now),
         }
 
 
@@ -109,10 +143,44 @@ class Status:
     spool: str = ""
     catalog: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    catalog_found: bool = True
+    daemons: tuple[tuple[str, datetime], ...] = ()  # (host, last heartbeat)
+    check_interval: timedelta = timedelta(minutes=10)  # how often a daemon checks in
+
+    @property
+    def daemon_max_age(self) -> timedelta:
+        """A daemon is overdue after three missed check-ins (and a minute's slack)."""
+        return 3 * self.check_interval + timedelta(minutes=1)
 
     @property
     def stale(self) -> list[SiteStatus]:
         return [s for s in self.sites if s.stale]
+
+    def dead_daemons(self) -> list[tuple[str, timedelta]]:
+        """Daemons whose heartbeat is overdue (those silent for a week count as retired)."""
+        out = []
+        for host, beat in self.daemons:
+            age = self.checked - beat
+            if self.daemon_max_age < age < RETIRED:
+                out.append((host, age))
+        return out
+
+    def problems(self) -> list[str]:
+        """Everything ``status --check`` fails on, one line each."""
+        found = []
+        if not self.catalog_found:
+            found.append(
+                f"no catalog at {self.catalog}: nothing has run with this store and catalog, "
+                "or they are elsewhere (--store, ARCHIVE_STORE_URI, ARCHIVE_CATALOG_URL)"
+            )
+        for host, age in self.dead_daemons():
+            found.append(
+                f"the daemon on {host} last checked in {ago(age)} "
+                f"(it checks in every {span(self.check_interval)}): is it running?"
+            )
+        for site in self.sites:
+            found.extend(site.problems(self.checked))
+        return found
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -125,6 +193,9 @@ class Status:
                 "spool": self.spool,
             },
             "stale": [s.site for s in self.stale],
+            "failing": [s.site for s in self.sites if s.failing],
+            "daemons": {host: beat.isoformat() for host, beat in self.daemons},
+            "problems": self.problems(),
             "notes": list(self.notes),
         }
 
@@ -135,18 +206,46 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def read_catalog(url: str | None) -> tuple[dict[str, Run], dict[str, str], dict[str, str]]:
-    """(last run, first run start, newest article) per site; empty when there is no catalog.
+RETIRED = timedelta(days=7)  # a daemon silent this long is taken as retired, not dead
 
-    A SQLite catalog that does not exist yet is not created: nothing has run.
+
+@dataclass(frozen=True, slots=True)
+class CatalogFacts:
+    last: dict[str, Run] = field(default_factory=dict)
+    first: dict[str, str] = field(default_factory=dict)
+    newest: dict[str, str] = field(default_factory=dict)
+    streaks: dict[str, tuple[int, str | None]] = field(default_factory=dict)
+    beats: dict[str, str] = field(default_factory=dict)
+    found: bool = True
+
+
+def read_catalog(url: str | None, max_failed_runs: int = 3) -> CatalogFacts:
+    """What the catalog says per site, and the daemons' heartbeats.
+
+    A SQLite catalog that does not exist is not created: ``found`` is False.
     """
     if url is None:
-        return {}, {}, {}
+        return CatalogFacts()
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return {}, {}, {}
+        return CatalogFacts(found=False)
     catalog = Catalog(url)
     try:
-        return catalog.last_runs(), catalog.first_runs(), catalog.newest_articles()
+        return CatalogFacts(
+            last=catalog.last_runs(),
+            first=catalog.first_runs(),
+            newest=catalog.newest_articles(),
+            streaks=catalog.failed_streaks(max_failed_runs),
+            beats=catalog.heartbeats(),
+        )
+    finally:
+        catalog.close()
+
+
+def record_heartbeat(url: str, host: str) -> None:
+    """The daemon checks in (each status check): ``status --check`` sees it alive."""
+    catalog = Catalog(url)
+    try:
+        catalog.beat(host, datetime.now(UTC))
     finally:
         catalog.close()
 
@@ -175,7 +274,8 @@ def collect_status(
 ) -> Status:
     """Every site's status (reads the catalog and the spool; raises SQLAlchemyError)."""
     now = now or datetime.now(UTC)
-    last, first, newest = read_catalog(catalog_url)
+    facts = read_catalog(catalog_url, config.max_failed_runs)
+    last, first, newest = facts.last, facts.first, facts.newest
     sites = []
     for schedule in config.sites:
         upcoming = schedule.next_run(now, config.timezone) if schedule.enabled else None
@@ -198,6 +298,9 @@ def collect_status(
                 newest_article=newest_at,
                 first_run=first_at,
                 stale=stale,
+                failed_in_a_row=facts.streaks.get(schedule.site, (0, None))[0],
+                last_failure=facts.streaks.get(schedule.site, (0, None))[1],
+                max_failed_runs=config.max_failed_runs,
             )
         )
     objects, size = upload_backlog(spool)
@@ -208,7 +311,14 @@ def collect_status(
         backlog_bytes=size,
         spool=str(spool),
         catalog=_safe_url(catalog_url),
+        catalog_found=facts.found,
+        daemons=tuple((host, _parse_beat(beat)) for host, beat in sorted(facts.beats.items())),
+        check_interval=timedelta(seconds=config.check_interval),
     )
+
+
+def _parse_beat(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def _safe_url(url: str | None) -> str | None:
@@ -243,7 +353,9 @@ def format_status(status: Status) -> str:
             else ("disabled" if not s.enabled else "-")
         )
         age = s.freshness(now)
-        if s.stale:
+        if s.failing:
+            state = "FAILING"
+        elif s.stale:
             state = "STALE"
         elif not s.enabled:
             state = "disabled"
@@ -270,6 +382,10 @@ def format_status(status: Status) -> str:
         f"in {status.spool}"
     )
     lines.append(f"catalog: {status.catalog or 'off'}")
+    for host, beat in status.daemons:
+        lines.append(f"daemon on {host}: last checked in {ago(now - beat)}")
+    if not status.catalog_found:
+        lines.append(f"no catalog at {status.catalog}: nothing has run with this store yet")
     return "\n".join(lines)
 
 
@@ -280,9 +396,12 @@ def add_status_command(sub: Any, settings_option: Any) -> None:
         description="Per site: the last run (when, result, new articles), the next run from "
         "the schedule, the time since the newest article (freshness) and the upload backlog. "
         "A site with no new article for longer than its threshold (ARCHIVE_STATUS_STALE_AFTER, "
-        "or stale_after in the schedule) is stale: an ERROR line, and with --check exit 1.",
+        "or stale_after in the schedule) is stale; a site whose latest runs failed "
+        "(ARCHIVE_STATUS_MAX_FAILED_RUNS, or its only run when it never archived anything) is "
+        "failing; a daemon whose heartbeat is overdue, or no catalog where the configuration "
+        "points, is a problem too: an ERROR line each, and with --check exit 1.",
         epilog="examples:\n  newsarchive status\n  newsarchive status --json\n"
-        "  newsarchive status --check --quiet      exit 1 if a site is stale (monitors)\n"
+        "  newsarchive status --check --quiet      exit 1 on any problem (monitors)\n"
         "  newsarchive status --metrics > /var/lib/node_exporter/newsarchive.prom",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -292,7 +411,11 @@ def add_status_command(sub: Any, settings_option: Any) -> None:
     status.add_argument(
         "--metrics", action="store_true", help="Prometheus text format (freshness, staleness)"
     )
-    status.add_argument("--check", action="store_true", help="exit 1 if any site is stale")
+    status.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 on any problem: a site stale or failing, no catalog, a daemon not alive",
+    )
     status.add_argument("--quiet", action="store_true", help="print only problems")
     settings_option(status, "Scrapy or ARCHIVE_* setting")
     status.set_defaults(func=cmd_status)
@@ -318,15 +441,16 @@ def cmd_status(ns: argparse.Namespace) -> int:
     except SQLAlchemyError as exc:
         print(f"error: catalog {_safe_url(where.catalog_url)} unreadable: {exc}", file=sys.stderr)
         return EXIT_STALE
-    for site in status.stale:
-        logger.error("%s", site.problem(status.checked), extra={"site": site.site})
+    problems = status.problems()
+    for problem in problems:
+        logger.error("%s", problem)
     if ns.metrics:
         sys.stdout.write(render_status(status))
     elif ns.json:
         print(json.dumps(status.as_json(), indent=2))
     elif not ns.quiet:
         print(format_status(status))
-    return EXIT_STALE if ns.check and status.stale else EXIT_OK
+    return EXIT_STALE if ns.check and problems else EXIT_OK
 
 
 def _sites() -> list[str]:
@@ -384,15 +508,30 @@ def status_metrics(status: Status) -> Iterator[GaugeMetricFamily]:
     threshold = GaugeMetricFamily(
         "newsarchive_site_stale_after_seconds", "The site's staleness threshold", labels=["site"]
     )
+    failing = GaugeMetricFamily(
+        "newsarchive_site_failed_runs_in_a_row",
+        "How many of the site's latest runs failed in a row",
+        labels=["site"],
+    )
     for site in status.sites:
         age = site.freshness(status.checked)
         if age is not None:
             fresh.add_metric([site.site], age.total_seconds())
         stale.add_metric([site.site], 1 if site.stale else 0)
         threshold.add_metric([site.site], site.stale_after.total_seconds())
+        failing.add_metric([site.site], site.failed_in_a_row)
     yield fresh
     yield stale
     yield threshold
+    yield failing
+    beats = GaugeMetricFamily(
+        "newsarchive_daemon_heartbeat_age_seconds",
+        "Seconds since each daemon last checked in",
+        labels=["host"],
+    )
+    for host, beat in status.daemons:
+        beats.add_metric([host], (status.checked - beat).total_seconds())
+    yield beats
     backlog = GaugeMetricFamily(
         "newsarchive_upload_backlog_objects", "Objects waiting in the spool for the store"
     )
