@@ -276,15 +276,15 @@ def newsarchive(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     [
         (
             "ARCHIVE_TEXT_WORKERS=zero",
-            "error: tdi: ARCHIVE_TEXT_WORKERS must be a whole number, got 'zero'",
+            "error: ARCHIVE_TEXT_WORKERS must be a whole number, got 'zero'",
         ),
         (
             "ARCHIVE_REVISION_AGES=1hour",
-            "error: tdi: ARCHIVE_REVISION_AGES: '1hour' is not a duration like 90m, 1h, 1d or 7d",
+            "error: ARCHIVE_REVISION_AGES: '1hour' is not a duration like 90m, 1h, 1d or 7d",
         ),
         (
             "ARCHIVE_TEXT_MOD=page",
-            "error: tdi: ARCHIVE_TEXT_MOD is not a newsarchive setting "
+            "error: ARCHIVE_TEXT_MOD is not a newsarchive setting "
             "(did you mean ARCHIVE_TEXT_MODE?)",
         ),
     ],
@@ -301,6 +301,82 @@ def test_a_crawl_with_a_bad_setting_exits_2_with_one_line(
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines() == [expected]
     assert not (store / "warc").exists() and not (store / "reports").exists()
+
+
+def crawl_all(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> list[str]:
+    """``newsarchive crawl --all`` in this process: (its exit code checked) its error lines."""
+    from crawler.ops.cli import main
+
+    store = tmp_path / "store"
+    given = " ".join(args)
+    # --store and --proxy win over -s: left out when the setting under test is theirs.
+    where = [] if "ARCHIVE_STORE_URI=" in given else ["--store", str(store)]
+    proxy = [] if "ARCHIVE_PROXY=" in given else ["--proxy", "http://127.0.0.1:9"]
+    code = main(["crawl", "--all", *where, *proxy, *args])
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    assert "crawling" not in out, "a site started"
+    assert not (store / "warc").exists() and not (store / "reports").exists()
+    return err.splitlines()
+
+
+@pytest.mark.parametrize("name", sorted(n for n, b in BAD.items() if b.checker == CRAWL))
+def test_a_bad_value_stops_crawl_all_before_any_site_with_one_line(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value = bad_value(name, tmp_path)
+    [line] = crawl_all(tmp_path, capsys, "-s", f"{name}={value}")
+    assert line.startswith("error: ")
+    assert_clear(line, name, value)
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_a_misspelt_name_stops_crawl_all_before_any_site_with_a_suggestion(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = name[:-1] if not name.endswith("S") else name[:-1] + "Z"
+    typo = typo if typo not in BAD else name + "S"
+    default = getattr(defaults, name)
+    [line] = crawl_all(tmp_path, capsys, "-s", f"{typo}={default}")
+    assert line == (f"error: {typo} is not a newsarchive setting (did you mean {name}?)"), line
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        ("max_article=3", "unknown spider argument 'max_article' (did you mean max_articles?)"),
+        ("sinse=2025-01-01", "unknown spider argument 'sinse' (did you mean since?)"),
+        ("since=yesterday", "since must be a date"),
+        ("max_articles=0", "max_articles must be a positive integer"),
+        ("refresh=maybe", "refresh must be true or false"),
+    ],
+)
+def test_a_bad_spider_argument_stops_crawl_all_before_any_site(
+    arg: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [line] = crawl_all(tmp_path, capsys, "-a", arg)
+    assert line.startswith("error: -a: ") and message in line, line
+
+
+def test_a_bad_spider_argument_in_the_schedule_file_stops_the_daemon(tmp_path: Path) -> None:
+    schedule = tmp_path / "schedule.toml"
+    schedule.write_text('[sites.tdi]\ncrawl = "0 * * * *"\nargs = { max_article = "3" }\n')
+    proc = newsarchive(
+        tmp_path, "run", "--dry-run", "--store", str(tmp_path / "store"),
+        "--schedule", str(schedule),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"error: {schedule}: site tdi: args: unknown spider argument 'max_article' (did you "
+        "mean max_articles?); the arguments are max_articles, since, until, refresh"
+    ]
+
+
+def test_the_time_limit_is_a_duration_as_in_the_schedule_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [line] = crawl_all(tmp_path, capsys, "--time-limit", "2 hours")
+    assert line == "error: --time-limit: '2 hours' is not a duration like 3600, 90m, 12h, 2d or 1w"
 
 
 def test_the_daemon_with_a_bad_setting_exits_2_with_one_line(tmp_path: Path) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 import struct
 import xml.sax
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -67,6 +69,21 @@ class CrawlArgs:
     since: datetime | None = None
     until: datetime | None = None
     refresh: bool = False
+
+    NAMES: ClassVar[tuple[str, ...]] = ("max_articles", "since", "until", "refresh")
+
+    @classmethod
+    def check(cls, args: Mapping[str, object]) -> CrawlArgs:
+        """Parse ``-a`` arguments by name: an unknown name is an error that suggests one."""
+        for name in args:
+            if name not in cls.NAMES:
+                close = difflib.get_close_matches(name, cls.NAMES, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ValueError(
+                    f"unknown spider argument {name!r}{hint}; "
+                    f"the arguments are {', '.join(cls.NAMES)}"
+                )
+        return cls.parse(**args)
 
     @classmethod
     def parse(
@@ -269,6 +286,9 @@ class NewsSpider(scrapy.Spider):
         refresh: object = None,
         **kwargs: Any,
     ) -> None:
+        # A misspelt argument (-a max_article=3) would otherwise be set as an attribute and
+        # ignored: an error naming the arguments there are.
+        CrawlArgs.check({k: None for k in kwargs if not hasattr(type(self), k)})
         super().__init__(name, **kwargs)
         self.args = CrawlArgs.parse(
             max_articles=max_articles, since=since, until=until, refresh=refresh

@@ -18,6 +18,7 @@ from crawler.constants import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from crawler.crawl.runner import crawl_failed
 from crawler.ops.common import archive_settings, settings_option, spider_names
 from crawler.options import parse_pairs
+from crawler.util import parse_duration
 
 if TYPE_CHECKING:
     from crawler.ops.jobs import RunRecorder
@@ -195,15 +196,49 @@ def cmd_crawl(ns: argparse.Namespace) -> int:
     settings = parse_pairs(ns.settings, "-s")
     if ns.proxy:
         settings["ARCHIVE_PROXY"] = ns.proxy
+    spider_args = parse_pairs(ns.args, "-a")
+    # Every input checked once, before the first site starts (not once per site process).
+    errors = _crawl_input_errors(settings, ns.store, spider_args)
+    time_limit = None
+    if ns.time_limit is not None:
+        try:
+            seconds = parse_duration(ns.time_limit, "--time-limit").total_seconds()
+        except ValueError as exc:
+            errors.append(str(exc))
+        else:
+            time_limit = seconds or None  # 0: no limit
+    if errors:
+        for error in errors:
+            print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     code, _ = run_sites(
         sites,
         store=ns.store,
         settings=settings,
-        spider_args=parse_pairs(ns.args, "-a"),
+        spider_args=spider_args,
         jobs=ns.jobs,
-        time_limit=ns.time_limit,
+        time_limit=time_limit,
     )
     return code
+
+
+def _crawl_input_errors(
+    settings: dict[str, str], store: str | None, spider_args: dict[str, str]
+) -> list[str]:
+    """The settings (names and values, the store's and catalog's URLs) and the spider
+    arguments of a crawl, as each site's process would check them; one sentence each."""
+    from crawler.crawl.config import check_settings
+    from crawler.crawl.spider import CrawlArgs
+
+    overrides = dict(settings)
+    if store:
+        overrides["ARCHIVE_STORE_URI"] = store
+    errors = check_settings(archive_settings([f"{k}={v}" for k, v in overrides.items()]))
+    try:
+        CrawlArgs.check(spider_args)
+    except ValueError as exc:
+        errors.append(f"-a: {exc}")
+    return errors
 
 
 def spider_resolver() -> Callable[[str], list[tuple[str, str]]] | None:
@@ -409,10 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("--proxy", default=None, help="send every request through this proxy")
     crawl.add_argument(
         "--time-limit",
-        type=float,
         default=None,
-        metavar="SECONDS",
-        help="stop a site's crawl after this long (SIGTERM; killed after ARCHIVE_SCHEDULE_GRACE)",
+        metavar="DURATION",
+        help="stop a site's crawl after this long: 3600, 90m, 2h (as in the schedule file; "
+        "0 = no limit; SIGTERM, killed after ARCHIVE_SCHEDULE_GRACE)",
     )
     crawl.add_argument(
         "-a", dest="args", action="append", default=[], metavar="NAME=VALUE", help="spider argument"

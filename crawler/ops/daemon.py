@@ -306,6 +306,7 @@ def span_seconds(seconds: float) -> str:
 
 def cmd_run(ns: argparse.Namespace) -> int:
     from crawler.crawl.config import check_settings
+    from crawler.crawl.spider import CrawlArgs
     from crawler.ops.common import command_settings, spider_names
     from crawler.ops.jobs import locations
     from crawler.ops.schedule import ScheduleError
@@ -321,8 +322,14 @@ def cmd_run(ns: argparse.Namespace) -> int:
     except (ScheduleError, StoreError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    # The crawls' own settings, checked now rather than by every scheduled crawl in turn.
+    # The crawls' own settings and each site's spider arguments, checked now rather than by
+    # every scheduled crawl in turn.
     errors = check_settings(settings)
+    for schedule in config.sites:
+        try:
+            CrawlArgs.check(schedule.args)
+        except ValueError as exc:
+            errors.append(f"{config.source}: site {schedule.site}: args: {exc}")
     if errors:
         for error in errors:
             print(f"error: {error}", file=sys.stderr)
