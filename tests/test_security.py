@@ -281,6 +281,8 @@ def _server(host: str, family: int = socket.AF_INET) -> tuple[ThreadingHTTPServe
 class RedirectSpider(NewsSpider):
     """Asks the allowed test server for the URLs given (``urls``, comma-separated)."""
 
+    urls: str = ""  # its own spider argument (-a urls=...), declared
+
     name = "redirects"
     rules = SIMPLE_RULES
 

@@ -391,7 +391,12 @@ def serve(
     allow_remote: bool = False,
 ) -> None:
     check_bind(host, allow_remote=allow_remote)
-    server = ArchiveServer((host, port), archive, replay)
+    try:
+        server = ArchiveServer((host, port), archive, replay)
+    except OSError as exc:  # the port is taken, or not ours to take
+        raise AccessError(
+            f"cannot listen on http://{host}:{port}/: {exc.strerror or exc} (--port)"
+        ) from None
     bound_port = server.server_address[1]
     print(f"serving {archive.store.uri} on http://{host}:{bound_port}/ (read-only)", flush=True)
     try:

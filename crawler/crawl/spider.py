@@ -8,7 +8,7 @@ import re
 import struct
 import xml.sax
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -73,17 +73,21 @@ class CrawlArgs:
     NAMES: ClassVar[tuple[str, ...]] = ("max_articles", "since", "until", "refresh")
 
     @classmethod
-    def check(cls, args: Mapping[str, object]) -> CrawlArgs:
-        """Parse ``-a`` arguments by name: an unknown name is an error that suggests one."""
+    def check(cls, args: Mapping[str, object], own: Iterable[str] = ()) -> CrawlArgs:
+        """Parse ``-a`` arguments by name: an unknown name is an error that suggests one.
+
+        ``own``: arguments a spider takes besides these (the class attributes it declares).
+        """
+        known = set(own)
         for name in args:
-            if name not in cls.NAMES:
+            if name not in cls.NAMES and name not in known:
                 close = difflib.get_close_matches(name, cls.NAMES, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 raise ValueError(
                     f"unknown spider argument {name!r}{hint}; "
                     f"the arguments are {', '.join(cls.NAMES)}"
                 )
-        return cls.parse(**args)
+        return cls.parse(**{k: v for k, v in args.items() if k in cls.NAMES})
 
     @classmethod
     def parse(
@@ -287,7 +291,8 @@ class NewsSpider(scrapy.Spider):
         **kwargs: Any,
     ) -> None:
         # A misspelt argument (-a max_article=3) would otherwise be set as an attribute and
-        # ignored: an error naming the arguments there are.
+        # ignored: an error naming the arguments there are. A spider's own arguments are the
+        # class attributes it declares (``urls: str = ""``).
         CrawlArgs.check({k: None for k in kwargs if not hasattr(type(self), k)})
         super().__init__(name, **kwargs)
         self.args = CrawlArgs.parse(

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -198,7 +198,7 @@ def cmd_crawl(ns: argparse.Namespace) -> int:
         settings["ARCHIVE_PROXY"] = ns.proxy
     spider_args = parse_pairs(ns.args, "-a")
     # Every input checked once, before the first site starts (not once per site process).
-    errors = _crawl_input_errors(settings, ns.store, spider_args)
+    errors = _crawl_input_errors(settings, ns.store, spider_args, sites)
     time_limit = None
     if ns.time_limit is not None:
         try:
@@ -223,7 +223,7 @@ def cmd_crawl(ns: argparse.Namespace) -> int:
 
 
 def _crawl_input_errors(
-    settings: dict[str, str], store: str | None, spider_args: dict[str, str]
+    settings: dict[str, str], store: str | None, spider_args: dict[str, str], sites: list[str]
 ) -> list[str]:
     """The settings (names and values, the store's and catalog's URLs) and the spider
     arguments of a crawl, as each site's process would check them; one sentence each."""
@@ -235,10 +235,21 @@ def _crawl_input_errors(
         overrides["ARCHIVE_STORE_URI"] = store
     errors = check_settings(archive_settings([f"{k}={v}" for k, v in overrides.items()]))
     try:
-        CrawlArgs.check(spider_args)
+        CrawlArgs.check(spider_args, own=_own_arguments(sites, spider_args))
     except ValueError as exc:
         errors.append(f"-a: {exc}")
     return errors
+
+
+def _own_arguments(sites: list[str], names: Iterable[str]) -> set[str]:
+    """Of ``names``, those every one of these spiders declares itself (class attributes)."""
+    from scrapy.spiderloader import get_spider_loader
+    from scrapy.utils.project import get_project_settings
+
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
+    loader = get_spider_loader(get_project_settings())
+    classes = [loader.load(site) for site in sites]
+    return {name for name in names if classes and all(hasattr(c, name) for c in classes)}
 
 
 def spider_resolver() -> Callable[[str], list[tuple[str, str]]] | None:

@@ -10,6 +10,7 @@ WARCs and uploads), a kill only after the grace period; exit 0.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import logging
 import signal
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_KILLED = 1
 EXIT_USAGE = 2
+OUTCOMES_KEPT = 1000  # crawl outcomes the daemon keeps in memory (the catalog keeps them all)
 # Once stale, a site is logged again at ERROR at most this often (seconds).
 STALE_REPEAT = 3600
 
@@ -89,7 +91,8 @@ class Daemon:
         self.status = status
         self.heartbeat = heartbeat
         self.stopping = threading.Event()
-        self.outcomes: list[CrawlOutcome] = []
+        # The latest outcomes only: a daemon runs for months (its memory stays flat).
+        self.outcomes: collections.deque[CrawlOutcome] = collections.deque(maxlen=OUTCOMES_KEPT)
         self._running: dict[str, str] = {}  # site -> kind of the crawl running
         self._lock = threading.Lock()
         self._stale_logged: dict[str, float] = {}

@@ -24,6 +24,7 @@ the settings; every mistake in it is one line naming the file, the site and the 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -61,6 +62,11 @@ def _weekdays(field_value: str) -> str:
     return re.sub(r"\d+", lambda m: _WEEKDAYS[int(m[0])] if int(m[0]) < 8 else m[0], field_value)
 
 
+logger = logging.getLogger(__name__)
+
+_SIX_FIELDS_TOLD: set[str] = set()  # 6-field expressions already explained in this process
+
+
 def cron_trigger(expr: str, *, timezone: str, jitter: int | None, what: str) -> CronTrigger:
     """A 5-field crontab expression, or 6 fields with seconds first."""
     fields = expr.split()
@@ -71,6 +77,16 @@ def cron_trigger(expr: str, *, timezone: str, jitter: int | None, what: str) -> 
         )
     if len(fields) == 5:
         fields.insert(0, "0")
+    elif expr not in _SIX_FIELDS_TOLD:
+        # Some crons put the year last, Quartz puts seconds first: say which reading holds.
+        _SIX_FIELDS_TOLD.add(expr)
+        logger.warning(
+            "%s: %r has 6 fields, read with seconds first: second %s, minute %s, hour %s, "
+            "day %s, month %s, weekday %s (give 5 fields for a crontab line)",
+            what,
+            expr,
+            *fields,
+        )
     second, minute, hour, day, month, weekday = fields
     try:
         return CronTrigger(
