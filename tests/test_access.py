@@ -405,6 +405,20 @@ def test_reindex_from_an_s3_bucket_gives_the_same_answers(
 # ------------------------------------------------------------------ bad input
 
 
+def test_serve_on_a_busy_port_is_one_line(store: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        got = cli("serve", "--store", str(store), "--port", str(port))
+    assert got.code == 1
+    assert got.err.splitlines() == [
+        f"error: cannot listen on http://127.0.0.1:{port}/: Address already in use (--port)"
+    ]
+
+
 def test_bad_input_is_one_line_and_a_non_zero_exit(store: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -89,6 +89,24 @@ def test_cron_weekdays_count_from_sunday_and_seconds_are_allowed() -> None:
     assert every_5s.get_next_fire_time(None, start) == datetime(2026, 11, 20, 12, 0, 5, tzinfo=UTC)
 
 
+def test_six_fields_are_read_with_seconds_first_and_said_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # "every 2 hours" written Quartz-style with a leading 0 or year-last style is easy to get
+    # wrong: the reading is logged once, field by field.
+    trigger = cron_trigger("0 */2 * * * *", timezone="UTC", jitter=None, what="tdi crawl")
+    start = datetime(2026, 11, 20, 12, 0, 30, tzinfo=UTC)
+    assert trigger.get_next_fire_time(None, start) == datetime(2026, 11, 20, 12, 2, tzinfo=UTC)
+    cron_trigger("0 */2 * * * *", timezone="UTC", jitter=None, what="tdi crawl")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "tdi crawl: '0 */2 * * * *' has 6 fields, read with seconds first: second 0, minute "
+        "*/2, hour *, day *, month *, weekday * (give 5 fields for a crontab line)"
+    ]
+    cron_trigger("0 */2 * * *", timezone="UTC", jitter=None, what="tdi crawl")
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
+
+
 def test_next_run_is_the_earlier_of_crawl_and_revisions() -> None:
     config = ScheduleConfig.from_settings(settings(), SITES)
     now = datetime(2026, 11, 20, 5, 10, tzinfo=UTC)
