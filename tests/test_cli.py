@@ -220,3 +220,42 @@ def test_a_site_that_yields_nothing_fails_by_name(tmp_path: Path) -> None:
     [report_path] = (tmp_path / "s" / "reports" / "tdi").glob("*.json")
     health = json.loads(report_path.read_text())["health"]
     assert health["status"] == "error"
+
+
+def test_the_mirror_command_prints_what_a_crawl_needs_to_run_offline(tmp_path: Path) -> None:
+    """`newsarchive mirror`, then the crawl command it prints, as an operator would run it."""
+    import shlex
+    import signal
+
+    from tests.crawl_helper import crawl_env
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "crawler.ops.cli", "mirror", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=crawl_env(),
+        cwd=tmp_path,
+    ) as mirror:
+        assert mirror.stdout is not None and mirror.stderr is not None
+        try:
+            first = mirror.stdout.readline()
+            assert first.startswith("mirror of ") and "Ctrl-C stops it" in first, first
+            crawl_line = mirror.stdout.readline().strip()
+            assert crawl_line.startswith("newsarchive crawl tdi --proxy http://127.0.0.1:")
+            args = shlex.split(crawl_line)[1:]
+            store = tmp_path / "store"
+            done = subprocess.run(
+                [sys.executable, "-m", "crawler.ops.cli", *args, "--store", str(store)],
+                capture_output=True,
+                text=True,
+                env=crawl_env(),
+                cwd=tmp_path,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert len(list((store / "text" / "tdi").rglob("*.txt"))) == 6
+        finally:
+            mirror.send_signal(signal.SIGTERM)
+            _, errors = mirror.communicate(timeout=20)
+        assert mirror.returncode == 0, errors

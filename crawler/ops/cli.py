@@ -313,12 +313,54 @@ def cmd_demo(ns: argparse.Namespace) -> int:
         print(f"mirror of {', '.join(sorted(mirror.hosts))} on {mirror.proxy_url}", flush=True)
         settings = dict(DEMO_SETTINGS)
         settings["ARCHIVE_PROXY"] = mirror.proxy_url
-        # Chromium (rendered pages, challenges) accepts the mirror's certificates, no others.
+        # The rendered pages (and challenges) accept the mirror's certificates, no others.
         settings["ARCHIVE_RENDER_TRUSTED_SPKI"] = mirror.spki_sha256
         settings.update(parse_pairs(ns.settings, "-s"))
         code, reports = run_sites(sites, store=store.uri, settings=settings, spider_args={}, jobs=1)
     print_outputs(store, reports)
     return code
+
+
+def mirror_flags(proxy_url: str, spki: str) -> list[str]:
+    """The options that point crawl and run at the loopback mirror."""
+    settings = {
+        # The saved pages carry their real dates (2023-2025): no 30-day discovery window.
+        "ARCHIVE_DISCOVERY_WINDOW_DAYS": "0",
+        # The mirror's certificates, trusted for the rendered pages (and only through it).
+        "ARCHIVE_RENDER_TRUSTED_SPKI": spki,
+    }
+    return ["--proxy", proxy_url, *(x for k, v in settings.items() for x in ("-s", f"{k}={v}"))]
+
+
+def cmd_mirror(ns: argparse.Namespace) -> int:
+    import signal
+
+    from crawler.mirror.server import MirrorServer
+
+    try:
+        server = MirrorServer(port=ns.port, ca_dir=Path(ns.ca_dir) if ns.ca_dir else None)
+        server.start()
+    except OSError as exc:
+        print(f"error: cannot start the mirror on 127.0.0.1:{ns.port}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        flags = " ".join(mirror_flags(server.proxy_url, server.spki_sha256))
+        print(
+            f"mirror of {', '.join(server.sites)} ({len(server.hosts)} hosts) on "
+            f"{server.proxy_url}; Ctrl-C stops it. In another terminal:",
+            flush=True,
+        )
+        print(f"  newsarchive crawl tdi {flags}", flush=True)
+        print(f"  newsarchive run --now {flags}", flush=True)
+        print("  newsarchive status --check", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+    return EXIT_OK
 
 
 def print_outputs(store: Any, reports: dict[str, dict[str, Any] | None]) -> None:
@@ -480,6 +522,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sites", nargs="*", default=None, help="only these mirrored sites")
     settings_option(demo, "Scrapy or ARCHIVE_* setting")
     demo.set_defaults(func=cmd_demo)
+
+    mirror = sub.add_parser(
+        "mirror",
+        help="serve the source sites' saved pages on loopback, to try crawl, run and status "
+        "offline",
+        description="Start the loopback mirror (an HTTP proxy on 127.0.0.1 that answers as the "
+        "real news hosts, from saved pages) and print the exact --proxy and settings that "
+        "point crawl and run at it. Runs until Ctrl-C or SIGTERM.",
+        epilog="examples:\n  newsarchive mirror\n  newsarchive mirror --port 8899 --ca-dir "
+        "~/.cache/newsarchive/mirror-ca   (the same certificate pin every time)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mirror.add_argument("--port", type=int, default=8899, help="port (0: any free port)")
+    mirror.add_argument(
+        "--ca-dir", default=None, help="keep the mirror's CA here (its pin then stays the same)"
+    )
+    mirror.set_defaults(func=cmd_mirror)
 
     upload = sub.add_parser(
         "upload",
