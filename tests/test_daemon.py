@@ -159,6 +159,18 @@ def test_stop_lets_running_crawls_end_and_starts_no_more() -> None:
     assert len(fake.requests) == 2
 
 
+def test_a_start_that_falls_at_shutdown_is_said_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="crawler.ops.daemon")
+    metrics = Metrics()
+    daemon = Daemon(config(every("tdi", crawl="0 0 1 1 *")), FakeCrawls(0.01), metrics=metrics)
+    daemon.stopping.set()
+    assert daemon.run_site("tdi", "revisions") is None
+    assert "tdi: revisions start not made: the daemon is stopping" in caplog.text
+    assert 'newsarchive_crawls_skipped_total{site="tdi"} 1.0' in metrics.render().decode()
+
+
 def test_a_crawl_that_raises_does_not_stop_the_daemon(caplog: pytest.LogCaptureFixture) -> None:
     def broken(request: CrawlRequest, stop: threading.Event) -> CrawlOutcome:
         raise OSError("no such interpreter")

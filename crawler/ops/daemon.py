@@ -147,6 +147,15 @@ class Daemon:
     def run_site(self, site: str, kind: str = "crawl") -> CrawlOutcome | None:
         """One scheduled start of a site: skipped while the site runs or the daemon stops."""
         if self.stopping.is_set():
+            # A start that falls while the daemon shuts down: said, and counted as skipped.
+            logger.info(
+                "%s: %s start not made: the daemon is stopping",
+                site,
+                kind,
+                extra={"site": site, "kind": kind},
+            )
+            if self.metrics is not None:
+                self.metrics.skip(site)
             return None
         with self._lock:
             if site in self._running:
