@@ -69,10 +69,20 @@ class ArticlePipeline:
         self._pool = ThreadPool(minthreads=1, maxthreads=config.workers, name="archive-text")
 
     def open_spider(self) -> None:
+        from twisted.internet import reactor
+
         self._pool.start()
+        # Its threads are no daemons: a crawl stopped before its spider closes (SIGTERM while
+        # it opens) must still stop them, or the process never exits. Twisted's own pool is
+        # stopped the same way.
+        reactor.addSystemEventTrigger("during", "shutdown", self._stop_pool)  # type: ignore[arg-type]
 
     def close_spider(self) -> None:
-        self._pool.stop()
+        self._stop_pool()
+
+    def _stop_pool(self) -> None:
+        if self._pool.started:
+            self._pool.stop()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
