@@ -354,7 +354,9 @@ def test_every_site_ran_and_no_site_ran_twice_at_once(daemon_run: DaemonRun) -> 
         spans = sorted((r.started, r.finished or "") for r in runs)
         for earlier, later in pairwise(spans):
             assert later[0] >= earlier[1], f"{site}: overlapping runs {earlier} {later}"
-    assert {r.result for r in by_site["tdi"]} == {"ok"}
+    # Every tdi run ended well: ok, or stopped cleanly when the daemon's stop met one starting.
+    assert {r.result for r in by_site["tdi"]} <= {"ok", "stopped"}
+    assert any(r.result == "ok" for r in by_site["tdi"])
     # The slow site ran again on its schedule after its first crawl.
     assert len(by_site[SLOW_SITE]) >= 2
     assert any(r.result == "ok" for r in by_site[SLOW_SITE])
