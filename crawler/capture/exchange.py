@@ -92,8 +92,13 @@ def parse_raw_head(
         return None
     protocol = parts[0].decode("latin-1")
     reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
+    return protocol, reason, parse_header_lines(lines[1:])
+
+
+def parse_header_lines(lines: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
+    """Header pairs in wire order from a head's lines after its first (no line ends)."""
     headers: list[tuple[bytes, bytes]] = []
-    for line in lines[1:]:
+    for line in lines:
         if line[:1] in (b" ", b"\t") and headers:
             # An obsolete folded continuation line: one value, as every parser reads it.
             name, value = headers[-1]
@@ -102,7 +107,7 @@ def parse_raw_head(
         name, sep, value = line.partition(b":")
         if sep and name.strip():
             headers.append((name, value.strip()))
-    return protocol, reason, headers
+    return headers
 
 
 def exchange_records(

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import logging
 import re
 import ssl
@@ -44,10 +43,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from crawler.capture.exchange import Exchange
+from crawler.capture.exchange import Exchange, parse_header_lines
 from crawler.capture.records import utc_now
 from crawler.fetch.netguard import NetGuard, Verdict
-from crawler.fetch.tls import CertificateAuthority
+from crawler.fetch.tls import CertificateAuthority, der_spki_pin
 
 logger = logging.getLogger(__name__)
 
@@ -197,30 +196,6 @@ def _tokens(value: bytes | None) -> list[str]:
     if not value:
         return []
     return [t.strip().lower() for t in value.decode("latin-1").split(",") if t.strip()]
-
-
-def _parse_headers(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
-    headers: list[tuple[bytes, bytes]] = []
-    for line in lines:
-        if line[:1] in (b" ", b"\t") and headers:
-            name, value = headers[-1]
-            headers[-1] = (name, value + b" " + line.strip())
-            continue
-        name, sep, value = line.partition(b":")
-        if sep and name.strip():
-            headers.append((name, value.strip()))
-    return headers
-
-
-def spki_sha256(der_cert: bytes) -> str:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    cert = x509.load_der_x509_certificate(der_cert)
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
 
 
 class _Inflation:
@@ -414,7 +389,7 @@ class EgressProxy:
                 return
             method = match[1].decode("ascii")
             target = match[2].decode("latin-1")
-            headers = _parse_headers(lines[1:])
+            headers = parse_header_lines(lines[1:])
             if method == "CONNECT" and tunnel is None:
                 host, _, port_text = target.rpartition(":")
                 host = host.strip("[]").lower()
@@ -706,7 +681,7 @@ class EgressProxy:
     def _check_pin(self, writer: asyncio.StreamWriter, host: str) -> None:
         ssl_object = writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        if not der or spki_sha256(der) not in self.config.upstream_pins:
+        if not der or der_spki_pin(der) not in self.config.upstream_pins:
             raise UpstreamError(
                 "tls", f"the certificate of {host} is not one of ARCHIVE_RENDER_TRUSTED_SPKI"
             )
@@ -755,7 +730,7 @@ class EgressProxy:
                         raise UpstreamError("empty", "the site closed without an answer")
                     match = _STATUS_LINE.fullmatch(lines[0])
                     if match is None:
-                        return _Head(lines, 0, None, None, _parse_headers(lines[1:]), False)
+                        return _Head(lines, 0, None, None, parse_header_lines(lines[1:]), False)
                     status = int(match[2])
                     if 100 <= status < 200 and status != 101:
                         continue  # interim (100 Continue, 103 Early Hints): not archived
@@ -765,7 +740,7 @@ class EgressProxy:
                         status,
                         match[1].decode("ascii"),
                         reason,
-                        _parse_headers(lines[1:]),
+                        parse_header_lines(lines[1:]),
                         True,
                     )
         except TimeoutError:

@@ -15,6 +15,7 @@ import ssl
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -56,6 +57,19 @@ def _san(host: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
         return x509.DNSName(host)
+
+
+def spki_pin(public_key: Any) -> str:
+    """Base64 SHA-256 of a public key's SubjectPublicKeyInfo: Chromium's SPKI pin format."""
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(der).digest()).decode("ascii")
+
+
+def der_spki_pin(der_cert: bytes) -> str:
+    """The SPKI pin of a certificate given in DER (a TLS peer's)."""
+    return spki_pin(x509.load_der_x509_certificate(der_cert).public_key())
 
 
 class CertificateAuthority:
@@ -106,10 +120,7 @@ class CertificateAuthority:
     @property
     def spki_sha256(self) -> str:
         """Base64 SHA-256 of the leaf certificates' public key (Chromium SPKI pin)."""
-        der = self._leaf_key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return base64.b64encode(hashlib.sha256(der).digest()).decode("ascii")
+        return spki_pin(self._leaf_key.public_key())
 
     def _make_ca_cert(self) -> x509.Certificate:
         now = dt.datetime.now(dt.UTC)
