@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from crawler.catalog.db import Catalog, Run, iso
-from crawler.layout import sqlite_url
+from crawler.layout import report_key, sqlite_url
 from crawler.logs import JsonFormatter, log_format
 from crawler.ops.cli import main
-from crawler.store.base import StoredObject
+from crawler.ops.status import StoredReports
+from crawler.store.base import LocalStore, StoredObject, StoreUnavailableError
 from crawler.store.spool import Backlog
 from tests.conftest import ROOT
 
@@ -387,3 +388,171 @@ def test_job_history_in_the_catalog(backend: str, tmp_path: Path, request: Any) 
         assert catalog.newest_articles()[site] == "2026-11-23T10:03:00Z"
     finally:
         catalog.close()
+
+
+def store_report(store: Path, site: str, crawl_id: str, report: dict[str, Any]) -> None:
+    LocalStore(store).put_bytes(report_key(site, crawl_id), json.dumps(report).encode())
+
+
+def failed_url(n: int, stage: str, cause: str, status: int | None = None) -> dict[str, Any]:
+    """An entry of a report's ``failures.urls``."""
+    return {
+        "url": f"https://tdi.example/{n}",
+        "stage": stage,
+        "cause": cause,
+        "status": status,
+        "error": "" if status else "certificate verify failed",
+        "attempts": 3 if stage == "fetch" else 1,
+    }
+
+
+def test_status_names_the_urls_the_last_run_failed_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    fill(store, {"tdi": timedelta(hours=1), "irna": timedelta(hours=1)}, {"tdi": "failed"})
+    urls = [
+        failed_url(1, "discovery", "http-503", 503),
+        failed_url(2, "discovery", "tls"),
+        failed_url(3, "fetch", "http-429", 429),
+        failed_url(4, "parse", "not-article"),
+    ]
+    report = {
+        "crawl_id": "tdi-1",
+        "failures": {
+            "total": 5,
+            "by_stage": {"discovery": 2, "fetch": 1, "parse": 2},
+            "by_cause": {"http-503": 1, "http-429": 1, "tls": 1, "not-article": 2},
+            "urls": urls,
+            "not_listed": 1,
+        },
+    }
+    store_report(store, "tdi", "tdi-1", report)
+    # An ok run that failed on one URL is shown too.
+    add_runs(store, "irna", ["ok"])
+    one = {"total": 1, "by_stage": {"text": 1}, "by_cause": {"empty-body": 1}, "not_listed": 0}
+    one["urls"] = [{**failed_url(9, "store", "disk", 507), "url": "https://irna.example/9"}]
+    store_report(store, "irna", "irna-run-0", {"failures": one})
+    assert main(status(store)) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    start = lines.index("tdi: last run failed: discovered no article; 5 URLs failed")
+    assert lines[start + 1 : start + 5] == [
+        "  discovery: https://tdi.example/1 (http-503)",
+        "  discovery: https://tdi.example/2 (tls, certificate verify failed)",
+        "  fetch: https://tdi.example/3 (http-429, after 3 attempts)",
+        "  … and 2 more (newsarchive status --json has the report's list)",
+    ]
+    # A status the cause does not name is shown beside it.
+    assert (
+        "irna: last run ok; 1 URL failed\n  store: https://irna.example/9 (disk, HTTP 507)\n" in out
+    )
+    assert main(status(store, "--json")) == 0
+    sites = {s["site"]: s for s in json.loads(capsys.readouterr().out)["sites"]}
+    assert sites["tdi"]["last_failures"] == urls  # all the report lists
+    assert sites["tdi"]["last_failures_total"] == 5
+    assert [f["url"] for f in sites["irna"]["last_failures"]] == ["https://irna.example/9"]
+    assert sites["president"]["last_failures"] == [] and sites["president"]["last_run"] is None
+
+
+def test_status_reads_an_older_report_and_one_still_in_the_spool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reports before the failures block listed article failures only; a report the store has
+    not taken yet waits in the spool's backlog."""
+    store = tmp_path / "store"
+    fill(store, {"tdi": timedelta(hours=1)}, {"tdi": "failed"})
+    old = {
+        "articles": {
+            "failed": 2,
+            "failures": [
+                {"url": "https://tdi.example/a", "reason": "no_text", "detail": ""},
+                {"url": "https://tdi.example/b", "reason": "parse", "detail": "bad\n date"},
+            ],
+        }
+    }
+    backlog = Backlog(store / ".spool", "tdi-1", LocalStore(store).uri)
+    data = json.dumps(old).encode()
+    backlog.add_bytes(StoredObject(report_key("tdi", "tdi-1"), len(data), "0" * 64), data)
+    backlog.unlock()
+    assert main(status(store)) == 0
+    out = capsys.readouterr().out
+    assert (
+        "tdi: last run failed: discovered no article; 2 URLs failed\n"
+        "  https://tdi.example/a (no_text)\n"
+        "  https://tdi.example/b (parse, bad date)\n"
+    ) in out
+    assert "more" not in out
+    assert main(status(store, "--json")) == 0
+    [tdi] = [s for s in json.loads(capsys.readouterr().out)["sites"] if s["site"] == "tdi"]
+    assert tdi["last_failures"][1] == {
+        "url": "https://tdi.example/b",
+        "stage": None,
+        "cause": "parse",
+        "status": None,
+        "error": "bad\n date",
+        "attempts": None,
+    }
+
+
+@pytest.mark.parametrize("report", [None, b"{not json", b"[1, 2]", b'{"failures": "x"}'])
+def test_a_missing_or_unreadable_report_is_no_error(
+    report: bytes | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    fill(store, {"tdi": timedelta(hours=1)}, {"tdi": "failed"})
+    if report is not None:
+        LocalStore(store).put_bytes(report_key("tdi", "tdi-1"), report)
+    assert main(status(store, "--check")) == 0
+    out = capsys.readouterr().out
+    assert "tdi: last run failed: discovered no article\n" in out
+
+
+def test_failures_are_not_read_for_a_remote_store_that_is_down(tmp_path: Path) -> None:
+    """One failed read and the store is left alone: the next site does not wait again."""
+    reader = StoredReports("s3://bucket/x", {"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}, tmp_path)
+    calls: list[str] = []
+
+    class Down:
+        def get_bytes(self, key: str) -> bytes:
+            calls.append(key)
+            raise StoreUnavailableError("read failed: connection refused")
+
+    reader._store = Down()  # type: ignore[assignment]
+    assert reader("tdi", "tdi-1") is None
+    assert reader("irna", "irna-1") is None
+    assert calls == [report_key("tdi", "tdi-1")]
+    assert reader.options["ARCHIVE_STORE_MAX_ATTEMPTS"] == 1  # no retries for a quick look
+
+
+def test_status_reads_the_daemons_configuration_from_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the env file the daemon's unit loads sets them: the store, the schedule file."""
+    store = tmp_path / "store"
+    fill(store, {"tdi": timedelta(hours=1)}, {"tdi": "ok"})
+    backlog = Backlog(store / ".spool", "tdi-1", "s3://bucket/x")
+    backlog.add_bytes(StoredObject("warc/tdi/a.warc.gz", 5, "0" * 64), b"12345")
+    backlog.unlock()
+    schedule = tmp_path / "schedule.toml"
+    schedule.write_text(
+        '[defaults]\ncrawl = "0 3 * * *"\nrevisions = ""\n'
+        '[sites.tdi]\ncrawl = "17 5 * * *"\n[sites.irna]\nenabled = false\n'
+    )
+    monkeypatch.setenv("NEWSARCHIVE_STORE", str(store))
+    monkeypatch.setenv("ARCHIVE_SCHEDULE_FILE", str(schedule))
+    assert main(["status", "-s", "ARCHIVE_LOG_FORMAT=text"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines() if line}
+    assert " 05:17Z crawl " in rows["tdi"]
+    assert " 03:00Z crawl " in rows["president"]
+    assert rows["irna"].count("not scheduled") == 2  # the next run and the state
+    assert f"upload backlog: 1 objects (5 bytes) in {store.resolve()}/.spool" in out
+    assert f"schedule: {schedule}" in out
+    assert main(["status", "--json", "-s", "ARCHIVE_LOG_FORMAT=text"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["schedule"] == str(schedule)
+    sites = {s["site"]: s for s in data["sites"]}
+    assert datetime.fromisoformat(sites["tdi"]["next_run"]).strftime("%H:%M") == "05:17"
+    assert sites["irna"]["enabled"] is False and sites["irna"]["next_run"] is None
+    assert data["upload_backlog"]["objects"] == 1

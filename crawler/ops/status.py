@@ -6,8 +6,12 @@ stale once its first recorded run is older than the threshold. A site is failing
 latest ``ARCHIVE_STATUS_MAX_FAILED_RUNS`` runs all failed, or at once when its last run failed
 and it never archived an article. Beyond the sites: no catalog where the configuration says
 (the store is elsewhere, or nothing ran), and a daemon whose heartbeat in the catalog is older
-than three check intervals. ``status --check`` exits 1 on any of them; never-run and disabled
-sites are no alerts by themselves.
+than three check intervals. ``status --check`` exits 1 on any of them; never-run and
+unscheduled (``enabled = false``) sites are no alerts by themselves.
+
+The URLs the last run of a site failed on come from its run report in the store (or in the
+spool while the store has not taken it yet); a report that is missing or unreadable is no
+problem: the runs table's own ``failure`` says why the run failed.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +34,7 @@ from prometheus_client.registry import Collector
 
 from crawler.catalog.db import Catalog, Run
 from crawler.ops.schedule import ScheduleConfig
+from crawler.store.base import Store
 from crawler.util import without_password
 
 logger = logging.getLogger(__name__)
@@ -37,6 +42,99 @@ logger = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_STALE = 1
 EXIT_USAGE = 2
+
+SHOWN_FAILURES = 3  # failed URLs per site in the text output (--json has all of them)
+ReportReader = Callable[[str, str], Mapping[str, Any] | None]  # (site, crawl_id) -> the report
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One URL a run failed on, as its report lists it."""
+
+    url: str
+    stage: str | None = None
+    cause: str | None = None
+    status: int | None = None
+    error: str | None = None
+    attempts: int | None = None
+
+    def describe(self) -> str:
+        why = [self.cause] if self.cause else []
+        if self.status and str(self.status) not in (self.cause or ""):  # not "http-503" twice
+            why.append(f"HTTP {self.status}")
+        if self.error:
+            error = " ".join(self.error.split())
+            why.append(error if len(error) <= 100 else error[:99] + "…")
+        if self.attempts and self.attempts > 1:
+            why.append(f"after {self.attempts} attempts")
+        stage = f"{self.stage}: " if self.stage else ""
+        return f"{stage}{self.url}" + (f" ({', '.join(why)})" if why else "")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "stage": self.stage,
+            "cause": self.cause,
+            "status": self.status,
+            "error": self.error,
+            "attempts": self.attempts,
+        }
+
+
+def report_failures(report: Mapping[str, Any]) -> tuple[tuple[Failure, ...], int]:
+    """The failed URLs a run report lists, and how many failed in all (listed or not).
+
+    Reads both shapes: ``failures: {total, urls: [{url, stage, cause, status, error,
+    attempts}], not_listed}`` and the older ``articles: {failures: [{url, reason, detail}]}``.
+    """
+    block = report.get("failures")
+    if isinstance(block, Mapping):
+        listed = tuple(
+            Failure(
+                url=str(entry["url"]),
+                stage=_text(entry.get("stage")),
+                cause=_text(entry.get("cause")),
+                status=_number(entry.get("status")),
+                error=_text(entry.get("error")),
+                attempts=_number(entry.get("attempts")),
+            )
+            for entry in _entries(block.get("urls"))
+        )
+        total = _number(block.get("total"))
+        if total is None:
+            total = len(listed) + (_number(block.get("not_listed")) or 0)
+        return listed, max(total, len(listed))
+    articles = report.get("articles")
+    if not isinstance(articles, Mapping):
+        return (), 0
+    listed = tuple(
+        Failure(
+            url=str(entry["url"]),
+            cause=_text(entry.get("reason")),
+            error=_text(entry.get("detail")),
+        )
+        for entry in _entries(articles.get("failures"))
+    )
+    return listed, max(_number(articles.get("failed")) or 0, len(listed))
+
+
+def _entries(value: object) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list):
+        return []
+    return [e for e in value if isinstance(e, Mapping) and e.get("url")]
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _number(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +151,8 @@ class SiteStatus:
     failed_in_a_row: int = 0
     last_failure: str | None = None
     max_failed_runs: int = 3
+    failures: tuple[Failure, ...] = ()  # the URLs the last run failed on (its report's list)
+    failures_total: int = 0  # how many it failed on, those the report did not list included
 
     def freshness(self, now: datetime) -> timedelta | None:
         return None if self.newest_article is None else now - self.newest_article
@@ -130,6 +230,8 @@ class SiteStatus:
             "stale": self.stale,
             "failed_in_a_row": self.failed_in_a_row,
             "failing": self.failing,
+            "last_failures": [f.as_json() for f in self.failures],
+            "last_failures_total": self.failures_total,
             "problems": self.problems(now),
         }
 
@@ -146,6 +248,7 @@ class Status:
     catalog_found: bool = True
     daemons: tuple[tuple[str, datetime], ...] = ()  # (host, last heartbeat)
     check_interval: timedelta = timedelta(minutes=10)  # how often a daemon checks in
+    schedule: str = "settings"  # the schedule file read, or "settings"
 
     @property
     def daemon_max_age(self) -> timedelta:
@@ -186,6 +289,7 @@ class Status:
         return {
             "checked": self.checked.isoformat(),
             "catalog": self.catalog,
+            "schedule": self.schedule,
             "sites": [s.as_json(self.checked) for s in self.sites],
             "upload_backlog": {
                 "objects": self.backlog_objects,
@@ -266,18 +370,81 @@ def upload_backlog(spool: Path) -> tuple[int, int]:
     return objects, size
 
 
+class StoredReports:
+    """Run reports by (site, crawl id): the spool's copy waiting for the store, else the store's.
+
+    Anything missing or unreadable is None (logged at DEBUG): the report only adds detail.
+    A store that fails once (down, no credentials) is not asked again, and is asked without
+    retries: ``status`` is a quick look, and a health check's time is short.
+    """
+
+    def __init__(self, store_uri: str, options: Mapping[str, object], spool: Path) -> None:
+        self.store_uri = store_uri
+        self.options = {**options, "ARCHIVE_STORE_MAX_ATTEMPTS": 1}
+        self.spool = spool
+        self._store: Store | None = None
+        self._store_down = False
+
+    def __call__(self, site: str, crawl_id: str) -> Mapping[str, Any] | None:
+        from crawler.layout import report_key
+        from crawler.store.spool import Backlog
+
+        key = report_key(site, crawl_id)
+        try:
+            spooled = Backlog(self.spool, crawl_id, self.store_uri).path_of(key)
+            if spooled.is_file():
+                data = spooled.read_bytes()
+            elif self._store_down:
+                return None
+            else:
+                data = self.fetch(key)
+            report = json.loads(data)
+        except (OSError, ValueError) as exc:  # StoreError is an OSError; ValueError: bad JSON
+            logger.debug("no readable report %s: %s", key, exc)
+            return None
+        return report if isinstance(report, Mapping) else None
+
+    def fetch(self, key: str) -> bytes:
+        try:
+            return self.store().get_bytes(key)
+        except FileNotFoundError:
+            raise
+        except OSError:
+            self._store_down = True
+            raise
+
+    def store(self) -> Store:
+        from crawler.store.uri import open_store
+
+        if self._store is None:
+            self._store = open_store(self.store_uri, self.options)
+        return self._store
+
+
 def collect_status(
     config: ScheduleConfig,
     catalog_url: str | None,
     spool: Path,
     now: datetime | None = None,
+    reports: ReportReader | None = None,
 ) -> Status:
-    """Every site's status (reads the catalog and the spool; raises SQLAlchemyError)."""
+    """Every site's status (reads the catalog and the spool; raises SQLAlchemyError).
+
+    With ``reports``, the failed URLs of each site's last finished run are read from its
+    report (the daemon's metrics leave it out: a scrape reads no store).
+    """
     now = now or datetime.now(UTC)
     facts = read_catalog(catalog_url, config.max_failed_runs)
     last, first, newest = facts.last, facts.first, facts.newest
     sites = []
     for schedule in config.sites:
+        run = last.get(schedule.site)
+        failures: tuple[Failure, ...] = ()
+        failures_total = 0
+        if reports is not None and run is not None and run.result != "running":
+            report = reports(schedule.site, run.crawl_id)
+            if report is not None:
+                failures, failures_total = report_failures(report)
         upcoming = schedule.next_run(now, config.timezone) if schedule.enabled else None
         newest_at = _time(newest.get(schedule.site))
         first_at = _time(first.get(schedule.site))
@@ -292,7 +459,7 @@ def collect_status(
                 site=schedule.site,
                 enabled=schedule.enabled,
                 stale_after=schedule.stale_after,
-                last_run=last.get(schedule.site),
+                last_run=run,
                 next_run=upcoming[0] if upcoming else None,
                 next_kind=upcoming[1] if upcoming else None,
                 newest_article=newest_at,
@@ -301,6 +468,8 @@ def collect_status(
                 failed_in_a_row=facts.streaks.get(schedule.site, (0, None))[0],
                 last_failure=facts.streaks.get(schedule.site, (0, None))[1],
                 max_failed_runs=config.max_failed_runs,
+                failures=failures,
+                failures_total=failures_total,
             )
         )
     objects, size = upload_backlog(spool)
@@ -314,6 +483,7 @@ def collect_status(
         catalog_found=facts.found,
         daemons=tuple((host, _parse_beat(beat)) for host, beat in sorted(facts.beats.items())),
         check_interval=timedelta(seconds=config.check_interval),
+        schedule=config.source,
     )
 
 
@@ -350,7 +520,7 @@ def format_status(status: Status) -> str:
         next_run = (
             f"{s.next_run.astimezone(UTC):%Y-%m-%d %H:%M}Z {s.next_kind}"
             if s.next_run
-            else ("disabled" if not s.enabled else "-")
+            else ("not scheduled" if not s.enabled else "-")
         )
         age = s.freshness(now)
         if s.failing:
@@ -358,7 +528,7 @@ def format_status(status: Status) -> str:
         elif s.stale:
             state = "STALE"
         elif not s.enabled:
-            state = "disabled"
+            state = "not scheduled"
         else:
             state = "never run" if run is None else "ok"
         rows.append(
@@ -375,13 +545,17 @@ def format_status(status: Status) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     for s in status.sites:
-        if s.last_run is not None and s.last_run.failure:
-            lines.append(f"{s.site}: last run {s.last_run.result}: {s.last_run.failure}")
+        lines.extend(last_run_lines(s))
     lines.append(
         f"upload backlog: {status.backlog_objects} objects ({status.backlog_bytes:,} bytes) "
         f"in {status.spool}"
     )
     lines.append(f"catalog: {status.catalog or 'off'}")
+    lines.append(
+        f"schedule: {status.schedule}"
+        if status.schedule != "settings"
+        else "schedule: ARCHIVE_SCHEDULE_CRON / ARCHIVE_SCHEDULE (no schedule file)"
+    )
     for host, beat in status.daemons:
         lines.append(f"daemon on {host}: last checked in {ago(now - beat)}")
     if not status.catalog_found:
@@ -389,12 +563,32 @@ def format_status(status: Status) -> str:
     return "\n".join(lines)
 
 
+def last_run_lines(site: SiteStatus) -> list[str]:
+    """Why the last run failed and the first URLs it failed on (none when all went well)."""
+    run = site.last_run
+    if run is None or (not run.failure and not site.failures_total):
+        return []
+    head = f"{site.site}: last run {run.result}"
+    if run.failure:
+        head += f": {run.failure}"
+    if site.failures_total:
+        count = site.failures_total
+        head += f"; {count} URL{'s' if count != 1 else ''} failed"
+    lines = [head]
+    lines.extend(f"  {f.describe()}" for f in site.failures[:SHOWN_FAILURES])
+    more = site.failures_total - min(len(site.failures), SHOWN_FAILURES)
+    if more > 0:
+        lines.append(f"  … and {more} more (newsarchive status --json has the report's list)")
+    return lines
+
+
 def add_status_command(sub: Any, settings_option: Any) -> None:
     status = sub.add_parser(
         "status",
         help="per site: last run, next run, freshness, upload backlog; --check for monitors",
-        description="Per site: the last run (when, result, new articles), the next run from "
-        "the schedule, the time since the newest article (freshness) and the upload backlog. "
+        description="Per site: the last run (when, result, new articles, the URLs it failed "
+        "on), the next run from the daemon's schedule (ARCHIVE_SCHEDULE_FILE, or 'not "
+        "scheduled'), the time since the newest article (freshness) and the upload backlog. "
         "A site with no new article for longer than its threshold (ARCHIVE_STATUS_STALE_AFTER, "
         "or stale_after in the schedule) is stale; a site whose latest runs failed "
         "(ARCHIVE_STATUS_MAX_FAILED_RUNS, or its only run when it never archived anything) is "
@@ -427,7 +621,7 @@ def cmd_status(ns: argparse.Namespace) -> int:
     from crawler.ops.common import command_settings
     from crawler.ops.jobs import locations
     from crawler.ops.schedule import ScheduleError
-    from crawler.store.base import StoreError
+    from crawler.store.base import StoreError, store_options
 
     try:
         settings, _ = command_settings(ns)
@@ -436,8 +630,11 @@ def cmd_status(ns: argparse.Namespace) -> int:
     except (ScheduleError, StoreError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    reports = StoredReports(
+        str(settings.get("ARCHIVE_STORE_URI") or ""), store_options(settings), where.spool
+    )
     try:
-        status = collect_status(config, where.catalog_url, where.spool)
+        status = collect_status(config, where.catalog_url, where.spool, reports=reports)
     except SQLAlchemyError as exc:
         print(f"error: catalog {_safe_url(where.catalog_url)} unreadable: {exc}", file=sys.stderr)
         return EXIT_STALE
