@@ -182,6 +182,24 @@ def test_systemd_units_stop_gracefully() -> None:
     assert timer["Timer"]["OnCalendar"] and timer["Install"]["WantedBy"] == "timers.target"
 
 
+def test_commands_run_by_hand_read_the_services_configuration() -> None:
+    """The units' settings all come from their env file, which the guide's commands load."""
+    env_files = set()
+    for path in sorted((DEPLOY / "systemd").glob("*.service")):
+        service = unit(path)["Service"]
+        env_files.add(service["EnvironmentFile"])
+        assert "Environment" not in service, f"{path.name}: a setting outside the env file"
+    [env_file] = env_files
+    example = (DEPLOY / "newsarchive.env.example").read_text()
+    assert re.search(r"^ARCHIVE_SCHEDULE_FILE=/etc/newsarchive/schedule\.toml$", example, re.M)
+    guide = (DEPLOY / "README.md").read_text()
+    by_hand = re.findall(r"^sudo -u newsarchive (\S+/newsarchive) (.*)$", guide, re.M)
+    assert by_hand and {"status"} <= {args.split()[-1] for _, args in by_hand}
+    for _, args in by_hand:
+        assert args.startswith(f"--env-file {env_file} "), args
+    assert f"install -m 0640 deploy/newsarchive.env.example {env_file}" in guide
+
+
 def test_example_environment_names_real_settings_only() -> None:
     names = set()
     for line in (DEPLOY / "newsarchive.env.example").read_text().splitlines():
