@@ -126,6 +126,18 @@ def spool_dir_for(local_root: Path | None, configured: Path | None) -> Path:
     return local_root / ".spool" if local_root is not None else default_spool_dir()
 
 
+def log_dir_for(local_root: Path | None, spool: Path, configured: Path | None = None) -> Path:
+    """Crawl logs: as configured, else ``<root>/.logs`` of a local store, else beside the spool."""
+    if configured is not None:
+        return configured
+    return local_root / ".logs" if local_root is not None else spool.parent / "logs"
+
+
+def crawl_log_file(log_dir: Path, site: str, crawl_id: str) -> Path:
+    """One crawl's whole log (Scrapy's lines included)."""
+    return log_dir / site / f"{crawl_id}.log"
+
+
 def warc_spool_dir(spool: Path, site: str, crawl_id: str) -> Path:
     """A crawl's open and closed WARC files before they are stored."""
     return spool / "warc" / site / crawl_id

@@ -206,3 +206,12 @@ ARCHIVE_METRICS_PORT = 0
 ARCHIVE_METRICS_ADDRESS = "127.0.0.1"
 # "text" or "json" (one JSON object per line) for the daemon, the commands and every crawl.
 ARCHIVE_LOG_FORMAT = "text"
+# Each crawl's whole log (Scrapy's lines included): "file" = its own file,
+# <log dir>/<site>/<crawl id>.log, with only its problems on the terminal (or the daemon's
+# stderr); "stderr" = all of it to stderr (one stream for journald or a container's log).
+ARCHIVE_CRAWL_LOG = "file"
+# The crawl logs' directory; empty = "<store>/.logs" for a local store, else "logs" beside the
+# spool (~/.cache/newsarchive/logs).
+ARCHIVE_LOG_DIR = ""
+# Crawl logs kept per site (the newest); older ones are deleted as each crawl starts.
+ARCHIVE_LOG_KEEP = 50

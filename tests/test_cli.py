@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -216,7 +217,12 @@ def test_a_site_that_yields_nothing_fails_by_name(tmp_path: Path) -> None:
     line = next(x for x in proc.stdout.splitlines() if x.startswith("tdi "))
     assert "FAILED" in line
     assert "discovered no article" in line
-    assert "ERROR: site tdi: discovered no article" in proc.stderr
+    # The crawl's ERROR lines reach the terminal, each saying whose it is.
+    assert re.search(
+        r"^\S+Z ERROR \[tdi tdi-\S+\] crawler\.crawl\.ledger: site tdi: discovered no article",
+        proc.stderr,
+        re.M,
+    ), proc.stderr
     [report_path] = (tmp_path / "s" / "reports" / "tdi").glob("*.json")
     health = json.loads(report_path.read_text())["health"]
     assert health["status"] == "error"

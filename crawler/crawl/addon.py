@@ -41,6 +41,9 @@ DOWNLOAD_HANDLERS = {
 class Addon:
     """Enable with ``ADDONS = {"crawler.crawl.addon.Addon": 0}`` (settings/ does so)."""
 
+    def __repr__(self) -> str:  # Scrapy logs the add-ons it enabled by their repr
+        return "crawler.crawl.addon.Addon"
+
     def update_settings(self, settings: BaseSettings) -> None:
         keep_tldextract_offline()
         for name, value in archive_defaults().items():

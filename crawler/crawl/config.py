@@ -27,7 +27,7 @@ from crawler.fetch.challenge import ChallengeConfig
 from crawler.fetch.middlewares import ProxyConfig, RetryConfig
 from crawler.fetch.netguard import NetGuardConfig
 from crawler.fetch.render import RenderConfig
-from crawler.logs import log_format
+from crawler.logs import CRAWL_LOG_MODES, log_format
 from crawler.options import (
     archive_defaults,
     setting_bool,
@@ -282,6 +282,28 @@ class IndexConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CrawlLogConfig:
+    """Where a crawl's log goes (ARCHIVE_CRAWL_LOG, ARCHIVE_LOG_DIR, ARCHIVE_LOG_KEEP)."""
+
+    mode: str  # file | stderr
+    directory: Path | None  # None: beside the spool (``crawler.layout.log_dir_for``)
+    keep: int
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> CrawlLogConfig:
+        mode = setting_choice(settings, "ARCHIVE_CRAWL_LOG", CRAWL_LOG_MODES)
+        keep = setting_int(settings, "ARCHIVE_LOG_KEEP", minimum=1)
+        configured = str(settings.get("ARCHIVE_LOG_DIR") or "").strip()
+        directory = Path(configured).expanduser() if configured else None
+        if directory is not None and directory.exists() and not directory.is_dir():
+            raise ValueError(
+                f"ARCHIVE_LOG_DIR must be a directory, or a path where one can be made, "
+                f"got {configured!r} (a file)"
+            )
+        return cls(mode, directory, keep)
+
+
+@dataclass(frozen=True, slots=True)
 class ArchiveConfig:
     """The whole crawl's configuration; None for a component switched off."""
 
@@ -298,6 +320,7 @@ class ArchiveConfig:
     proxy: ProxyConfig
     discovery_window_days: int
     log_format: str
+    log: CrawlLogConfig
 
     @classmethod
     def from_settings(cls, settings: Any) -> ArchiveConfig:
@@ -334,10 +357,11 @@ class ArchiveConfig:
         proxy = read(ProxyConfig.from_settings)
         window = read(lambda s: setting_int(s, "ARCHIVE_DISCOVERY_WINDOW_DAYS", minimum=0))
         fmt = read(lambda s: log_format(s.get("ARCHIVE_LOG_FORMAT")))
+        log = read(CrawlLogConfig.from_settings)
         if errors:  # one line each: a switch read by two components is named once
             raise ConfigError(list(dict.fromkeys(errors)))
         assert ledger and health and netguard and retry and challenge and proxy and fmt
-        assert window is not None
+        assert window is not None and log is not None
         return cls(
             ledger=ledger,
             health=health,
@@ -352,6 +376,7 @@ class ArchiveConfig:
             proxy=proxy,
             discovery_window_days=window,
             log_format=fmt,
+            log=log,
         )
 
 

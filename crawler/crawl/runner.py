@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from crawler.constants import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from crawler.logs import log_level
 from crawler.options import parse_pairs
 
 
@@ -19,15 +21,35 @@ def crawl_failed(report: dict[str, Any] | None) -> str | None:
         return "no crawl report (the crawl did not open)"
     if report["finish_reason"] != "finished":
         return f"finish reason {report['finish_reason']}"
+    # The site's health problems name their causes ("2 of 2 sources failed (tls: 2)").
+    problems = report.get("health", {}).get("problems") or []
     if not report["pages"]["responses"]:
-        return f"no page could be fetched ({report['pages']['download_errors']} download errors)"
+        why = f"no page could be fetched ({report['pages']['download_errors']} download errors)"
+        return "; ".join([why, *problems])
     if report["warc"]["errors"]:
         return f"{report['warc']['errors']} WARC write errors"
-    if problems := report.get("health", {}).get("problems"):
+    if problems:
         return "; ".join(problems)
     if report["errors"]["spider_exceptions"]:
         return f"{report['errors']['spider_exceptions']} spider exceptions"
     return None
+
+
+def log_dir(settings: Any) -> Path:
+    """Where this configuration's crawl logs go (``ARCHIVE_LOG_DIR``, else beside the spool)."""
+    from crawler.layout import log_dir_for, spool_dir_for
+    from crawler.store.base import local_root, store_options
+    from crawler.store.uri import open_store
+
+    store = open_store(str(settings.get("ARCHIVE_STORE_URI") or ""), store_options(settings))
+    spool_setting = str(settings.get("ARCHIVE_SPOOL_DIR") or "")
+    spool = spool_dir_for(
+        local_root(store), Path(spool_setting).expanduser() if spool_setting else None
+    )
+    configured = str(settings.get("ARCHIVE_LOG_DIR") or "").strip()
+    return log_dir_for(
+        local_root(store), spool, Path(configured).expanduser() if configured else None
+    )
 
 
 def run_crawl(
@@ -35,14 +57,20 @@ def run_crawl(
     *,
     settings_overrides: dict[str, str] | None = None,
     spider_args: dict[str, str] | None = None,
+    terminal_level: int | None = logging.ERROR,
+    progress_file: Path | None = None,
 ) -> tuple[int, dict[str, Any] | None]:
+    """One crawl in this process: its whole log to its own file (or stderr), the problems
+    at ``terminal_level`` and above to stderr, its figures to ``progress_file`` each second."""
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
     from scrapy.crawler import CrawlerProcess
     from scrapy.utils.project import get_project_settings
 
     from crawler.crawl.archive import ArchiveCrawl
-    from crawler.crawl.config import check_settings
-    from crawler.logs import install_json_handler, log_format
+    from crawler.crawl.config import CrawlLogConfig, check_settings
+    from crawler.crawl.ledger import new_crawl_id
+    from crawler.layout import crawl_log_file
+    from crawler.logs import install_crawl_logging, log_format, prune_logs
 
     settings = get_project_settings()
     settings.setdict(settings_overrides or {}, priority="cmdline")
@@ -51,22 +79,39 @@ def run_crawl(
     except ValueError as exc:
         print(f"error: {site}: {exc}", file=sys.stderr)
         return EXIT_USAGE, None
-    if settings.getdict("ADDONS"):
-        # The add-on's defaults apply only once a crawler is made: check them on a copy now,
-        # so bad configuration is one clear line and exit 2, not a traceback.
-        from crawler.crawl.addon import Addon
+    # The add-on's defaults apply only once a crawler is made: check them on a copy now,
+    # so bad configuration is one clear line and exit 2, not a traceback.
+    from crawler.crawl.addon import Addon
 
-        probe = settings.copy()
-        Addon().update_settings(probe)
-        errors = check_settings(probe)
-        if errors:
-            for error in errors:
-                print(f"error: {site}: {error}", file=sys.stderr)
-            return EXIT_USAGE, None
-    if fmt == "json":
-        # Ours in place of Scrapy's root handler, first: Scrapy's banner lines are JSON too.
-        settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
-        install_json_handler(settings)
+    probe = settings.copy()
+    Addon().update_settings(probe)
+    errors = check_settings(probe)
+    if errors:
+        for error in errors:
+            print(f"error: {site}: {error}", file=sys.stderr)
+        return EXIT_USAGE, None
+    crawl_id = str(settings.get("ARCHIVE_CRAWL_ID") or "")
+    if not crawl_id:
+        crawl_id = new_crawl_id(site)
+        settings.set("ARCHIVE_CRAWL_ID", crawl_id, priority="cmdline")
+    log_config = CrawlLogConfig.from_settings(probe)
+    log_file = None
+    if log_config.mode == "file" and not settings.get("LOG_FILE"):
+        directory = log_dir(probe) / site
+        prune_logs(directory, log_config.keep - 1)  # this crawl's makes ARCHIVE_LOG_KEEP
+        log_file = crawl_log_file(directory.parent, site, crawl_id)
+    elif settings.get("LOG_FILE"):
+        log_file = Path(str(settings.get("LOG_FILE")))
+    # Ours in place of Scrapy's root handler, first: Scrapy's banner lines carry the crawl too.
+    settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
+    install_crawl_logging(
+        settings,
+        fmt=fmt,
+        site=site,
+        crawl_id=crawl_id,
+        log_file=log_file,
+        terminal_level=terminal_level,
+    )
     process = CrawlerProcess(settings)
     try:
         crawler = process.create_crawler(site)
@@ -74,14 +119,23 @@ def run_crawl(
         names = ", ".join(sorted(process.spider_loader.list()))
         print(f"error: no spider named {site!r} (known: {names})", file=sys.stderr)
         return EXIT_USAGE, None
+    progress = None
+    if progress_file is not None:
+        from crawler.crawl.progress import ProgressWriter
+
+        # Held here: Scrapy's signals keep only weak references to their receivers.
+        progress = ProgressWriter(crawler, progress_file, log_file)
     try:
         process.crawl(crawler, **(spider_args or {}))
     except ValueError as exc:  # a spider argument failed validation
         print(f"error: {site}: {exc}", file=sys.stderr)
         return EXIT_USAGE, None
     process.start()
+    del progress
     root = crawler.get_extension(ArchiveCrawl) if crawler.extensions is not None else None
     report = root.ledger.report if root is not None else None
+    if report is not None and log_file is not None:
+        report["log_file"] = str(log_file)
     return (EXIT_FAILED if crawl_failed(report) else EXIT_OK), report
 
 
@@ -94,11 +148,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-a", dest="args", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("-s", dest="settings", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--report-file", type=Path, help="also write the crawl report here (JSON)")
+    parser.add_argument(
+        "--terminal-level",
+        default="ERROR",
+        help="with the log in a file: lines at this level and above also go to stderr (NONE: none)",
+    )
+    parser.add_argument(
+        "--progress-file", type=Path, help="the crawl's figures, rewritten each second (JSON)"
+    )
     ns = parser.parse_args(argv)
+    terminal: int | None = None
+    if ns.terminal_level.upper() != "NONE":
+        try:
+            terminal = log_level(ns.terminal_level, "--terminal-level")
+        except ValueError as exc:
+            parser.error(str(exc))
     code, report = run_crawl(
         ns.site,
         settings_overrides=parse_pairs(ns.settings, "-s"),
         spider_args=parse_pairs(ns.args, "-a"),
+        terminal_level=terminal,
+        progress_file=ns.progress_file,
     )
     if ns.report_file is not None and report is not None:
         ns.report_file.write_text(json.dumps(report, indent=2, ensure_ascii=False))

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from crawler import __version__, layout
 from crawler.constants import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from crawler.crawl.runner import crawl_failed
 from crawler.ops.common import archive_settings, settings_option, spider_names
+from crawler.ops.terminal import Terminal, mode_of, window_of
 from crawler.options import parse_pairs
 from crawler.util import parse_duration
 
@@ -35,29 +35,6 @@ DEMO_SETTINGS = {
 }
 
 
-def _fmt_report_line(
-    site: str,
-    code: int,
-    report: dict[str, Any] | None,
-    seconds: float,
-    failure: str | None = None,
-) -> str:
-    if report is None:
-        cause = f": {failure}" if failure else ""
-        return (
-            f"{site:10} FAILED  exit {code} after {seconds:.1f}s (no report: see the log "
-            f"above{cause})"
-        )
-    arts = report["articles"]
-    status = "ok" if code == EXIT_OK else "FAILED"
-    why = failure or crawl_failed(report)
-    return (
-        f"{site:10} {status:7} {arts['new']} new articles, {arts['failed']} failed, "
-        f"{report['pages']['responses']} pages, {len(report['warc']['files'])} WARC files, "
-        f"{report['duration_s']:.1f}s" + (f" ({why})" if why and code != EXIT_OK else "")
-    )
-
-
 def run_sites(
     sites: Sequence[str],
     *,
@@ -66,6 +43,7 @@ def run_sites(
     spider_args: dict[str, str],
     jobs: int,
     time_limit: float | None = None,
+    terminal: Terminal | None = None,
 ) -> tuple[int, dict[str, dict[str, Any] | None]]:
     """Each site's crawl in its own process (a Twisted reactor cannot restart).
 
@@ -80,6 +58,12 @@ def run_sites(
         overrides["ARCHIVE_STORE_URI"] = store
     configured = archive_settings([f"{k}={v}" for k, v in overrides.items()])
     grace = configured.getfloat("ARCHIVE_SCHEDULE_GRACE", 120)
+    if terminal is None:
+        days, since = window_of(configured, spider_args)
+        terminal = Terminal(window_days=days, since_given=since)
+    # The crawls' whole logs go to their files: only their errors reach this terminal, or
+    # every line at LOG_LEVEL with -v.
+    terminal_level = "DEBUG" if terminal.mode == "verbose" else "ERROR"
     recorder = _run_recorder(configured)
     reports: dict[str, dict[str, Any] | None] = {}
     worst = EXIT_OK
@@ -98,10 +82,13 @@ def run_sites(
                         spider_args=spider_args,
                         time_limit=time_limit,
                         grace=grace,
+                        terminal_level=terminal_level,
                     )
-                    crawl = CrawlProcess(request, Path(tmp) / f"{site}.json")
-                    print(f"crawling {site} ...", flush=True)
+                    crawl = CrawlProcess(
+                        request, Path(tmp) / f"{site}.json", Path(tmp) / f"{site}.progress"
+                    )
                     crawl.start()
+                    terminal.started(site, crawl.crawl_id, crawl.progress_file)
                     if recorder is not None:
                         recorder.started(crawl)
                     running.append(crawl)
@@ -115,25 +102,24 @@ def run_sites(
                     if recorder is not None:
                         recorder.finished(outcome)
                     reports[crawl.request.site] = outcome.report
-                    print(
-                        _fmt_report_line(
-                            crawl.request.site,
-                            outcome.exit_code,
-                            outcome.report,
-                            crawl.elapsed,
-                            outcome.failure,
-                        ),
-                        flush=True,
+                    terminal.finished(
+                        crawl.request.site,
+                        outcome.ok,
+                        outcome.report,
+                        crawl.elapsed,
+                        outcome.failure,
                     )
                     worst = max(worst, exit_code_of(outcome))
+                terminal.tick()
                 time.sleep(0.2)
     finally:
         restore()
         if recorder is not None:
             recorder.close()
     for site in pending:
-        print(f"{site:10} FAILED  not started: stopped by a signal", flush=True)
+        terminal.not_started(site, "stopped by a signal")
         worst = max(worst, EXIT_FAILED)
+    terminal.total()
     return worst, reports
 
 
@@ -198,7 +184,8 @@ def cmd_crawl(ns: argparse.Namespace) -> int:
         settings["ARCHIVE_PROXY"] = ns.proxy
     spider_args = parse_pairs(ns.args, "-a")
     # Every input checked once, before the first site starts (not once per site process).
-    errors = _crawl_input_errors(settings, ns.store, spider_args, sites)
+    errors = _output_errors(ns, settings)
+    errors += _crawl_input_errors(settings, ns.store, spider_args, sites)
     time_limit = None
     if ns.time_limit is not None:
         try:
@@ -211,6 +198,8 @@ def cmd_crawl(ns: argparse.Namespace) -> int:
         for error in errors:
             print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    if ns.dry_run:
+        return print_plan(sites, ns.store, settings, spider_args, time_limit)
     code, _ = run_sites(
         sites,
         store=ns.store,
@@ -218,8 +207,162 @@ def cmd_crawl(ns: argparse.Namespace) -> int:
         spider_args=spider_args,
         jobs=ns.jobs,
         time_limit=time_limit,
+        terminal=_terminal(ns, settings, spider_args),
     )
     return code
+
+
+def cmd_check(ns: argparse.Namespace) -> int:
+    """``newsarchive check``: ``crawl --dry-run`` under its own name."""
+    ns.dry_run = True
+    ns.jobs = 1
+    ns.log_level = None
+    return cmd_crawl(ns)
+
+
+def print_plan(
+    sites: list[str],
+    store: str | None,
+    settings: dict[str, str],
+    spider_args: dict[str, str],
+    time_limit: float | None,
+) -> int:
+    """What a crawl with these inputs would do, and whether its catalog answers; exit 1 if not.
+
+    The inputs are checked already (the store for real: bucket, credentials, a write).
+    """
+    from scrapy.spiderloader import get_spider_loader
+
+    from crawler.crawl.runner import log_dir
+    from crawler.ops.jobs import locations
+    from crawler.util import without_password
+
+    overrides = dict(settings)
+    if store:
+        overrides["ARCHIVE_STORE_URI"] = store
+    configured = archive_settings([f"{k}={v}" for k, v in overrides.items()])
+    where = locations(configured)
+    print(f"store:    {where.store_uri} (writable)")
+    print(f"spool:    {where.spool}")
+    print(f"logs:     {log_dir(configured)}/<site>/<crawl id>.log")
+    code = EXIT_OK
+    if where.catalog_url is None:
+        print("catalog:  off (ARCHIVE_CATALOG_ENABLED): every article is fetched every time")
+    else:
+        shown = without_password(where.catalog_url)
+        sqlite = where.catalog_url.startswith("sqlite:///")
+        fresh = sqlite and not Path(where.catalog_url.removeprefix("sqlite:///")).exists()
+        problem = None if fresh else _catalog_problem(where.catalog_url)
+        if fresh:
+            print(f"catalog:  {shown} (none yet: the first crawl makes it)")
+        elif problem:
+            print(f"catalog:  {shown}: {problem}")
+            code = EXIT_FAILED
+        else:
+            print(f"catalog:  {shown}")
+    days = configured.getint("ARCHIVE_DISCOVERY_WINDOW_DAYS")
+    window = (
+        f"since {spider_args['since']}"
+        if spider_args.get("since")
+        else f"the last {days} days"
+        if days
+        else "no date limit"
+    )
+    print(f"text:     {configured.get('ARCHIVE_TEXT_MODE')} mode; articles from {window}")
+    print(f"proxy:    {configured.get('ARCHIVE_PROXY') or 'none (direct connections)'}")
+    print(f"limit:    {f'{time_limit:.0f}s per site' if time_limit else 'no time limit'}")
+    if spider_args:
+        print("args:     " + ", ".join(f"{k}={v}" for k, v in spider_args.items()))
+    loader = get_spider_loader(configured)
+    for site in sites:
+        cls = loader.load(site)
+        sources = [
+            f"{n} {kind[:-1] if n == 1 else kind}"
+            for kind in ("feeds", "sitemaps", "listings")
+            if (n := len(getattr(cls, kind, ())))
+        ]
+        render = ", rendered in Chromium" if getattr(cls, "render_pages", False) else ""
+        print(f"  {site:10} would crawl {', '.join(sources) or 'its start URLs'}{render}")
+    print("ok: a crawl would start" if code == EXIT_OK else "not ok: see above")
+    return code
+
+
+def _catalog_problem(url: str) -> str | None:
+    """None when the catalog answers (or is a SQLite file the first crawl will make)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, OSError, ValueError) as exc:
+        return f"does not answer: {str(exc).splitlines()[0][:300]}"
+    return None
+
+
+def output_options(parser: argparse.ArgumentParser) -> None:
+    """-q, -v, --log-level and --progress: what a crawl command prints."""
+    group = parser.add_argument_group("output")
+    loud = group.add_mutually_exclusive_group()
+    loud.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="only problems: nothing at all when every site is ok (for cron)",
+    )
+    loud.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="the crawls' whole log (Scrapy's included) on stderr as well",
+    )
+    group.add_argument(
+        "--log-level",
+        default=None,
+        metavar="LEVEL",
+        help="DEBUG, INFO (default), WARNING or ERROR: the crawl log's level (Scrapy's "
+        "LOG_LEVEL); each crawl's log is in <store>/.logs/<site>/ (ARCHIVE_LOG_DIR)",
+    )
+    group.add_argument(
+        "--progress",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="when not on a terminal, a progress line per site this often (default 60; 0: "
+        "none); on a terminal the progress line is live",
+    )
+
+
+def _output_errors(ns: argparse.Namespace, settings: dict[str, str]) -> list[str]:
+    """--log-level checked and handed to the crawls as LOG_LEVEL."""
+    from crawler.logs import log_level
+
+    if ns.log_level is None:
+        return []
+    try:
+        log_level(ns.log_level)
+    except ValueError as exc:
+        return [str(exc)]
+    settings["LOG_LEVEL"] = ns.log_level.upper()
+    return []
+
+
+def _terminal(
+    ns: argparse.Namespace, settings: dict[str, str], spider_args: dict[str, str]
+) -> Terminal:
+    overrides = dict(settings)
+    if getattr(ns, "store", None):
+        overrides["ARCHIVE_STORE_URI"] = ns.store
+    days, since = window_of(
+        archive_settings([f"{k}={v}" for k, v in overrides.items()]), spider_args
+    )
+    return Terminal(
+        mode_of(ns.quiet, ns.verbose), every=ns.progress, window_days=days, since_given=since
+    )
 
 
 def _crawl_input_errors(
@@ -310,14 +453,26 @@ def cmd_demo(ns: argparse.Namespace) -> int:
         if missing:
             print(f"error: no mirror or spider for {', '.join(missing)}", file=sys.stderr)
             return EXIT_USAGE
-        print(f"mirror of {', '.join(sorted(mirror.hosts))} on {mirror.proxy_url}", flush=True)
+        if not ns.quiet:
+            print(f"mirror of {', '.join(sorted(mirror.hosts))} on {mirror.proxy_url}", flush=True)
         settings = dict(DEMO_SETTINGS)
         settings["ARCHIVE_PROXY"] = mirror.proxy_url
         # The rendered pages (and challenges) accept the mirror's certificates, no others.
         settings["ARCHIVE_RENDER_TRUSTED_SPKI"] = mirror.spki_sha256
         settings.update(parse_pairs(ns.settings, "-s"))
-        code, reports = run_sites(sites, store=store.uri, settings=settings, spider_args={}, jobs=1)
-    print_outputs(store, reports)
+        if errors := _output_errors(ns, settings):
+            print(f"error: {errors[0]}", file=sys.stderr)
+            return EXIT_USAGE
+        code, reports = run_sites(
+            sites,
+            store=store.uri,
+            settings=settings,
+            spider_args={},
+            jobs=1,
+            terminal=_terminal(ns, settings, {}),
+        )
+    if not ns.quiet or code != EXIT_OK:
+        print_outputs(store, reports)
     return code
 
 
@@ -460,7 +615,9 @@ def cmd_upload(ns: argparse.Namespace) -> int:
 
 HELP_EXAMPLES = """\
 examples:
-  newsarchive crawl --all                     every site once into ./archive (cron mode)
+  newsarchive crawl --all                     every site once into ./archive
+  newsarchive crawl --all -q                  the same for cron: prints only problems
+  newsarchive check --all                     check settings, store and catalog; crawl nothing
   newsarchive crawl tdi --store /var/lib/newsarchive
   newsarchive crawl tdi -s ARCHIVE_TEXT_MODE=page -a max_articles=20
   newsarchive demo                            the whole pipeline against the loopback mirror
@@ -477,6 +634,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"newsarchive {__version__}")
+    parser.add_argument(
+        "--env-file",
+        default=None,
+        metavar="FILE",
+        help="read NAME=VALUE lines (the daemon's environment file) before the command; "
+        "variables already set win",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     crawl = sub.add_parser(
@@ -506,7 +670,37 @@ def build_parser() -> argparse.ArgumentParser:
         "-a", dest="args", action="append", default=[], metavar="NAME=VALUE", help="spider argument"
     )
     settings_option(crawl, "Scrapy or ARCHIVE_* setting")
+    crawl.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check everything (settings, arguments, store, catalog) and print what the "
+        "crawl would do; crawl nothing (as `newsarchive check`)",
+    )
+    output_options(crawl)
     crawl.set_defaults(func=cmd_crawl)
+
+    check = sub.add_parser(
+        "check",
+        help="check settings, arguments, store and catalog, and print what a crawl would do",
+        description="Every check a crawl makes before it starts (setting names and values, "
+        "spider arguments, the store for real: bucket, credentials, a test write) plus whether "
+        "the catalog answers; then what the crawl would do. Exit 0 if a crawl would start, 2 "
+        "on a bad input, 1 if the catalog does not answer. Same as `crawl --dry-run`.",
+        epilog="examples:\n  newsarchive check --all\n  newsarchive check tdi --store "
+        "s3://archive/news -s ARCHIVE_TEXT_MODE=page\n  newsarchive --env-file "
+        "/etc/newsarchive/env check --all",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("sites", nargs="*", help="spider names (see --all)")
+    check.add_argument("--all", action="store_true", help="every site")
+    check.add_argument("--store", default=None, help="store URI or path (as for crawl)")
+    check.add_argument("--proxy", default=None, help="as for crawl")
+    check.add_argument("--time-limit", default=None, metavar="DURATION", help="as for crawl")
+    check.add_argument(
+        "-a", dest="args", action="append", default=[], metavar="NAME=VALUE", help="spider argument"
+    )
+    settings_option(check, "Scrapy or ARCHIVE_* setting")
+    check.set_defaults(func=cmd_check, quiet=False, verbose=False, progress=60.0)
 
     demo = sub.add_parser(
         "demo",
@@ -521,6 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--store", default=DEMO_STORE, help=f"store (default {DEMO_STORE})")
     demo.add_argument("--sites", nargs="*", default=None, help="only these mirrored sites")
     settings_option(demo, "Scrapy or ARCHIVE_* setting")
+    output_options(demo)
     demo.set_defaults(func=cmd_demo)
 
     mirror = sub.add_parser(
@@ -572,8 +767,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_env_file(path: Path) -> dict[str, str]:
+    """``NAME=VALUE`` lines (systemd's EnvironmentFile, docker's --env-file) into os.environ.
+
+    Blank lines and ``#`` comments are skipped, ``export`` is allowed, one pair of quotes
+    around a value is removed; a variable already in the environment keeps its value.
+    """
+    loaded: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not name.replace("_", "a").isalnum() or name[0].isdigit():
+            raise ValueError(f"line {number} is not NAME=VALUE: {raw.strip()[:60]!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        loaded[name] = value
+        os.environ.setdefault(name, value)
+    return loaded
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
+    if ns.env_file is not None:
+        try:
+            load_env_file(Path(ns.env_file))
+        except (OSError, ValueError) as exc:
+            print(f"error: --env-file {ns.env_file}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     if getattr(ns, "jobs", 1) < 1:
         print("error: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE

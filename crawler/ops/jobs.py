@@ -43,6 +43,9 @@ class CrawlRequest:
     trigger: str = TRIGGER_COMMAND
     time_limit: float | None = None
     grace: float = 120.0
+    # The crawl's log goes to its file; lines at this level and above to stderr too
+    # ("NONE": none). The daemon's stderr (journald, docker logs) gets the crawls' errors.
+    terminal_level: str = "ERROR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +108,12 @@ def new_crawl_id(site: str) -> str:
 class CrawlProcess:
     """A crawl subprocess. ``poll()`` enforces the time limit and the kill after the grace."""
 
-    def __init__(self, request: CrawlRequest, report_file: Path) -> None:
+    def __init__(
+        self, request: CrawlRequest, report_file: Path, progress_file: Path | None = None
+    ) -> None:
         self.request = request
         self.report_file = report_file
+        self.progress_file = progress_file
         self.crawl_id = request.settings.get("ARCHIVE_CRAWL_ID") or new_crawl_id(request.site)
         self.started = datetime.now(UTC)
         self._t0 = time.monotonic()
@@ -121,6 +127,9 @@ class CrawlProcess:
         overrides["ARCHIVE_CRAWL_ID"] = self.crawl_id
         cmd = [sys.executable, "-m", "crawler.crawl.runner", self.request.site]
         cmd += ["--report-file", str(self.report_file)]
+        cmd += ["--terminal-level", self.request.terminal_level]
+        if self.progress_file is not None:
+            cmd += ["--progress-file", str(self.progress_file)]
         cmd += [x for k, v in overrides.items() for x in ("-s", f"{k}={v}")]
         cmd += [x for k, v in self.request.spider_args.items() for x in ("-a", f"{k}={v}")]
         return cmd, env
