@@ -35,6 +35,7 @@ from crawler.ops.jobs import (
     CrawlProcess,
     CrawlRequest,
     RunRecorder,
+    new_crawl_id,
 )
 from crawler.ops.metrics import Metrics
 from crawler.ops.schedule import ScheduleConfig
@@ -171,23 +172,34 @@ class Daemon:
                 return None
             self._running[site] = kind
         schedule = self.config.site(site)
+        # The crawl's id from here: every line of the daemon about this crawl names it.
+        crawl_id = new_crawl_id(site)
         request = CrawlRequest(
             site,
-            settings=self.crawl_settings,
+            settings={**self.crawl_settings, "ARCHIVE_CRAWL_ID": crawl_id},
             spider_args=schedule.args,
             trigger=TRIGGER_REVISIONS if kind == "revisions" else TRIGGER_SCHEDULE,
             time_limit=schedule.time_limit,
             grace=self.config.grace,
         )
         logger.info(
-            "%s: crawl starting (%s schedule)", site, kind, extra={"site": site, "kind": kind}
+            "%s: crawl %s starting (%s schedule)",
+            site,
+            crawl_id,
+            kind,
+            extra={"site": site, "crawl_id": crawl_id, "kind": kind},
         )
         if self.metrics is not None:
             self.metrics.started(site)
         try:
             outcome = self.run_crawl(request, self.stopping)
         except Exception:  # one broken start must not take the daemon and its schedule down
-            logger.exception("%s: the crawl could not run", site, extra={"site": site})
+            logger.exception(
+                "%s: crawl %s could not run",
+                site,
+                crawl_id,
+                extra={"site": site, "crawl_id": crawl_id},
+            )
             if self.metrics is not None:
                 self.metrics.running.labels(site).set(0)
             return None
@@ -220,13 +232,15 @@ class Daemon:
         elif outcome.result == "stopped":
             logger.info("%s: crawl %s stopped cleanly", outcome.site, outcome.crawl_id, extra=extra)
         else:
+            log = report.get("log_file")
             logger.error(
-                "%s: crawl %s %s after %.0fs: %s",
+                "%s: crawl %s %s after %.0fs: %s%s",
                 outcome.site,
                 outcome.crawl_id,
                 outcome.result,
                 took,
                 outcome.failure,
+                f" (its log: {log})" if log else "",
                 extra=extra,
             )
 
