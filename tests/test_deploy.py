@@ -213,6 +213,14 @@ def test_example_environment_names_real_settings_only() -> None:
     assert {"NEWSARCHIVE_STORE", "ARCHIVE_LOG_FORMAT", "ARCHIVE_SCHEDULE_FILE"} <= names
 
 
+def test_kubernetes_config_names_real_settings_and_logs_to_the_pod() -> None:
+    config = next(d for d in k8s_docs() if d["kind"] == "ConfigMap")["data"]
+    unknown = sorted(n for n in config if n.startswith("ARCHIVE_") and not hasattr(defaults, n))
+    assert not unknown, unknown
+    # A crawl's pod goes with its run: its log goes to the pod's stderr, not to a file in it.
+    assert config["ARCHIVE_CRAWL_LOG"] == "stderr"
+
+
 def test_example_schedule_is_valid() -> None:
     base = {k: getattr(defaults, k) for k in dir(defaults) if k.startswith("ARCHIVE_")}
     config = ScheduleConfig.from_settings(
