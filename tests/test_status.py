@@ -297,36 +297,38 @@ def test_json_log_lines() -> None:
 
 
 def test_a_crawl_logs_json_lines(tmp_path: Path) -> None:
-    """ARCHIVE_LOG_FORMAT=json: Scrapy's own first lines are JSON too; a bad value is one line."""
+    """ARCHIVE_LOG_FORMAT=json: Scrapy's own first lines are JSON too, with site and crawl id,
+    in the crawl's log file or (ARCHIVE_CRAWL_LOG=stderr) on stderr; a bad value is one line."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "crawler.crawl.runner",
-            "no-such-site",
-            "-s",
-            "ARCHIVE_LOG_FORMAT=json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=env,
-    )
+
+    def crawl(site: str, *settings: str) -> subprocess.CompletedProcess[str]:
+        pairs = [arg for setting in settings for arg in ("-s", setting)]
+        return subprocess.run(
+            [sys.executable, "-m", "crawler.crawl.runner", site, *pairs],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=env,
+        )
+
+    def scrapy_lines(lines: list[str]) -> list[dict[str, Any]]:
+        entries = [json.loads(line) for line in lines]
+        assert all(e["site"] == "no-such-site" and e["crawl_id"] for e in entries)
+        return [e for e in entries if e["message"].startswith("Scrapy ")]
+
+    proc = crawl("no-such-site", "ARCHIVE_LOG_FORMAT=json")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: no spider named 'no-such-site'")
+    assert len(proc.stderr.splitlines()) == 1
+    [log] = (tmp_path / "archive" / ".logs" / "no-such-site").glob("*.log")
+    assert scrapy_lines(log.read_text().splitlines())
+    proc = crawl("no-such-site", "ARCHIVE_LOG_FORMAT=json", "ARCHIVE_CRAWL_LOG=stderr")
     assert proc.returncode == 2
     lines = proc.stderr.splitlines()
     assert lines[-1].startswith("error: no spider named 'no-such-site'")
-    entries = [json.loads(line) for line in lines[:-1]]
-    assert any(e["message"].startswith("Scrapy ") for e in entries)
-    bad = subprocess.run(
-        [sys.executable, "-m", "crawler.crawl.runner", "tdi", "-s", "ARCHIVE_LOG_FORMAT=xml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=env,
-    )
+    assert scrapy_lines(lines[:-1])
+    bad = crawl("tdi", "ARCHIVE_LOG_FORMAT=xml")
     assert bad.returncode == 2
     assert bad.stderr.strip() == "error: tdi: ARCHIVE_LOG_FORMAT must be text or json, got 'xml'"
 
