@@ -8,6 +8,8 @@ META_ARTICLE_KEY = "archive_article_key"  # canonical article key decided by the
 META_CAPTURE = "archive_capture"  # CaptureInfo of the captured response (set by WarcCapture)
 META_CONDITIONAL = "archive_conditional"  # True: send If-None-Match/If-Modified-Since if known
 META_SKIP_CAPTURE = "archive_skip_capture"  # True: do not write this exchange to WARC
+# "feed", "sitemap" or "listing": a discovery request, whose failure is a failed source.
+META_SOURCE = "archive_source"
 
 # Stats keys.
 STATS_WARC_RECORDS = "archive/warc/records"
@@ -18,6 +20,7 @@ STATS_WARC_ERRORS = "archive/warc/errors"
 STATS_WARC_RECOVERED = "archive/warc/recovered_files"
 STATS_WARC_TRUNCATED = "archive/warc/truncated"
 STATS_ARTICLES_DISCOVERED = "archive/articles/discovered"  # distinct keys feeds etc. gave
+STATS_ARTICLES_REQUESTED = "archive/articles/requested"  # article requests sent (fetch tried)
 STATS_ARTICLES_NEW = "archive/articles/new"
 STATS_ARTICLES_NO_TITLE = "archive/articles/no_title"  # archived, but no headline was found
 STATS_ARTICLES_REVISED = "archive/articles/revised"  # a new text version of an archived article
@@ -25,6 +28,7 @@ STATS_ARTICLES_UNCHANGED = "archive/articles/unchanged"  # re-fetched, same text
 STATS_ARTICLES_FAILED = "archive/articles/failed"
 STATS_ARTICLES_FAILED_REASON = "archive/articles/failed/{reason}"
 STATS_SKIPPED = "archive/skipped/{reason}"
+STATS_SOURCES_REQUESTED = "archive/sources/requested"  # feed, sitemap and listing requests sent
 STATS_TEXT_BYTES = "archive/text/bytes"
 STATS_STORE_OBJECTS = "archive/store/objects"
 STATS_STORE_BYTES = "archive/store/bytes"

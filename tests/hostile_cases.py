@@ -1145,7 +1145,12 @@ def outcomes(run: HostileRun) -> dict[str, str]:
     for match in _SKIP_LINE.finditer(log):
         skips.setdefault(match.group(1), match.group(2))
     sources = {m.group(2): f"bad-{m.group(1)}" for m in _SOURCE_LINE.finditer(log)}
-    failures = {f["url"]: f["reason"] for f in run.report["articles"]["failures"]}
+    # The pipeline's failures; the spider's skips are read from the log lines above.
+    failures = {
+        f["url"]: f["cause"]
+        for f in run.report["failures"]["urls"]
+        if f["stage"] in ("text", "store")
+    }
     archived: set[str] = set()
     for sidecar in run.sidecars():
         archived.update((sidecar["url"], sidecar["request_url"]))

@@ -67,7 +67,7 @@ def test_first_run_archives_all_five_sites(runs: Runs) -> None:
         assert " ok " in line, line
     for site, (first, *_rest) in reports(runs.store).items():
         assert first["articles"]["new"] >= 3, site
-        assert first["articles"]["failed"] == 0, (site, first["articles"]["failures"])
+        assert first["articles"]["failed"] == 0, (site, first["failures"]["urls"])
 
 
 @pytest.mark.parametrize("sample", sorted(SAMPLES))

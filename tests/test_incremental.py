@@ -23,7 +23,9 @@ ARTICLE = "https://thediplomaticinsight.com/zambia-independence-day-2023/"
 CATALOG = {"ARCHIVE_CATALOG_ENABLED": "True", "ARCHIVE_REVISION_AGES": "1h,1d,7d"}
 
 
-def crawl(mirror: MirrorServer, store: Path, out: Path, **settings: str) -> CrawlResult:
+def crawl(
+    mirror: MirrorServer, store: Path, out: Path, exit_code: int = 0, **settings: str
+) -> CrawlResult:
     result = run_crawl(
         "spiders.tdi:TdiSpider",
         out,
@@ -34,7 +36,7 @@ def crawl(mirror: MirrorServer, store: Path, out: Path, **settings: str) -> Craw
             **settings,
         },
     )
-    assert result.exit_code == 0, result.stderr[-3000:]
+    assert result.exit_code == exit_code, result.stderr[-3000:]
     return result
 
 
@@ -180,9 +182,13 @@ def test_articles_due_for_revision_are_fetched_without_discovery(tmp_path: Path)
         ):
             mirror.add_route(Route(url=url, status=404))
         mirror.clear_requests()
-        second = crawl(mirror, store, tmp_path / "2.json", ARCHIVE_REVISION_AGES="1h")
+        second = crawl(mirror, store, tmp_path / "2.json", exit_code=1, ARCHIVE_REVISION_AGES="1h")
         fetched = article_fetches(mirror)
     assert len(set(fetched)) == 6  # every article re-checked, found through the catalog
+    # The revisions came through, but a site whose every source fails is still broken.
+    assert second.report["health"]["problems"] == [
+        "every source failed: 2 of 2 sources (http-404: 2)"
+    ]
     assert second.stats["archive/articles/unchanged"] == 6
     # Checked now: not due again until its next age.
     assert (
@@ -240,6 +246,7 @@ def test_no_validators_are_kept_when_an_article_was_lost(tmp_path: Path) -> None
         mirror.add_route(Route(url=ARTICLE, status=503, headers=[("Retry-After", "0")]))
         crawl(mirror, store, tmp_path / "1.json", RETRY_TIMES="0")
         mirror.clear_requests()
-        # The article still missing: the feed must be read again, not answered 304.
-        crawl(mirror, store, tmp_path / "2.json", RETRY_TIMES="0")
+        # The article still missing: the feed must be read again, not answered 304. The one
+        # article asked failed again, and none came through: the crawl fails.
+        crawl(mirror, store, tmp_path / "2.json", exit_code=1, RETRY_TIMES="0")
         assert feed_requests(mirror) == [None]

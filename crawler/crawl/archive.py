@@ -107,6 +107,9 @@ class ArchiveCrawl:
         """Open everything in order; closers run in the order they are added here."""
         ledger = self.ledger
         ledger.spider_opened(spider)
+        if isinstance(spider, NewsSpider):
+            # Every URL the spider gives up on is listed in the crawl report.
+            spider.on_failure = ledger.add_failure
         # What earlier crawls left in the spool goes up beside this crawl, and the texts a
         # killed crawl kept are known before the catalog opens.
         ledger.upload_backlog(spider)

@@ -17,7 +17,7 @@ from twisted.internet.threads import deferToThread
 from crawler import layout
 from crawler.constants import STATS_STORE_BYTES, STATS_STORE_OBJECTS
 from crawler.crawl.config import HealthConfig, LedgerConfig
-from crawler.crawl.report import CrawlFacts, build_report, format_summary
+from crawler.crawl.report import CrawlFacts, FailedUrl, FailureLog, build_report, format_summary
 from crawler.store.base import (
     Store,
     StoredObject,
@@ -70,7 +70,8 @@ class CrawlLedger:
         self._t0 = time.monotonic()
         self._cpu0 = time.process_time()
         self._lock = threading.Lock()
-        self.failures: list[dict[str, str]] = []
+        # Every URL that failed, at any stage: the spider's hook and the pipeline add them.
+        self.failures = FailureLog()
         self._notes: list[str] = []
         self._closers: list[tuple[str, Closer]] = []
         self.report: dict[str, Any] | None = None
@@ -132,9 +133,9 @@ class CrawlLedger:
     def add_closer(self, name: str, closer: Closer) -> None:
         self._closers.append((name, closer))
 
-    def add_failure(self, url: str, reason: str, detail: str = "") -> None:
-        with self._lock:
-            self.failures.append({"url": url, "reason": reason, "detail": detail[:500]})
+    def add_failure(self, failure: FailedUrl) -> None:
+        """A URL that failed (the spider's ``on_failure``, the pipeline): for the report."""
+        self.failures.add(failure)
 
     def _count(self, obj: StoredObject, pending: bool) -> None:
         if self.crawler is not None and self.crawler.stats is not None:
@@ -245,7 +246,7 @@ class CrawlLedger:
             pending=self.pending,
             spool_dir=self.spool_dir,
             remote=self.remote,
-            failures=list(self.failures),
+            failures=self.failures,
             notes=self.notes,
         )
         return build_report(facts, stats, reason)

@@ -30,6 +30,7 @@ from crawler.crawl.catalog import ArchiveCatalog
 from crawler.crawl.config import TextConfig
 from crawler.crawl.items import ArticlePage
 from crawler.crawl.ledger import CrawlLedger
+from crawler.crawl.report import FailedUrl
 from crawler.layout import sidecar_key, text_key, warc_key
 from crawler.text.extract import Article, ExtractionError, SiteRules, extract_article
 from crawler.util import json_bytes
@@ -107,7 +108,11 @@ class ArticlePipeline:
         assert stats is not None
         stats.inc_value(STATS_ARTICLES_FAILED)
         stats.inc_value(STATS_ARTICLES_FAILED_REASON.format(reason=reason))
-        self.ledger.add_failure(item.url, reason, detail)
+        # Writing failed (the WARC, the spool, the catalog): the page itself was fine.
+        stage = "store" if reason in ("warc-write-failed", "storage-failed") else "text"
+        self.ledger.add_failure(
+            FailedUrl(item.url, stage, reason, status=item.status, error=detail)
+        )
         return DropItem(f"article not archived ({reason}): {item.url} {detail}".rstrip())
 
     def archive_article(self, item: ArticlePage, rules: SiteRules | None) -> dict[str, Any]:

@@ -1,18 +1,138 @@
-"""A crawl's report: the figures, the site's health, and the summary on the terminal."""
+"""A crawl's report: the figures, the failed URLs, the site's health, and the log summary."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler import __version__
-from crawler.crawl.config import HealthConfig
+from crawler.constants import (
+    STATS_ARTICLES_DISCOVERED,
+    STATS_ARTICLES_REQUESTED,
+    STATS_SOURCES_REQUESTED,
+)
 from crawler.layout import is_warc
-from crawler.store.base import StoredObject
+
+if TYPE_CHECKING:
+    # Types only: the spider imports this module for FailedUrl, and needs neither.
+    from crawler.crawl.config import HealthConfig
+    from crawler.store.base import StoredObject
+
+# The report lists this many failed URLs; the rest are counted (``failures.not_listed``).
+MAX_LISTED_FAILURES = 1000
+MAX_ERROR_CHARS = 500
+# Where a URL failed: a feed, sitemap or listing request (discovery); an article request
+# (fetch); an article page rejected (parse); its text extraction (text); writing it (store).
+STAGES = ("discovery", "fetch", "parse", "text", "store")
+
+
+@dataclass(frozen=True, slots=True)
+class FailedUrl:
+    """One URL that gave nothing to archive: where (``stage``) and why (``cause``).
+
+    ``cause``: ``http-<status>``, ``tls``, ``timeout``, ``dns``, ``connection``, ``proxy``,
+    ``redirect-loop``, ``parse`` (a feed, sitemap or listing that did not parse),
+    ``truncated``, ``not-html``, ``not-article``, or the text extraction's reason
+    (``empty-body``…). ``attempts``: how many times it was asked (retries included).
+    """
+
+    url: str
+    stage: str
+    cause: str
+    status: int | None = None
+    error: str = ""
+    attempts: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "stage": self.stage,
+            "cause": self.cause,
+            "status": self.status,
+            "error": self.error[:MAX_ERROR_CHARS],
+            "attempts": self.attempts,
+        }
+
+
+class FailureLog:
+    """Every failure of a crawl, counted; the first ``limit`` listed. Thread-safe (the
+    pipeline's threads add theirs)."""
+
+    def __init__(self, limit: int = MAX_LISTED_FAILURES) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._listed: list[FailedUrl] = []
+        self._counts: Counter[tuple[str, str]] = Counter()  # (stage, cause) -> failures
+        self._sources: set[str] = set()  # URLs of the failed feeds, sitemaps and listings
+
+    def add(self, failure: FailedUrl) -> None:
+        with self._lock:
+            self._counts[failure.stage, failure.cause] += 1
+            if failure.stage == "discovery":
+                self._sources.add(failure.url)
+            if len(self._listed) < self.limit:
+                self._listed.append(failure)
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+    @property
+    def listed(self) -> list[FailedUrl]:
+        with self._lock:
+            return list(self._listed)
+
+    @property
+    def sources_failed(self) -> int:
+        """How many distinct feeds, sitemaps and listings failed."""
+        with self._lock:
+            return len(self._sources)
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def by_cause(self, stage: str) -> dict[str, int]:
+        """Failures of one stage by cause."""
+        return _sum_by(self.counts(), lambda s, c: c if s == stage else None)
+
+    def of_articles(self) -> dict[str, int]:
+        """Failures after discovery, by "stage cause" (``fetch http-503``, ``text empty-body``)."""
+        return _sum_by(self.counts(), lambda s, c: f"{s} {c}" if s != "discovery" else None)
+
+    def report(self) -> dict[str, Any]:
+        counts = self.counts()
+        listed = self.listed
+        total = sum(counts.values())
+        by_stage = _sum_by(counts, lambda s, c: s)
+        return {
+            "total": total,
+            "by_stage": {s: by_stage[s] for s in (*STAGES, *sorted(by_stage)) if s in by_stage},
+            "by_cause": dict(sorted(_sum_by(counts, lambda s, c: c).items())),
+            "urls": [f.as_dict() for f in listed],
+            "not_listed": total - len(listed),
+        }
+
+
+def _sum_by(counts: Mapping[tuple[str, str], int], key: Any) -> dict[str, int]:
+    out: Counter[str] = Counter()
+    for (stage, cause), n in counts.items():
+        name = key(stage, cause)
+        if name is not None:
+            out[name] += n
+    return dict(out)
+
+
+def count_list(counts: Mapping[str, int]) -> str:
+    """``http-503: 4, empty-body: 3``: the largest first."""
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,44 +150,76 @@ class CrawlFacts:
     pending: Sequence[str] = ()
     spool_dir: Path | None = None
     remote: bool = False
-    failures: Sequence[Mapping[str, str]] = ()
+    failures: FailureLog = field(default_factory=FailureLog)
     notes: Sequence[str] = field(default_factory=list)
 
 
-_SOURCE_SKIPS = ("bad-feed", "bad-sitemap", "bad-listing")
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def site_health(
     stats: Mapping[str, Any],
     skipped: Mapping[str, int],
-    failed_reasons: Mapping[str, int],
+    failures: FailureLog,
     config: HealthConfig,
 ) -> dict[str, Any]:
     """Whether the site still yields articles, and what looks broken when it does not."""
-    discovered = int(stats.get("archive/articles/discovered", 0))
-    failed = int(stats.get("archive/articles/failed", 0))
-    done = failed + sum(
+    discovered = int(stats.get(STATS_ARTICLES_DISCOVERED, 0))
+    archived = sum(
         int(stats.get(f"archive/articles/{k}", 0)) for k in ("new", "revised", "unchanged")
     )
+    sources = int(stats.get(STATS_SOURCES_REQUESTED, 0))
+    sources_failed = failures.sources_failed
+    source_causes = failures.by_cause("discovery")
     problems = []
     # Only spiders that discover (NewsSpider sets the count at start) can discover nothing.
     # A source that answered 304 (not modified since the last crawl) is working.
-    if (
-        "archive/articles/discovered" in stats
-        and discovered == 0
-        and not skipped.get("not-modified")
-    ):
-        problems.append("discovered no article: its feeds, sitemaps and listings gave none")
-    if failed >= config.min_failed and failed > config.max_failed_ratio * done:
+    if STATS_ARTICLES_DISCOVERED in stats and discovered == 0 and not skipped.get("not-modified"):
+        if sources_failed:
+            problems.append(
+                f"discovered no article: {sources_failed} of {_plural(sources, 'source')} "
+                f"failed ({count_list(source_causes)})"
+            )
+        else:
+            problems.append("discovered no article: its feeds, sitemaps and listings gave none")
+    elif sources and sources_failed >= sources:
+        # Articles came only from the revisions due (or a source's partial answer).
         problems.append(
-            f"{failed} of {done} article pages failed to parse "
-            f"({', '.join(f'{k}: {v}' for k, v in sorted(failed_reasons.items()))})"
+            f"every source failed: {sources_failed} of {_plural(sources, 'source')} "
+            f"({count_list(source_causes)})"
         )
+    article_causes = failures.of_articles()
+    # A page with an article's URL that is no article (a gallery, a video) is listed, but it
+    # is the site's other content, asked again every crawl: no sign that the site broke.
+    failed = sum(n for k, n in article_causes.items() if not k.endswith(" not-article"))
+    requested = stats.get(STATS_ARTICLES_REQUESTED)
+    if requested is not None and int(requested) > 0 and archived == 0 and failed:
+        problems.append(
+            f"{_plural(int(requested), 'article')} requested, none archived "
+            f"({count_list(article_causes)})"
+        )
+    elif requested is not None:
+        asked = int(requested)
+        if failed >= config.min_failed and failed > config.max_failed_ratio * asked:
+            problems.append(
+                f"{failed} of {asked} requested articles failed ({count_list(article_causes)})"
+            )
+    else:
+        # A spider that requests its own way: only the pages that reached the pipeline.
+        failed = int(stats.get("archive/articles/failed", 0))
+        text_causes = failures.by_cause("text")
+        if failed >= config.min_failed and failed > config.max_failed_ratio * (failed + archived):
+            problems.append(
+                f"{failed} of {failed + archived} article pages failed to parse "
+                f"({count_list(text_causes)})"
+            )
     return {
         "status": "error" if problems else "ok",
         "problems": problems,
-        "sources_failed": {k: v for k, v in skipped.items() if k in _SOURCE_SKIPS},
-        "empty_body": failed_reasons.get("empty-body", 0),
+        "sources": {"requested": sources, "failed": sources_failed},
+        "sources_failed": dict(sorted(source_causes.items())),
+        "empty_body": int(stats.get("archive/articles/failed/empty-body", 0)),
         "no_title": int(stats.get("archive/articles/no_title", 0)),
     }
 
@@ -111,16 +263,17 @@ def build_report(facts: CrawlFacts, stats: Mapping[str, Any], reason: str) -> di
             "download_errors": int(stats.get("downloader/exception_count", 0)),
         },
         "articles": {
-            "discovered": int(stats.get("archive/articles/discovered", 0)),
+            "discovered": int(stats.get(STATS_ARTICLES_DISCOVERED, 0)),
+            "requested": int(stats.get(STATS_ARTICLES_REQUESTED, 0)),
             "new": int(stats.get("archive/articles/new", 0)),
             "revised": int(stats.get("archive/articles/revised", 0)),
             "unchanged": int(stats.get("archive/articles/unchanged", 0)),
             "failed": int(stats.get("archive/articles/failed", 0)),
             "failed_by_reason": failed_reasons,
             "no_title": int(stats.get("archive/articles/no_title", 0)),
-            "failures": list(facts.failures),
         },
-        "health": site_health(stats, skipped, failed_reasons, facts.health),
+        "failures": facts.failures.report(),
+        "health": site_health(stats, skipped, facts.failures, facts.health),
         "skipped": skipped,
         "warc": {
             "files": warc_files,
@@ -143,6 +296,7 @@ def build_report(facts: CrawlFacts, stats: Mapping[str, Any], reason: str) -> di
 
 
 def format_summary(report: dict[str, Any]) -> str:
+    """The report in a few lines, for the log."""
     pages = report["pages"]
     statuses = ", ".join(f"{k}: {v}" for k, v in pages["by_status"].items()) or "none"
     arts = report["articles"]
@@ -151,7 +305,8 @@ def format_summary(report: dict[str, Any]) -> str:
         f"in {report['duration_s']:.1f}s",
         f"  pages: {pages['responses']} fetched ({statuses}), "
         f"{pages['download_errors']} download errors, {pages['bytes_received']:,} bytes",
-        f"  articles: {arts['discovered']} discovered, {arts['new']} new, "
+        f"  articles: {arts['discovered']} discovered, {arts.get('requested', 0)} requested, "
+        f"{arts['new']} new, "
         f"{arts['revised']} revised, {arts['unchanged']} unchanged, {arts['failed']} failed"
         + (
             f" ({', '.join(f'{k}: {v}' for k, v in arts['failed_by_reason'].items())})"
@@ -161,6 +316,12 @@ def format_summary(report: dict[str, Any]) -> str:
         f"  warc: {len(report['warc']['files'])} files, {report['warc']['records']} records, "
         f"{report['warc']['bytes']:,} bytes",
     ]
+    failures = report.get("failures") or {}
+    if failures.get("total"):
+        lines.append(
+            f"  failures: {failures['total']} by stage ({count_list(failures['by_stage'])}), "
+            f"by cause ({count_list(failures['by_cause'])})"
+        )
     pending = report.get("upload", {}).get("pending", 0)
     if pending:
         lines.append(

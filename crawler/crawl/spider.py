@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import gzip
 import logging
 import re
+import ssl
 import struct
 import xml.sax
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -16,12 +18,28 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import feedparser
 import scrapy
 from lxml import etree
+from OpenSSL import SSL
 from scrapy import signals
-from scrapy.exceptions import IgnoreRequest
+from scrapy.core.downloader.handlers.http11 import TunnelError
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
 from scrapy.http import HtmlResponse, Request, Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.gz import gunzip, gzip_magic_number
 from scrapy.utils.sitemap import Sitemap
+from twisted.internet.error import (
+    ConnectError,
+    ConnectionClosed,
+    DNSLookupError,
+    TCPTimedOutError,
+)
+from twisted.internet.error import TimeoutError as TxTimeoutError
 from w3lib.encoding import html_body_declared_encoding, resolve_encoding
 
 from crawler.constants import (
@@ -30,14 +48,19 @@ from crawler.constants import (
     META_DISCOVERY,
     META_RENDER,
     META_RENDER_READY,
+    META_SOURCE,
     STATS_ARTICLES_DISCOVERED,
+    STATS_ARTICLES_REQUESTED,
     STATS_SKIPPED,
+    STATS_SOURCES_REQUESTED,
 )
 from crawler.crawl.items import ArticlePage
+from crawler.crawl.report import FailedUrl
+from crawler.fetch.netguard import ForbiddenAddressError
 from crawler.text.extract import detect_encoding, parse_datetime
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncIterator, Callable
 
     from scrapy.crawler import Crawler
     from twisted.python.failure import Failure
@@ -49,6 +72,84 @@ logger = logging.getLogger(__name__)
 # Feeds, sitemaps and listings are asked conditionally (the catalog keeps their validators);
 # a 304 reaches the callback instead of being dropped as an HTTP error.
 _CONDITIONAL: dict[str, Any] = {META_CONDITIONAL: True, "handle_httpstatus_list": [304]}
+
+# A download exception's cause, the first that matches anywhere in its chain (``__cause__``,
+# Twisted's wrapped ``reasons``): a TLS error under a lost connection is a TLS error.
+_DOWNLOAD_CAUSES: tuple[tuple[str, tuple[type[BaseException], ...]], ...] = (
+    ("tls", (SSL.Error, ssl.SSLError)),
+    ("timeout", (DownloadTimeoutError, TxTimeoutError, TCPTimedOutError, TimeoutError)),
+    ("dns", (CannotResolveHostError, DNSLookupError)),
+    ("forbidden-address", (ForbiddenAddressError,)),
+    ("truncated", (ResponseDataLossError,)),
+    ("proxy", (TunnelError,)),  # the proxy refused the CONNECT tunnel
+    (
+        "connection",
+        (DownloadConnectionRefusedError, ConnectError, ConnectionClosed, ConnectionError),
+    ),
+    ("decoding", (EOFError, zlib.error, gzip.BadGzipFile)),  # a Content-Encoding undone badly
+    ("connection", (DownloadFailedError,)),
+)
+# IgnoreRequest subclasses of the fetch layer that import Chromium's driver: known by name.
+_IGNORED_BY_NAME = {"ChallengeError": "challenge", "RenderTimeoutError": "timeout"}
+# Plain IgnoreRequest messages that are failures (offsite and the like are not).
+_IGNORED_BY_MESSAGE = (
+    ("max redirections reached", "redirect-loop"),
+    ("exceeded DOWNLOAD_MAXSIZE", "too-large"),
+    ("not rendered", "render"),
+    ("made no navigation request", "render"),
+)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, what it was raised from, and the failures Twisted wrapped in it."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        for reason in getattr(current, "reasons", None) or ():
+            if isinstance(value := getattr(reason, "value", None), BaseException):
+                todo.append(value)
+
+
+def _describe(exc: BaseException) -> str:
+    name = type(exc).__qualname__
+    if name == "Error":  # OpenSSL.SSL.Error
+        name = f"{type(exc).__module__}.{name}"
+    text = str(exc)
+    return f"{name}: {text}" if text else name
+
+
+def download_failure(exc: BaseException, *, source: bool) -> tuple[str, str] | None:
+    """(cause, error) of a request that got no response, or None when it is no failure.
+
+    ``source``: a feed, sitemap or listing request, for which robots.txt forbidding it is a
+    failure (an article it forbids is the site's choice, counted as skipped).
+    """
+    if isinstance(exc, IgnoreRequest):
+        message = str(exc)
+        for klass in type(exc).__mro__:
+            if cause := _IGNORED_BY_NAME.get(klass.__name__):
+                return cause, _describe(exc)
+        if isinstance(exc, ForbiddenAddressError):
+            return "forbidden-address", message
+        if message.startswith("Forbidden by robots.txt"):
+            return ("robots", message) if source else None
+        for needle, cause in _IGNORED_BY_MESSAGE:
+            if needle in message:
+                return cause, message
+        return None
+    chain = list(_chain(exc))
+    for cause, types in _DOWNLOAD_CAUSES:
+        for link in chain:
+            if isinstance(link, types):
+                return cause, _describe(link)
+    return "download-error", _describe(exc)
+
 
 _BODY_CLASS_RE = re.compile(
     r"""<body\b[^>]*?\sclass\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE
@@ -304,6 +405,9 @@ class NewsSpider(scrapy.Spider):
         # (key, url) of archived articles due for a revision (an age passed since their first
         # capture), requested at start.
         self.revisions: list[tuple[str, str]] = []
+        # Each failed URL (a source, an article request or page), given when the crawl opens
+        # (the crawl report lists them); None: counted and logged only.
+        self.on_failure: Callable[[FailedUrl], None] | None = None
         # The lower bound of discovery dates; from_crawler applies the default window.
         self.window_start: datetime | None = self.args.since
         self._follow = [re.compile(p) for p in self.sitemap_follow]
@@ -313,6 +417,7 @@ class NewsSpider(scrapy.Spider):
         # Discovery lists of requests not answered yet; the same list object rides in the
         # request meta, so provenance added here reaches the item.
         self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._sources: set[str] = set()  # feed, sitemap and listing URLs requested
         self._limit_logged = False
 
     @classmethod
@@ -343,24 +448,22 @@ class NewsSpider(scrapy.Spider):
     # ------------------------------------------------------------------ discovery
 
     async def start(self) -> AsyncIterator[Any]:
-        # Zero discovered is a finding (the site stopped yielding): the count exists from here.
-        self.crawler.stats.set_value(STATS_ARTICLES_DISCOVERED, 0)
-        for url in self.feeds:
-            yield Request(
-                url, callback=self.parse_feed, errback=self.request_failed, meta=_CONDITIONAL
-            )
-        for url in self.sitemaps:
-            yield Request(
-                url, callback=self.parse_sitemap, errback=self.request_failed, meta=_CONDITIONAL
-            )
+        # Zero discovered is a finding (the site stopped yielding): the counts exist from here.
+        stats = self.crawler.stats
+        for name in (STATS_ARTICLES_DISCOVERED, STATS_SOURCES_REQUESTED, STATS_ARTICLES_REQUESTED):
+            stats.set_value(name, 0)
+        sources = [
+            *((url, "feed", self.parse_feed, _CONDITIONAL) for url in self.feeds),
+            *((url, "sitemap", self.parse_sitemap, _CONDITIONAL) for url in self.sitemaps),
+        ]
+        for url, kind, callback, meta in sources:
+            for request in self._source_request(url, kind, callback, meta):
+                yield request
         for url in self.listings:
-            yield Request(
-                url,
-                callback=self.parse_listing,
-                errback=self.request_failed,
-                cb_kwargs={"page": 1},
-                meta=self._page_meta(_CONDITIONAL),
-            )
+            for request in self._source_request(
+                url, "listing", self.parse_listing, self._page_meta(_CONDITIONAL), page=1
+            ):
+                yield request
         # Articles due for a revision are fetched whether or not a feed still lists them.
         for key, url in self.revisions:
             if self.article_key(url) == key:
@@ -450,11 +553,8 @@ class NewsSpider(scrapy.Spider):
                     if depth >= self.sitemap_max_depth:
                         self._bad_source("sitemap-too-deep", response, f"not following {loc}")
                         continue
-                    yield Request(
-                        loc,
-                        callback=self.parse_sitemap,
-                        errback=self.request_failed,
-                        cb_kwargs={"depth": depth + 1},
+                    yield from self._source_request(
+                        loc, "sitemap", self.parse_sitemap, {}, depth=depth + 1
                     )
                 elif self.article_key(loc) is not None:
                     # Some indexes list article URLs beside their child sitemaps.
@@ -500,13 +600,34 @@ class NewsSpider(scrapy.Spider):
         if not self.listing_next or page >= self.listing_max_pages:
             return
         if href := response.css(self.listing_next).attrib.get("href"):
-            yield Request(
+            yield from self._source_request(
                 response.urljoin(href),
-                callback=self.parse_listing,
-                errback=self.request_failed,
-                cb_kwargs={"page": page + 1},
-                meta=self._page_meta({}),
+                "listing",
+                self.parse_listing,
+                self._page_meta({}),
+                page=page + 1,
             )
+
+    def _source_request(
+        self,
+        url: str,
+        kind: str,
+        callback: Callable[..., Any],
+        meta: Mapping[str, Any],
+        **cb_kwargs: Any,
+    ) -> Iterator[Request]:
+        """A feed, sitemap or listing request, once per URL: counted, marked as a source."""
+        if url in self._sources:
+            return
+        self._sources.add(url)
+        self._inc(STATS_SOURCES_REQUESTED)
+        yield Request(
+            url,
+            callback=callback,
+            errback=self.request_failed,
+            cb_kwargs=cb_kwargs,
+            meta={**meta, META_SOURCE: kind},
+        )
 
     def _sitemap_body(self, response: Response) -> bytes | None:
         if not gzip_magic_number(response):
@@ -557,6 +678,7 @@ class NewsSpider(scrapy.Spider):
             return
         self._seen.add(key)
         provenance = self._pending[key] = [discovery]
+        self._inc(STATS_ARTICLES_REQUESTED)
         yield Request(
             url,
             callback=self.parse_article,
@@ -635,14 +757,30 @@ class NewsSpider(scrapy.Spider):
             return
         reason = f"download-error/{type(exc).__name__}"
         self._count_skip(reason)
-        logger.log(
-            logging.INFO if isinstance(exc, IgnoreRequest) else logging.WARNING,
-            "Skipped %s (%s): %s",
-            request.url if isinstance(request, Request) else "a request",
+        url = request.url if isinstance(request, Request) else "a request"
+        meta = request.meta if isinstance(request, Request) else {}
+        found = None if exc is None else download_failure(exc, source=bool(meta.get(META_SOURCE)))
+        if found is None:  # offsite, an article robots.txt forbids: the crawl's own choice
+            logger.info(
+                "Skipped %s (%s): %s",
+                url,
+                reason,
+                failure.getErrorMessage(),
+                extra={"spider": self},
+            )
+            return
+        cause, error = found
+        attempts = _attempts(meta)
+        logger.warning(
+            "Skipped %s (%s): %s%s: %s",
+            url,
             reason,
-            failure.getErrorMessage(),
+            cause,
+            _after(attempts),
+            error,
             extra={"spider": self},
         )
+        self._failed(url, meta, cause, error=error, attempts=attempts)
 
     def request_dropped(self, request: Request) -> None:
         """A redirect back to a URL of its own chain is dropped by the duplicate filter."""
@@ -651,11 +789,19 @@ class NewsSpider(scrapy.Spider):
             return
         self._forget(request)
         self._count_skip("redirect-loop")
+        chain = " -> ".join([*redirects, request.url])
         logger.warning(
             "Skipped %s (redirect-loop): %s",
             redirects[0],
-            " -> ".join([*redirects, request.url]),
+            chain,
             extra={"spider": self},
+        )
+        self._failed(
+            str(redirects[0]),
+            request.meta,
+            "redirect-loop",
+            error=chain,
+            attempts=_attempts(request.meta),
         )
 
     def _forget(self, request: Request) -> None:
@@ -663,20 +809,69 @@ class NewsSpider(scrapy.Spider):
         if key:
             self._pending.pop(key, None)
 
-    def _count_skip(self, reason: str) -> None:
+    def _inc(self, name: str) -> None:
         crawler = getattr(self, "crawler", None)
         if crawler is not None and crawler.stats is not None:
-            crawler.stats.inc_value(STATS_SKIPPED.format(reason=reason))
+            crawler.stats.inc_value(name)
+
+    def _count_skip(self, reason: str) -> None:
+        self._inc(STATS_SKIPPED.format(reason=reason))
+
+    def _failed(
+        self,
+        url: str,
+        meta: Mapping[str, Any],
+        cause: str,
+        *,
+        stage: str | None = None,
+        status: int | None = None,
+        error: str = "",
+        attempts: int = 1,
+    ) -> None:
+        """Hand a failed URL to the crawl (``on_failure``): a source fails at discovery,
+        any other request at fetch unless ``stage`` says where."""
+        if self.on_failure is None:
+            return
+        if stage is None:
+            stage = "discovery" if meta.get(META_SOURCE) else "fetch"
+        self.on_failure(FailedUrl(url, stage, cause, status, error, attempts))
 
     def _skip_page(self, reason: str, response: Response) -> None:
         self._count_skip(reason)
-        logger.info(
-            "Skipped %s (%s, HTTP %d)",
+        request = response.request
+        meta: Mapping[str, Any] = request.meta if request is not None else {}
+        attempts = _attempts(meta)
+        # 304: not modified since the last crawl, which is no failure.
+        failed = response.status != 304
+        logger.log(
+            logging.WARNING if failed else logging.INFO,
+            "Skipped %s (%s, HTTP %d)%s",
             response.url,
             reason,
             response.status,
+            _after(attempts),
             extra={"spider": self},
         )
+        if not failed:
+            return
+        if reason == "http-status":
+            self._failed(
+                response.url,
+                meta,
+                f"http-{response.status}",
+                status=response.status,
+                error=f"HTTP {response.status}",
+                attempts=attempts,
+            )
+        else:
+            self._failed(
+                response.url,
+                meta,
+                reason,
+                stage="discovery" if meta.get(META_SOURCE) else "parse",
+                status=response.status,
+                attempts=attempts,
+            )
 
     def _bad_source(self, reason: str, response: Response, detail: str) -> None:
         self._count_skip(reason)
@@ -687,3 +882,22 @@ class NewsSpider(scrapy.Spider):
             detail,
             extra={"spider": self},
         )
+        if reason.startswith("bad-"):  # not sitemap-too-deep: a limit, the index was read
+            meta = response.request.meta if response.request is not None else {}
+            self._failed(
+                response.url,
+                {**meta, META_SOURCE: meta.get(META_SOURCE) or reason.removeprefix("bad-")},
+                "parse",
+                status=response.status,
+                error=detail,
+                attempts=_attempts(meta),
+            )
+
+
+def _attempts(meta: Mapping[str, Any]) -> int:
+    """How many times a request was sent: retries included."""
+    return int(meta.get("retry_times", 0)) + 1
+
+
+def _after(attempts: int) -> str:
+    return f" after {attempts} attempts" if attempts > 1 else ""
