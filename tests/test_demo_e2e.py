@@ -201,7 +201,7 @@ def test_demo_exits_zero_and_names_every_output(demo_run: DemoRun, demo_store: P
     assert sorted(p.name for p in demo_run.cwd.iterdir()) == ["archive-demo"]
     out = demo_run.stdout
     assert f"store: {demo_store.resolve().as_uri()}\n" in out
-    assert re.search(r"^tdi\s+ok\s+6 new articles, 0 failed, \d+ pages, 1 WARC files", out, re.M)
+    assert re.search(r"^tdi\s+ok\s+6 new articles, 0 failed, \d+ pages, 1 WARC file,", out, re.M)
 
     listed: dict[str, list[Path]] = {}
     label = None

@@ -484,7 +484,11 @@ def test_demo_into_s3_every_manifest_object_is_verified_and_the_spool_is_empty(
     assert any(o["key"].startswith("warc/tdi/") for o in manifest["objects"])
     assert manifest["report"]["upload"]["pending"] == 0
     assert _spool_files(spool) == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["spool"]
+    # Beside the spool only the crawl's log, which names no secret either.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "spool"]
+    [log] = (tmp_path / "logs" / "tdi").glob("tdi-*.log")
+    assert "Spider closed (finished)" in log.read_text()
+    assert S3_ADMIN[1] not in log.read_text()
 
 
 def test_wrong_secret_fails_before_any_fetch_without_the_secret(
@@ -674,7 +678,8 @@ def test_the_next_crawl_uploads_the_backlog_first(seaweedfs: SeaweedFS, tmp_path
     env = {**s3_env(seaweedfs.endpoint), "ARCHIVE_SPOOL_DIR": str(spool)}
     proc = _run([*_cli(), "demo", "--store", uri, "--sites", "tdi"], env, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "backlog of earlier crawls: 3 objects uploaded, 0 still pending" in proc.stderr
+    [log] = (tmp_path / "logs" / "tdi").glob("tdi-*.log")  # beside the spool
+    assert "backlog of earlier crawls: 3 objects uploaded, 0 still pending" in log.read_text()
     store = open_store(uri, seaweedfs.options())
     assert store.get_bytes("text/tdi/2020/01/01/old.txt") == b"from the outage"
     old = json.loads(store.get_bytes("manifests/tdi/tdi-0.json"))

@@ -90,6 +90,14 @@ def run_crawl(
         for error in errors:
             print(f"error: {site}: {error}", file=sys.stderr)
         return EXIT_USAGE, None
+    from scrapy.spiderloader import get_spider_loader
+
+    known = get_spider_loader(settings).list()
+    if site not in known:
+        print(
+            f"error: no spider named {site!r} (known: {', '.join(sorted(known))})", file=sys.stderr
+        )
+        return EXIT_USAGE, None
     crawl_id = str(settings.get("ARCHIVE_CRAWL_ID") or "")
     if not crawl_id:
         crawl_id = new_crawl_id(site)

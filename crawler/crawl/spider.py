@@ -413,6 +413,7 @@ class NewsSpider(scrapy.Spider):
         self._follow = [re.compile(p) for p in self.sitemap_follow]
         self._seen: set[str] = set()
         self._archived: set[str] = set()  # keys skipped as already archived (counted once)
+        self._outside: set[str] = set()  # keys skipped as outside since/until (counted once)
         self._discovered: set[str] = set()
         # Discovery lists of requests not answered yet; the same list object rides in the
         # request meta, so provenance added here reaches the item.
@@ -653,7 +654,9 @@ class NewsSpider(scrapy.Spider):
                 _add_discovery(pending, discovery)
             return
         if not self._in_window(discovery):
-            self._count_skip("outside-window")
+            if key not in self._outside:  # counted once per article, as discovered is
+                self._outside.add(key)
+                self._count_skip("outside-window")
             return
         if (
             not self.args.refresh

@@ -688,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
         "on a bad input, 1 if the catalog does not answer. Same as `crawl --dry-run`.",
         epilog="examples:\n  newsarchive check --all\n  newsarchive check tdi --store "
         "s3://archive/news -s ARCHIVE_TEXT_MODE=page\n  newsarchive --env-file "
-        "/etc/newsarchive/env check --all",
+        "/etc/newsarchive/newsarchive.env check --all",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("sites", nargs="*", help="spider names (see --all)")
