@@ -397,3 +397,15 @@ def test_download_errors_are_classified_by_type() -> None:
         "robots",
         "Forbidden by robots.txt",
     )
+
+
+def test_a_rendered_page_whose_upstream_tls_failed_is_a_tls_failure() -> None:
+    from scrapy.exceptions import IgnoreRequest
+
+    message = (
+        "https://president.ir/en/: not rendered: https://president.ir/en/ failed: TLS with "
+        "president.ir failed: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
+    )
+    assert download_failure(IgnoreRequest(message), source=True) == ("tls", message)
+    other = "https://president.ir/en/: not rendered: the page timed out"
+    assert download_failure(IgnoreRequest(other), source=True) == ("render", other)

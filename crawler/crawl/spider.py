@@ -95,6 +95,9 @@ _IGNORED_BY_NAME = {"ChallengeError": "challenge", "RenderTimeoutError": "timeou
 _IGNORED_BY_MESSAGE = (
     ("max redirections reached", "redirect-loop"),
     ("exceeded DOWNLOAD_MAXSIZE", "too-large"),
+    # The egress proxy's words for a browser request whose upstream TLS failed.
+    ("CERTIFICATE_VERIFY_FAILED", "tls"),
+    (": TLS with ", "tls"),
     ("not rendered", "render"),
     ("made no navigation request", "render"),
 )
