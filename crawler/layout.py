@@ -11,6 +11,7 @@ The store layout is the same under a local directory and an S3 prefix::
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from datetime import UTC, datetime
@@ -48,6 +49,18 @@ def key_is_safe(key: str) -> bool:
         or any(p in ("", ".", "..") for p in path.parts)
         or path.parts != tuple(key.split("/"))
     )
+
+
+def crawl_token(crawl_id: str) -> str:
+    """Six hex digits unique to a crawl: its id's random tail, else a digest of the id.
+
+    In every WARC file name (``<prefix>-<token>-<time>-<serial>-<host>``), so two crawls of a
+    site on one host in the same second never choose the same name.
+    """
+    tail = crawl_id.rsplit("-", 1)[-1]
+    if len(tail) == 6 and all(c in "0123456789abcdef" for c in tail):
+        return tail
+    return hashlib.sha256(crawl_id.encode("utf-8")).hexdigest()[:6]
 
 
 def warc_file_name(prefix: str, when: datetime, serial: int, hostname: str) -> str:
@@ -147,8 +160,14 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def default_catalog_url(local_root: Path | None, spool: Path) -> str:
-    """SQLite under a local store (hidden, so it is no object), else beside the spool."""
+def default_catalog_url(local_root: Path | None, spool: Path, store_uri: str = "") -> str:
+    """SQLite under a local store (hidden, so it is no object), else one per remote store
+    beside the spool: ``catalog-<bucket>-<digest of the store URI>.sqlite``, never one file
+    for every bucket (a catalog that says "archived" of articles another store holds)."""
     if local_root is not None:
         return sqlite_url(local_root / ".catalog.sqlite")
-    return sqlite_url(spool / "catalog.sqlite")
+    if not store_uri:
+        return sqlite_url(spool / "catalog.sqlite")
+    bucket = re.sub(r"[^A-Za-z0-9._-]+", "_", store_uri.split("://", 1)[-1].split("/", 1)[0])
+    digest = hashlib.sha256(store_uri.rstrip("/").encode("utf-8")).hexdigest()[:12]
+    return sqlite_url(spool / f"catalog-{bucket[:40]}-{digest}.sqlite")

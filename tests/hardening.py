@@ -37,6 +37,7 @@ from typing import Any
 
 from warcio.archiveiterator import ArchiveIterator
 
+from crawler.layout import default_catalog_url
 from crawler.mirror.messages import MirrorResponse
 from crawler.mirror.server import MirrorRequest, MirrorServer, Route
 from tests.conftest import SeaweedFS, s3_env
@@ -631,7 +632,11 @@ class Campaign:
             root,
             f"s3://{bucket}/k",
             root / "spool",
-            root / "spool" / "catalog.sqlite",
+            Path(
+                default_catalog_url(None, root / "spool", f"s3://{bucket}/k").removeprefix(
+                    "sqlite:///"
+                )
+            ),
             aws,
             seaweed,
             bucket,

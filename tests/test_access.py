@@ -24,6 +24,7 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.fetch.render import CHROMIUM_ARGS
+from crawler.layout import default_catalog_url
 from crawler.ops.cli import main
 from crawler.store.base import LocalStore
 from crawler.store.uri import open_store
@@ -398,7 +399,9 @@ def test_reindex_from_an_s3_bucket_gives_the_same_answers(
     assert empty.code == 1 and "run `newsarchive reindex" in empty.err
     done = cli("reindex", "--store", uri, "--quiet")
     assert done.code == 0, done.err
-    catalog = f"sqlite:///{tmp_path / 'spool' / 'catalog.sqlite'}"
+    # One catalog per remote store, beside the spool.
+    catalog = default_catalog_url(None, tmp_path / "spool", uri)
+    assert catalog.startswith(f"sqlite:///{tmp_path / 'spool'}/catalog-{bucket}-")
     assert answers(uri, catalog, sample_refs(store)) == original
 
 

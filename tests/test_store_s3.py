@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -462,7 +463,7 @@ def _spool_files(spool: Path) -> list[Path]:
     return [
         p
         for p in spool.rglob("*")
-        if p.is_file() and p.name != ".lock" and not p.name.startswith("catalog.sqlite")
+        if p.is_file() and p.name != ".lock" and not p.name.startswith("catalog")
     ]
 
 
@@ -829,3 +830,21 @@ def test_an_article_a_killed_crawl_kept_but_never_recorded_is_recorded_before_cr
     assert ext.known == {"a-story"}
     article = Catalog(url).article("tdi", "a-story")
     assert article is not None and article.text_key == sidecar["text_key"]
+
+
+def test_a_fresh_bucket_gets_its_own_catalog_and_every_article(
+    seaweedfs: SeaweedFS, tmp_path: Path
+) -> None:
+    """The default catalog of an S3 store is one per store: a demo into one bucket, then into a
+    fresh one, archives every article into both (not "0 new: archived" — elsewhere)."""
+    env = {**s3_env(seaweedfs.endpoint), "ARCHIVE_SPOOL_DIR": str(tmp_path / "spool")}
+    client = seaweedfs.client()
+    for bucket in (seaweedfs.new_bucket(), seaweedfs.new_bucket()):
+        proc = _run(
+            [*_cli(), "demo", "--store", f"s3://{bucket}/d", "--sites", "tdi"], env, tmp_path
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert re.search(r"^tdi +ok +6 new articles", proc.stdout, re.M), proc.stdout
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        assert len([k for k in keys if k.endswith(".txt")]) == 6
+    assert len(list((tmp_path / "spool").glob("catalog-*.sqlite"))) == 2

@@ -49,7 +49,7 @@ def open_archive(ns: argparse.Namespace, *, resolver: bool = True) -> Any:
         spool = str(settings.get("ARCHIVE_SPOOL_DIR") or "")
         spool_dir = spool_dir_for(local_root(store), Path(spool).expanduser() if spool else None)
         spool_dir.mkdir(parents=True, exist_ok=True)
-        url = default_catalog_url(local_root(store), spool_dir)
+        url = default_catalog_url(local_root(store), spool_dir, store.uri)
     try:
         catalog = Catalog(url)
     except Exception as exc:  # any database error: one line, not a traceback

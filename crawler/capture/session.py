@@ -35,7 +35,7 @@ from crawler.constants import (
     STATS_WARC_RECORDS_BY_TYPE,
     STATS_WARC_RECOVERED,
 )
-from crawler.layout import warc_key
+from crawler.layout import crawl_token, warc_key
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,8 @@ class CaptureSession:
         self._spool = spool
         self.writer = WarcFileWriter(
             spool,
-            prefix=self.config.prefix or site,
+            # The crawl's token after the prefix: names no other crawl can choose.
+            prefix=f"{self.config.prefix or site}-{crawl_token(crawl_id)}",
             hostname=self.hostname,
             builder=self.builder,
             warcinfo_fields=self.warcinfo_fields(site, crawl_id),

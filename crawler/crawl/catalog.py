@@ -39,6 +39,9 @@ class ArchiveCatalog:
     since) or the crawl runs with ``ARCHIVE_REFRESH`` (or the spider argument ``refresh``).
     """
 
+    def __repr__(self) -> str:  # Scrapy logs a failing signal handler by its repr: no address
+        return "<ArchiveCatalog>"
+
     def __init__(self, config: CatalogConfig, ledger: CrawlLedger, stats: StatsCollector) -> None:
         self.config = config
         self.ledger = ledger
@@ -68,7 +71,9 @@ class ArchiveCatalog:
         ledger = self.ledger
         self.site = spider.name
         self.crawl_id = ledger.crawl_id
-        url = self.config.url or default_catalog_url(local_root(ledger.store), ledger.spool_dir)
+        url = self.config.url or default_catalog_url(
+            local_root(ledger.store), ledger.spool_dir, ledger.store.uri
+        )
         self.location = without_password(url)
         sources = [
             *getattr(spider, "feeds", ()),

@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 class ArchiveIndexes:
     """At crawl end: CDXJ beside every WARC, Parquet capture index, WACZ, catalog locations."""
 
+    def __repr__(self) -> str:  # Scrapy logs a failing signal handler by its repr: no address
+        return "<ArchiveIndexes>"
+
     def __init__(
         self, config: IndexConfig, ledger: CrawlLedger, catalog: ArchiveCatalog | None = None
     ) -> None:
@@ -216,5 +219,7 @@ class ArchiveIndexes:
         assert self.ledger is not None
         return Catalog(
             self.config.catalog_url
-            or default_catalog_url(local_root(self.ledger.store), self.ledger.spool_dir)
+            or default_catalog_url(
+                local_root(self.ledger.store), self.ledger.spool_dir, self.ledger.store.uri
+            )
         )

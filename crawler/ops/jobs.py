@@ -324,6 +324,6 @@ def locations(settings: Any) -> Locations:
     url: str | None = None
     if settings.getbool("ARCHIVE_CATALOG_ENABLED", True):
         url = str(settings.get("ARCHIVE_CATALOG_URL") or "") or default_catalog_url(
-            local_root(store), spool
+            local_root(store), spool, store.uri
         )
     return Locations(store.uri, spool, url)
