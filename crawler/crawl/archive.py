@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 class ArchiveCrawl:
     """Builds and wires one crawl's archive components; connects them to Scrapy's signals."""
 
+    def __repr__(self) -> str:  # Scrapy logs a failing signal handler by its repr: no address
+        return "<ArchiveCrawl>"
+
     def __init__(
         self,
         config: ArchiveConfig,

@@ -94,6 +94,9 @@ class WarcCapture:
     The response record id is known at once and put in ``meta["archive_capture"]``.
     """
 
+    def __repr__(self) -> str:  # Scrapy logs a failing signal handler by its repr: no address
+        return "<WarcCapture>"
+
     def __init__(self, session: CaptureSession, ledger: CrawlLedger) -> None:
         self.session = session
         self.ledger = ledger

@@ -53,6 +53,9 @@ class CrawlLedger:
     close, then the report and the manifest are stored last.
     """
 
+    def __repr__(self) -> str:  # Scrapy logs a failing signal handler by its repr: no address
+        return "<CrawlLedger>"
+
     def __init__(
         self,
         config: LedgerConfig,

@@ -52,6 +52,9 @@ class ArticlePipeline:
     not HTML) is dropped with a counted reason and listed in the crawl report.
     """
 
+    def __repr__(self) -> str:  # Scrapy logs a failing signal handler by its repr: no address
+        return "<ArticlePipeline>"
+
     def __init__(
         self,
         config: TextConfig,

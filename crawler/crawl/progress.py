@@ -37,6 +37,9 @@ FIELDS = {
 
 
 class ProgressWriter:
+    def __repr__(self) -> str:  # Scrapy logs a failing signal handler by its repr: no address
+        return "<ProgressWriter>"
+
     def __init__(
         self, crawler: Crawler, path: Path, log_file: Path | None, interval: float = 1.0
     ) -> None:

@@ -367,6 +367,9 @@ class NewsSpider(scrapy.Spider):
     provenance (one entry per channel and source) while the request is pending.
     """
 
+    def __repr__(self) -> str:  # Scrapy names a spider by its repr in log lines: no address
+        return f"<{type(self).__name__} {self.name!r}>"
+
     feeds: ClassVar[tuple[str, ...]] = ()
     sitemaps: ClassVar[tuple[str, ...]] = ()
     sitemap_follow: ClassVar[tuple[str, ...]] = ()  # regexes; empty follows every child sitemap
