@@ -54,3 +54,7 @@ STATS_CHALLENGE_FAILED = "archive/challenge/failed"  # could not be solved: requ
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# The site's lease is held by another crawl (or its scheduled start ran elsewhere): not crawled.
+EXIT_BUSY = 3
+# A crawl's finish reason when it did not take the site's lease.
+SITE_BUSY = "site-busy"

@@ -93,6 +93,13 @@ ARCHIVE_CATALOG_URL = ""
 # Ages after the first capture at which an article is fetched again to catch edits.
 # "" or "0" = never.
 ARCHIVE_REVISION_AGES = "1h,1d,7d"
+# Every crawl first takes its site's lease in the catalog (one crawl of a site at a time, on
+# any machine sharing the catalog) and renews it every third of this; a lease not renewed
+# for this long (its crawl was killed, its machine lost) is taken over by the next crawl.
+ARCHIVE_LEASE_TTL = "2m"
+# Set by the daemon: the scheduled start (UTC, ISO) a crawl runs. A start already taken by a
+# crawl on any replica of the daemon is not run again. Empty = no scheduled start.
+ARCHIVE_SCHEDULED_START = ""
 # Fetch every discovered article again, archived or not (the spider argument refresh=1 too).
 ARCHIVE_REFRESH = False
 

@@ -103,6 +103,8 @@ BAD: dict[str, Bad] = {
     "ARCHIVE_HEALTH_MIN_FAILED": Bad("-1", r"at least 0", CRAWL),
     # logs: every crawl reads it, the commands too (test_operator_commands_check_the_log_format)
     "ARCHIVE_LOG_FORMAT": Bad("xml", r"text or json", CRAWL),
+    "ARCHIVE_LEASE_TTL": Bad("1s", r"at least 3s", CRAWL),
+    "ARCHIVE_SCHEDULED_START": Bad("noon", r"a UTC time like", CRAWL),
     "ARCHIVE_CRAWL_LOG": Bad("files", r"one of file, stderr", CRAWL),
     "ARCHIVE_LOG_DIR": Bad("{tmp}/a-file", r"must be a directory, or a path where one", CRAWL),
     "ARCHIVE_LOG_KEEP": Bad("0", r"at least 1", CRAWL),

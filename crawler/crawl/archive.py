@@ -110,6 +110,15 @@ class ArchiveCrawl:
         """Open everything in order; closers run in the order they are added here."""
         ledger = self.ledger
         ledger.spider_opened(spider)
+        if self.catalog is not None:
+            # One crawl of a site at a time on every machine sharing the catalog: a crawl that
+            # cannot take the site's lease opens nothing, stores nothing and closes now.
+            refused = await self.catalog.take_lease(spider)
+            if refused is not None:
+                if isinstance(spider, NewsSpider):
+                    spider.crawl_refused = refused
+                ledger.refuse(refused)
+                return
         if isinstance(spider, NewsSpider):
             # Every URL the spider gives up on is listed in the crawl report.
             spider.on_failure = ledger.add_failure

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import socket
 import threading
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BATCH = 200  # capture rows per catalog transaction
+LEASE_LOST = "lease-lost"  # the finish reason of a crawl whose lease was taken over
 
 
 class ArchiveCatalog:
@@ -66,8 +69,13 @@ class ArchiveCatalog:
         self.this_crawl: dict[tuple[str, str], RevisitTarget] = {}  # (url, digest) -> response
         self._texts: dict[str, tuple[str, str, int]] = {}  # record id -> text of that capture
         self.location = ""  # the catalog's URL without its password, once open
+        self.leased = False  # this crawl holds the site's lease
+        self._renewal: Any = None  # the LoopingCall renewing it
 
-    async def spider_opened(self, spider: Spider) -> None:
+    # -- the site's lease ---------------------------------------------------------------------
+    async def take_lease(self, spider: Spider) -> str | None:
+        """Open the catalog and take the site's lease: None when this crawl holds it, else
+        one line saying who does (or that this scheduled start ran already)."""
         ledger = self.ledger
         self.site = spider.name
         self.crawl_id = ledger.crawl_id
@@ -75,6 +83,68 @@ class ArchiveCatalog:
             local_root(ledger.store), ledger.spool_dir, ledger.store.uri
         )
         self.location = without_password(url)
+        refused: str | None = await maybe_deferred_to_future(deferToThread(self._take_lease, url))
+        if refused is None:
+            from twisted.internet.task import LoopingCall
+
+            self._renewal = LoopingCall(self._renew)
+            self._renewal.start(self.config.lease_ttl.total_seconds() / 3, now=False)
+        return refused
+
+    def _take_lease(self, url: str) -> str | None:
+        self.catalog = Catalog(url)
+        result = self.catalog.take_lease(
+            self.site,
+            crawl_id=self.crawl_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            ttl=self.config.lease_ttl,
+            start=self.config.scheduled_start,
+        )
+        if not result.taken:
+            return result.message()
+        self.leased = True
+        if result.took_over is not None:
+            logger.warning("%s", result.message())
+        # Runs whose crawl stopped renewing its lease long ago (killed, machine lost).
+        for crawl_id in self.catalog.mark_dead_runs(self.config.lease_ttl):
+            logger.warning("run %s marked killed: its crawl stopped renewing its lease", crawl_id)
+        return None
+
+    def _renew(self) -> Any:
+        def renew() -> bool:
+            if self.catalog is None or not self.leased:
+                return True
+            return self.catalog.renew_lease(self.site, self.crawl_id, self.config.lease_ttl)
+
+        def check(held: bool) -> None:
+            if not held and self.leased:
+                self.leased = False
+                logger.error(
+                    "%s: lost the site's lease (not renewed in time, taken over): stopping",
+                    self.site,
+                )
+                self.ledger.close_spider(LEASE_LOST)
+
+        def failed(failure: Any) -> None:  # a catalog that does not answer: tried again
+            logger.warning("%s: the lease could not be renewed: %s", self.site, failure.value)
+
+        return deferToThread(renew).addCallbacks(check, failed)
+
+    def _release(self) -> None:
+        if self._renewal is not None and self._renewal.running:
+            from twisted.internet import reactor
+
+            reactor.callFromThread(self._renewal.stop)
+        if self.catalog is not None and self.leased:
+            self.leased = False
+            self.catalog.release_lease(self.site, self.crawl_id)
+
+    async def spider_opened(self, spider: Spider) -> None:
+        ledger = self.ledger
+        url = self.config.url or default_catalog_url(
+            local_root(ledger.store), ledger.spool_dir, ledger.store.uri
+        )
         sources = [
             *getattr(spider, "feeds", ()),
             *getattr(spider, "sitemaps", ()),
@@ -94,7 +164,8 @@ class ArchiveCatalog:
         )
 
     def _open(self, url: str, sources: list[str], adopted: list[dict[str, Any]]) -> None:
-        self.catalog = Catalog(url)
+        if self.catalog is None:
+            self.catalog = Catalog(url)
         for sidecar in adopted:
             self._record_adopted(sidecar)
         self.known = self.catalog.known_keys(self.site)
@@ -129,10 +200,13 @@ class ArchiveCatalog:
     def close(self) -> None:
         if self.catalog is None:
             return
-        self.flush()
-        if self.seen_validators and self._lost_nothing():
-            self.catalog.set_validators(self.seen_validators, iso(datetime.now(UTC)))
-        self.catalog.close()
+        try:
+            self.flush()
+            if self.seen_validators and self._lost_nothing():
+                self.catalog.set_validators(self.seen_validators, iso(datetime.now(UTC)))
+        finally:
+            self._release()
+            self.catalog.close()
 
     def _lost_nothing(self) -> bool:
         """Whether every article this crawl found was archived: only then may the next crawl

@@ -244,6 +244,8 @@ class CatalogConfig:
     url: str
     revision_ages: tuple[timedelta, ...]
     refresh: bool
+    lease_ttl: timedelta = timedelta(minutes=2)
+    scheduled_start: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> CatalogConfig:
@@ -261,10 +263,21 @@ class CatalogConfig:
                     "postgresql+psycopg://user@host/db or sqlite:///path, got "
                     f"{without_password(url)!r}"
                 ) from None
+        ttl = parse_duration(str(settings.get("ARCHIVE_LEASE_TTL") or ""), "ARCHIVE_LEASE_TTL")
+        if ttl < timedelta(seconds=3):
+            raise ValueError(f"ARCHIVE_LEASE_TTL must be at least 3s, got {ttl}")
+        start = str(settings.get("ARCHIVE_SCHEDULED_START") or "").strip()
+        if start and not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", start):
+            raise ValueError(
+                "ARCHIVE_SCHEDULED_START must be a UTC time like 2026-12-07T12:00:00Z, "
+                f"got {start!r}"
+            )
         return cls(
             url=url,
             revision_ages=DEFAULT_REVISION_AGES if raw_ages is None else parse_ages(raw_ages),
             refresh=setting_bool(settings, "ARCHIVE_REFRESH"),
+            lease_ttl=ttl,
+            scheduled_start=start or None,
         )
 
 

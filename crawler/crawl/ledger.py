@@ -15,7 +15,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
 from crawler import layout
-from crawler.constants import STATS_STORE_BYTES, STATS_STORE_OBJECTS
+from crawler.constants import SITE_BUSY, STATS_STORE_BYTES, STATS_STORE_OBJECTS
 from crawler.crawl.config import HealthConfig, LedgerConfig
 from crawler.crawl.report import CrawlFacts, FailedUrl, FailureLog, build_report, format_summary
 from crawler.store.base import (
@@ -78,6 +78,7 @@ class CrawlLedger:
         self._notes: list[str] = []
         self._closers: list[tuple[str, Closer]] = []
         self.report: dict[str, Any] | None = None
+        self.refused: str | None = None  # why the site's lease was not this crawl's
         self.adopted_sidecars: list[dict[str, Any]] = []
         self._stopping = False
         concurrency = config.store_options.get("ARCHIVE_STORE_CONCURRENCY")
@@ -162,6 +163,25 @@ class CrawlLedger:
             extra={"spider": spider},
         )
 
+    def refuse(self, why: str) -> None:
+        """The site's lease is another crawl's: this crawl stores nothing and closes at once
+        (finish reason ``site-busy``); its report stays local, with ``why`` as its note."""
+        self.refused = why
+        self._notes.append(why)
+        logger.warning("not crawled: %s", why)
+        self.close_spider(SITE_BUSY)
+
+    def close_spider(self, reason: str) -> None:
+        """Ask the engine to close the spider with ``reason`` (from any thread)."""
+        crawler = self.crawler
+        if crawler is None or crawler.engine is None:
+            return
+        from scrapy.utils.defer import deferred_from_coro
+        from twisted.internet import reactor
+
+        engine = crawler.engine
+        reactor.callFromThread(lambda: deferred_from_coro(engine.close_spider_async(reason=reason)))
+
     def upload_backlog(self, spider: Spider) -> None:
         """What earlier crawls left in the spool goes up in a thread while this crawl runs;
         the sidecars killed crawls left are kept for the catalog (``adopted_sidecars``)."""
@@ -179,22 +199,17 @@ class CrawlLedger:
             self._stopping = True
             self._notes.append(f"crawl stopped: {what} failed: {exc}")
         logger.error("stopping the crawl: %s failed: %s", what, exc)
-        crawler = self.crawler
-        if crawler is None or crawler.engine is None:
-            return
-        from scrapy.utils.defer import deferred_from_coro
-        from twisted.internet import reactor
-
-        engine = crawler.engine
-        reactor.callFromThread(
-            lambda: deferred_from_coro(engine.close_spider_async(reason=STORAGE_FAILED))
-        )
+        self.close_spider(STORAGE_FAILED)
 
     async def spider_closed(self, spider: Spider, reason: str) -> None:
         # Closing files, hashing and writing the manifest must not block the reactor.
         await maybe_deferred_to_future(deferToThread(self._close_blocking, reason))
 
     def _close_blocking(self, reason: str) -> None:
+        if self.refused is not None:
+            # Not this crawl's site now: nothing opened, nothing goes to the store.
+            self.report = self.build_report(reason)
+            return
         self.uploads.join_drain()
         for name, closer in self._closers:
             try:

@@ -426,6 +426,8 @@ class NewsSpider(scrapy.Spider):
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._sources: set[str] = set()  # feed, sitemap and listing URLs requested
         self._limit_logged = False
+        # Why this crawl does not run (the site's lease is another crawl's), set at open.
+        self.crawl_refused: str | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -455,6 +457,8 @@ class NewsSpider(scrapy.Spider):
     # ------------------------------------------------------------------ discovery
 
     async def start(self) -> AsyncIterator[Any]:
+        if self.crawl_refused is not None:  # another crawl holds the site's lease
+            return
         # Zero discovered is a finding (the site stopped yielding): the counts exist from here.
         stats = self.crawler.stats
         for name in (STATS_ARTICLES_DISCOVERED, STATS_SOURCES_REQUESTED, STATS_ARTICLES_REQUESTED):

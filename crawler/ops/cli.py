@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crawler import __version__, layout
-from crawler.constants import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from crawler.constants import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from crawler.ops.common import archive_settings, settings_option, spider_names
 from crawler.ops.terminal import Terminal, mode_of, window_of
 from crawler.options import parse_pairs
@@ -102,14 +102,17 @@ def run_sites(
                     if recorder is not None:
                         recorder.finished(outcome)
                     reports[crawl.request.site] = outcome.report
-                    terminal.finished(
-                        crawl.request.site,
-                        outcome.ok,
-                        outcome.report,
-                        crawl.elapsed,
-                        outcome.failure,
-                    )
-                    worst = max(worst, exit_code_of(outcome))
+                    if outcome.result == "skipped":  # its lease is held by another crawl
+                        terminal.busy(crawl.request.site, outcome.failure or "")
+                    else:
+                        terminal.finished(
+                            crawl.request.site,
+                            outcome.ok,
+                            outcome.report,
+                            crawl.elapsed,
+                            outcome.failure,
+                        )
+                    worst = _worse(worst, exit_code_of(outcome))
                 terminal.tick()
                 time.sleep(0.2)
     finally:
@@ -118,9 +121,15 @@ def run_sites(
             recorder.close()
     for site in pending:
         terminal.not_started(site, "stopped by a signal")
-        worst = max(worst, EXIT_FAILED)
+        worst = _worse(worst, EXIT_FAILED)
     terminal.total()
     return worst, reports
+
+
+def _worse(code: int, other: int) -> int:
+    """A failure (1, 2) outranks a site left to another crawl (3), which outranks ok (0)."""
+    rank = {EXIT_OK: 0, EXIT_BUSY: 1, EXIT_FAILED: 2, EXIT_USAGE: 3}
+    return max(code, other, key=lambda c: rank.get(c, 2))
 
 
 def _run_recorder(configured: Any) -> RunRecorder | None:
@@ -761,8 +770,10 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported here: both modules use this one's helpers.
     from crawler.access.cli import add_commands as add_access_commands
     from crawler.ops.daemon import add_commands as add_daemon_commands
+    from crawler.ops.deploy import add_deploy_command
 
     add_daemon_commands(sub)  # run, status
+    add_deploy_command(sub)  # deploy k8s
     add_access_commands(sub, spider_resolver)  # snapshots, get, export, reindex, serve
     return parser
 

@@ -95,6 +95,7 @@ class Daemon:
         # The latest outcomes only: a daemon runs for months (its memory stays flat).
         self.outcomes: collections.deque[CrawlOutcome] = collections.deque(maxlen=OUTCOMES_KEPT)
         self._running: dict[str, str] = {}  # site -> kind of the crawl running
+        self._immediate: set[str] = set()  # sites started by run_now: no scheduled start
         self._lock = threading.Lock()
         self._stale_logged: dict[str, float] = {}
         self.scheduler = self._build_scheduler()
@@ -143,6 +144,8 @@ class Daemon:
         now = datetime.now(UTC)
         for schedule in self.config.sites:
             if schedule.enabled:
+                with self._lock:
+                    self._immediate.add(schedule.site)
                 self.scheduler.modify_job(f"{schedule.site}:crawl", next_run_time=now)
 
     def run_site(self, site: str, kind: str = "crawl") -> CrawlOutcome | None:
@@ -174,9 +177,13 @@ class Daemon:
         schedule = self.config.site(site)
         # The crawl's id from here: every line of the daemon about this crawl names it.
         crawl_id = new_crawl_id(site)
+        settings = {**self.crawl_settings, "ARCHIVE_CRAWL_ID": crawl_id}
+        if start := self._scheduled_start(site, kind):
+            # The same on every replica of this daemon: the site's lease lets one run it.
+            settings["ARCHIVE_SCHEDULED_START"] = start
         request = CrawlRequest(
             site,
-            settings={**self.crawl_settings, "ARCHIVE_CRAWL_ID": crawl_id},
+            settings=settings,
             spider_args=schedule.args,
             trigger=TRIGGER_REVISIONS if kind == "revisions" else TRIGGER_SCHEDULE,
             time_limit=schedule.time_limit,
@@ -213,6 +220,17 @@ class Daemon:
             self.metrics.finished(outcome)
         return outcome
 
+    def _scheduled_start(self, site: str, kind: str) -> str | None:
+        """The due start this run is (UTC, seconds), or None for a start made by --now."""
+        with self._lock:
+            if site in self._immediate:
+                self._immediate.discard(site)
+                return None
+        schedule = self.config.site(site)
+        lookback = self.config.misfire_grace + schedule.jitter + 60
+        due = schedule.due_start(kind, datetime.now(UTC), self.config.timezone, lookback)
+        return None if due is None else due.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     def _log_outcome(self, outcome: CrawlOutcome) -> None:
         report = outcome.report or {}
         articles = report.get("articles", {})
@@ -227,6 +245,14 @@ class Daemon:
                 articles.get("new", 0),
                 articles.get("revised", 0),
                 report.get("pages", {}).get("responses", 0),
+                extra=extra,
+            )
+        elif outcome.result == "skipped":
+            logger.info(
+                "%s: crawl %s not made: %s",
+                outcome.site,
+                outcome.crawl_id,
+                outcome.failure,
                 extra=extra,
             )
         elif outcome.result == "stopped":

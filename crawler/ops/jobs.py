@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.catalog.db import Catalog, Run, iso
-from crawler.constants import EXIT_FAILED, EXIT_OK
+from crawler.constants import EXIT_BUSY, EXIT_FAILED, EXIT_OK
 from crawler.crawl.runner import crawl_failed
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class CrawlOutcome:
     started: datetime
     finished: datetime
     exit_code: int
-    result: str  # ok | failed | timeout | stopped | killed
+    result: str  # ok | failed | timeout | stopped | killed | skipped (the site's lease was held)
     failure: str | None
     report: dict[str, Any] | None
 
@@ -242,6 +242,9 @@ class CrawlProcess:
             return "stopped", "stopped at shutdown"
         if code == EXIT_OK:
             return "ok", None
+        if code == EXIT_BUSY:
+            notes = (report or {}).get("notes") or ["the site's lease is held by another crawl"]
+            return "skipped", str(notes[0])
         if code < 0:
             return "failed", f"ended by signal {signal.Signals(-code).name}"
         if report is None:
@@ -252,6 +255,8 @@ class CrawlProcess:
 def exit_code_of(outcome: CrawlOutcome) -> int:
     if outcome.ok:
         return EXIT_OK
+    if outcome.result == "skipped":
+        return EXIT_BUSY
     return outcome.exit_code if outcome.exit_code in (1, 2) else EXIT_FAILED
 
 

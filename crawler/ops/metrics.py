@@ -69,6 +69,9 @@ class Metrics:
     def finished(self, outcome: CrawlOutcome) -> None:
         site = outcome.site
         self.running.labels(site).set(0)
+        if outcome.result == "skipped":  # its lease was held: another replica runs the start
+            self.skip(site)
+            return
         self.crawls.labels(site, outcome.result).inc()
         if not outcome.ok:
             self.failures.labels(site).inc()

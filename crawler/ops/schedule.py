@@ -123,6 +123,23 @@ class SiteSchedule:
             if expr
         }
 
+    def due_start(
+        self, kind: str, now: datetime, timezone: str, lookback: float
+    ) -> datetime | None:
+        """The latest start of ``kind`` at or before ``now`` (without jitter), within
+        ``lookback`` seconds: the start a scheduled crawl is running, the same on every
+        replica of the daemon (their lease in the catalog lets one of them run it)."""
+        expr = self.crawl if kind == "crawl" else self.revisions
+        if not expr:
+            return None
+        trigger = cron_trigger(expr, timezone=timezone, jitter=None, what=self.site)
+        found = None
+        when = trigger.get_next_fire_time(None, now - timedelta(seconds=lookback))
+        while when is not None and when <= now:
+            found = when
+            when = trigger.get_next_fire_time(when, when + timedelta(microseconds=1))
+        return found
+
     def next_run(self, now: datetime, timezone: str) -> tuple[datetime, str] | None:
         """The next start (without jitter) and its kind."""
         upcoming = []

@@ -214,6 +214,11 @@ class Terminal:
             lines.append(f"           log: {log}")
         self._print("\n".join(lines))
 
+    def busy(self, site: str, why: str) -> None:
+        """The site's lease is held by another crawl: not crawled here (exit 3)."""
+        self._running.pop(site, None)
+        self._print(f"{site:10} busy    {why}")
+
     def not_started(self, site: str, why: str) -> None:
         self._results.append((site, False, None))
         self._print(f"{site:10} FAILED  not started: {why}")

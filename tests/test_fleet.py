@@ -1,0 +1,175 @@
+"""Many workers, one archive: real processes on one PostgreSQL catalog and one SeaweedFS bucket,
+each "machine" with its own spool. A site is crawled by one of them at a time (its lease in the
+catalog), and a scheduled start runs on one replica of the daemon only."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
+
+from crawler.mirror.server import MirrorServer
+from tests.conftest import ROOT, SeaweedFS, s3_env
+
+SITES = ("tdi", "irna")
+
+
+@pytest.fixture
+def fresh_pg(postgres_url: str) -> Iterator[str]:
+    name = f"fleet_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def mirror() -> Iterator[MirrorServer]:
+    with MirrorServer() as server:
+        yield server
+
+
+def machine_env(seaweedfs: SeaweedFS, spool: Path) -> dict[str, str]:
+    env = {**os.environ, **s3_env(seaweedfs.endpoint), "PYTHONPATH": str(ROOT)}
+    env["ARCHIVE_SPOOL_DIR"] = str(spool)
+    return env
+
+
+def rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql))]
+    except ProgrammingError:  # no table yet: no crawl has opened the catalog
+        return []
+    finally:
+        engine.dispose()
+
+
+def pending(spool: Path) -> list[Path]:
+    """Objects waiting in a spool for the store (not its catalog, logs or lock)."""
+    return [
+        p
+        for p in spool.rglob("*")
+        if p.is_file() and p.name != ".lock" and not p.name.startswith("catalog")
+    ]
+
+
+def test_two_crawls_of_one_site_started_together_one_crawls(
+    mirror: MirrorServer, seaweedfs: SeaweedFS, fresh_pg: str, tmp_path: Path
+) -> None:
+    bucket = seaweedfs.new_bucket()
+    procs = []
+    for machine in ("a", "b"):
+        cmd = [sys.executable, "-m", "crawler.ops.cli", "crawl", "tdi"]
+        cmd += ["--store", f"s3://{bucket}/news", "--proxy", mirror.proxy_url]
+        # A second between requests: the two crawls overlap for many seconds.
+        for setting in ("DOWNLOAD_DELAY=1", "ARCHIVE_DISCOVERY_WINDOW_DAYS=0"):
+            cmd += ["-s", setting]
+        cmd += ["-s", f"ARCHIVE_CATALOG_URL={fresh_pg}"]
+        env = machine_env(seaweedfs, tmp_path / machine / "spool")
+        procs.append(
+            subprocess.Popen(
+                cmd,
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outs = [p.communicate(timeout=180) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 3], outs
+    busy_out = next(o for p, o in zip(procs, outs, strict=True) if p.returncode == 3)[0]
+    assert re.search(r"^tdi +busy +tdi: held by crawl tdi-\S+ on \S+ \(pid \d+\)", busy_out, re.M)
+    # One crawl's captures only: every article page captured once, nothing stuck anywhere.
+    captured = rows(
+        fresh_pg,
+        "SELECT article_key, count(*) FROM captures WHERE article_key IS NOT NULL "
+        "AND record_type = 'response' AND status = 200 GROUP BY article_key",
+    )
+    assert len(captured) == 6 and all(n == 1 for _, n in captured), captured
+    assert [pending(tmp_path / m / "spool") for m in ("a", "b")] == [[], []]
+    keys = [o["Key"] for o in seaweedfs.client().list_objects_v2(Bucket=bucket)["Contents"]]
+    assert len([k for k in keys if k.endswith(".txt")]) == 6
+    assert len([k for k in keys if k.startswith("news/reports/")]) == 1  # the busy one stored none
+    # The lease is released at the end, not left to expire.
+    [(site, released)] = rows(fresh_pg, "SELECT site, released FROM site_leases")
+    assert site == "tdi" and released is not None
+
+
+def test_two_daemons_with_one_schedule_run_each_start_once(
+    mirror: MirrorServer, seaweedfs: SeaweedFS, fresh_pg: str, tmp_path: Path
+) -> None:
+    bucket = seaweedfs.new_bucket()
+    schedule = tmp_path / "schedule.toml"
+    # Every 10 s (a six-field cron, seconds first: warned, and meant here).
+    schedule.write_text(
+        '[defaults]\ncrawl = "*/10 * * * * *"\nrevisions = ""\njitter = 0\n'
+        "[sites.almasirah]\nenabled = false\n[sites.president]\nenabled = false\n"
+        "[sites.presstv]\nenabled = false\n"
+    )
+    daemons = []
+    for machine in ("a", "b"):
+        cmd = [sys.executable, "-m", "crawler.ops.cli", "run", "--schedule", str(schedule)]
+        cmd += ["--store", f"s3://{bucket}/news", "--proxy", mirror.proxy_url]
+        for setting in (
+            "DOWNLOAD_DELAY=0",
+            "ARCHIVE_DISCOVERY_WINDOW_DAYS=0",
+            f"ARCHIVE_CATALOG_URL={fresh_pg}",
+            "ARCHIVE_STATUS_CHECK_INTERVAL=3600",
+        ):
+            cmd += ["-s", setting]
+        env = machine_env(seaweedfs, tmp_path / machine / "spool")
+        with (tmp_path / f"{machine}.log").open("wb") as log:
+            daemons.append(
+                subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+            )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = rows(fresh_pg, "SELECT site, result FROM runs WHERE result = 'ok'")
+            if Counter(site for site, _ in done) == {"tdi": 2, "irna": 2}:
+                break
+            assert all(d.poll() is None for d in daemons), "a daemon exited"
+            time.sleep(0.5)
+        else:
+            logs = "\n".join((tmp_path / f"{m}.log").read_text()[-3000:] for m in "ab")
+            pytest.fail(f"two starts per site were not run in 120 s\n{logs}")
+    finally:
+        for d in daemons:
+            d.send_signal(signal.SIGTERM)
+        for d in daemons:
+            assert d.wait(60) == 0
+    runs = rows(fresh_pg, "SELECT site, result, host FROM runs ORDER BY started")
+    # Each due start ran once: on one daemon, the other's attempt skipped (or never made).
+    ok = Counter(site for site, result, _ in runs if result == "ok")
+    assert ok == {"tdi": 2, "irna": 2}, runs
+    assert {result for _, result, _ in runs} <= {"ok", "skipped"}, runs
+    # Every archived article captured once (pages that are no article, a gallery, are asked
+    # again by each start: they have no text).
+    captured = rows(
+        fresh_pg,
+        "SELECT article_key, count(*) FROM captures WHERE text_key IS NOT NULL "
+        "AND record_type = 'response' GROUP BY article_key",
+    )
+    assert len(captured) >= 10 and all(n == 1 for _, n in captured), captured
+    assert [pending(tmp_path / m / "spool") for m in ("a", "b")] == [[], []]
