@@ -4,13 +4,20 @@ SQLite under the store by default; any SQLAlchemy URL (PostgreSQL when several m
 it). It knows nothing of Scrapy: the crawl writes to it, the researcher commands read it, and
 it can be rebuilt from the store. Times are ISO 8601 UTC strings ("2026-11-23T14:00:00Z"),
 which sort as times in every database.
+
+Several processes on several machines may share one catalog, so nothing here relies on a lock
+inside one process: every decision is one conditional write (a site's lease, a text's version)
+whose row count says whether it won, and the schema is created and upgraded under a lock the
+database holds (PostgreSQL's advisory lock, SQLite's write lock).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +25,8 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
+    Connection,
     Engine,
     Index,
     Integer,
@@ -30,12 +39,21 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
+    or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-SCHEMA_VERSION = 1
+logger = logging.getLogger(__name__)
+
+# 2: site leases. A catalog of a newer schema is refused by an older newsarchive, so a machine
+# that knows no leases cannot crawl beside ones that take them.
+SCHEMA_VERSION = 2
+# The PostgreSQL advisory lock the schema is created and upgraded under ("newsarch").
+SCHEMA_LOCK_KEY = 0x6E65_7773_6172_6368
 DEFAULT_REVISION_AGES = (timedelta(hours=1), timedelta(days=1), timedelta(days=7))
 
 metadata = MetaData()
@@ -99,7 +117,8 @@ runs = Table(  # job history: one row per crawl started by the daemon or `newsar
     Column("trigger", String(16), nullable=False),  # schedule | revisions | command
     Column("host", String(255)),
     Column("started", String(32), nullable=False),
-    Column("finished", String(32)),  # NULL while running (or when the runner died)
+    # NULL while running; for a run found dead, the last time it was known alive.
+    Column("finished", String(32)),
     # running | ok | failed | timeout | stopped | killed
     Column("result", String(16), nullable=False),
     Column("exit_code", Integer),
@@ -112,6 +131,21 @@ runs = Table(  # job history: one row per crawl started by the daemon or `newsar
 )
 Index("ix_runs_site_started", runs.c.site, runs.c.started)
 
+site_leases = Table(  # who crawls a site now: one row per site, taken by a conditional write
+    "site_leases",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("crawl_id", String(160), nullable=False),  # the holder (or the last one)
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("taken", String(32), nullable=False),
+    Column("heartbeat", String(32), nullable=False),  # its last renewal
+    Column("expires", String(32), nullable=False),
+    Column("released", String(32)),  # NULL while held
+    # The latest scheduled start a holder took it for: a due start runs once on N replicas.
+    Column("last_start", String(40)),
+)
+
 HEARTBEAT_PREFIX = "heartbeat:"  # catalog_info names of the daemons' heartbeats
 FAILED_RESULTS = ("failed", "timeout", "killed")  # run results that count as failures
 
@@ -121,6 +155,23 @@ catalog_info = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+
+STORE_ID = "store_id"  # catalog_info names of the store the catalog describes
+STORE_URI = "store_uri"
+# Why a run row still `running` was marked `killed`.
+LEASE_LOST = "its process stopped renewing its lease (killed or its machine lost)"
+NO_LEASE = "its process holds no lease and never recorded its end (killed or its machine lost)"
+# Conditional writes lost to another process are decided again, this many times at most.
+ATTEMPTS = 10
+
+
+class CatalogMismatch(ValueError):
+    """The catalog describes another store than the one it was opened for."""
+
+
+class CatalogConflict(RuntimeError):
+    """Other processes kept winning the same conditional write (never seen in practice)."""
 
 
 def iso(moment: datetime) -> str:
@@ -210,6 +261,55 @@ class Run:
     failure: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A site's lease row: who holds it (or held it last), from where, and until when."""
+
+    site: str
+    crawl_id: str
+    host: str
+    pid: int
+    taken: str
+    heartbeat: str
+    expires: str
+    released: str | None = None
+    last_start: str | None = None
+
+    def live(self, now: datetime) -> bool:
+        """Held at ``now``: not released and not expired (it holds until ``expires``)."""
+        return self.released is None and self.expires > iso(now)
+
+    def describe(self) -> str:
+        return f"crawl {self.crawl_id} on {self.host} (pid {self.pid})"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseResult:
+    """What ``take_lease`` did: taken or not, and by whose account."""
+
+    taken: bool
+    # Taken: the lease as now held. Not taken: the current holder's lease (or, when the start
+    # already ran, the lease of the crawl that took it for that start, released or not).
+    lease: Lease
+    took_over: Lease | None = None  # taken from this holder, which had stopped renewing it
+    already_started: bool = False  # refused: this scheduled start was taken already
+
+    def message(self) -> str:
+        """One line for the log or the terminal."""
+        lease = self.lease
+        if self.taken and self.took_over is not None:
+            old = self.took_over
+            return (
+                f"{lease.site}: took over the lease of {old.describe()}, "
+                f"silent since {old.heartbeat}"
+            )
+        if self.taken:
+            return f"{lease.site}: lease taken by {lease.describe()} until {lease.expires}"
+        if self.already_started:
+            return f"{lease.site}: start {lease.last_start} already taken by {lease.describe()}"
+        return f"{lease.site}: held by {lease.describe()} until {lease.expires}"
+
+
 def _row(cls: type[Any], mapping: Any) -> Any:
     return cls(**{f.name: mapping[f.name] for f in fields(cls)})
 
@@ -223,20 +323,79 @@ class Catalog:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._lock = threading.Lock()
-        metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            found = conn.execute(
-                select(catalog_info.c.value).where(catalog_info.c.name == "schema_version")
-            ).scalar()
+        try:
+            self._ensure_schema()
+        except BaseException:
+            if engine is None:
+                self.engine.dispose()  # a catalog refused leaves no connection open
+            raise
+
+    # -- the schema ---------------------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        """Create missing tables and columns, once, however many processes start at once.
+
+        A catalog already current is only read (a read-only file opens). Otherwise the work
+        runs in one transaction under a lock the database holds: PostgreSQL's advisory lock,
+        SQLite's write lock (BEGIN IMMEDIATE); whoever comes second finds it done.
+        """
+        with self.engine.connect() as conn:
+            if self._schema_current(conn):
+                return
+        with self._schema_lock() as conn:
+            metadata.create_all(conn)
+            _add_missing_columns(conn)
+            found = self._schema_version(conn)
             if found is None:
                 conn.execute(
                     insert(catalog_info).values(name="schema_version", value=str(SCHEMA_VERSION))
                 )
-            elif int(found) > SCHEMA_VERSION:
-                raise ValueError(
-                    f"catalog {url} has schema {found}, newer than this newsarchive "
-                    f"({SCHEMA_VERSION}): upgrade newsarchive"
+            elif found < SCHEMA_VERSION:
+                conn.execute(
+                    update(catalog_info)
+                    .where(catalog_info.c.name == "schema_version")
+                    .values(value=str(SCHEMA_VERSION))
                 )
+                logger.info("catalog %s: schema %s upgraded to %s", self, found, SCHEMA_VERSION)
+
+    def _schema_current(self, conn: Connection) -> bool:
+        inspector = inspect(conn)
+        tables = set(inspector.get_table_names())
+        for table in metadata.sorted_tables:
+            if table.name not in tables:
+                return False
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            if any(column.name not in have for column in table.columns):
+                return False
+        found = self._schema_version(conn)
+        return found is not None and found >= SCHEMA_VERSION
+
+    def _schema_version(self, conn: Connection) -> int | None:
+        found = conn.execute(
+            select(catalog_info.c.value).where(catalog_info.c.name == "schema_version")
+        ).scalar()
+        if found is not None and int(found) > SCHEMA_VERSION:
+            raise ValueError(
+                f"catalog {self} has schema {found}, newer than this newsarchive "
+                f"({SCHEMA_VERSION}): upgrade newsarchive"
+            )
+        return None if found is None else int(found)
+
+    @contextmanager
+    def _schema_lock(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                # Held to the end of the transaction, which also makes the DDL all or nothing.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            elif conn.dialect.name == "sqlite":
+                # pysqlite begins no transaction for DDL by itself: this one takes the write
+                # lock at once (waiting up to busy_timeout), so the check below runs alone.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
+            conn.commit()
+
+    def __str__(self) -> str:
+        """The catalog's URL without its password."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -281,66 +440,74 @@ class Catalog:
 
         The first text of an article is version 1; a text whose digest differs from the current
         version's becomes the next version; the same text only marks the article checked.
+
+        Safe across processes: the first version is claimed by the articles' primary key, every
+        later decision by an UPDATE that holds only while the row is still the version it was
+        decided against. A write lost to another process is decided again against its version.
         """
-        with self._lock, self.engine.begin() as conn:
-            current = (
-                conn.execute(
-                    select(articles).where(
-                        and_(articles.c.site == site, articles.c.article_key == article_key)
+        where = and_(articles.c.site == site, articles.c.article_key == article_key)
+        for _attempt in range(ATTEMPTS):
+            try:
+                with self.engine.begin() as conn:
+                    current = conn.execute(select(articles).where(where)).mappings().first()
+                    if current is None:
+                        conn.execute(
+                            insert(articles).values(
+                                site=site,
+                                article_key=article_key,
+                                url=url,
+                                first_captured=capture_time,
+                                last_checked=capture_time,
+                                version=1,
+                                text_digest=text_digest,
+                                text_key=text_key,
+                                title=title,
+                                published=published,
+                            )
+                        )
+                        return 1, True
+                    decision = decide_version(_row(ArchivedArticle, current), text_digest)
+                    values: dict[str, Any] = {"last_checked": capture_time}
+                    if decision.new:
+                        values.update(
+                            url=url,
+                            version=decision.version,
+                            text_digest=text_digest,
+                            text_key=text_key,
+                            title=title,
+                            published=published,
+                        )
+                    unchanged = and_(
+                        where,
+                        articles.c.version == current["version"],
+                        articles.c.text_digest == current["text_digest"],
                     )
-                )
-                .mappings()
-                .first()
-            )
-            decision = decide_version(
-                None if current is None else _row(ArchivedArticle, current), text_digest
-            )
-            if current is None:
-                conn.execute(
-                    insert(articles).values(
-                        site=site,
-                        article_key=article_key,
-                        url=url,
-                        first_captured=capture_time,
-                        last_checked=capture_time,
-                        version=1,
-                        text_digest=text_digest,
-                        text_key=text_key,
-                        title=title,
-                        published=published,
-                    )
-                )
-                return 1, True
-            where = and_(articles.c.site == site, articles.c.article_key == article_key)
-            if not decision.new:
-                conn.execute(update(articles).where(where).values(last_checked=capture_time))
-                return decision.version, False
-            version = decision.version
-            conn.execute(
-                update(articles)
-                .where(where)
-                .values(
-                    url=url,
-                    last_checked=capture_time,
-                    version=version,
-                    text_digest=text_digest,
-                    text_key=text_key,
-                    title=title,
-                    published=published,
-                )
-            )
-            return version, True
+                    if conn.execute(update(articles).where(unchanged).values(**values)).rowcount:
+                        return decision.version, decision.new
+            except IntegrityError:
+                pass  # another process recorded the first version in between
+            logger.debug("catalog: version of %s/%s decided again", site, article_key)
+        raise CatalogConflict(
+            f"the version of {site}/{article_key} changed {ATTEMPTS} times while deciding it"
+        )
 
     def set_validators(self, entries: dict[str, tuple[str | None, str | None]], now: str) -> None:
         """Remember ETag/Last-Modified per URL (only after a crawl that lost nothing)."""
-        with self._lock, self.engine.begin() as conn:
-            for url, (etag, last_modified) in entries.items():
-                values = {"etag": etag, "last_modified": last_modified, "updated": now}
-                done = conn.execute(
-                    update(validators).where(validators.c.url == url).values(**values)
-                ).rowcount
-                if not done:
-                    conn.execute(insert(validators).values(url=url, **values))
+        for attempt in range(ATTEMPTS):
+            try:
+                with self._lock, self.engine.begin() as conn:
+                    for url, (etag, last_modified) in entries.items():
+                        values = {"etag": etag, "last_modified": last_modified, "updated": now}
+                        done = conn.execute(
+                            update(validators).where(validators.c.url == url).values(**values)
+                        ).rowcount
+                        if not done:
+                            conn.execute(insert(validators).values(url=url, **values))
+                return
+            except IntegrityError:
+                # Another process inserted one of these URLs in between: updated this time.
+                if attempt == ATTEMPTS - 1:
+                    raise
 
     def get_validators(self, urls: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         wanted = list(urls)
@@ -536,13 +703,22 @@ class Catalog:
 
     def beat(self, name: str, when: datetime) -> None:
         """A daemon's heartbeat (``name``: its host): the time it last checked in."""
-        key, value = f"{HEARTBEAT_PREFIX}{name}"[:64], iso(when)
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                update(catalog_info).where(catalog_info.c.name == key).values(value=value)
-            ).rowcount
-            if not done:
-                conn.execute(insert(catalog_info).values(name=key, value=value))
+        self._put_info(f"{HEARTBEAT_PREFIX}{name}"[:64], iso(when))
+
+    def _put_info(self, name: str, value: str) -> None:
+        for attempt in range(ATTEMPTS):
+            try:
+                with self.engine.begin() as conn:
+                    done = conn.execute(
+                        update(catalog_info).where(catalog_info.c.name == name).values(value=value)
+                    ).rowcount
+                    if not done:
+                        conn.execute(insert(catalog_info).values(name=name, value=value))
+                return
+            except IntegrityError:
+                # Another process inserted it in between: updated this time.
+                if attempt == ATTEMPTS - 1:
+                    raise
 
     def heartbeats(self) -> dict[str, str]:
         """Every daemon's last heartbeat, by host."""
@@ -567,15 +743,296 @@ class Catalog:
         with self.engine.connect() as conn:
             return {site: newest for site, newest in conn.execute(query)}
 
+    # -- site leases --------------------------------------------------------------------------
+    # A crawl of a site first takes the site's lease, renews it while crawling (well within its
+    # ttl) and releases it at the end. A lease whose holder stopped renewing expires and is
+    # taken over; the holder's run row, still `running`, is then marked `killed`. Runs with no
+    # live lease and no sign of life for a ttl are marked by ``mark_dead_runs``, for a crawl's
+    # start to call; it also ends the rows left `running` by crawls from before leases.
+
+    def clock(self) -> datetime:
+        """The time leases are judged by: PostgreSQL's clock when the catalog is shared (one
+        clock for every machine, however theirs drift), this machine's for SQLite."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as conn:
+                found: datetime = conn.execute(select(func.now())).scalar_one()
+            return found.astimezone(UTC)
+        return datetime.now(UTC)
+
+    def take_lease(
+        self,
+        site: str,
+        *,
+        crawl_id: str,
+        host: str,
+        pid: int,
+        ttl: timedelta,
+        now: datetime | None = None,
+        start: str | None = None,
+    ) -> LeaseResult:
+        """Take the site's lease for this crawl, or learn who holds it.
+
+        Taken when there is none, when it was released or expired (a take-over, logged, and
+        the old holder's run marked `killed`), or when this crawl holds it already (a renewal).
+        ``start`` is the scheduled start this crawl runs (any sortable token, e.g. its ISO
+        time): a lease once taken for that start or a later one is refused to every other crawl
+        (``already_started``), so replicas of a daemon run each due start once. Each attempt is
+        one conditional write that holds only while the row is as it was read; a write lost to
+        another process is judged again against that process's lease.
+        """
+        moment = now or self.clock()
+        stamp, expires = iso(moment), iso(moment + ttl)
+        current = None
+        for _attempt in range(ATTEMPTS):
+            current = self.lease(site)
+            if current is None:
+                lease = Lease(site, crawl_id, host, pid, stamp, stamp, expires, None, start)
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(insert(site_leases).values(**asdict(lease)))
+                except IntegrityError:
+                    continue  # another crawl made the row first
+                return LeaseResult(True, lease)
+            mine = current.crawl_id == crawl_id
+            if (
+                not mine
+                and start is not None
+                and current.last_start is not None
+                and current.last_start >= start
+            ):
+                return LeaseResult(False, current, already_started=True)
+            if not mine and current.live(moment):
+                return LeaseResult(False, current)
+            held_on = mine and current.released is None
+            lease = Lease(
+                site,
+                crawl_id,
+                host,
+                pid,
+                current.taken if held_on else stamp,
+                stamp,
+                expires,
+                None,
+                max(start, current.last_start or "") if start is not None else current.last_start,
+            )
+            took_over = current if not mine and current.released is None else None
+            with self.engine.begin() as conn:
+                done = conn.execute(
+                    update(site_leases)
+                    .where(
+                        site_leases.c.site == site,
+                        site_leases.c.crawl_id == current.crawl_id,
+                        site_leases.c.expires == current.expires,
+                        _same(site_leases.c.released, current.released),
+                        _same(site_leases.c.last_start, current.last_start),
+                        or_(
+                            site_leases.c.crawl_id == crawl_id,
+                            site_leases.c.released.is_not(None),
+                            site_leases.c.expires <= stamp,
+                        ),
+                    )
+                    .values(**asdict(lease))
+                ).rowcount
+                if done and took_over is not None:
+                    self._kill_run(conn, took_over.crawl_id, took_over.heartbeat, LEASE_LOST)
+            if done:
+                result = LeaseResult(True, lease, took_over=took_over)
+                if took_over is not None:
+                    logger.warning("%s", result.message())
+                return result
+        assert current is not None  # every attempt read a row that changed before the write
+        return LeaseResult(False, current)
+
+    def renew_lease(
+        self, site: str, crawl_id: str, ttl: timedelta, now: datetime | None = None
+    ) -> bool:
+        """Extend this crawl's lease by ``ttl`` from now; False when it is no longer this
+        crawl's (taken over after it expired, or released)."""
+        moment = now or self.clock()
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(site_leases)
+                .where(
+                    site_leases.c.site == site,
+                    site_leases.c.crawl_id == crawl_id,
+                    site_leases.c.released.is_(None),
+                )
+                .values(heartbeat=iso(moment), expires=iso(moment + ttl))
+            ).rowcount
+        return bool(done)
+
+    def release_lease(self, site: str, crawl_id: str, now: datetime | None = None) -> None:
+        """Give the lease up (if this crawl still holds it): the site is free at once. The row
+        stays, naming the last holder and the start it ran."""
+        stamp = iso(now or self.clock())
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(site_leases)
+                .where(
+                    site_leases.c.site == site,
+                    site_leases.c.crawl_id == crawl_id,
+                    site_leases.c.released.is_(None),
+                )
+                .values(released=stamp, heartbeat=stamp, expires=stamp)
+            )
+
+    def lease(self, site: str) -> Lease | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(site_leases).where(site_leases.c.site == site)).mappings()
+            found = row.first()
+        return None if found is None else _row(Lease, found)
+
+    def leases(self) -> list[Lease]:
+        """Every site's lease, held or not (``Lease.live`` tells), by site."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(site_leases).order_by(site_leases.c.site)).mappings()
+            return [_row(Lease, row) for row in rows]
+
+    def mark_dead_runs(self, ttl: timedelta, now: datetime | None = None) -> list[str]:
+        """Mark `killed` every run still `running` whose process is gone; their crawl ids.
+
+        Gone: no live lease names its crawl, and its last sign of life (its start, or its
+        lease's last heartbeat or release) is ``ttl`` old or older. A crawl that released its
+        lease has that long to record its end. A run marked by mistake (a crawl that took no
+        lease and ran past ``ttl``) is put right by its own ``finish_run``.
+        """
+        moment = now or self.clock()
+        cutoff = iso(moment - ttl)
+        query = (
+            select(
+                runs.c.crawl_id,
+                runs.c.started,
+                site_leases.c.heartbeat,
+                site_leases.c.expires,
+                site_leases.c.released,
+            )
+            .select_from(
+                runs.outerjoin(
+                    site_leases,
+                    and_(
+                        site_leases.c.site == runs.c.site,
+                        site_leases.c.crawl_id == runs.c.crawl_id,
+                    ),
+                )
+            )
+            .where(runs.c.result == "running")
+            .order_by(runs.c.started, runs.c.crawl_id)
+        )
+        killed = []
+        with self.engine.begin() as conn:
+            for row in conn.execute(query).mappings().all():
+                held = row["heartbeat"] is not None
+                if held and row["released"] is None and row["expires"] > iso(moment):
+                    continue  # its lease is live
+                last_seen = max(row["started"], row["heartbeat"] or "")
+                if last_seen > cutoff:
+                    continue
+                reason = LEASE_LOST if held and row["released"] is None else NO_LEASE
+                if self._kill_run(conn, row["crawl_id"], last_seen, reason):
+                    killed.append((row["crawl_id"], reason))
+        for crawl_id, reason in killed:
+            logger.warning("run %s marked killed: %s", crawl_id, reason)
+        return [crawl_id for crawl_id, _reason in killed]
+
+    @staticmethod
+    def _kill_run(conn: Connection, crawl_id: str, last_seen: str, reason: str) -> bool:
+        """Mark a run still `running` as `killed` (a run that recorded its end is left)."""
+        return bool(
+            conn.execute(
+                update(runs)
+                .where(runs.c.crawl_id == crawl_id, runs.c.result == "running")
+                .values(result="killed", finished=last_seen, failure=reason)
+            ).rowcount
+        )
+
+    # -- the store the catalog describes ------------------------------------------------------
+    def bind_store(self, store_id: str, store_uri: str) -> None:
+        """Record which store this catalog describes, at its first use; refuse another.
+
+        ``store_id`` is the id the store holds (made at its first crawl); ``store_uri`` where
+        it was reached, kept up to date (the same store may move). Raises ``CatalogMismatch``
+        when the catalog describes a store with another id.
+        """
+        for _attempt in range(ATTEMPTS):
+            found = self.store_binding()
+            if found is None:
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(
+                            insert(catalog_info),
+                            [
+                                {"name": STORE_ID, "value": store_id},
+                                {"name": STORE_URI, "value": store_uri},
+                            ],
+                        )
+                except IntegrityError:
+                    continue  # bound by another process in between: compared with it
+                return
+            bound_id, bound_uri = found
+            if bound_id != store_id:
+                raise CatalogMismatch(
+                    f"the catalog {self} describes the store {bound_uri} (id {bound_id}), "
+                    f"not {store_uri} (id {store_id}): give this store its own catalog"
+                )
+            if bound_uri != store_uri:
+                self._put_info(STORE_URI, store_uri)
+            return
+        raise CatalogConflict(f"the catalog {self}: its store binding kept changing")
+
+    def store_binding(self) -> tuple[str, str] | None:
+        """(store id, store URI) of the store this catalog describes; None before its first
+        crawl."""
+        query = select(catalog_info).where(catalog_info.c.name.in_((STORE_ID, STORE_URI)))
+        with self.engine.connect() as conn:
+            found = {row["name"]: row["value"] for row in conn.execute(query).mappings()}
+        if STORE_ID not in found:
+            return None
+        return found[STORE_ID], found.get(STORE_URI, "")
+
 
 def _parse(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
+def _add_missing_columns(conn: Connection) -> None:
+    """The upgrade of a catalog made by an older newsarchive: columns added since, as NULL.
+
+    Runs under the schema lock. A new column must be nullable (or the upgrade needs more than
+    this step); a new table is made by ``create_all``.
+    """
+    inspector = inspect(conn)
+    quote = conn.dialect.identifier_preparer.quote
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            if not column.nullable:
+                raise ValueError(
+                    f"catalog table {table.name} lacks the column {column.name}, which cannot "
+                    "be added to existing rows: rebuild the catalog (newsarchive reindex)"
+                )
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(
+                f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+            )
+            logger.info("catalog: column %s.%s added", table.name, column.name)
+
+
+def _same(column: Any, value: object) -> ColumnElement[bool]:
+    """``column = value`` where NULL equals NULL: a compare-and-set on a nullable column."""
+    if value is None:
+        result: ColumnElement[bool] = column.is_(None)
+        return result
+    return column == value  # type: ignore[no-any-return]
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # First: switching to WAL takes a lock too, and processes opening a new catalog at once
+    # must wait for each other rather than fail.
+    cursor.execute("PRAGMA busy_timeout=10000")
     # WAL: readers (researcher commands) never block the crawl's writes, and the reverse.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
