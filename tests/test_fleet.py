@@ -4,6 +4,7 @@ catalog), and a scheduled start runs on one replica of the daemon only."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -173,3 +174,31 @@ def test_two_daemons_with_one_schedule_run_each_start_once(
     )
     assert len(captured) >= 10 and all(n == 1 for _, n in captured), captured
     assert [pending(tmp_path / m / "spool") for m in ("a", "b")] == [[], []]
+
+
+def test_an_object_the_store_refuses_fails_the_crawl_by_name(
+    mirror: MirrorServer, tmp_path: Path
+) -> None:
+    """A second crawl that does not know the first's articles (its catalog lost) writes their
+    sidecars again, different bytes under the same keys: the store refuses each, and the crawl
+    says so and fails, instead of parking them in its spool for good."""
+    store = tmp_path / "store"
+    cmd = [sys.executable, "-m", "crawler.ops.cli", "crawl", "tdi", "--store", str(store)]
+    cmd += ["--proxy", mirror.proxy_url, "-s", "ARCHIVE_DISCOVERY_WINDOW_DAYS=0"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stdout + first.stderr[-3000:]
+    (store / ".catalog.sqlite").unlink()
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1, again.stdout + again.stderr[-3000:]
+    assert re.search(
+        r"^tdi +FAILED .*\(6 objects refused by the store \(their keys hold other bytes; kept in "
+        r"the spool\): text/tdi/\S+\.json",
+        again.stdout,
+        re.M,
+    ), again.stdout
+    report = max((store / "reports" / "tdi").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    refused = json.loads(report.read_text())["upload"]["refused"]
+    assert len(refused) == 6 and all(k.startswith("text/tdi/") for k in refused)
+    # Nothing lost: the refused bytes wait beside the store, by key.
+    assert all((store / ".spool" / "refused" / key).is_file() for key in refused)

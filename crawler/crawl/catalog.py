@@ -104,11 +104,9 @@ class ArchiveCatalog:
         if not result.taken:
             return result.message()
         self.leased = True
-        if result.took_over is not None:
-            logger.warning("%s", result.message())
-        # Runs whose crawl stopped renewing its lease long ago (killed, machine lost).
-        for crawl_id in self.catalog.mark_dead_runs(self.config.lease_ttl):
-            logger.warning("run %s marked killed: its crawl stopped renewing its lease", crawl_id)
+        # Runs whose crawl stopped renewing its lease long ago (killed, machine lost): the
+        # catalog marks them killed and logs each, as it logs a lease taken over.
+        self.catalog.mark_dead_runs(self.config.lease_ttl)
         return None
 
     def _renew(self) -> Any:

@@ -266,6 +266,7 @@ class CrawlLedger:
             remote=self.remote,
             failures=self.failures,
             notes=self.notes,
+            refused=list(self.uploads.refused),
         )
         return build_report(facts, stats, reason)
 

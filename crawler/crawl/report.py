@@ -152,6 +152,7 @@ class CrawlFacts:
     remote: bool = False
     failures: FailureLog = field(default_factory=FailureLog)
     notes: Sequence[str] = field(default_factory=list)
+    refused: Sequence[str] = ()  # keys the store refused: they hold other bytes
 
 
 def _plural(n: int, word: str) -> str:
@@ -290,6 +291,7 @@ def build_report(facts: CrawlFacts, stats: Mapping[str, Any], reason: str) -> di
         "upload": {
             "pending": len(facts.pending),
             "spool": str(facts.spool_dir) if facts.remote else None,
+            "refused": list(facts.refused),
         },
         "notes": list(facts.notes),
     }

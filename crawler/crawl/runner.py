@@ -26,6 +26,12 @@ def crawl_failed(report: dict[str, Any] | None) -> str | None:
     if not report["pages"]["responses"]:
         why = f"no page could be fetched ({report['pages']['download_errors']} download errors)"
         return "; ".join([why, *problems])
+    if refused := report.get("upload", {}).get("refused"):
+        # Never parked silently: a key that holds other bytes is another crawl's object.
+        return (
+            f"{len(refused)} objects refused by the store (their keys hold other bytes; kept "
+            f"in the spool): {', '.join(refused[:3])}" + (" …" if len(refused) > 3 else "")
+        )
     if report["warc"]["errors"]:
         return f"{report['warc']['errors']} WARC write errors"
     if problems:

@@ -108,15 +108,22 @@ class LocalStore:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         size, digest = file_digest(path, sha256)
+        if self._same_or_conflict(key, target, size, digest):
+            if move:
+                path.unlink()
+            return StoredObject(key, size, digest)
         if move:
             try:
-                os.replace(path, target)
+                os.link(path, target)  # never over an object another writer made meanwhile
+                path.unlink()
+            except FileExistsError:
+                return self.put_file(key, path, move=move, sha256=digest)
             except OSError:
                 # Another file system: copy through a temporary name, then drop the source.
-                self._copy_atomic(path, target)
+                self._copy_atomic(path, target, key)
                 path.unlink()
         else:
-            self._copy_atomic(path, target)
+            self._copy_atomic(path, target, key)
         stored_size, stored_digest = sha256_file(target)
         if (stored_size, stored_digest) != (size, digest):
             raise StoreError(f"verification failed for {key}: {stored_digest} != {digest}")
@@ -125,25 +132,48 @@ class LocalStore:
     def put_bytes(self, key: str, data: bytes) -> StoredObject:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(data).hexdigest()
+        if self._same_or_conflict(key, target, len(data), digest):
+            return StoredObject(key, len(data), digest)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            os.replace(tmp, target)
-        except BaseException:
+            self._publish(Path(tmp), target, key, len(data), digest)
+        finally:
             Path(tmp).unlink(missing_ok=True)
-            raise
-        return StoredObject(key, len(data), hashlib.sha256(data).hexdigest())
+        return StoredObject(key, len(data), digest)
 
-    def _copy_atomic(self, source: Path, target: Path) -> None:
+    def _same_or_conflict(self, key: str, target: Path, size: int, digest: str) -> bool:
+        """True when ``key`` holds these bytes already; StoreConflictError when it holds others
+        (as S3 with ``If-None-Match: *``: an object is never replaced)."""
+        try:
+            held = sha256_file(target)
+        except FileNotFoundError:
+            return False
+        if held == (size, digest):
+            return True
+        raise StoreConflictError(
+            f"{key} already holds other bytes in {self.uri} (sha256 {held[1][:16]}…, "
+            f"not {digest[:16]}…): an object is never replaced"
+        )
+
+    def _publish(self, tmp: Path, target: Path, key: str, size: int, digest: str) -> None:
+        """``tmp`` becomes ``target`` only if no other writer made ``target`` meanwhile."""
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            self._same_or_conflict(key, target, size, digest)
+
+    def _copy_atomic(self, source: Path, target: Path, key: str) -> None:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         try:
             with os.fdopen(fd, "wb") as out, source.open("rb") as src:
                 shutil.copyfileobj(src, out, _CHUNK)
-            os.replace(tmp, target)
-        except BaseException:
+            size, digest = sha256_file(Path(tmp))
+            self._publish(Path(tmp), target, key, size, digest)
+        finally:
             Path(tmp).unlink(missing_ok=True)
-            raise
 
     def get_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()

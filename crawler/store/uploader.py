@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -62,6 +63,8 @@ class Uploader:
         self.crawl_id = ""
         self.objects: list[StoredObject] = []
         self.notes: list[str] = []
+        # Keys the store refused because they hold other bytes: errors that fail the crawl.
+        self.refused: list[str] = []
         self._lock = threading.Lock()
         self._backlog: Backlog | None = None
         self._store_down_until = 0.0
@@ -115,7 +118,10 @@ class Uploader:
         ``sha256`` is the digest its writer computed: the stored bytes must match it.
         """
         if not self.remote:
-            obj = self.store.put_file(key, path, move=move, sha256=sha256)
+            try:
+                obj = self.store.put_file(key, path, move=move, sha256=sha256)
+            except StoreConflictError as exc:
+                return self._keep_refused(key, exc, path=path, move=move)
             self._record(obj)
             return obj
         if self._store_is_up():
@@ -137,13 +143,18 @@ class Uploader:
 
     def put_bytes(self, key: str, data: bytes) -> StoredObject:
         obj = self.put_bytes_unlisted(key, data)
+        if not self.remote and key in self.refused:
+            return obj  # kept aside, listed as refused: not an object of this crawl
         self._record(obj, pending=not self.store_has(obj))
         return obj
 
     def put_bytes_unlisted(self, key: str, data: bytes) -> StoredObject:
         """Store bytes without listing them among ``objects`` (the manifest itself)."""
         if not self.remote:
-            return self.store.put_bytes(key, data)
+            try:
+                return self.store.put_bytes(key, data)
+            except StoreConflictError as exc:
+                return self._keep_refused(key, exc, data=data)
         if self._store_is_up():
             try:
                 return self.store.put_bytes(key, data)
@@ -240,11 +251,37 @@ class Uploader:
     def _store_is_up(self) -> bool:
         return time.monotonic() >= self._store_down_until
 
+    def _keep_refused(
+        self,
+        key: str,
+        exc: StoreConflictError,
+        *,
+        data: bytes | None = None,
+        path: Path | None = None,
+        move: bool = False,
+    ) -> StoredObject:
+        """A local store refused ``key`` (it holds other bytes): the bytes are kept in
+        ``<spool>/refused/<key>``, the key listed as refused (the crawl fails by name)."""
+        self._store_failed(key, exc)
+        kept = self.spool_dir / "refused" / key
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        if data is not None:
+            kept.write_bytes(data)
+            return StoredObject(key, len(data), hashlib.sha256(data).hexdigest())
+        assert path is not None
+        size, digest = file_digest(path)
+        if move:
+            shutil.move(path, kept)
+        else:
+            shutil.copyfile(path, kept)
+        return StoredObject(key, size, digest)
+
     def _store_failed(self, key: str, exc: StoreError) -> None:
         if isinstance(exc, StoreConflictError):
             # Not an outage: another writer holds different bytes under this key.
-            logger.error("%s: kept in the spool: %s", key, exc)
+            logger.error("%s: refused by the store, kept in the spool: %s", key, exc)
             with self._lock:
+                self.refused.append(key)
                 self.notes.append(str(exc))
             return
         logger.warning("%s: kept in the spool for a later upload (%s)", key, exc)
