@@ -314,20 +314,23 @@ def test_a_crawl_logs_json_lines(tmp_path: Path) -> None:
 
     def scrapy_lines(lines: list[str]) -> list[dict[str, Any]]:
         entries = [json.loads(line) for line in lines]
-        assert all(e["site"] == "no-such-site" and e["crawl_id"] for e in entries)
+        assert all(e["site"] == "tdi" and e["crawl_id"].startswith("tdi-") for e in entries)
         return [e for e in entries if e["message"].startswith("Scrapy ")]
 
-    proc = crawl("no-such-site", "ARCHIVE_LOG_FORMAT=json")
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("error: no spider named 'no-such-site'")
-    assert len(proc.stderr.splitlines()) == 1
-    [log] = (tmp_path / "archive" / ".logs" / "no-such-site").glob("*.log")
+    # A crawl whose proxy answers nothing: it fails at once, after Scrapy's first lines.
+    nowhere = ("ARCHIVE_PROXY=http://127.0.0.1:9", "RETRY_TIMES=0", "ARCHIVE_LOG_FORMAT=json")
+    proc = crawl("tdi", *nowhere)
+    assert proc.returncode == 1, proc.stderr
+    [log] = (tmp_path / "archive" / ".logs" / "tdi").glob("*.log")
     assert scrapy_lines(log.read_text().splitlines())
-    proc = crawl("no-such-site", "ARCHIVE_LOG_FORMAT=json", "ARCHIVE_CRAWL_LOG=stderr")
-    assert proc.returncode == 2
-    lines = proc.stderr.splitlines()
-    assert lines[-1].startswith("error: no spider named 'no-such-site'")
-    assert scrapy_lines(lines[:-1])
+    proc = crawl("tdi", *nowhere, "ARCHIVE_CRAWL_LOG=stderr")
+    assert proc.returncode == 1
+    assert scrapy_lines(proc.stderr.splitlines())
+    unknown = crawl("no-such-site", "ARCHIVE_LOG_FORMAT=json")
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("error: no spider named 'no-such-site'")
+    assert len(unknown.stderr.splitlines()) == 1
+    assert not (tmp_path / "archive" / ".logs" / "no-such-site").exists()
     bad = crawl("tdi", "ARCHIVE_LOG_FORMAT=xml")
     assert bad.returncode == 2
     assert bad.stderr.strip() == "error: tdi: ARCHIVE_LOG_FORMAT must be text or json, got 'xml'"
