@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -561,3 +562,39 @@ def test_status_reads_the_daemons_configuration_from_the_environment(
     assert datetime.fromisoformat(sites["tdi"]["next_run"]).strftime("%H:%M") == "05:17"
     assert sites["irna"]["enabled"] is False and sites["irna"]["next_run"] is None
     assert data["upload_backlog"]["objects"] == 1
+
+
+def test_status_shows_the_leases_held_and_a_skipped_start_is_no_last_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    fill(store, {"tdi": timedelta(minutes=10)}, {"tdi": "ok"})
+    catalog = Catalog(sqlite_url(store / ".catalog.sqlite"))
+    try:
+        now = datetime.now(UTC)
+        # A later start that found the site's lease held: made by another crawl.
+        catalog.finish_run(
+            Run(
+                crawl_id="tdi-2", site="tdi", trigger="schedule", started=iso(now),
+                finished=iso(now), result="skipped", exit_code=3,
+                failure="tdi: held by crawl tdi-9 on elsewhere (pid 7)",
+            )
+        )  # fmt: skip
+        taken = catalog.take_lease(
+            "tdi", crawl_id="tdi-9", host="elsewhere", pid=7, ttl=timedelta(minutes=2)
+        )
+        assert taken.taken
+    finally:
+        catalog.close()
+    assert main(status(store, "--check")) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^tdi +\S+ ago +ok +3 ", out, re.M), out  # the run made, not the skip
+    assert re.search(
+        r"^crawling now: tdi by crawl tdi-9 on elsewhere \(pid 7\), lease renewed \S+, held "
+        r"until \S+$",
+        out,
+        re.M,
+    ), out
+    assert main(status(store, "--json")) == 0
+    [lease] = json.loads(capsys.readouterr().out)["leases"]
+    assert (lease["site"], lease["crawl_id"], lease["held"]) == ("tdi", "tdi-9", True)

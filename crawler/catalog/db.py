@@ -148,6 +148,7 @@ site_leases = Table(  # who crawls a site now: one row per site, taken by a cond
 
 HEARTBEAT_PREFIX = "heartbeat:"  # catalog_info names of the daemons' heartbeats
 FAILED_RESULTS = ("failed", "timeout", "killed")  # run results that count as failures
+SKIPPED = "skipped"  # a start whose site's lease was held: made by another crawl
 
 catalog_info = Table(
     "catalog_info",
@@ -668,13 +669,15 @@ class Catalog:
             return [_row(Run, r) for r in conn.execute(query.limit(limit)).mappings()]
 
     def last_runs(self) -> dict[str, Run]:
-        """Each site's latest run."""
+        """Each site's latest run (a start left to another crawl, ``skipped``, is none)."""
+        made = or_(runs.c.result.is_(None), runs.c.result != SKIPPED)
         latest = (
             select(runs.c.site, func.max(runs.c.started).label("started"))
+            .where(made)
             .group_by(runs.c.site)
             .subquery()
         )
-        query = select(runs).join(
+        query = select(runs).where(made).join(
             latest, and_(runs.c.site == latest.c.site, runs.c.started == latest.c.started)
         )
         found: dict[str, Run] = {}
@@ -692,7 +695,7 @@ class Catalog:
         for site in sites:
             streak, reason = 0, None
             for run in self.runs(site, limit=limit + 1):
-                if run.result == "running":
+                if run.result in ("running", SKIPPED):
                     continue
                 if run.result not in FAILED_RESULTS:
                     break

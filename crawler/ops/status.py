@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from crawler.catalog.db import Catalog, Run
+from crawler.catalog.db import Catalog, Lease, Run
 from crawler.ops.schedule import ScheduleConfig
 from crawler.store.base import Store
 from crawler.util import without_password
@@ -249,6 +249,11 @@ class Status:
     daemons: tuple[tuple[str, datetime], ...] = ()  # (host, last heartbeat)
     check_interval: timedelta = timedelta(minutes=10)  # how often a daemon checks in
     schedule: str = "settings"  # the schedule file read, or "settings"
+    leases: tuple[Lease, ...] = ()
+
+    def held(self) -> list[Lease]:
+        """The leases held now: the crawls running, on any machine sharing the catalog."""
+        return [lease for lease in self.leases if lease.live(self.checked)]
 
     @property
     def daemon_max_age(self) -> timedelta:
@@ -299,6 +304,19 @@ class Status:
             "stale": [s.site for s in self.stale],
             "failing": [s.site for s in self.sites if s.failing],
             "daemons": {host: beat.isoformat() for host, beat in self.daemons},
+            "leases": [
+                {
+                    "site": lease.site,
+                    "crawl_id": lease.crawl_id,
+                    "host": lease.host,
+                    "pid": lease.pid,
+                    "heartbeat": lease.heartbeat,
+                    "expires": lease.expires,
+                    "held": lease.live(self.checked),
+                    "last_start": lease.last_start,
+                }
+                for lease in self.leases
+            ],
             "problems": self.problems(),
             "notes": list(self.notes),
         }
@@ -321,6 +339,7 @@ class CatalogFacts:
     streaks: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     beats: dict[str, str] = field(default_factory=dict)
     found: bool = True
+    leases: tuple[Lease, ...] = ()  # the sites' leases: who crawls each now, or did last
 
 
 def read_catalog(url: str | None, max_failed_runs: int = 3) -> CatalogFacts:
@@ -340,6 +359,7 @@ def read_catalog(url: str | None, max_failed_runs: int = 3) -> CatalogFacts:
             newest=catalog.newest_articles(),
             streaks=catalog.failed_streaks(max_failed_runs),
             beats=catalog.heartbeats(),
+            leases=tuple(catalog.leases()),
         )
     finally:
         catalog.close()
@@ -484,6 +504,7 @@ def collect_status(
         daemons=tuple((host, _parse_beat(beat)) for host, beat in sorted(facts.beats.items())),
         check_interval=timedelta(seconds=config.check_interval),
         schedule=config.source,
+        leases=facts.leases,
     )
 
 
@@ -558,6 +579,11 @@ def format_status(status: Status) -> str:
     )
     for host, beat in status.daemons:
         lines.append(f"daemon on {host}: last checked in {ago(now - beat)}")
+    for lease in status.held():
+        lines.append(
+            f"crawling now: {lease.site} by {lease.describe()}, lease renewed "
+            f"{lease.heartbeat}, held until {lease.expires}"
+        )
     if not status.catalog_found:
         lines.append(f"no catalog at {status.catalog}: nothing has run with this store yet")
     return "\n".join(lines)
