@@ -42,7 +42,10 @@ ROUTES: list[dict[str, Any]] = json.loads(
     (ROOT / "crawler" / "mirror" / "sites" / SITE / "routes.json").read_text()
 )["routes"]
 T = TypeVar("T")
-WARC_NAME = re.compile(r"^tdi-(\d{4})(\d{2})(\d{2})\d{6}-\d{5}-[A-Za-z0-9._-]+\.warc\.gz$")
+# <prefix>-<crawl token>-<time>-<serial>-<host>: the token tells two crawls' files apart.
+WARC_NAME = re.compile(
+    r"^tdi-[0-9a-f]{6}-(\d{4})(\d{2})(\d{2})\d{6}-\d{5}-[A-Za-z0-9._-]+\.warc\.gz$"
+)
 
 
 # ------------------------------------------------------------------ reading the store

@@ -202,3 +202,57 @@ def test_an_object_the_store_refuses_fails_the_crawl_by_name(
     assert len(refused) == 6 and all(k.startswith("text/tdi/") for k in refused)
     # Nothing lost: the refused bytes wait beside the store, by key.
     assert all((store / ".spool" / "refused" / key).is_file() for key in refused)
+
+
+def test_a_crawl_killed_mid_way_leaves_every_stored_record_in_the_catalog(
+    mirror: MirrorServer, tmp_path: Path
+) -> None:
+    """kill -9 of a crawl, then the next crawl of the site once its lease expired: the killed
+    crawl's run row is marked killed, its WARC is recovered and stored, and every capture of
+    every stored WARC has its catalog row (rows are written in batches as the crawl goes, and
+    the recovery records those the killed crawl had not)."""
+    from crawler.access.records import CAPTURE_TYPES, index_warc
+
+    store = tmp_path / "store"
+    base = [sys.executable, "-m", "crawler.ops.cli", "crawl", "tdi", "--store", str(store)]
+    base += ["--proxy", mirror.proxy_url, "-s", "ARCHIVE_DISCOVERY_WINDOW_DAYS=0"]
+    base += ["-s", "ARCHIVE_LEASE_TTL=3s"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen(
+        [*base, "-s", "DOWNLOAD_DELAY=1"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    catalog = f"sqlite:///{store / '.catalog.sqlite'}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # some articles archived, more to come
+            texts = list((store / "text").rglob("*.txt")) if (store / "text").exists() else []
+            if len(texts) >= 2:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the first crawl archived nothing in 60 s")
+        killed = subprocess.run(
+            ["pkill", "-KILL", "-f", f"crawler.crawl.runner tdi .*{store}"], check=False
+        )
+        assert killed.returncode == 0, "no crawl process to kill"
+        first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 1  # the command saw its crawl die
+    time.sleep(3.5)  # the killed crawl's lease expires
+    again = subprocess.run(base, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr[-3000:]
+    # No run left running: the killed one is marked so (its lease was not renewed).
+    results = sorted(r for (r,) in rows(catalog, "SELECT result FROM runs"))
+    assert results == ["killed", "ok"] or results == ["failed", "ok"], results
+    # Every capture of every stored WARC has its row.
+    recorded = {r for (r,) in rows(catalog, "SELECT record_id FROM captures")}
+    warcs = sorted(store.glob("warc/tdi/**/*.warc.gz"))
+    assert len(warcs) >= 2
+    for warc in warcs:
+        with warc.open("rb") as fh:
+            entries, _ = index_warc(fh, str(warc.relative_to(store)))
+        ids = {e.record_id for e in entries if e.record_type in CAPTURE_TYPES}
+        assert ids and ids <= recorded, (warc.name, len(ids - recorded))

@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +96,10 @@ def lock_spool_dir(spool: Path, timeout: float = 2.0) -> IO[bytes]:
     raise BlockingIOError(errno.EWOULDBLOCK, f"WARC spool dir {spool} is locked by another crawl")
 
 
+# (site, crawl id, store key, path) of a WARC file a killed crawl left, repaired.
+RecoveredListener = Callable[[str, str, str, Path], None]
+
+
 class CaptureSession:
     """Writes one crawl's exchanges as WARC records into rolling files, stored when closed.
 
@@ -116,6 +120,7 @@ class CaptureSession:
         builder: RecordBuilder | None = None,
         revisit_lookup: RevisitLookup | None = None,
         listeners: Sequence[CaptureListener] = (),
+        recovered: Sequence[RecoveredListener] = (),
     ) -> None:
         self.config = config
         self.sink = sink
@@ -127,6 +132,9 @@ class CaptureSession:
         self.builder = builder or RecordBuilder(clock=clock)
         self.revisit_lookup = revisit_lookup
         self.listeners = tuple(listeners)
+        # Told of each file a killed crawl left, once repaired and before it is stored: the
+        # catalog records the captures that crawl had not recorded yet.
+        self.recovered = tuple(recovered)
         self.writer: WarcFileWriter | None = None
         self.site = ""
         self._lock_fh: IO[bytes] | None = None
@@ -199,6 +207,8 @@ class CaptureSession:
                 )
             # Closed but not yet stored (killed between rename and store): store them now.
             for path in sorted(crawl_dir.glob("*.warc.gz")):
+                for listener in self.recovered:
+                    listener(site, crawl_dir.name, warc_key(site, path.name), path)
                 self._store_file(site, path)
             leftovers = [p for p in crawl_dir.iterdir() if p.name != ".lock"]
             if not leftovers:

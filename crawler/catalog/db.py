@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -37,12 +37,14 @@ from sqlalchemy import (
     and_,
     create_engine,
     event,
+    false,
     func,
     insert,
     inspect,
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -148,6 +150,7 @@ site_leases = Table(  # who crawls a site now: one row per site, taken by a cond
 
 HEARTBEAT_PREFIX = "heartbeat:"  # catalog_info names of the daemons' heartbeats
 FAILED_RESULTS = ("failed", "timeout", "killed")  # run results that count as failures
+PROCESS_GONE = "killed: its process was gone (its lease taken over on the same host)"
 SKIPPED = "skipped"  # a start whose site's lease was held: made by another crawl
 
 catalog_info = Table(
@@ -677,8 +680,10 @@ class Catalog:
             .group_by(runs.c.site)
             .subquery()
         )
-        query = select(runs).where(made).join(
-            latest, and_(runs.c.site == latest.c.site, runs.c.started == latest.c.started)
+        query = (
+            select(runs)
+            .where(made)
+            .join(latest, and_(runs.c.site == latest.c.site, runs.c.started == latest.c.started))
         )
         found: dict[str, Run] = {}
         with self.engine.connect() as conn:
@@ -772,6 +777,7 @@ class Catalog:
         ttl: timedelta,
         now: datetime | None = None,
         start: str | None = None,
+        gone: Callable[[Lease], bool] | None = None,
     ) -> LeaseResult:
         """Take the site's lease for this crawl, or learn who holds it.
 
@@ -782,6 +788,8 @@ class Catalog:
         (``already_started``), so replicas of a daemon run each due start once. Each attempt is
         one conditional write that holds only while the row is as it was read; a write lost to
         another process is judged again against that process's lease.
+        ``gone``: whether a holder's process is known to have ended (on this host, its pid is
+        no process): its lease is taken over at once instead of when it expires.
         """
         moment = now or self.clock()
         stamp, expires = iso(moment), iso(moment + ttl)
@@ -804,7 +812,8 @@ class Catalog:
                 and current.last_start >= start
             ):
                 return LeaseResult(False, current, already_started=True)
-            if not mine and current.live(moment):
+            dead = not mine and current.live(moment) and gone is not None and gone(current)
+            if not mine and current.live(moment) and not dead:
                 return LeaseResult(False, current)
             held_on = mine and current.released is None
             lease = Lease(
@@ -832,12 +841,14 @@ class Catalog:
                             site_leases.c.crawl_id == crawl_id,
                             site_leases.c.released.is_not(None),
                             site_leases.c.expires <= stamp,
+                            true() if dead else false(),
                         ),
                     )
                     .values(**asdict(lease))
                 ).rowcount
                 if done and took_over is not None:
-                    self._kill_run(conn, took_over.crawl_id, took_over.heartbeat, LEASE_LOST)
+                    why = PROCESS_GONE if dead else LEASE_LOST
+                    self._kill_run(conn, took_over.crawl_id, took_over.heartbeat, why)
             if done:
                 result = LeaseResult(True, lease, took_over=took_over)
                 if took_over is not None:

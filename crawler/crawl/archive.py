@@ -76,6 +76,7 @@ class ArchiveCrawl:
                 software=f"newsarchive/{__version__} (scrapy, warcio-compatible writer)",
                 revisit_lookup=None if self.catalog is None else self.catalog.revisit_target,
                 listeners=listeners,
+                recovered=() if self.catalog is None else (self.catalog.recovered_file,),
             )
             self.capture = WarcCapture(self.capture_session, self.ledger)
         # The crawl's one browser, shared by the download handlers and the challenge solver.

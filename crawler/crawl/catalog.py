@@ -7,8 +7,10 @@ import logging
 import os
 import socket
 import threading
+import time
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy.utils.defer import maybe_deferred_to_future
@@ -16,7 +18,7 @@ from twisted.internet.threads import deferToThread
 
 from crawler.capture.exchange import CaptureInfo, Exchange, RevisitTarget
 from crawler.capture.writer import RecordLocation
-from crawler.catalog.db import ArchivedArticle, Capture, Catalog, iso, url_digest
+from crawler.catalog.db import ArchivedArticle, Capture, Catalog, Lease, iso, url_digest
 from crawler.constants import CHALLENGE_FIELD, CHALLENGE_RECORD
 from crawler.crawl.config import CatalogConfig
 from crawler.crawl.ledger import CrawlLedger
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BATCH = 200  # capture rows per catalog transaction
+FLUSH_SECONDS = 2.0  # ... or fewer, at least this often
 LEASE_LOST = "lease-lost"  # the finish reason of a crawl whose lease was taken over
 
 
@@ -62,6 +65,7 @@ class ArchiveCatalog:
         # a row per capture, one at a time, cost more than writing the WARC itself.
         self._rows: list[Capture] = []
         self._rows_lock = threading.Lock()
+        self._flushed = time.monotonic()
         self.captured_keys: set[str] = set()
         self.seen_urls: set[str] = set()
         self.known_urls: set[bytes] = set()  # url_digest of the site's earlier responses
@@ -100,6 +104,7 @@ class ArchiveCatalog:
             pid=os.getpid(),
             ttl=self.config.lease_ttl,
             start=self.config.scheduled_start,
+            gone=_process_gone,
         )
         if not result.taken:
             return result.message()
@@ -113,6 +118,7 @@ class ArchiveCatalog:
         def renew() -> bool:
             if self.catalog is None or not self.leased:
                 return True
+            self.flush()  # the rows of a quiet spell go in too
             return self.catalog.renew_lease(self.site, self.crawl_id, self.config.lease_ttl)
 
         def check(held: bool) -> None:
@@ -294,12 +300,53 @@ class ArchiveCatalog:
         info.future.add_done_callback(record)
 
     def _queue(self, row: Capture) -> None:
+        # Rows go in by batch, and at least every FLUSH_SECONDS: a crawl killed now loses
+        # the rows of its last seconds at most (the next crawl's recovery adds them).
         with self._rows_lock:
             self._rows.append(row)
-            if len(self._rows) < BATCH:
+            now = time.monotonic()
+            if len(self._rows) < BATCH and now - self._flushed < FLUSH_SECONDS:
                 return
+            self._flushed = now
             rows, self._rows = self._rows, []
         self._flush(rows)
+
+    def recovered_file(self, site: str, crawl_id: str, key: str, path: Path) -> None:
+        """A WARC file a killed crawl left, repaired: its captures the catalog lacks (the rows
+        that crawl had not written yet) are recorded now, pointing into the stored file."""
+        if self.catalog is None:
+            return
+        from crawler.access.records import CAPTURE_TYPES, index_warc
+
+        with path.open("rb") as fh:
+            entries, _ = index_warc(fh, key)
+        rows = [
+            Capture(
+                record_id=e.record_id,
+                crawl_id=crawl_id,
+                site=site,
+                url=e.target_uri,
+                article_key=None,
+                capture_time=_catalog_time(e.date),
+                warc_date=e.date,
+                status=e.status or 0,
+                record_type=CHALLENGE_RECORD if e.challenge else e.record_type,
+                payload_digest=e.payload_digest,
+                warc_key=key,
+                warc_offset=e.offset,
+                warc_length=e.length,
+            )
+            for e in entries
+            if e.record_type in CAPTURE_TYPES and e.target_uri.startswith(("http:", "https:"))
+        ]
+        added = self.catalog.add_captures(rows)
+        logger.info(
+            "%s (left by crawl %s): %d of its %d captures recorded now",
+            key,
+            crawl_id,
+            added,
+            len(rows),
+        )
 
     def article(self, site: str, article_key: str) -> ArchivedArticle | None:
         return None if self.catalog is None else self.catalog.article(site, article_key)
@@ -337,6 +384,20 @@ class ArchiveCatalog:
         with self._rows_lock:
             rows, self._rows = self._rows, []
         self._flush(rows)
+
+
+def _process_gone(lease: Lease) -> bool:
+    """A holder on this host whose process no longer exists (killed -9, crashed): its
+    lease is taken over now, not when it expires. Host names must tell machines apart."""
+    if lease.host != socket.gethostname() or lease.pid <= 0 or lease.pid == os.getpid():
+        return False
+    try:
+        os.kill(lease.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process: alive
+        return False
+    return False
 
 
 def _catalog_time(warc_date: str) -> str:

@@ -263,9 +263,10 @@ class CatalogConfig:
                     "postgresql+psycopg://user@host/db or sqlite:///path, got "
                     f"{without_password(url)!r}"
                 ) from None
-        ttl = parse_duration(str(settings.get("ARCHIVE_LEASE_TTL") or ""), "ARCHIVE_LEASE_TTL")
+        raw_ttl = settings.get("ARCHIVE_LEASE_TTL")
+        ttl = parse_duration(str(raw_ttl or ""), "ARCHIVE_LEASE_TTL")
         if ttl < timedelta(seconds=3):
-            raise ValueError(f"ARCHIVE_LEASE_TTL must be at least 3s, got {ttl}")
+            raise ValueError(f"ARCHIVE_LEASE_TTL must be at least 3s, got {raw_ttl!r}")
         start = str(settings.get("ARCHIVE_SCHEDULED_START") or "").strip()
         if start and not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", start):
             raise ValueError(
