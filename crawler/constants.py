@@ -58,3 +58,5 @@ EXIT_USAGE = 2
 EXIT_BUSY = 3
 # A crawl's finish reason when it did not take the site's lease.
 SITE_BUSY = "site-busy"
+# A crawl's finish reason when its catalog describes another store.
+CATALOG_MISMATCH = "catalog-mismatch"

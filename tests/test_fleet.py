@@ -256,3 +256,45 @@ def test_a_crawl_killed_mid_way_leaves_every_stored_record_in_the_catalog(
             entries, _ = index_warc(fh, str(warc.relative_to(store)))
         ids = {e.record_id for e in entries if e.record_type in CAPTURE_TYPES}
         assert ids and ids <= recorded, (warc.name, len(ids - recorded))
+
+
+def test_a_catalog_pointed_at_another_store_is_refused_by_name(
+    mirror: MirrorServer, tmp_path: Path
+) -> None:
+    catalog = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def crawl(store: Path, *how: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", *how, "tdi", "-s", f"ARCHIVE_STORE_URI={store}"]
+        cmd += ["-s", f"ARCHIVE_PROXY={mirror.proxy_url}", "-s", f"ARCHIVE_CATALOG_URL={catalog}"]
+        cmd += ["-s", "ARCHIVE_DISCOVERY_WINDOW_DAYS=0"]
+        return subprocess.run(
+            cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    first = crawl(tmp_path / "a", "crawler.ops.cli", "crawl")
+    assert first.returncode == 0, first.stdout + first.stderr[-3000:]
+    identity = json.loads((tmp_path / "a" / "newsarchive-store.json").read_text())["id"]
+    wrong = (
+        f"the catalog {catalog} describes the store {(tmp_path / 'a').as_uri()} (id {identity}), "
+        f"not {(tmp_path / 'b').as_uri()} (id "
+    )
+    # Checked once before any site starts ...
+    refused = crawl(tmp_path / "b", "crawler.ops.cli", "crawl")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(f"error: {wrong}none yet): give this store its own catalog")
+    assert len(refused.stderr.splitlines()) == 1
+    assert not (tmp_path / "b" / "warc").exists()
+    # ... and by the crawl itself (scrapy crawl, the runner), which fetches nothing either.
+    direct = crawl(tmp_path / "b", "crawler.crawl.runner")
+    assert direct.returncode == 2
+    [line] = direct.stderr.splitlines()
+    assert "ERROR [tdi tdi-" in line and f"not crawled: {wrong}none yet)" in line
+    assert not (tmp_path / "b" / "warc").exists() and not (tmp_path / "b" / "text").exists()
+    # The researchers' commands refuse it too.
+    get = subprocess.run(
+        [sys.executable, "-m", "crawler.ops.cli", "snapshots", "https://thediplomaticinsight.com/",
+         "--store", str(tmp_path / "b"), "--catalog", catalog],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert get.returncode == 2 and wrong in get.stderr, get.stderr

@@ -33,7 +33,13 @@ def open_archive(ns: argparse.Namespace, *, resolver: bool = True) -> Any:
     from crawler.catalog.db import Catalog
     from crawler.layout import default_catalog_url, spool_dir_for
     from crawler.options import load_options
-    from crawler.store.base import LocalStore, StoreError, local_root, store_options
+    from crawler.store.base import (
+        LocalStore,
+        StoreError,
+        local_root,
+        store_identity,
+        store_options,
+    )
     from crawler.store.uri import open_store
 
     settings = load_options(ns.settings)
@@ -54,6 +60,16 @@ def open_archive(ns: argparse.Namespace, *, resolver: bool = True) -> Any:
         catalog = Catalog(url)
     except Exception as exc:  # any database error: one line, not a traceback
         raise UsageError(f"cannot open the catalog {url}: {exc.__class__.__name__}: {exc}") from exc
+    bound = catalog.store_binding()
+    if bound is not None:
+        store_id = store_identity(store, create=False)
+        if store_id != bound[0]:
+            catalog.close()
+            raise UsageError(
+                f"the catalog {catalog} describes the store {bound[1]} (id {bound[0]}), not "
+                f"{store.uri} (id {store_id or 'none'}): give --catalog for this store, or "
+                "`newsarchive reindex` to build one"
+            )
     factory: ResolverFactory | None = getattr(ns, "resolver_factory", None)
     return Archive(store, catalog, _lazy(factory) if resolver and factory is not None else None)
 

@@ -22,7 +22,7 @@ from crawler.access.query import AccessError
 from crawler.access.records import add_linked, ensure_tables, open_object
 from crawler.catalog.db import Catalog, articles
 from crawler.layout import MANIFEST_PREFIX, is_sidecar, is_warc, parquet_key, sidecar_key
-from crawler.store.base import Store
+from crawler.store.base import Store, store_identity
 
 # What the catalog needs of a Parquet capture index (not the texts).
 _COLUMNS = [n for n in table.SCHEMA.names if n not in ("text",)]
@@ -80,6 +80,9 @@ def reindex(
             )
             conn.execute(insert(articles).values(**article_values(values)))
     summary.articles = len(latest)
+    # The rebuilt catalog describes this store (and refuses to serve another).
+    if (store_id := store_identity(store, create=False)) is not None:
+        catalog.bind_store(store_id, store.uri)
     return summary
 
 

@@ -19,6 +19,8 @@ from scrapy.exceptions import NotConfigured
 
 from crawler import __version__
 from crawler.capture.session import CaptureSession
+from crawler.catalog.db import CatalogMismatch
+from crawler.constants import CATALOG_MISMATCH
 from crawler.crawl.capture import WarcCapture
 from crawler.crawl.catalog import ArchiveCatalog
 from crawler.crawl.config import ArchiveConfig, checked_config
@@ -114,7 +116,13 @@ class ArchiveCrawl:
         if self.catalog is not None:
             # One crawl of a site at a time on every machine sharing the catalog: a crawl that
             # cannot take the site's lease opens nothing, stores nothing and closes now.
-            refused = await self.catalog.take_lease(spider)
+            try:
+                refused = await self.catalog.take_lease(spider)
+            except CatalogMismatch as exc:
+                # Pointed at another store's catalog: it would say "archived" of articles
+                # this store does not hold. Nothing is crawled.
+                ledger.refuse(str(exc), reason=CATALOG_MISMATCH)
+                return
             if refused is not None:
                 if isinstance(spider, NewsSpider):
                     spider.crawl_refused = refused

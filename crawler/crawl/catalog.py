@@ -18,12 +18,20 @@ from twisted.internet.threads import deferToThread
 
 from crawler.capture.exchange import CaptureInfo, Exchange, RevisitTarget
 from crawler.capture.writer import RecordLocation
-from crawler.catalog.db import ArchivedArticle, Capture, Catalog, Lease, iso, url_digest
+from crawler.catalog.db import (
+    ArchivedArticle,
+    Capture,
+    Catalog,
+    CatalogMismatch,
+    Lease,
+    iso,
+    url_digest,
+)
 from crawler.constants import CHALLENGE_FIELD, CHALLENGE_RECORD
 from crawler.crawl.config import CatalogConfig
 from crawler.crawl.ledger import CrawlLedger
 from crawler.layout import default_catalog_url, warc_key
-from crawler.store.base import local_root
+from crawler.store.base import StoreError, local_root, store_identity
 from crawler.util import without_password
 
 if TYPE_CHECKING:
@@ -97,6 +105,7 @@ class ArchiveCatalog:
 
     def _take_lease(self, url: str) -> str | None:
         self.catalog = Catalog(url)
+        self.bind_store()
         result = self.catalog.take_lease(
             self.site,
             crawl_id=self.crawl_id,
@@ -113,6 +122,26 @@ class ArchiveCatalog:
         # catalog marks them killed and logs each, as it logs a lease taken over.
         self.catalog.mark_dead_runs(self.config.lease_ttl)
         return None
+
+    def bind_store(self) -> None:
+        """The catalog describes this store (recorded at its first crawl) or no other:
+        ``CatalogMismatch`` when it describes another."""
+        assert self.catalog is not None
+        store = self.ledger.store
+        bound = self.catalog.store_binding()
+        try:
+            # Made at the store's first crawl, with a catalog that describes no store yet.
+            store_id = store_identity(store, create=bound is None)
+        except StoreError as exc:  # a remote store down (ARCHIVE_STORE_CHECK off): not known
+            logger.warning("the store's identity could not be read (%s): not compared", exc)
+            return
+        if bound is not None and store_id != bound[0]:
+            raise CatalogMismatch(
+                f"the catalog {self.catalog} describes the store {bound[1]} (id {bound[0]}), "
+                f"not {store.uri} (id {store_id or 'none yet'}): give this store its own catalog"
+            )
+        if store_id is not None:
+            self.catalog.bind_store(store_id, store.uri)
 
     def _renew(self) -> Any:
         def renew() -> bool:
@@ -403,3 +432,27 @@ def _process_gone(lease: Lease) -> bool:
 def _catalog_time(warc_date: str) -> str:
     # WARC-Date may carry microseconds; the catalog keeps seconds.
     return warc_date[:19] + "Z"
+
+
+def catalog_mismatch(catalog_url: str, store: Any) -> str | None:
+    """One line when the catalog at ``catalog_url`` describes another store than ``store``
+    (checked before a crawl starts; a catalog not made yet describes none)."""
+    if (
+        catalog_url.startswith("sqlite:///")
+        and not Path(catalog_url.removeprefix("sqlite:///")).exists()
+    ):
+        return None
+    catalog = Catalog(catalog_url)
+    try:
+        bound = catalog.store_binding()
+        if bound is None:
+            return None
+        store_id = store_identity(store, create=False)
+        if store_id == bound[0]:
+            return None
+        return (
+            f"the catalog {catalog} describes the store {bound[1]} (id {bound[0]}), not "
+            f"{store.uri} (id {store_id or 'none yet'}): give this store its own catalog"
+        )
+    finally:
+        catalog.close()

@@ -163,13 +163,17 @@ class CrawlLedger:
             extra={"spider": spider},
         )
 
-    def refuse(self, why: str) -> None:
-        """The site's lease is another crawl's: this crawl stores nothing and closes at once
-        (finish reason ``site-busy``); its report stays local, with ``why`` as its note."""
+    def refuse(self, why: str, reason: str = SITE_BUSY) -> None:
+        """Not this crawl's to run (the site's lease is another crawl's, or the catalog
+        describes another store): it stores nothing and closes at once with ``reason``; its
+        report stays local, with ``why`` as its note."""
         self.refused = why
         self._notes.append(why)
-        logger.warning("not crawled: %s", why)
-        self.close_spider(SITE_BUSY)
+        if reason == SITE_BUSY:
+            logger.warning("not crawled: %s", why)
+        else:
+            logger.error("not crawled: %s", why)
+        self.close_spider(reason)
 
     def close_spider(self, reason: str) -> None:
         """Ask the engine to close the spider with ``reason`` (from any thread)."""

@@ -10,7 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crawler.constants import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_USAGE, SITE_BUSY
+from crawler.constants import (
+    CATALOG_MISMATCH,
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    SITE_BUSY,
+)
 from crawler.logs import log_level
 from crawler.options import parse_pairs
 
@@ -150,6 +157,8 @@ def run_crawl(
     report = root.ledger.report if root is not None else None
     if report is not None and log_file is not None:
         report["log_file"] = str(log_file)
+    if report is not None and report["finish_reason"] == CATALOG_MISMATCH:
+        return EXIT_USAGE, report  # said at ERROR, in one line, as the crawl opened
     if report is not None and report["finish_reason"] == SITE_BUSY:
         return EXIT_BUSY, report  # its note says who holds the site (the log, the terminal)
     return (EXIT_FAILED if crawl_failed(report) else EXIT_OK), report

@@ -385,12 +385,35 @@ def _crawl_input_errors(
     overrides = dict(settings)
     if store:
         overrides["ARCHIVE_STORE_URI"] = store
-    errors = check_settings(archive_settings([f"{k}={v}" for k, v in overrides.items()]))
+    configured = archive_settings([f"{k}={v}" for k, v in overrides.items()])
+    errors = check_settings(configured)
     try:
         CrawlArgs.check(spider_args, own=_own_arguments(sites, spider_args))
     except ValueError as exc:
         errors.append(f"-a: {exc}")
+    if not errors:
+        errors += _catalog_errors(configured)
     return errors
+
+
+def _catalog_errors(configured: Any) -> list[str]:
+    """A catalog that describes another store, said once (not by each site's crawl)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from crawler.crawl.catalog import catalog_mismatch
+    from crawler.ops.jobs import locations
+    from crawler.store.base import StoreError, store_options
+    from crawler.store.uri import open_store
+
+    try:
+        where = locations(configured)
+        if where.catalog_url is None:
+            return []
+        store = open_store(where.store_uri, store_options(configured))
+        mismatch = catalog_mismatch(where.catalog_url, store)
+    except (SQLAlchemyError, StoreError):
+        return []  # a catalog or store that does not answer: the crawl says so itself
+    return [mismatch] if mismatch else []
 
 
 def _own_arguments(sites: list[str], names: Iterable[str]) -> set[str]:

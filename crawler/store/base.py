@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -235,3 +236,33 @@ def store_options(settings: Any) -> dict[str, object]:
 def local_root(store: Store) -> Path | None:
     """The directory of a local store; None for a remote one."""
     return store.root if isinstance(store, LocalStore) else None
+
+
+STORE_ID_KEY = "newsarchive-store.json"  # the store's identity, written by its first crawl
+
+
+def store_identity(store: Store, *, create: bool) -> str | None:
+    """The id this store holds from its first crawl (made now when ``create``); None when
+    it has none. A catalog records the id of the store it describes and refuses another."""
+    import json
+    import uuid
+    from datetime import UTC, datetime
+
+    def read() -> str | None:
+        if not store.exists(STORE_ID_KEY):
+            return None
+        try:
+            value = json.loads(store.get_bytes(STORE_ID_KEY))["id"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"{STORE_ID_KEY} in {store.uri} is not a store identity: {exc}"
+            ) from None
+        return str(value)
+
+    found = read()
+    if found is not None or not create:
+        return found
+    body = {"id": uuid.uuid4().hex, "created": datetime.now(UTC).isoformat(), "uri": store.uri}
+    with contextlib.suppress(StoreConflictError):  # another crawl made it first: its id it is
+        store.put_bytes(STORE_ID_KEY, json.dumps(body).encode("utf-8"))
+    return read()
