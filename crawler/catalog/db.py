@@ -36,6 +36,7 @@ from sqlalchemy import (
     Text,
     and_,
     create_engine,
+    delete,
     event,
     false,
     func,
@@ -712,6 +713,13 @@ class Catalog:
     def beat(self, name: str, when: datetime) -> None:
         """A daemon's heartbeat (``name``: its host): the time it last checked in."""
         self._put_info(f"{HEARTBEAT_PREFIX}{name}"[:64], iso(when))
+
+    def forget_beat(self, name: str) -> None:
+        """A daemon that stopped cleanly is no daemon to wait for (a replaced pod, say)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(catalog_info).where(catalog_info.c.name == f"{HEARTBEAT_PREFIX}{name}"[:64])
+            )
 
     def _put_info(self, name: str, value: str) -> None:
         for attempt in range(ATTEMPTS):

@@ -362,7 +362,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from crawler.ops.common import command_settings, spider_names
     from crawler.ops.jobs import locations
     from crawler.ops.schedule import ScheduleError
-    from crawler.ops.status import collect_status, record_heartbeat
+    from crawler.ops.status import collect_status, forget_heartbeat, record_heartbeat
     from crawler.store.base import StoreError
 
     try:
@@ -433,11 +433,19 @@ def cmd_run(ns: argparse.Namespace) -> int:
         if ns.now:
             daemon.run_now()
         try:
-            return daemon.run_forever()
+            code = daemon.run_forever()
         finally:
             metrics.close()
             if recorder is not None:
                 recorder.close()
+        if where.catalog_url and code == EXIT_OK:
+            # Stopped cleanly (a rollout replaced it, an operator stopped it): not a dead
+            # daemon that status --check should wait for.
+            try:
+                forget_heartbeat(where.catalog_url, socket.gethostname())
+            except Exception as exc:  # the catalog gone: status sees an old heartbeat
+                logger.warning("the daemon's heartbeat could not be removed: %s", exc)
+        return code
 
 
 def metrics_endpoint(settings: Any, port: int | None = None) -> tuple[int, str]:

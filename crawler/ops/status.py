@@ -365,6 +365,15 @@ def read_catalog(url: str | None, max_failed_runs: int = 3) -> CatalogFacts:
         catalog.close()
 
 
+def forget_heartbeat(url: str, host: str) -> None:
+    """The daemon stopped cleanly: ``status --check`` does not wait for it to check in."""
+    catalog = Catalog(url)
+    try:
+        catalog.forget_beat(host)
+    finally:
+        catalog.close()
+
+
 def record_heartbeat(url: str, host: str) -> None:
     """The daemon checks in (each status check): ``status --check`` sees it alive."""
     catalog = Catalog(url)
