@@ -292,7 +292,7 @@ def test_a_killed_crawl_is_repaired_by_the_next_one(
     report = result.report
     assert report["finish_reason"] == "finished"
     assert report["warc"]["recovered_files"] == 1
-    ymd = killed.name.split("-")[2]  # <site>-<crawl token>-<time>-<serial>-<host>
+    ymd = killed.name.split("-")[1]
     key = f"warc/{SITE}/{ymd[:4]}/{ymd[4:6]}/{ymd[6:8]}/{killed.name}"
     recovered = store / key
     assert recovered.is_file()

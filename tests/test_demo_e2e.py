@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.store.base import LocalStore
+from crawler.store.base import STORE_ID_KEY, LocalStore
 from tests.conftest import ROOT, DemoRun, expected_text, mirror_file
 
 SITE = "tdi"
@@ -42,9 +42,9 @@ ROUTES: list[dict[str, Any]] = json.loads(
     (ROOT / "crawler" / "mirror" / "sites" / SITE / "routes.json").read_text()
 )["routes"]
 T = TypeVar("T")
-# <prefix>-<crawl token>-<time>-<serial>-<host>: the token tells two crawls' files apart.
+# <prefix>-<time>-<serial>-<crawl token>~<host>: the token tells two crawls' files apart.
 WARC_NAME = re.compile(
-    r"^tdi-[0-9a-f]{6}-(\d{4})(\d{2})(\d{2})\d{6}-\d{5}-[A-Za-z0-9._-]+\.warc\.gz$"
+    r"^tdi-(\d{4})(\d{2})(\d{2})\d{6}-\d{5}-[0-9a-f]{6}~[A-Za-z0-9._-]+\.warc\.gz$"
 )
 
 
@@ -496,8 +496,10 @@ def test_manifest_lists_every_object_with_size_and_sha256(
     assert path.name == f"{manifest['crawl_id']}.json"
     listed = {o["key"]: o for o in manifest["objects"]}
     assert len(listed) == len(manifest["objects"]), "an object listed twice"
+    # Every object but the manifest itself and the store's identity (no crawl's object).
     stored = set(LocalStore(demo_store).list()) - {path.relative_to(demo_store).as_posix()}
-    assert set(listed) == stored
+    assert set(listed) == stored - {STORE_ID_KEY}
+    assert STORE_ID_KEY in stored
     for key, obj in listed.items():
         data = (demo_store / key).read_bytes()
         assert (obj["size"], obj["sha256"]) == (len(data), sha256(data)), key

@@ -188,7 +188,7 @@ def test_a_full_disk_fails_the_crawl_with_a_clear_message_and_no_corrupt_file(
 def test_a_full_disk_stops_the_crawl(full_disk: dict[str, Any]) -> None:
     assert full_disk["served"] < 60
     errors = [x for x in full_disk["log"].splitlines() if " ERROR: " in x]
-    assert len(errors) <= 3, errors[:10]
+    assert len(errors) <= 3, "\n".join(errors[:10])
 
 
 def test_an_unwritable_store_stops_the_crawl_before_it_starts(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from crawler.store.base import StoreError
+from crawler.store.base import STORE_ID_KEY, StoreError
 from crawler.store.s3 import (
     MiB,
     S3Config,
@@ -451,7 +451,8 @@ def _verify_manifests(seaweedfs: SeaweedFS, bucket: str, prefix: str) -> dict[st
     )
     assert manifest["objects"], "empty manifest"
     listed = {f"{prefix}/{o['key']}" for o in manifest["objects"]}
-    assert listed == set(keys) - {manifest_key}
+    # Every object but the manifest itself and the store's identity (no crawl's object).
+    assert listed == set(keys) - {manifest_key, f"{prefix}/{STORE_ID_KEY}"}
     for obj in manifest["objects"]:
         body = client.get_object(Bucket=bucket, Key=f"{prefix}/{obj['key']}")["Body"].read()
         assert (len(body), sha(body)) == (obj["size"], obj["sha256"]), obj["key"]

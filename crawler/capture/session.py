@@ -148,9 +148,9 @@ class CaptureSession:
         self._spool = spool
         self.writer = WarcFileWriter(
             spool,
-            # The crawl's token after the prefix: names no other crawl can choose.
-            prefix=f"{self.config.prefix or site}-{crawl_token(crawl_id)}",
+            prefix=self.config.prefix or site,
             hostname=self.hostname,
+            crawl_tag=crawl_token(crawl_id),
             builder=self.builder,
             warcinfo_fields=self.warcinfo_fields(site, crawl_id),
             max_size=self.config.max_size,

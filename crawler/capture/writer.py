@@ -130,6 +130,7 @@ class WarcFileWriter:
         *,
         prefix: str,
         hostname: str | None = None,
+        crawl_tag: str = "",
         builder: RecordBuilder | None = None,
         warcinfo_fields: Mapping[str, str | Sequence[str]] | None = None,
         max_size: int = 1_000_000_000,
@@ -150,6 +151,10 @@ class WarcFileWriter:
         self.directory = Path(directory)
         self.prefix = prefix
         self.hostname = _HOST_UNSAFE.sub("-", hostname or socket.gethostname()) or "localhost"
+        if crawl_tag:
+            # Heritrix's way (``<pid>~<host>``): the crawl's tag in the host field keeps the
+            # names' shape and order, and no other crawl can choose the same name.
+            self.hostname = f"{_HOST_UNSAFE.sub('-', crawl_tag)}~{self.hostname}"
         self._builder = builder if builder is not None else RecordBuilder(clock=clock)
         fields: dict[str, str | Sequence[str]] = dict(warcinfo_fields or {})
         fields.update(FORMAT_FIELDS)

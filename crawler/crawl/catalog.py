@@ -171,7 +171,15 @@ class ArchiveCatalog:
             reactor.callFromThread(self._renewal.stop)
         if self.catalog is not None and self.leased:
             self.leased = False
-            self.catalog.release_lease(self.site, self.crawl_id)
+            try:
+                self.catalog.release_lease(self.site, self.crawl_id)
+            except Exception as exc:  # a full disk, a catalog gone: it expires by itself
+                logger.warning(
+                    "%s: the site's lease could not be released (%s); it expires in %s",
+                    self.site,
+                    str(exc).splitlines()[0],
+                    self.config.lease_ttl,
+                )
 
     async def spider_opened(self, spider: Spider) -> None:
         ledger = self.ledger
