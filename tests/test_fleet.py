@@ -122,9 +122,9 @@ def test_two_daemons_with_one_schedule_run_each_start_once(
 ) -> None:
     bucket = seaweedfs.new_bucket()
     schedule = tmp_path / "schedule.toml"
-    # Every 6 s (a six-field cron, seconds first: warned, and meant here).
+    # Every 10 s (a six-field cron, seconds first: warned, and meant here).
     schedule.write_text(
-        '[defaults]\ncrawl = "*/6 * * * * *"\nrevisions = ""\njitter = 0\n'
+        '[defaults]\ncrawl = "*/10 * * * * *"\nrevisions = ""\njitter = 0\n'
         "[sites.almasirah]\nenabled = false\n[sites.president]\nenabled = false\n"
         "[sites.presstv]\nenabled = false\n"
     )
