@@ -65,13 +65,23 @@ def explain(report: Mapping[str, Any], *, window_days: int | None, since_given: 
     if over:
         parts.append(f"{over} over max_articles")
     discovered = int(arts.get("discovered", 0))
+    failures = report.get("failures")
+    by_cause = failures.get("by_cause", {}) if isinstance(failures, Mapping) else {}
+    if not_article := int(by_cause.get("not-article", 0)):
+        parts.append(f"{not_article} no article page (a video, a gallery)")
+    named = sum(int(arts.get(k) or 0) for k in ("new", "revised", "unchanged", "failed"))
+    rest = discovered - named - already - outside - over - not_article
+    if rest > 0:
+        # The numbers add up: what else became of the rest, by the crawl's skip counts.
+        known = {"already-archived", "outside-window", "max-articles", "not-article"}
+        why = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items()) if k not in known)
+        parts.append(f"{rest} not fetched or not archived" + (f" ({why})" if why else ""))
     if parts or discovered:
         lines.append(f"{discovered} discovered: " + (", ".join(parts) or "none requested"))
     if arts.get("unchanged"):
         lines.append(
             f"{_plural(int(arts['unchanged']), 'revision check')} found the text unchanged"
         )
-    failures = report.get("failures")
     if isinstance(failures, Mapping) and failures.get("total"):
         causes = ", ".join(
             f"{cause}: {count}" for cause, count in sorted(failures.get("by_cause", {}).items())
