@@ -54,7 +54,7 @@ def key_is_safe(key: str) -> bool:
 def crawl_token(crawl_id: str) -> str:
     """Six hex digits unique to a crawl: its id's random tail, else a digest of the id.
 
-    In every WARC file name (``<prefix>-<time>-<serial>-<token>~<host>``), so two crawls of a
+    In every WARC file name (``<prefix>-<time>-<serial>-<token>-<host>``), so two crawls of a
     site on one host in the same second never choose the same name.
     """
     tail = crawl_id.rsplit("-", 1)[-1]

@@ -105,7 +105,7 @@ STORE_URI = re.compile(r"(?:file|s3)://\S*|/\S*")
 
 KEY_DATE_DIRS = re.compile(r"(?<=/)\d{4}/\d{2}/\d{2}(?=/)")
 # The WARC time, and the crawl's token before the host (since names carry one).
-KEY_WARC_TIME = re.compile(r"-\d{14}-(\d{5})-(?:[0-9a-f]{6}~)?")
+KEY_WARC_TIME = re.compile(r"-\d{14}-(\d{5})-(?:[0-9a-f]{6}-)?")
 KEY_CRAWL_ID = re.compile(r"-\d{8}T\d{6}Z-[0-9a-f]{6}")
 
 CHALLENGE_MARK = b"arvancloud-challenge"

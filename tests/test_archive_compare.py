@@ -236,7 +236,7 @@ def test_keys_lose_their_run_date_time_and_crawl_id() -> None:
     assert norm("warc/tdi/2026/12/06/tdi-20261206203704-00000-vm.warc.gz") == (
         "warc/tdi/<date>/tdi-<time>-00000-vm.warc.gz"
     )
-    assert norm("warc/tdi/2026/12/06/tdi-20261206203704-00000-89e6d0~vm.warc.gz") == (
+    assert norm("warc/tdi/2026/12/06/tdi-20261206203704-00000-89e6d0-vm.warc.gz") == (
         "warc/tdi/<date>/tdi-<time>-00000-vm.warc.gz"
     )
     assert norm("manifests/tdi/tdi-20261206T203703Z-89e6d0.json") == (

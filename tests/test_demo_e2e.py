@@ -42,9 +42,9 @@ ROUTES: list[dict[str, Any]] = json.loads(
     (ROOT / "crawler" / "mirror" / "sites" / SITE / "routes.json").read_text()
 )["routes"]
 T = TypeVar("T")
-# <prefix>-<time>-<serial>-<crawl token>~<host>: the token tells two crawls' files apart.
+# <prefix>-<time>-<serial>-<crawl token>-<host>: the token tells two crawls' files apart.
 WARC_NAME = re.compile(
-    r"^tdi-(\d{4})(\d{2})(\d{2})\d{6}-\d{5}-[0-9a-f]{6}~[A-Za-z0-9._-]+\.warc\.gz$"
+    r"^tdi-(\d{4})(\d{2})(\d{2})\d{6}-\d{5}-[0-9a-f]{6}-[A-Za-z0-9._-]+\.warc\.gz$"
 )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from crawler.mirror.server import MirrorServer
 from tests.conftest import ROOT, SeaweedFS, s3_env
@@ -58,7 +58,7 @@ def rows(url: str, sql: str) -> list[tuple[object, ...]]:
     try:
         with engine.connect() as conn:
             return [tuple(r) for r in conn.execute(text(sql))]
-    except ProgrammingError:  # no table yet: no crawl has opened the catalog
+    except (ProgrammingError, OperationalError):  # no table yet: no crawl opened the catalog
         return []
     finally:
         engine.dispose()
@@ -299,3 +299,90 @@ def test_a_catalog_pointed_at_another_store_is_refused_by_name(
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert get.returncode == 2 and wrong in get.stderr, get.stderr
+
+
+def test_archived_means_stored_or_a_row_says_where_it_waits(
+    mirror: MirrorServer, seaweedfs: SeaweedFS, tmp_path: Path
+) -> None:
+    """Machine A's crawl is killed with its WARC in its spool; machine B crawls the site from
+    its own spool. No article the catalog calls archived lacks its text or WARC in the bucket
+    without its row naming A's spool; A's next crawl stores the WARC and the rows say so."""
+    from crawler.access.records import CAPTURE_TYPES
+
+    bucket = seaweedfs.new_bucket()
+    catalog = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    client = seaweedfs.client()
+
+    def machine(name: str, *extra: str) -> tuple[list[str], dict[str, str]]:
+        cmd = [sys.executable, "-m", "crawler.ops.cli", "crawl", "tdi"]
+        cmd += ["--store", f"s3://{bucket}/news", "--proxy", mirror.proxy_url]
+        for setting in ("ARCHIVE_DISCOVERY_WINDOW_DAYS=0", f"ARCHIVE_CATALOG_URL={catalog}"):
+            cmd += ["-s", setting]
+        return [*cmd, *extra], machine_env(seaweedfs, tmp_path / name / "spool")
+
+    def in_bucket() -> set[str]:
+        found = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+        return {o["Key"].removeprefix("news/") for o in found}
+
+    def unaccounted() -> list[str]:
+        """Archived articles whose text or WARC is not in the bucket and whose row does not
+        say where they wait."""
+        stored = in_bucket()
+        out = []
+        for key, text_key, waits in rows(
+            catalog, "SELECT article_key, text_key, waits_in FROM articles"
+        ):
+            warcs = {w for (w,) in rows(catalog, "SELECT warc_key FROM captures WHERE "
+                                        f"text_key = '{text_key}'")}  # fmt: skip
+            if (text_key not in stored or not warcs <= stored) and not waits:
+                out.append(str(key))
+        return out
+
+    cmd, env = machine("a", "-s", "DOWNLOAD_DELAY=0.5")
+    first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if len(rows(catalog, "SELECT 1 FROM articles")) >= 2:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("machine A archived nothing in 60 s")
+        subprocess.run(["pkill", "-KILL", "-f", f"crawler.crawl.runner tdi .*{bucket}"], check=True)
+        first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    waiting = rows(catalog, "SELECT waits_in FROM articles WHERE waits_in IS NOT NULL")
+    assert waiting and all(str(w).split("#")[0].endswith("/a/spool") for (w,) in waiting)
+    assert unaccounted() == []
+
+    cmd, env = machine("b")  # another machine: its lease taken over, its own spool
+    b = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert b.returncode == 0, b.stdout + b.stderr[-3000:]
+    assert unaccounted() == []
+    status = subprocess.run(
+        [sys.executable, "-m", "crawler.ops.cli", "status", "--store", f"s3://{bucket}/news",
+         "-s", f"ARCHIVE_CATALOG_URL={catalog}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert re.search(
+        r"^waiting for the store: \d+ archived articles in the spool \S+/a/spool",
+        status.stdout,
+        re.M,
+    ), status.stdout
+
+    cmd, env = machine("a")  # A again: the killed crawl's WARC repaired and stored
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr[-3000:]
+    assert rows(catalog, "SELECT waits_in FROM articles WHERE waits_in IS NOT NULL") == []
+    assert unaccounted() == []
+    recorded = {r for (r,) in rows(catalog, "SELECT record_id FROM captures")}
+    import io
+
+    from crawler.access.records import index_warc
+
+    for key in sorted(k for k in in_bucket() if k.endswith(".warc.gz")):
+        body = client.get_object(Bucket=bucket, Key=f"news/{key}")["Body"].read()
+        entries, _ = index_warc(io.BytesIO(body), key)
+        assert {e.record_id for e in entries if e.record_type in CAPTURE_TYPES} <= recorded, key

@@ -46,7 +46,7 @@ from crawler.store.uri import open_store
 FIXED_DATE = datetime(2026, 11, 23, 13, 16, 36, tzinfo=UTC)
 CRAWL_ID = "unit-crawl-1"
 # The crawl's token (a digest of an id with no random tail) after the prefix.
-WARC_NAME = "unit-20261123131636-00000-f6633f~testhost.warc.gz"
+WARC_NAME = "unit-20261123131636-00000-f6633f-testhost.warc.gz"
 WARC_KEY = f"warc/unit/2026/11/23/{WARC_NAME}"
 # gzip.compress(b"<html><body>Hello, archive.</body></html>\n", mtime=0), frozen so the golden
 # digests do not depend on the zlib build.

@@ -152,9 +152,10 @@ class WarcFileWriter:
         self.prefix = prefix
         self.hostname = _HOST_UNSAFE.sub("-", hostname or socket.gethostname()) or "localhost"
         if crawl_tag:
-            # Heritrix's way (``<pid>~<host>``): the crawl's tag in the host field keeps the
-            # names' shape and order, and no other crawl can choose the same name.
-            self.hostname = f"{_HOST_UNSAFE.sub('-', crawl_tag)}~{self.hostname}"
+            # As Heritrix puts its pid there: the crawl's tag in the host field keeps the
+            # names' shape and order, and no other crawl can choose the same name. ("-", not
+            # Heritrix's "~": a WACZ resource name allows only [-a-z0-9._/].)
+            self.hostname = f"{_HOST_UNSAFE.sub('-', crawl_tag)}-{self.hostname}"
         self._builder = builder if builder is not None else RecordBuilder(clock=clock)
         fields: dict[str, str | Sequence[str]] = dict(warcinfo_fields or {})
         fields.update(FORMAT_FIELDS)

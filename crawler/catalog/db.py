@@ -101,6 +101,9 @@ articles = Table(
     Column("text_key", Text, nullable=False),
     Column("title", Text),
     Column("published", String(40)),
+    # Where the article's text and WARC wait for a remote store ("<host>:<spool>#<crawl id>"),
+    # until its crawl or a drain of that spool has stored them; NULL: in the store.
+    Column("waits_in", Text),
 )
 
 validators = Table(  # of feeds, sitemaps, listings: what a conditional request sends back
@@ -440,6 +443,7 @@ class Catalog:
         text_key: str,
         title: str | None = None,
         published: str | None = None,
+        waits_in: str | None = None,
     ) -> tuple[int, bool]:
         """The article's version for this text, and whether it is new.
 
@@ -468,6 +472,7 @@ class Catalog:
                                 text_key=text_key,
                                 title=title,
                                 published=published,
+                                waits_in=waits_in,
                             )
                         )
                         return 1, True
@@ -481,6 +486,7 @@ class Catalog:
                             text_key=text_key,
                             title=title,
                             published=published,
+                            waits_in=waits_in,
                         )
                     unchanged = and_(
                         where,
@@ -495,6 +501,38 @@ class Catalog:
         raise CatalogConflict(
             f"the version of {site}/{article_key} changed {ATTEMPTS} times while deciding it"
         )
+
+    def settle_waits(self, spool: str, still_waiting: Iterable[str]) -> int:
+        """Articles whose objects waited in ``spool`` (``<host>:<path>``) and are stored now:
+        every crawl of that spool but ``still_waiting`` (crawl ids with a backlog left)."""
+        keep = set(still_waiting)
+        prefix = f"{spool}#"
+        with self.engine.begin() as conn:
+            places = conn.execute(
+                select(articles.c.waits_in).where(articles.c.waits_in.like(f"{prefix}%")).distinct()
+            ).scalars()
+            done = [p for p in places if p.removeprefix(prefix) not in keep]
+            if not done:
+                return 0
+            return int(
+                conn.execute(
+                    update(articles).where(articles.c.waits_in.in_(done)).values(waits_in=None)
+                ).rowcount
+            )
+
+    def waiting(self) -> dict[str, int]:
+        """Articles not in the store yet, by the spool they wait in (``<host>:<path>``)."""
+        query = (
+            select(articles.c.waits_in, func.count())
+            .where(articles.c.waits_in.is_not(None))
+            .group_by(articles.c.waits_in)
+        )
+        out: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for place, count in conn.execute(query):
+                spool = str(place).rsplit("#", 1)[0]
+                out[spool] = out.get(spool, 0) + int(count)
+        return out
 
     def set_validators(self, entries: dict[str, tuple[str | None, str | None]], now: str) -> None:
         """Remember ETag/Last-Modified per URL (only after a crawl that lost nothing)."""
@@ -1053,7 +1091,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # First: switching to WAL takes a lock too, and processes opening a new catalog at once
     # must wait for each other rather than fail.
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA busy_timeout=30000")
     # WAL: readers (researcher commands) never block the crawl's writes, and the reverse.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -114,6 +114,8 @@ class ArchiveCrawl:
         ledger = self.ledger
         ledger.spider_opened(spider)
         if self.catalog is not None:
+            # Last of all: the rows of what is stored now stop saying where it waits.
+            ledger.add_finisher(self.catalog.uploads_done)
             # One crawl of a site at a time on every machine sharing the catalog: a crawl that
             # cannot take the site's lease opens nothing, stores nothing and closes now.
             try:

@@ -32,6 +32,7 @@ from crawler.crawl.config import CatalogConfig
 from crawler.crawl.ledger import CrawlLedger
 from crawler.layout import default_catalog_url, warc_key
 from crawler.store.base import StoreError, local_root, store_identity
+from crawler.store.spool import waiting_crawls
 from crawler.util import without_password
 
 if TYPE_CHECKING:
@@ -82,6 +83,9 @@ class ArchiveCatalog:
         self._texts: dict[str, tuple[str, str, int]] = {}  # record id -> text of that capture
         self.location = ""  # the catalog's URL without its password, once open
         self.leased = False  # this crawl holds the site's lease
+        # "<host>:<spool>" of a remote store's crawl: its articles' rows say where their
+        # objects wait until they are stored (None: a local store, written at once).
+        self.spool_place: str | None = None
         self._renewal: Any = None  # the LoopingCall renewing it
 
     # -- the site's lease ---------------------------------------------------------------------
@@ -105,6 +109,8 @@ class ArchiveCatalog:
 
     def _take_lease(self, url: str) -> str | None:
         self.catalog = Catalog(url)
+        if self.ledger.remote:
+            self.spool_place = f"{socket.gethostname()}:{self.ledger.spool_dir}"
         self.bind_store()
         result = self.catalog.take_lease(
             self.site,
@@ -238,6 +244,11 @@ class ArchiveCatalog:
         except (KeyError, TypeError, ValueError) as exc:
             logger.warning("a sidecar left by a killed crawl was not recorded: %s", exc)
 
+    @property
+    def waits_in(self) -> str | None:
+        """What an article row of this crawl says of where its objects wait, if anywhere."""
+        return None if self.spool_place is None else f"{self.spool_place}#{self.crawl_id}"
+
     def close(self) -> None:
         if self.catalog is None:
             return
@@ -247,6 +258,23 @@ class ArchiveCatalog:
                 self.catalog.set_validators(self.seen_validators, iso(datetime.now(UTC)))
         finally:
             self._release()
+
+    def uploads_done(self) -> None:
+        """Every upload of the crawl finished (or was spooled): the articles whose objects
+        are all in the store now, this crawl's and those of earlier crawls of this spool the
+        backlog drain sent, no longer say they wait."""
+        if self.catalog is None:
+            return
+        try:
+            if self.spool_place is not None:
+                settled = self.catalog.settle_waits(
+                    self.spool_place, waiting_crawls(self.ledger.spool_dir)
+                )
+                if settled:
+                    logger.info("%d archived articles are in the store now", settled)
+        except Exception as exc:  # the catalog gone: the rows still say where they wait
+            logger.warning("the catalog could not be told what is stored now: %s", exc)
+        finally:
             self.catalog.close()
 
     def _lost_nothing(self) -> bool:

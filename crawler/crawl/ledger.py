@@ -79,6 +79,7 @@ class CrawlLedger:
         self._closers: list[tuple[str, Closer]] = []
         self.report: dict[str, Any] | None = None
         self.refused: str | None = None  # why the site's lease was not this crawl's
+        self._finishers: list[Callable[[], None]] = []  # run once every upload is done
         self.adopted_sidecars: list[dict[str, Any]] = []
         self._stopping = False
         concurrency = config.store_options.get("ARCHIVE_STORE_CONCURRENCY")
@@ -133,6 +134,17 @@ class CrawlLedger:
 
     def drain(self) -> None:
         self.uploads.drain()
+
+    def _finish(self) -> None:
+        for finisher in self._finishers:
+            try:
+                finisher()
+            except Exception:
+                logger.exception("finishing the crawl failed")
+
+    def add_finisher(self, finisher: Callable[[], None]) -> None:
+        """Called at the very end, once every upload finished or waits in the spool."""
+        self._finishers.append(finisher)
 
     def add_closer(self, name: str, closer: Closer) -> None:
         self._closers.append((name, closer))
@@ -213,6 +225,7 @@ class CrawlLedger:
         if self.refused is not None:
             # Not this crawl's site now: nothing opened, nothing goes to the store.
             self.report = self.build_report(reason)
+            self._finish()
             return
         self.uploads.join_drain()
         for name, closer in self._closers:
@@ -246,6 +259,7 @@ class CrawlLedger:
         pending = self.uploads.finish()
         if pending is not None:
             self.report["upload"]["pending"] = pending
+        self._finish()
         logger.info("%s", format_summary(self.report))
         if self._stopping:
             return  # the pages that failed failed for the reason already logged

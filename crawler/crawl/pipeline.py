@@ -245,6 +245,7 @@ class ArticlePipeline:
             text_key=key,
             title=sidecar["title"],
             published=sidecar["published"],
+            waits_in=catalog_ext.waits_in,
         )
         if capture is not None:
             catalog_ext.capture_text(capture.record_id, sidecar["text_digest"], key, version)

@@ -637,12 +637,44 @@ def cmd_upload(ns: argparse.Namespace) -> int:
         failed_all += failed
         size = sum(o.size for o in uploaded)
         print(f"{store.uri}: {len(uploaded)} objects uploaded ({size:,} bytes)", flush=True)
+        _settle_waits(settings, store, spool)
     left = sum(Backlog.load(p).waiting for p in pending_backlogs(spool))
     print(
         f"uploaded {uploaded_all} objects in {time.monotonic() - started:.1f}s, "
         f"{len(failed_all)} failed, {left} still pending in {spool}"
     )
     return EXIT_FAILED if failed_all or left else EXIT_OK
+
+
+def _settle_waits(settings: Any, store: Any, spool: Path) -> None:
+    """The catalog's articles whose objects waited in this spool and are stored now."""
+    import socket
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from crawler.catalog.db import Catalog
+    from crawler.layout import default_catalog_url
+    from crawler.store.base import local_root
+    from crawler.store.spool import waiting_crawls
+
+    if not settings.getbool("ARCHIVE_CATALOG_ENABLED", True):
+        return
+    url = str(settings.get("ARCHIVE_CATALOG_URL") or "") or default_catalog_url(
+        local_root(store), spool, store.uri
+    )
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return
+    try:
+        catalog = Catalog(url)
+        try:
+            settled = catalog.settle_waits(f"{socket.gethostname()}:{spool}", waiting_crawls(spool))
+        finally:
+            catalog.close()
+    except SQLAlchemyError as exc:
+        print(f"warning: the catalog was not told what is stored now: {exc}", file=sys.stderr)
+        return
+    if settled:
+        print(f"{settled} archived articles are in the store now (the catalog knows)")
 
 
 HELP_EXAMPLES = """\

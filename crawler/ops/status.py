@@ -250,6 +250,7 @@ class Status:
     check_interval: timedelta = timedelta(minutes=10)  # how often a daemon checks in
     schedule: str = "settings"  # the schedule file read, or "settings"
     leases: tuple[Lease, ...] = ()
+    waiting: dict[str, int] = field(default_factory=dict)  # "<host>:<spool>" -> articles
 
     def held(self) -> list[Lease]:
         """The leases held now: the crawls running, on any machine sharing the catalog."""
@@ -317,6 +318,7 @@ class Status:
                 }
                 for lease in self.leases
             ],
+            "waiting_for_the_store": dict(self.waiting),
             "problems": self.problems(),
             "notes": list(self.notes),
         }
@@ -340,6 +342,7 @@ class CatalogFacts:
     beats: dict[str, str] = field(default_factory=dict)
     found: bool = True
     leases: tuple[Lease, ...] = ()  # the sites' leases: who crawls each now, or did last
+    waiting: dict[str, int] = field(default_factory=dict)  # spool -> articles not stored yet
 
 
 def read_catalog(url: str | None, max_failed_runs: int = 3) -> CatalogFacts:
@@ -360,6 +363,7 @@ def read_catalog(url: str | None, max_failed_runs: int = 3) -> CatalogFacts:
             streaks=catalog.failed_streaks(max_failed_runs),
             beats=catalog.heartbeats(),
             leases=tuple(catalog.leases()),
+            waiting=catalog.waiting(),
         )
     finally:
         catalog.close()
@@ -514,6 +518,7 @@ def collect_status(
         check_interval=timedelta(seconds=config.check_interval),
         schedule=config.source,
         leases=facts.leases,
+        waiting=facts.waiting,
     )
 
 
@@ -588,6 +593,11 @@ def format_status(status: Status) -> str:
     )
     for host, beat in status.daemons:
         lines.append(f"daemon on {host}: last checked in {ago(now - beat)}")
+    for place, count in sorted(status.waiting.items()):
+        lines.append(
+            f"waiting for the store: {count} archived articles in the spool {place} "
+            "(`newsarchive upload` there sends them)"
+        )
     for lease in status.held():
         lines.append(
             f"crawling now: {lease.site} by {lease.describe()}, lease renewed "

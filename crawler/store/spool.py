@@ -204,6 +204,19 @@ def pending_backlogs(spool: Path) -> list[Path]:
     return sorted(pending.glob("*.json")) if pending.is_dir() else []
 
 
+def waiting_crawls(spool: Path) -> set[str]:
+    """The crawl ids whose objects still wait in this spool: a backlog list left, or WARC
+    files in their spool dir (``warc/<site>/<crawl id>/``: open, or closed and not stored;
+    a killed crawl's are repaired and stored by the next crawl on this spool)."""
+    waiting = {path.stem for path in pending_backlogs(spool)}
+    warc = spool / "warc"
+    if warc.is_dir():
+        for crawl_dir in warc.glob("*/*"):
+            if crawl_dir.is_dir() and any(p.name != ".lock" for p in crawl_dir.iterdir()):
+                waiting.add(crawl_dir.name)
+    return waiting
+
+
 def adopt_leftovers(spool: Path, store_uri: str, skip: str) -> list[dict[str, Any]]:
     """List what killed crawls left unlisted in their backlogs; their sidecars, parsed."""
     sidecars: list[dict[str, Any]] = []
