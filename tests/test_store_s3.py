@@ -464,7 +464,7 @@ def _spool_files(spool: Path) -> list[Path]:
     return [
         p
         for p in spool.rglob("*")
-        if p.is_file() and p.name != ".lock" and not p.name.startswith("catalog")
+        if p.is_file() and p.name not in (".lock", ".spool-id") and not p.name.startswith("catalog")
     ]
 
 

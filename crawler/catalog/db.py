@@ -502,16 +502,17 @@ class Catalog:
             f"the version of {site}/{article_key} changed {ATTEMPTS} times while deciding it"
         )
 
-    def settle_waits(self, spool: str, still_waiting: Iterable[str]) -> int:
-        """Articles whose objects waited in ``spool`` (``<host>:<path>``) and are stored now:
-        every crawl of that spool but ``still_waiting`` (crawl ids with a backlog left)."""
+    def settle_waits(self, spool_id: str, still_waiting: Iterable[str]) -> int:
+        """Articles whose objects waited in the spool ``spool_id`` (``…@<id>#<crawl id>``, on
+        whichever host: a shared volume is one spool) and are stored now: every crawl of that
+        spool but ``still_waiting`` (crawl ids with objects left there)."""
         keep = set(still_waiting)
-        prefix = f"{spool}#"
+        mark = f"@{spool_id}#"
         with self.engine.begin() as conn:
             places = conn.execute(
-                select(articles.c.waits_in).where(articles.c.waits_in.like(f"{prefix}%")).distinct()
+                select(articles.c.waits_in).where(articles.c.waits_in.like(f"%{mark}%")).distinct()
             ).scalars()
-            done = [p for p in places if p.removeprefix(prefix) not in keep]
+            done = [p for p in places if p.rsplit(mark, 1)[-1] not in keep]
             if not done:
                 return 0
             return int(
@@ -530,7 +531,7 @@ class Catalog:
         out: dict[str, int] = {}
         with self.engine.connect() as conn:
             for place, count in conn.execute(query):
-                spool = str(place).rsplit("#", 1)[0]
+                spool = str(place).rsplit("#", 1)[0].rsplit("@", 1)[0]
                 out[spool] = out.get(spool, 0) + int(count)
         return out
 

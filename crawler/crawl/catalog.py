@@ -32,7 +32,7 @@ from crawler.crawl.config import CatalogConfig
 from crawler.crawl.ledger import CrawlLedger
 from crawler.layout import default_catalog_url, warc_key
 from crawler.store.base import StoreError, local_root, store_identity
-from crawler.store.spool import waiting_crawls
+from crawler.store.spool import spool_identity, waiting_crawls
 from crawler.util import without_password
 
 if TYPE_CHECKING:
@@ -86,6 +86,7 @@ class ArchiveCatalog:
         # "<host>:<spool>" of a remote store's crawl: its articles' rows say where their
         # objects wait until they are stored (None: a local store, written at once).
         self.spool_place: str | None = None
+        self.spool_id = ""
         self._renewal: Any = None  # the LoopingCall renewing it
 
     # -- the site's lease ---------------------------------------------------------------------
@@ -110,7 +111,9 @@ class ArchiveCatalog:
     def _take_lease(self, url: str) -> str | None:
         self.catalog = Catalog(url)
         if self.ledger.remote:
-            self.spool_place = f"{socket.gethostname()}:{self.ledger.spool_dir}"
+            spool = self.ledger.spool_dir
+            self.spool_id = spool_identity(spool)
+            self.spool_place = f"{socket.gethostname()}:{spool}@{self.spool_id}"
         self.bind_store()
         result = self.catalog.take_lease(
             self.site,
@@ -268,7 +271,7 @@ class ArchiveCatalog:
         try:
             if self.spool_place is not None:
                 settled = self.catalog.settle_waits(
-                    self.spool_place, waiting_crawls(self.ledger.spool_dir)
+                    self.spool_id, waiting_crawls(self.ledger.spool_dir)
                 )
                 if settled:
                     logger.info("%d archived articles are in the store now", settled)

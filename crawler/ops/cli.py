@@ -648,14 +648,13 @@ def cmd_upload(ns: argparse.Namespace) -> int:
 
 def _settle_waits(settings: Any, store: Any, spool: Path) -> None:
     """The catalog's articles whose objects waited in this spool and are stored now."""
-    import socket
 
     from sqlalchemy.exc import SQLAlchemyError
 
     from crawler.catalog.db import Catalog
     from crawler.layout import default_catalog_url
     from crawler.store.base import local_root
-    from crawler.store.spool import waiting_crawls
+    from crawler.store.spool import spool_identity, waiting_crawls
 
     if not settings.getbool("ARCHIVE_CATALOG_ENABLED", True):
         return
@@ -667,7 +666,7 @@ def _settle_waits(settings: Any, store: Any, spool: Path) -> None:
     try:
         catalog = Catalog(url)
         try:
-            settled = catalog.settle_waits(f"{socket.gethostname()}:{spool}", waiting_crawls(spool))
+            settled = catalog.settle_waits(spool_identity(spool), waiting_crawls(spool))
         finally:
             catalog.close()
     except SQLAlchemyError as exc:

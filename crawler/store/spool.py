@@ -204,6 +204,27 @@ def pending_backlogs(spool: Path) -> list[Path]:
     return sorted(pending.glob("*.json")) if pending.is_dir() else []
 
 
+def spool_identity(spool: Path) -> str:
+    """The spool's own id (``<spool>/.spool-id``, made once): one spool on a shared volume is
+    the same spool for every machine that mounts it, two local ones at one path are not."""
+    import uuid
+
+    path = spool / ".spool-id"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        spool.mkdir(parents=True, exist_ok=True)
+        made = spool / f".spool-id.{uuid.uuid4().hex}"
+        made.write_text(uuid.uuid4().hex, encoding="utf-8")
+        try:
+            os.link(made, path)  # the first one made wins
+        except FileExistsError:
+            pass
+        finally:
+            made.unlink()
+        return path.read_text(encoding="utf-8").strip()
+
+
 def waiting_crawls(spool: Path) -> set[str]:
     """The crawl ids whose objects still wait in this spool: a backlog list left, or WARC
     files in their spool dir (``warc/<site>/<crawl id>/``: open, or closed and not stored;
