@@ -147,6 +147,12 @@ def test_scrapy_crawl_from_the_repository_root(mirror: MirrorServer, tmp_path: P
     assert report["articles"]["new"] >= 6
     assert report["articles"]["failed"] == 0
     assert "articles: " in proc.stderr  # the human summary is logged at the end
+    # scrapy crawl's own lines say whose they are too, from the spider's opening on.
+    assert re.search(
+        r"^\S+Z INFO \[tdi tdi-\S+\] scrapy\.core\.engine: Spider closed \(finished\)$",
+        proc.stderr,
+        re.M,
+    ), proc.stderr[-2000:]
 
 
 def test_crawl_command_runs_each_site_in_a_process(mirror: MirrorServer, tmp_path: Path) -> None:

@@ -180,7 +180,12 @@ def test_the_reason_names_the_causes_and_the_crawl_fails(failing: CrawlResult) -
         "4 articles requested, none archived (text empty-body: 3, fetch http-404: 1)"
     ]
     assert crawl_failed(failing.report) == health["problems"][0]
-    assert f"ERROR: site failing: {health['problems'][0]}" in failing.stderr
+    assert re.search(
+        rf"Z ERROR \[failing failing-\S+\] crawler\.crawl\.ledger: site failing: "
+        rf"{re.escape(health['problems'][0])}$",
+        failing.stderr,
+        re.M,
+    ), failing.stderr[-2000:]
 
 
 def test_each_failure_is_logged_once_with_its_url_and_cause(failing: CrawlResult) -> None:

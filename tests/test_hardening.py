@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -187,7 +188,7 @@ def test_a_full_disk_fails_the_crawl_with_a_clear_message_and_no_corrupt_file(
 
 def test_a_full_disk_stops_the_crawl(full_disk: dict[str, Any]) -> None:
     assert full_disk["served"] < 60
-    errors = [x for x in full_disk["log"].splitlines() if " ERROR: " in x]
+    errors = [x for x in full_disk["log"].splitlines() if re.search(r"Z ERROR \[|\] ERROR: ", x)]
     assert len(errors) <= 3, "\n".join(errors[:10])
 
 

@@ -25,9 +25,10 @@ from crawler.crawl.capture import WarcCapture
 from crawler.crawl.catalog import ArchiveCatalog
 from crawler.crawl.config import ArchiveConfig, checked_config
 from crawler.crawl.indexes import ArchiveIndexes
-from crawler.crawl.ledger import CrawlLedger
+from crawler.crawl.ledger import CrawlLedger, new_crawl_id
 from crawler.crawl.spider import NewsSpider
 from crawler.fetch.render import Renderers
+from crawler.logs import ContextFilter, formatter
 from crawler.store.base import Store
 from crawler.store.uri import open_store
 
@@ -101,6 +102,20 @@ class ArchiveCrawl:
             )
         return root
 
+    def name_log_lines(self) -> None:
+        """Every log line of the crawl says whose it is, ``scrapy crawl``'s too: Scrapy's own
+        root handler gets the site and crawl id filter and the one line format (the
+        ``newsarchive`` commands install handlers that have them already)."""
+        site = str(getattr(self.crawler.spidercls, "name", "") or "")
+        ledger = self.ledger
+        if not ledger.crawl_id:
+            ledger.crawl_id = new_crawl_id(site or "crawl")
+        for handler in logging.root.handlers:
+            if any(isinstance(f, ContextFilter) for f in handler.filters):
+                continue
+            handler.addFilter(ContextFilter(site, ledger.crawl_id))
+            handler.setFormatter(formatter(self.config.log_format))
+
     @staticmethod
     def of(crawler: Crawler) -> ArchiveCrawl:
         """The crawl's root, for the components Scrapy builds itself (pipeline, middlewares)."""
@@ -112,6 +127,8 @@ class ArchiveCrawl:
     async def spider_opened(self, spider: Spider) -> None:
         """Open everything in order; closers run in the order they are added here."""
         ledger = self.ledger
+        # Scrapy installs its root handler again after the extensions are made: named here.
+        self.name_log_lines()
         ledger.spider_opened(spider)
         if self.catalog is not None:
             # Last of all: the rows of what is stored now stop saying where it waits.
