@@ -62,11 +62,45 @@ def index_crawl(warc_keys: Iterable[str], opener: Opener) -> CrawlIndex:
             found, cdxj = index_warc(stream, key)
         result.cdxj[key] = cdxj
         entries.extend(found)
-    result.captures = [
-        e for e in entries if e.record_type in CAPTURE_TYPES and e.target_uri.startswith("http")
-    ]
+    result.captures = [e for e in entries if is_capture(e)]
     result.links = linked_records(entries)
     return result
+
+
+def is_capture(entry: WarcEntry) -> bool:
+    """A response or revisit of an HTTP(S) exchange: a row of the catalog's captures."""
+    return entry.record_type in CAPTURE_TYPES and entry.target_uri.startswith("http")
+
+
+def capture_of(
+    entry: WarcEntry,
+    site: str,
+    crawl_id: str,
+    *,
+    article_key: str | None = None,
+    text_digest: str | None = None,
+    text_key: str | None = None,
+    version: int | None = None,
+) -> Capture:
+    """The catalog's row of a capture record, read from its WARC file."""
+    return Capture(
+        record_id=entry.record_id,
+        crawl_id=crawl_id,
+        site=site,
+        url=entry.target_uri,
+        article_key=article_key,
+        capture_time=catalog_time(entry.date),
+        warc_date=entry.date,
+        status=entry.status or 0,
+        record_type=CHALLENGE_RECORD if entry.challenge else entry.record_type,
+        payload_digest=entry.payload_digest,
+        warc_key=entry.warc_key,
+        warc_offset=entry.offset,
+        warc_length=entry.length,
+        text_digest=text_digest,
+        text_key=text_key,
+        version=version,
+    )
 
 
 def crawl_rows(
@@ -100,20 +134,11 @@ def crawl_rows(
                 text_key, text_digest = row_known.text_key, row_known.text_digest
                 version = row_known.version
                 car = read_sidecar(text_key)
-        capture = Capture(
-            record_id=entry.record_id,
-            crawl_id=crawl_id,
-            site=site,
-            url=entry.target_uri,
+        capture = capture_of(
+            entry,
+            site,
+            crawl_id,
             article_key=article_key,
-            capture_time=catalog_time(entry.date),
-            warc_date=entry.date,
-            status=entry.status or 0,
-            record_type=CHALLENGE_RECORD if entry.challenge else entry.record_type,
-            payload_digest=entry.payload_digest,
-            warc_key=entry.warc_key,
-            warc_offset=entry.offset,
-            warc_length=entry.length,
             text_digest=text_digest,
             text_key=text_key,
             version=version,

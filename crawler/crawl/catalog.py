@@ -384,29 +384,12 @@ class ArchiveCatalog:
         that crawl had not written yet) are recorded now, pointing into the stored file."""
         if self.catalog is None:
             return
-        from crawler.access.records import CAPTURE_TYPES, index_warc
+        from crawler.access.indexes import capture_of, is_capture
+        from crawler.access.records import index_warc
 
         with path.open("rb") as fh:
             entries, _ = index_warc(fh, key)
-        rows = [
-            Capture(
-                record_id=e.record_id,
-                crawl_id=crawl_id,
-                site=site,
-                url=e.target_uri,
-                article_key=None,
-                capture_time=_catalog_time(e.date),
-                warc_date=e.date,
-                status=e.status or 0,
-                record_type=CHALLENGE_RECORD if e.challenge else e.record_type,
-                payload_digest=e.payload_digest,
-                warc_key=key,
-                warc_offset=e.offset,
-                warc_length=e.length,
-            )
-            for e in entries
-            if e.record_type in CAPTURE_TYPES and e.target_uri.startswith(("http:", "https:"))
-        ]
+        rows = [capture_of(e, site, crawl_id) for e in entries if is_capture(e)]
         added = self.catalog.add_captures(rows)
         logger.info(
             "%s (left by crawl %s): %d of its %d captures recorded now",
