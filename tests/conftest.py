@@ -270,6 +270,23 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+@pytest.fixture
+def fresh_pg(postgres_url: str) -> Iterator[str]:
+    """An empty database of its own on the test server."""
+    from sqlalchemy import create_engine, make_url
+
+    name = f"fleet_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def demo_all_store(demo_all_run: DemoRun) -> Path:
     """The store of the all-sites demo run if it succeeded; fails once, with its output, if not.

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect, make_url, text
+from sqlalchemy import create_engine, inspect, text
 
 from crawler.catalog.db import (
     LEASE_LOST,
@@ -33,21 +32,6 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TTL = timedelta(seconds=60)
 PROCESSES = 10
 SPAWN = multiprocessing.get_context("spawn")  # no fork of a process that has threads
-
-
-@pytest.fixture
-def fresh_pg(postgres_url: str) -> Iterator[str]:
-    """An empty database of its own on the test server."""
-    name = f"fleet_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
