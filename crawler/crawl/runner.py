@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +49,34 @@ def crawl_failed(report: dict[str, Any] | None) -> str | None:
     return None
 
 
-def log_dir(settings: Any) -> Path:
-    """Where this configuration's crawl logs go (``ARCHIVE_LOG_DIR``, else beside the spool)."""
-    from crawler.layout import log_dir_for, spool_dir_for
+@dataclass(frozen=True, slots=True)
+class Locations:
+    """Where the crawls with some settings keep things: store, spool, catalog, logs."""
+
+    store_uri: str
+    spool: Path
+    catalog_url: str | None  # None: the catalog is switched off
+    log_dir: Path
+
+
+def locations(settings: Any) -> Locations:
+    """Resolved as the crawl resolves them (raises StoreError for an unusable store URI)."""
+    from crawler.layout import default_catalog_url, log_dir_for, spool_dir_for
     from crawler.store.base import local_root, store_options
     from crawler.store.uri import open_store
 
     store = open_store(str(settings.get("ARCHIVE_STORE_URI") or ""), store_options(settings))
-    spool_setting = str(settings.get("ARCHIVE_SPOOL_DIR") or "")
-    spool = spool_dir_for(
-        local_root(store), Path(spool_setting).expanduser() if spool_setting else None
-    )
-    configured = str(settings.get("ARCHIVE_LOG_DIR") or "").strip()
-    return log_dir_for(
-        local_root(store), spool, Path(configured).expanduser() if configured else None
+    root = local_root(store)
+    configured = str(settings.get("ARCHIVE_SPOOL_DIR") or "")
+    spool = spool_dir_for(root, Path(configured).expanduser() if configured else None)
+    url: str | None = None
+    if settings.getbool("ARCHIVE_CATALOG_ENABLED", True):
+        url = str(settings.get("ARCHIVE_CATALOG_URL") or "") or default_catalog_url(
+            root, spool, store.uri
+        )
+    logs = str(settings.get("ARCHIVE_LOG_DIR") or "").strip()
+    return Locations(
+        store.uri, spool, url, log_dir_for(root, spool, Path(logs).expanduser() if logs else None)
     )
 
 
@@ -118,7 +133,7 @@ def run_crawl(
     log_config = CrawlLogConfig.from_settings(probe)
     log_file = None
     if log_config.mode == "file" and not settings.get("LOG_FILE"):
-        directory = log_dir(probe) / site
+        directory = locations(probe).log_dir / site
         prune_logs(directory, log_config.keep - 1)  # this crawl's makes ARCHIVE_LOG_KEEP
         log_file = crawl_log_file(directory.parent, site, crawl_id)
     elif settings.get("LOG_FILE"):

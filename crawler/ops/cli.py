@@ -133,7 +133,8 @@ def _worse(code: int, other: int) -> int:
 
 
 def _run_recorder(configured: Any) -> RunRecorder | None:
-    from crawler.ops.jobs import RunRecorder, locations
+    from crawler.crawl.runner import locations
+    from crawler.ops.jobs import RunRecorder
     from crawler.store.base import StoreError
 
     try:
@@ -242,8 +243,7 @@ def print_plan(
     """
     from scrapy.spiderloader import get_spider_loader
 
-    from crawler.crawl.runner import log_dir
-    from crawler.ops.jobs import locations
+    from crawler.crawl.runner import locations
     from crawler.util import without_password
 
     overrides = dict(settings)
@@ -253,7 +253,7 @@ def print_plan(
     where = locations(configured)
     print(f"store:    {where.store_uri} (writable)")
     print(f"spool:    {where.spool}")
-    print(f"logs:     {log_dir(configured)}/<site>/<crawl id>.log")
+    print(f"logs:     {where.log_dir}/<site>/<crawl id>.log")
     code = EXIT_OK
     if where.catalog_url is None:
         print("catalog:  off (ARCHIVE_CATALOG_ENABLED): every article is fetched every time")
@@ -401,7 +401,7 @@ def _catalog_errors(configured: Any) -> list[str]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from crawler.crawl.catalog import catalog_mismatch
-    from crawler.ops.jobs import locations
+    from crawler.crawl.runner import locations
     from crawler.store.base import StoreError, store_options
     from crawler.store.uri import open_store
 

@@ -358,9 +358,9 @@ def span_seconds(seconds: float) -> str:
 
 def cmd_run(ns: argparse.Namespace) -> int:
     from crawler.crawl.config import check_settings
+    from crawler.crawl.runner import locations
     from crawler.crawl.spider import CrawlArgs
     from crawler.ops.common import command_settings, spider_names
-    from crawler.ops.jobs import locations
     from crawler.ops.schedule import ScheduleError
     from crawler.ops.status import collect_status, forget_heartbeat, record_heartbeat
     from crawler.store.base import StoreError

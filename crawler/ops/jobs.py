@@ -306,29 +306,3 @@ class RunRecorder:
         if self._catalog is not None:
             self._catalog.close()
             self._catalog = None
-
-
-@dataclass(frozen=True, slots=True)
-class Locations:
-    """Where the crawls with some settings keep things: store, spool, catalog."""
-
-    store_uri: str
-    spool: Path
-    catalog_url: str | None  # None: the catalog is switched off
-
-
-def locations(settings: Any) -> Locations:
-    """Resolved as the crawl resolves them (raises StoreError for an unusable store URI)."""
-    from crawler.layout import default_catalog_url, spool_dir_for
-    from crawler.store.base import local_root, store_options
-    from crawler.store.uri import open_store
-
-    store = open_store(str(settings.get("ARCHIVE_STORE_URI") or ""), store_options(settings))
-    configured = settings.get("ARCHIVE_SPOOL_DIR") or ""
-    spool = spool_dir_for(local_root(store), Path(configured).expanduser() if configured else None)
-    url: str | None = None
-    if settings.getbool("ARCHIVE_CATALOG_ENABLED", True):
-        url = str(settings.get("ARCHIVE_CATALOG_URL") or "") or default_catalog_url(
-            local_root(store), spool, store.uri
-        )
-    return Locations(store.uri, spool, url)

@@ -663,8 +663,8 @@ def add_status_command(sub: Any, settings_option: Any) -> None:
 def cmd_status(ns: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
+    from crawler.crawl.runner import locations
     from crawler.ops.common import command_settings
-    from crawler.ops.jobs import locations
     from crawler.ops.schedule import ScheduleError
     from crawler.store.base import StoreError, store_options
 
