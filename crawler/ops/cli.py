@@ -58,9 +58,9 @@ def run_sites(
         overrides["ARCHIVE_STORE_URI"] = store
     configured = archive_settings([f"{k}={v}" for k, v in overrides.items()])
     grace = configured.getfloat("ARCHIVE_SCHEDULE_GRACE", 120)
-    if terminal is None:
-        days, since = window_of(configured, spider_args)
-        terminal = Terminal(window_days=days, since_given=since)
+    terminal = terminal or Terminal()
+    # The summary explains the discovery window these settings give.
+    terminal.window_days, terminal.since_given = window_of(configured, spider_args)
     # The crawls' whole logs go to their files: only their errors reach this terminal, or
     # every line at LOG_LEVEL with -v.
     terminal_level = "DEBUG" if terminal.mode == "verbose" else "ERROR"
@@ -217,7 +217,7 @@ def cmd_crawl(ns: argparse.Namespace) -> int:
         spider_args=spider_args,
         jobs=ns.jobs,
         time_limit=time_limit,
-        terminal=_terminal(ns, settings, spider_args),
+        terminal=_terminal(ns),
     )
     return code
 
@@ -360,18 +360,8 @@ def _output_errors(ns: argparse.Namespace, settings: dict[str, str]) -> list[str
     return []
 
 
-def _terminal(
-    ns: argparse.Namespace, settings: dict[str, str], spider_args: dict[str, str]
-) -> Terminal:
-    overrides = dict(settings)
-    if getattr(ns, "store", None):
-        overrides["ARCHIVE_STORE_URI"] = ns.store
-    days, since = window_of(
-        archive_settings([f"{k}={v}" for k, v in overrides.items()]), spider_args
-    )
-    return Terminal(
-        mode_of(ns.quiet, ns.verbose), every=ns.progress, window_days=days, since_given=since
-    )
+def _terminal(ns: argparse.Namespace) -> Terminal:
+    return Terminal(mode_of(ns.quiet, ns.verbose), every=ns.progress)
 
 
 def _crawl_input_errors(
@@ -501,7 +491,7 @@ def cmd_demo(ns: argparse.Namespace) -> int:
             settings=settings,
             spider_args={},
             jobs=1,
-            terminal=_terminal(ns, settings, {}),
+            terminal=_terminal(ns),
         )
     if not ns.quiet or code != EXIT_OK:
         print_outputs(store, reports)
