@@ -30,7 +30,7 @@ class UsageError(Exception):
 
 def open_archive(ns: argparse.Namespace, *, resolver: bool = True) -> Any:
     from crawler.access.query import Archive
-    from crawler.catalog.db import Catalog
+    from crawler.catalog.db import Catalog, CatalogMismatch
     from crawler.layout import default_catalog_url, spool_dir_for
     from crawler.options import load_options
     from crawler.store.base import (
@@ -60,16 +60,14 @@ def open_archive(ns: argparse.Namespace, *, resolver: bool = True) -> Any:
         catalog = Catalog(url)
     except Exception as exc:  # any database error: one line, not a traceback
         raise UsageError(f"cannot open the catalog {url}: {exc.__class__.__name__}: {exc}") from exc
-    bound = catalog.store_binding()
-    if bound is not None:
-        store_id = store_identity(store, create=False)
-        if store_id != bound[0]:
-            catalog.close()
-            raise UsageError(
-                f"the catalog {catalog} describes the store {bound[1]} (id {bound[0]}), not "
-                f"{store.uri} (id {store_id or 'none'}): give --catalog for this store, or "
-                "`newsarchive reindex` to build one"
-            )
+    try:
+        if catalog.store_binding() is not None:
+            catalog.check_store(store_identity(store, create=False), store.uri)
+    except CatalogMismatch as exc:
+        catalog.close()
+        raise UsageError(
+            f"{exc} (--catalog), or `newsarchive reindex` to build one from the store"
+        ) from None
     factory: ResolverFactory | None = getattr(ns, "resolver_factory", None)
     return Archive(store, catalog, _lazy(factory) if resolver and factory is not None else None)
 

@@ -1029,16 +1029,26 @@ class Catalog:
                 except IntegrityError:
                     continue  # bound by another process in between: compared with it
                 return
-            bound_id, bound_uri = found
-            if bound_id != store_id:
-                raise CatalogMismatch(
-                    f"the catalog {self} describes the store {bound_uri} (id {bound_id}), "
-                    f"not {store_uri} (id {store_id}): give this store its own catalog"
-                )
-            if bound_uri != store_uri:
+            self.check_store(store_id, store_uri, found)
+            if found[1] != store_uri:
                 self._put_info(STORE_URI, store_uri)
             return
         raise CatalogConflict(f"the catalog {self}: its store binding kept changing")
+
+    def check_store(
+        self,
+        store_id: str | None,
+        store_uri: str,
+        bound: tuple[str, str] | None = None,
+    ) -> None:
+        """``CatalogMismatch``, one line, when this catalog describes a store other than the
+        one with ``store_id`` (None: a store with no id yet, so no store it describes)."""
+        found = bound or self.store_binding()
+        if found is not None and found[0] != store_id:
+            raise CatalogMismatch(
+                f"the catalog {self} describes the store {found[1]} (id {found[0]}), not "
+                f"{store_uri} (id {store_id or 'none yet'}): give this store its own catalog"
+            )
 
     def store_binding(self) -> tuple[str, str] | None:
         """(store id, store URI) of the store this catalog describes; None before its first

@@ -144,11 +144,7 @@ class ArchiveCatalog:
         except StoreError as exc:  # a remote store down (ARCHIVE_STORE_CHECK off): not known
             logger.warning("the store's identity could not be read (%s): not compared", exc)
             return
-        if bound is not None and store_id != bound[0]:
-            raise CatalogMismatch(
-                f"the catalog {self.catalog} describes the store {bound[1]} (id {bound[0]}), "
-                f"not {store.uri} (id {store_id or 'none yet'}): give this store its own catalog"
-            )
+        self.catalog.check_store(store_id, store.uri, bound)
         if store_id is not None:
             self.catalog.bind_store(store_id, store.uri)
 
@@ -466,15 +462,10 @@ def catalog_mismatch(catalog_url: str, store: Any) -> str | None:
         return None
     catalog = Catalog(catalog_url)
     try:
-        bound = catalog.store_binding()
-        if bound is None:
-            return None
-        store_id = store_identity(store, create=False)
-        if store_id == bound[0]:
-            return None
-        return (
-            f"the catalog {catalog} describes the store {bound[1]} (id {bound[0]}), not "
-            f"{store.uri} (id {store_id or 'none yet'}): give this store its own catalog"
-        )
+        if catalog.store_binding() is not None:
+            catalog.check_store(store_identity(store, create=False), store.uri)
+    except CatalogMismatch as exc:
+        return str(exc)
     finally:
         catalog.close()
+    return None
