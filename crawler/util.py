@@ -46,3 +46,17 @@ def keep_tldextract_offline() -> None:
 def json_bytes(data: Mapping[str, Any]) -> bytes:
     """A JSON object as the archive stores it (sidecars, backlogs, reports, manifests)."""
     return json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+_TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(:\d{2})?")
+
+
+def date_precision(text: str | None) -> str | None:
+    """How precise a date as a page wrote it is: "day" (no time of day), "minute" or
+    "second"; None for no text."""
+    if not text:
+        return None
+    match = _TIME_OF_DAY.search(text)
+    if match is None:
+        return "day"
+    return "second" if match.group(1) else "minute"

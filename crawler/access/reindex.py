@@ -20,12 +20,12 @@ from crawler.access import table
 from crawler.access.indexes import crawl_rows, index_crawl
 from crawler.access.query import AccessError
 from crawler.access.records import add_linked, ensure_tables, open_object
-from crawler.catalog.db import Catalog, articles
+from crawler.catalog.db import Catalog, TextFacts, TextRow, articles
 from crawler.layout import MANIFEST_PREFIX, is_sidecar, is_warc, parquet_key, sidecar_key
 from crawler.store.base import Store, store_identity
 
 # What the catalog needs of a Parquet capture index (not the texts).
-_COLUMNS = [n for n in table.SCHEMA.names if n not in ("text",)]
+_COLUMNS = [n for n in table.SCHEMA.names if n not in ("text",)] + ["published"]
 
 
 @dataclass
@@ -36,6 +36,7 @@ class ReindexSummary:
     captures: int = 0
     added: int = 0
     articles: int = 0
+    texts: int = 0  # text versions added to the search index
 
 
 def manifests(store: Store) -> list[str]:
@@ -69,6 +70,7 @@ def reindex(
         for row in rows:
             if row.get("text_key") and row.get("article_key"):
                 _merge_article(latest, row)
+        summary.texts += _add_texts(store, catalog, rows)
         if progress is not None:
             progress(f"{key}: {len(rows)} captures")
     with catalog.engine.begin() as conn:
@@ -113,10 +115,53 @@ def _crawl_rows(
     )
 
 
+def _add_texts(store: Store, catalog: Catalog, rows: list[dict[str, Any]]) -> int:
+    """Each text version of these rows the catalog's ``texts`` lacks, read from the store
+    (text and sidecar): the search index and the related-stories links are built on them."""
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = row.get("text_key")
+        if key and row.get("article_key"):
+            when = table.capture_of(row).capture_time
+            if key not in first or when < table.capture_of(first[key]).capture_time:
+                first[key] = row
+    added = 0
+    for key, row in sorted(first.items()):
+        if catalog.text_id(key) is not None:
+            continue
+        try:
+            body = store.get_bytes(key).decode("utf-8", "replace")
+        except FileNotFoundError:
+            continue  # listed but gone: `newsarchive status` and the reports name such losses
+        try:
+            car: dict[str, Any] = dict(json.loads(store.get_bytes(sidecar_key(key))))
+        except (FileNotFoundError, ValueError):
+            car = {}
+        text_row = TextRow.of(
+            str(row["site"]),
+            str(row["article_key"]),
+            int(row.get("version") or 1),
+            str(row["url"]),
+            key,
+            str(row.get("text_digest") or car.get("text_digest") or ""),
+            table.capture_of(row).capture_time,
+            car.get("title", row.get("title")),
+            body,
+            car.get("published") or table.published_of(row),
+            TextFacts(
+                language=car.get("language", row.get("language")),
+                published_text=car.get("published_text"),
+                crawl_id=car.get("crawl_id", row.get("crawl_id")),
+            ),
+        )
+        added += catalog.add_text(text_row)
+    return added
+
+
 def _merge_article(latest: dict[tuple[str, str], dict[str, Any]], row: dict[str, Any]) -> None:
     """The articles row as the crawl keeps it: latest version's text, first and last capture."""
     key = (str(row["site"]), str(row["article_key"]))
-    when = str(row["capture_time"])
+    when = table.capture_of(row).capture_time
     version = int(row.get("version") or 1)
     current = latest.get(key)
     if current is None:
@@ -138,7 +183,7 @@ def _merge_article(latest: dict[tuple[str, str], dict[str, Any]], row: dict[str,
             text_digest=row["text_digest"],
             text_key=row["text_key"],
             title=row.get("title"),
-            published=row.get("published"),
+            published=table.published_of(row),
         )
         current["_version_time"] = when
     latest[key] = current

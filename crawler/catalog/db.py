@@ -28,8 +28,10 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -50,11 +52,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from crawler.util import date_precision
+
 logger = logging.getLogger(__name__)
 
-# 2: site leases. A catalog of a newer schema is refused by an older newsarchive, so a machine
-# that knows no leases cannot crawl beside ones that take them.
-SCHEMA_VERSION = 2
+# 2: site leases. 3: every text version's words, its typed publication date, a full-text
+# index over them and the links between articles of different sites that tell the same story.
+# A catalog of a newer schema is refused by an older newsarchive, so a machine that knows no
+# leases cannot crawl beside ones that take them.
+SCHEMA_VERSION = 3
 # The PostgreSQL advisory lock the schema is created and upgraded under ("newsarch").
 SCHEMA_LOCK_KEY = 0x6E65_7773_6172_6368
 DEFAULT_REVISION_AGES = (timedelta(hours=1), timedelta(days=1), timedelta(days=7))
@@ -105,6 +111,55 @@ articles = Table(
     # until its crawl or a drain of that spool has stored them; NULL: in the store.
     Column("waits_in", Text),
 )
+
+texts = Table(  # every text version of every article: what search, related and diff read
+    "texts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("text_key", String(512), nullable=False, unique=True),
+    Column("site", String(64), nullable=False),
+    Column("article_key", String(255), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("text_digest", String(80), nullable=False),
+    Column("captured", String(32), nullable=False),  # the first capture with this text
+    Column("crawl_id", String(160)),
+    Column("title", Text),
+    Column("body", Text, nullable=False),  # the cleaned text as archived (UTF-8)
+    Column("language", String(35)),
+    # The publication date, typed: the moment in UTC when the page gave a time of day, the
+    # publisher's calendar day always (a date-only value stays a date, never shifted by a
+    # zone), and the text as the page wrote it with its precision (day, minute, second).
+    Column("published_at", String(32)),
+    Column("published_date", String(10)),
+    Column("published_text", Text),
+    Column("published_precision", String(8)),
+    Column("words", Integer, nullable=False),
+    Column("minhash", LargeBinary),  # the text's MinHash signature, for related stories
+)
+Index("ix_texts_article", texts.c.site, texts.c.article_key, texts.c.version)
+Index("ix_texts_published", texts.c.published_date)
+Index("ix_texts_site_published", texts.c.site, texts.c.published_date)
+
+text_bands = Table(  # MinHash LSH bands of each text: texts sharing a band are candidates
+    "text_bands",
+    metadata,
+    Column("text_id", Integer, primary_key=True),
+    Column("band", Integer, primary_key=True),
+    Column("hash", BigInteger, nullable=False),
+    Column("site", String(64), nullable=False),
+)
+Index("ix_text_bands_hash", text_bands.c.band, text_bands.c.hash)
+
+text_links = Table(  # two texts of different sites that tell the same story, and how
+    "text_links",
+    metadata,
+    Column("a_id", Integer, primary_key=True),  # a_id < b_id
+    Column("b_id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # republication | near-duplicate | same-event
+    Column("score", Float, nullable=False),
+)
+Index("ix_text_links_b", text_links.c.b_id)
 
 validators = Table(  # of feeds, sitemaps, listings: what a conditional request sends back
     "validators",
@@ -221,6 +276,69 @@ class ArchivedArticle:
     text_key: str
     title: str | None = None
     published: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextFacts:
+    """What the catalog keeps of a text beside its words: for search filters and links."""
+
+    language: str | None = None
+    published_text: str | None = None  # the publication date as the page wrote it
+    crawl_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextRow:
+    """One row of ``texts``: a text version, its words and its typed publication date."""
+
+    text_key: str
+    site: str
+    article_key: str
+    version: int
+    url: str
+    text_digest: str
+    captured: str
+    title: str | None
+    body: str
+    words: int
+    crawl_id: str | None = None
+    language: str | None = None
+    published_at: str | None = None
+    published_date: str | None = None
+    published_text: str | None = None
+    published_precision: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        site: str,
+        article_key: str,
+        version: int,
+        url: str,
+        text_key: str,
+        text_digest: str,
+        captured: str,
+        title: str | None,
+        body: str,
+        published: str | None,
+        facts: TextFacts | None = None,
+    ) -> TextRow:
+        facts = facts or TextFacts()
+        return cls(
+            text_key=text_key,
+            site=site,
+            article_key=article_key,
+            version=version,
+            url=url,
+            text_digest=text_digest,
+            captured=captured,
+            title=title,
+            body=body,
+            words=word_count(body),
+            crawl_id=facts.crawl_id,
+            language=facts.language,
+            **published_fields(published, facts.published_text),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +470,7 @@ class Catalog:
         with self._schema_lock() as conn:
             metadata.create_all(conn)
             _add_missing_columns(conn)
+            _create_search_index(conn)
             found = self._schema_version(conn)
             if found is None:
                 conn.execute(
@@ -444,8 +563,14 @@ class Catalog:
         title: str | None = None,
         published: str | None = None,
         waits_in: str | None = None,
+        body: str | None = None,
+        facts: TextFacts | None = None,
     ) -> tuple[int, bool]:
         """The article's version for this text, and whether it is new.
+
+        With ``body`` (the text itself), a new version is also added to ``texts`` in the same
+        transaction, so the full-text index never lags the versions (``facts``: its language,
+        the publication date as written, the crawl).
 
         The first text of an article is version 1; a text whose digest differs from the current
         version's becomes the next version; the same text only marks the article checked.
@@ -475,6 +600,23 @@ class Catalog:
                                 waits_in=waits_in,
                             )
                         )
+                        if body is not None:
+                            self._insert_text(
+                                conn,
+                                TextRow.of(
+                                    site,
+                                    article_key,
+                                    1,
+                                    url,
+                                    text_key,
+                                    text_digest,
+                                    capture_time,
+                                    title,
+                                    body,
+                                    published,
+                                    facts,
+                                ),
+                            )
                         return 1, True
                     decision = decide_version(_row(ArchivedArticle, current), text_digest)
                     values: dict[str, Any] = {"last_checked": capture_time}
@@ -494,6 +636,23 @@ class Catalog:
                         articles.c.text_digest == current["text_digest"],
                     )
                     if conn.execute(update(articles).where(unchanged).values(**values)).rowcount:
+                        if decision.new and body is not None:
+                            self._insert_text(
+                                conn,
+                                TextRow.of(
+                                    site,
+                                    article_key,
+                                    decision.version,
+                                    url,
+                                    text_key,
+                                    text_digest,
+                                    capture_time,
+                                    title,
+                                    body,
+                                    published,
+                                    facts,
+                                ),
+                            )
                         return decision.version, decision.new
             except IntegrityError:
                 pass  # another process recorded the first version in between
@@ -501,6 +660,29 @@ class Catalog:
         raise CatalogConflict(
             f"the version of {site}/{article_key} changed {ATTEMPTS} times while deciding it"
         )
+
+    @staticmethod
+    def _insert_text(conn: Connection, row: TextRow) -> bool:
+        """Add a text version unless its key is there already (a re-run, a reindex)."""
+        found = conn.execute(select(texts.c.id).where(texts.c.text_key == row.text_key)).first()
+        if found is not None:
+            return False
+        conn.execute(insert(texts).values(**asdict(row)))
+        return True
+
+    def add_text(self, row: TextRow) -> bool:
+        """Add one text version (reindex); False when its key is known already."""
+        with self.engine.begin() as conn:
+            return self._insert_text(conn, row)
+
+    def text_id(self, text_key: str) -> int | None:
+        with self.engine.connect() as conn:
+            found = conn.execute(select(texts.c.id).where(texts.c.text_key == text_key)).scalar()
+        return None if found is None else int(found)
+
+    def texts_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(texts)).scalar() or 0)
 
     def settle_waits(self, spool_id: str, still_waiting: Iterable[str]) -> int:
         """Articles whose objects waited in the spool ``spool_id`` (``…@<id>#<crawl id>``, on
@@ -1088,6 +1270,74 @@ def _add_missing_columns(conn: Connection) -> None:
                 f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
             )
             logger.info("catalog: column %s.%s added", table.name, column.name)
+
+
+# The full-text index over ``texts``: words as written (Unicode case and diacritics folded, no
+# stemming), the same on both databases, so a query finds the same texts on either.
+_SQLITE_SEARCH = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS texts_fts USING fts5(title, body, content='texts', "
+    "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS texts_fts_insert AFTER INSERT ON texts BEGIN "
+    "INSERT INTO texts_fts(rowid, title, body) VALUES (new.id, new.title, new.body); END",
+    "CREATE TRIGGER IF NOT EXISTS texts_fts_delete AFTER DELETE ON texts BEGIN "
+    "INSERT INTO texts_fts(texts_fts, rowid, title, body) "
+    "VALUES ('delete', old.id, old.title, old.body); END",
+    "CREATE TRIGGER IF NOT EXISTS texts_fts_update AFTER UPDATE OF title, body ON texts BEGIN "
+    "INSERT INTO texts_fts(texts_fts, rowid, title, body) "
+    "VALUES ('delete', old.id, old.title, old.body); "
+    "INSERT INTO texts_fts(rowid, title, body) VALUES (new.id, new.title, new.body); END",
+)
+# PostgreSQL: a GIN index over the same expression the search query uses (catalog/search.py).
+SEARCH_VECTOR = "to_tsvector('simple', coalesce(title, '') || ' ' || body)"
+_POSTGRES_SEARCH = (
+    f"CREATE INDEX IF NOT EXISTS ix_texts_search ON texts USING GIN ({SEARCH_VECTOR})",
+)
+
+
+def _create_search_index(conn: Connection) -> None:
+    """The database's own full-text index over ``texts``, kept up to date as rows are added."""
+    statements = {"sqlite": _SQLITE_SEARCH, "postgresql": _POSTGRES_SEARCH}
+    for statement in statements.get(conn.dialect.name, ()):
+        conn.exec_driver_sql(statement)
+
+
+def published_fields(published: str | None, text: str | None = None) -> dict[str, str | None]:
+    """A publication date typed for the catalog from the sidecar's ISO value and the text the
+    page wrote: ``published_at`` (UTC, when a time of day is known), ``published_date`` (the
+    publisher's calendar day), ``published_text`` and ``published_precision``.
+
+    A sidecar made before the page's text was kept has only the ISO value: midnight there is
+    taken for a date without time (that is what date-only values were stored as).
+    """
+    empty: dict[str, str | None] = {
+        "published_at": None,
+        "published_date": None,
+        "published_text": text,
+        "published_precision": None,
+    }
+    if not published:
+        return empty
+    try:
+        moment = datetime.fromisoformat(published)
+    except ValueError:
+        return empty
+    if text:
+        precision = date_precision(text) or "day"
+    else:
+        precision = "day" if moment.time() == datetime.min.time() else "second"
+        text = published
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return {
+        "published_at": None if precision == "day" else iso(moment),
+        "published_date": moment.date().isoformat(),
+        "published_text": text,
+        "published_precision": precision,
+    }
+
+
+def word_count(body: str) -> int:
+    return len(body.split())
 
 
 def _same(column: Any, value: object) -> ColumnElement[bool]:

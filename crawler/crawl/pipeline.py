@@ -15,7 +15,7 @@ from twisted.python.threadpool import ThreadPool
 
 from crawler.capture.exchange import CaptureInfo, article_records
 from crawler.capture.session import CaptureSession
-from crawler.catalog.db import CatalogWriteError, decide_version, iso
+from crawler.catalog.db import CatalogWriteError, TextFacts, decide_version, iso
 from crawler.constants import (
     STATS_ARTICLES_FAILED,
     STATS_ARTICLES_FAILED_REASON,
@@ -33,7 +33,7 @@ from crawler.crawl.ledger import CrawlLedger
 from crawler.crawl.report import FailedUrl
 from crawler.layout import sidecar_key, text_key, warc_key
 from crawler.text.extract import Article, ExtractionError, SiteRules, extract_article
-from crawler.util import json_bytes
+from crawler.util import date_precision, json_bytes
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -168,6 +168,7 @@ class ArticlePipeline:
                 current.version,
                 current.text_key,
                 date,
+                None,
             )
             stats.inc_value(STATS_ARTICLES_UNCHANGED)
             return {
@@ -208,7 +209,7 @@ class ArticlePipeline:
             raise self.fail(item, "storage-failed", str(exc)) from exc
         if catalog_ext is not None:
             try:
-                self._record(catalog_ext, item, sidecar, capture, version, key, date)
+                self._record(catalog_ext, item, sidecar, capture, version, key, date, text)
             except CatalogWriteError as exc:
                 # A local catalog on a full disk, or a shared one gone: the text is kept (the
                 # next crawl adopts what the catalog does not know), the crawl stops.
@@ -232,7 +233,9 @@ class ArticlePipeline:
         version: int,
         key: str,
         date: str,
+        text: bytes | None,
     ) -> None:
+        """Record the text's version (``text``: a new text, which the search index gets)."""
         when = date[:19] + "Z" if capture is not None else iso(datetime.fromisoformat(date))
         catalog = catalog_ext.catalog
         assert catalog is not None
@@ -246,6 +249,12 @@ class ArticlePipeline:
             title=sidecar["title"],
             published=sidecar["published"],
             waits_in=catalog_ext.waits_in,
+            body=None if text is None else text.decode("utf-8", "replace"),
+            facts=TextFacts(
+                language=sidecar["language"],
+                published_text=sidecar["published_text"],
+                crawl_id=sidecar["crawl_id"],
+            ),
         )
         if capture is not None:
             catalog_ext.capture_text(capture.record_id, sidecar["text_digest"], key, version)
@@ -261,6 +270,8 @@ class ArticlePipeline:
             "article_id": item.article_id,
             "title": article.title,
             "published": _iso(article.published),
+            "published_text": article.published_text,
+            "published_precision": date_precision(article.published_text),
             "modified": _iso(article.modified),
             "authors": list(article.authors),
             "section": article.section,

@@ -128,6 +128,9 @@ class Article:
     images: tuple[dict[str, str], ...]
     extractor: str
     warnings: tuple[str, ...]
+    # The published date as the page wrote it ("2025-06-11", "June 11, 2025 10:20"): its
+    # precision (``crawler.util.date_precision``) says whether it names a day or a moment.
+    published_text: str | None = None
 
 
 # --------------------------------------------------------------------------- selectors
@@ -694,6 +697,13 @@ def parse_datetime(value: str, zone: tzinfo | None = None) -> tuple[datetime | N
 def _date(
     candidates: Iterable[str | None], zone: tzinfo | None, warnings: list[str], label: str
 ) -> datetime | None:
+    return _dated(candidates, zone, warnings, label)[0]
+
+
+def _dated(
+    candidates: Iterable[str | None], zone: tzinfo | None, warnings: list[str], label: str
+) -> tuple[datetime | None, str | None]:
+    """The first candidate that parses, and its text as the page gave it."""
     for candidate in candidates:
         if not candidate:
             continue
@@ -703,8 +713,10 @@ def _date(
             continue
         if assumed:
             warnings.append(f"{label} date has no zone; assumed UTC")
-        return parsed
-    return None
+        return parsed, _collapse(candidate)
+    return None, None
+
+
 
 
 # --------------------------------------------------------------------------- fields
@@ -714,6 +726,7 @@ def _date(
 class _Fields:
     title: str | None
     published: datetime | None
+    published_text: str | None
     modified: datetime | None
     authors: list[str]
     tags: list[str]
@@ -743,7 +756,7 @@ def _fields(
             if candidate:
                 title = candidate
                 break
-    published = _date(
+    published, published_text = _dated(
         _date_candidates(
             root,
             meta,
@@ -767,6 +780,7 @@ def _fields(
     )
     if published is None and rules is not None and rules.url_date is not None:
         published = _url_date(url, rules.url_date, zone, warnings)
+        published_text = published.date().isoformat() if published else None
     modified = _date(
         _date_candidates(
             root,
@@ -810,6 +824,7 @@ def _fields(
     return _Fields(
         title=title,
         published=published,
+        published_text=published_text,
         modified=modified,
         authors=authors,
         tags=tags,
@@ -1056,6 +1071,7 @@ def extract_article(
         images=tuple(images),
         extractor=extractor,
         warnings=tuple(warnings),
+        published_text=fields.published_text,
     )
 
 
@@ -1066,7 +1082,9 @@ def _fill_from_trafilatura(
         fields.title = _collapse(document.title)
     if fields.published is None and isinstance(document.date, str):
         zone = _zone(rules.timezone) if rules and rules.timezone else None
-        fields.published = _date([document.date], zone, warnings, "published")
+        fields.published, fields.published_text = _dated(
+            [document.date], zone, warnings, "published"
+        )
     if not fields.authors and isinstance(document.author, str) and document.author.strip():
         fields.authors = _unique(_collapse(a) for a in document.author.split(";"))
     if not fields.tags and document.tags:

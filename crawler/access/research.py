@@ -1,0 +1,182 @@
+"""The researcher's questions across the archive: search, the same story elsewhere, what
+changed between versions.
+
+``newsarchive search`` runs the catalog's full-text index (catalog/search.py); ``related`` lists
+the links made between articles of different sites as their texts were recorded
+(access/stories.py); ``diff`` shows the word-level changes between two text versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import re
+import sys
+from dataclasses import asdict
+from typing import IO, Any
+
+from crawler.access.query import AccessError, Archive, parse_time
+from crawler.catalog.search import MARK_END, MARK_START, Hit, SearchError, SearchQuery, search
+from crawler.constants import EXIT_FAILED, EXIT_OK
+
+_DAY = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+_BOLD, _RESET = "\x1b[1;33m", "\x1b[0m"
+
+
+def publication_day(value: str | None, *, end: bool = False) -> str | None:
+    """``--published-from/--published-to`` as a calendar day (YYYY-MM-DD): publication dates
+    are days as publishers write them, so a bound is a year, a month or a day, not a time.
+    ``end``: the day after the period named (an exclusive bound)."""
+    if value is None:
+        return None
+    if not _DAY.match(value.strip()):
+        raise AccessError(
+            f"publication dates are days: give a year, month or day (2025, 2025-06, "
+            f"2025-06-11), not {value!r}"
+        )
+    return parse_time(value, end=end)[:10]
+
+
+def site_list(archive: Archive, given: list[str] | None) -> tuple[str, ...]:
+    """The sites named (repeated or comma-separated), each checked against the catalog."""
+    names = [n.strip() for item in given or [] for n in item.split(",") if n.strip()]
+    if not names:
+        return ()
+    known = {site for site, _count in archive.sites()}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise AccessError(
+            f"unknown site {', '.join(map(repr, unknown))}: the archive has "
+            f"{', '.join(sorted(known)) or 'no site yet'}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def marked(snippet: str, style: str) -> str:
+    """A snippet's matches shown for ``style``: ansi, plain (``**word**``), html or none."""
+    if style == "html":
+        out = html.escape(snippet)
+        return out.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+    start, end = {"ansi": (_BOLD, _RESET), "plain": ("**", "**")}.get(style, ("", ""))
+    return snippet.replace(MARK_START, start).replace(MARK_END, end)
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    out = asdict(hit)
+    out["snippet"] = marked(hit.snippet, "none")
+    out["snippet_html"] = marked(hit.snippet, "html")
+    out["score"] = round(hit.score, 6)
+    return out
+
+
+def cmd_search(ns: argparse.Namespace) -> int:
+    from crawler.access.cli import open_archive
+
+    archive: Archive = open_archive(ns, resolver=False)
+    archive.check_not_empty()
+    if archive.catalog.texts_count() == 0:
+        raise AccessError(
+            f"the catalog {archive.catalog.url} has captures but no text in its search index "
+            f"(made by an older newsarchive): run `newsarchive reindex --store "
+            f"{archive.store.uri}` once"
+        )
+    query = SearchQuery(
+        text=" ".join(ns.words),
+        sites=site_list(archive, ns.site),
+        published_from=publication_day(ns.published_from),
+        published_until=publication_day(ns.published_to, end=True),
+        captured_from=None if ns.since is None else parse_time(ns.since),
+        captured_until=None if ns.until is None else parse_time(ns.until, end=True),
+        language=ns.language,
+        limit=ns.limit,
+        offset=ns.offset,
+        all_versions=ns.all_versions,
+    )
+    try:
+        hits = search(archive.catalog, query)
+    except SearchError as exc:
+        raise AccessError(str(exc)) from None
+    if ns.json:
+        for hit in hits:
+            print(json.dumps(hit_json(hit), ensure_ascii=False))
+        return EXIT_OK
+    print_hits(hits, query, sys.stdout)
+    return EXIT_OK if hits else EXIT_FAILED
+
+
+def print_hits(hits: list[Hit], query: SearchQuery, out: IO[str]) -> None:
+    style = "ansi" if out.isatty() else "plain"
+    unit = "versions" if query.all_versions else "articles"
+    if not hits:
+        print(f"no archived text matches {query.text!r}", file=out)
+        return
+    first = query.offset + 1
+    print(
+        f"{unit} {first}-{query.offset + len(hits)} matching {query.text!r}, best first",
+        file=out,
+    )
+    for number, hit in enumerate(hits, first):
+        published = hit.published_date or "undated"
+        title = hit.title or hit.url
+        print(f"{number:3}. {hit.site:10} {published:10}  {title}", file=out)
+        print(f"     {hit.url}  (v{hit.version}, captured {hit.captured})", file=out)
+        print(f"     {marked(hit.snippet, style)}", file=out)
+
+
+def add_commands(sub: Any, resolver_factory: Any = None) -> None:
+    """Register search, related and diff on ``newsarchive``'s subparsers (from access/cli)."""
+    from crawler.access.cli import _common, _run
+
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = sub.add_parser(
+        "search",
+        help="full-text search over every archived text version, ranked, with snippets",
+        description="Search the archived texts (every version of every article) for words "
+        'and phrases: all words must occur; "a phrase" in quotes; -word excludes; a OR b. '
+        "Words match as written (case and accents folded, no stemming). One line per article "
+        "(its best version) unless --all-versions; best first, with a snippet.",
+        epilog="examples:\n  newsarchive search Mezher\n"
+        "  newsarchive search '\"Lebanese parliament\" Pezeshkian' --site irna,president\n"
+        "  newsarchive search Gaza --published-from 2025-06 --published-to 2025-06 --json\n"
+        "  newsarchive search Gaza -polio --language en --limit 50",
+        formatter_class=raw,
+    )
+    parser.add_argument("words", nargs="+", help="words, quoted phrases, -excluded, OR")
+    parser.add_argument(
+        "--site", action="append", help="only these sites (repeat, or a comma list)"
+    )
+    parser.add_argument(
+        "--published-from", default=None, help="published on or after (2025, 2025-06, 2025-06-11)"
+    )
+    parser.add_argument(
+        "--published-to", default=None, help="published up to (inclusive: 2025-06 is all of June)"
+    )
+    parser.add_argument("--from", dest="since", default=None, help="captured at or after (ISO)")
+    parser.add_argument("--to", dest="until", default=None, help="captured up to (inclusive)")
+    parser.add_argument("--language", default=None, help="language code (en takes en-GB too)")
+    parser.add_argument("--limit", type=_positive, default=20, help="hits to show (default 20)")
+    parser.add_argument("--offset", type=_not_negative, default=0, help="hits to skip (paging)")
+    parser.add_argument(
+        "--all-versions", action="store_true", help="every matching version, not one per article"
+    )
+    parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    _common(parser)
+    parser.set_defaults(func=_run(cmd_search), resolver_factory=resolver_factory)
+
+
+def _positive(value: str) -> int:
+    number = _not_negative(value)
+    if number == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _not_negative(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
+    return number
