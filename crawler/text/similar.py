@@ -1,0 +1,459 @@
+"""The same story across sources: MinHash signatures, LSH band keys, and the kind of link.
+
+Finding and deciding are two steps. :func:`signature` sketches an article's word 5-shingles
+(MinHash, 192 permutations, datasketch's ``affine64`` scheme, seed 1: the same text gives the
+same bytes in every process and on every machine) and :func:`bands` cuts it into 64 bands of 3
+rows, each a ``(band, hash)`` pair a SQL table indexes, so any process finds the articles that
+share a band with a new one without an index in memory. The chance that a pair shares a band is
+``1 - (1 - J**3)**64`` (:func:`candidate_probability`): 99.98 % at Jaccard 0.5 (the
+near-duplicate threshold), 98.5 % at 0.4, 83 % at 0.3, and 8e-6 at 0.005, about the most that
+two unrelated articles of the mirror share (0.004). Rewrites of one event share too few
+5-shingles for that; :func:`name_keys` gives a second index, on the proper names a text has.
+
+:func:`link_kind` then decides on the two texts themselves, exactly (a 192-permutation estimate
+errs by ±0.036 at J = 0.5, enough to flip a pair near a threshold from one run to another):
+
+- ``republication``: one text names the other's site as its source ("Source: Press TV") and
+  contains at least half of the shorter text's 5-shingles;
+- ``near-duplicate``: Jaccard of the 5-shingles ≥ 0.5, or one contains ≥ 80 % of the other;
+- ``same-event``: a rewrite, not a copy. 5-shingles say little here (the three reports of the
+  Pezeshkian–Mezher meeting share 3.5–6 % of them), so it is the share of the shorter text's
+  word 3-shingles found in the other (≥ 0.10; 0.16–0.25 for those three, ≤ 0.054 for every
+  other cross-site pair of the mirror), with at least two shared proper names (capitalised word
+  pairs such as "Jamil Mezher", "Popular Front"), and publication dates at most three days
+  apart when both are known. The names guard against the stock phrases of official prose
+  ("good neighborliness in the Islamic world"), which recur from one event to the next.
+
+Word 5-shingles for the signature: fewer words make unrelated news look alike (3-shingles: up
+to 0.024 Jaccard between unrelated articles of the mirror, against 0.004 for 5-shingles), more
+words make an edited copy look new (each changed word breaks k shingles). Only words count:
+text is NFKC-normalised and casefolded, apostrophes inside words dropped ("Iran’s" → "irans"),
+everything else that is not a letter or digit separates words. Proper names need letter case,
+so scripts without it (Arabic, Persian) get no names and so no same-event links.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+from datasketch import MinHash
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+SHINGLE_WORDS: Final = 5
+NUM_PERM: Final = 192
+BANDS: Final = 64
+ROWS: Final = 3
+SEED: Final = 1
+SCHEME: Final = "affine64"
+#: Stored beside signatures and band keys: rows made with other parameters are not comparable.
+SIGNATURE_VERSION: Final = f"w{SHINGLE_WORDS}-{SCHEME}-p{NUM_PERM}-s{SEED}-b{BANDS}x{ROWS}"
+
+NEAR_DUPLICATE_JACCARD: Final = 0.5
+NEAR_DUPLICATE_CONTAINMENT: Final = 0.8
+#: A text this short (in 5-shingles) is contained in too many others to call it a copy.
+CONTAINMENT_MIN_SHINGLES: Final = 25
+REPUBLICATION_CONTAINMENT: Final = 0.5
+PHRASE_WORDS: Final = 3
+SAME_EVENT_PHRASES: Final = 0.10
+SAME_EVENT_NAMES: Final = 2
+SAME_EVENT_DAYS: Final = 3.0
+
+LinkKindName = Literal["republication", "near-duplicate", "same-event"]
+
+# Source names as articles write them → the site keys of this project's spiders.
+SOURCE_SITES: Final[Mapping[str, str]] = {
+    "press tv": "presstv",
+    "presstv": "presstv",
+    "presstv ir": "presstv",
+    "irna": "irna",
+    "irna english": "irna",
+    "islamic republic news agency": "irna",
+    "president ir": "president",
+    "iranian presidency": "president",
+    "almasirah": "almasirah",
+    "al masirah": "almasirah",
+    "almasirah net": "almasirah",
+    "masirah tv": "almasirah",
+    "tdi": "tdi",
+    "the diplomatic insight": "tdi",
+    "diplomatic insight": "tdi",
+}
+
+_BAND_MASK: Final = (1 << 63) - 1
+_APOSTROPHES = re.compile(r"(?<=\w)['’ʼ`](?=\w)")
+# Letters and digits, with the combining marks and joiners that belong inside a word.
+_WORD = re.compile(r"(?:\w|[\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670\u200c\u200d])+")
+_NAME_TOKEN = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
+_POSSESSIVE = re.compile(r"['’]s$")
+_SENTENCE_END = re.compile(r"[.!?:;…\"”’')\]]\s*$")
+# Words that open a sentence with a capital and so make no name with the word after them.
+# fmt: off
+_FUNCTION_WORDS: Final = frozenset(
+    {
+        "a", "about", "after", "against", "all", "also", "an", "and", "as", "at", "before", "but",
+        "by", "during", "for", "from", "he", "her", "his", "however", "i", "if", "in", "into",
+        "it", "its", "meanwhile", "of", "on", "or", "our", "she", "since", "so", "that", "the",
+        "their", "these", "they", "this", "those", "to", "under", "we", "what", "when", "where",
+        "which", "while", "who", "with", "you",
+    }
+)
+# fmt: on
+
+
+# ------------------------------------------------------------------------------- words
+
+
+def words(text: str) -> list[str]:
+    """The normalised words of a text: NFKC, casefolded, apostrophes dropped, no punctuation."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return _WORD.findall(_APOSTROPHES.sub("", text))
+
+
+def shingles(tokens: list[str], k: int = SHINGLE_WORDS) -> frozenset[str]:
+    """The distinct runs of ``k`` consecutive words (a shorter text: itself as one shingle)."""
+    if not tokens:
+        return frozenset()
+    if len(tokens) <= k:
+        return frozenset((" ".join(tokens),))
+    return frozenset(" ".join(tokens[i : i + k]) for i in range(len(tokens) - k + 1))
+
+
+def names(text: str) -> frozenset[str]:
+    """Proper-name word pairs ("jamil mezher", "popular front"), casefolded.
+
+    Two capitalised words in a row, not split by punctuation, the first not a function word
+    that a sentence may open with. Headlines and subheadings in title case are skipped (a
+    line with no closing punctuation and mostly capitalised words): every pair in them would
+    count.
+    """
+    found: set[str] = set()
+    for line in unicodedata.normalize("NFKC", text).splitlines():
+        tokens = [_POSSESSIVE.sub("", t) for t in _NAME_TOKEN.findall(line)]
+        if _is_title(line, tokens):
+            continue
+        for first, second in itertools.pairwise(tokens):
+            if (
+                first[:1].isupper()
+                and second[:1].isupper()
+                and first.casefold() not in _FUNCTION_WORDS
+            ):
+                found.add(f"{first} {second}".casefold())
+    return frozenset(found)
+
+
+# --------------------------------------------------------------------------- signature
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A text's MinHash as a database stores it.
+
+    ``hashvalues``: ``NUM_PERM`` little-endian unsigned 64-bit integers (1536 bytes, a BLOB
+    or BYTEA column); ``size``: how many distinct 5-shingles the text has (the containment
+    estimate needs it). Rebuild one from a row with ``Signature(row.hashvalues, row.size)``.
+    """
+
+    hashvalues: bytes
+    size: int
+
+    def __post_init__(self) -> None:
+        if len(self.hashvalues) != NUM_PERM * 8:
+            raise ValueError(
+                f"a signature has {NUM_PERM * 8} bytes of hash values, not {len(self.hashvalues)}"
+            )
+        if self.size < 0:
+            raise ValueError(f"a signature's shingle count cannot be negative: {self.size}")
+
+    def values(self) -> npt.NDArray[np.uint64]:
+        """The hash values as numbers."""
+        return np.frombuffer(self.hashvalues, dtype=np.dtype("<u8"))
+
+
+def _minhash() -> MinHash:
+    return MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME)
+
+
+def signature(text: str) -> Signature:
+    """The MinHash of the text's word 5-shingles (deterministic: fixed seed and scheme)."""
+    sketch = _minhash()
+    grams = shingles(words(text))
+    if grams:
+        sketch.update_batch([gram.encode("utf-8") for gram in grams])
+    values = np.asarray(sketch.hashvalues, dtype="<u8")
+    return Signature(values.tobytes(), len(grams))
+
+
+def bands(sig: Signature) -> list[tuple[int, int]]:
+    """``(band, hash)`` pairs, 64 of them, for an index on (band, hash); none for no text.
+
+    Two signatures that share a pair are candidates. The hash is the first 63 bits of a
+    BLAKE2b of the band's three hash values: it fits a signed 64-bit column, and it is the same
+    in every process (Python's ``hash()`` is not).
+    """
+    if sig.size == 0:
+        return []
+    raw = sig.hashvalues
+    width = ROWS * 8
+    return [(band, _key63(raw[band * width : (band + 1) * width])) for band in range(BANDS)]
+
+
+def name_keys(text: str) -> list[int]:
+    """63-bit keys of the text's proper names (:func:`names`), sorted, for an index on them.
+
+    Same-event pairs share too few 5-shingles for the bands to find them (the Mezher reports:
+    Jaccard 0.035–0.061); they share names. Articles of other sites published within a few
+    days that share two or more of these keys are the candidates :func:`link_kind` decides on.
+    """
+    return sorted({_key63(name.encode("utf-8")) for name in names(text)})
+
+
+def _key63(data: bytes) -> int:
+    digest = hashlib.blake2b(data, digest_size=8).digest()
+    return int.from_bytes(digest, "little") & _BAND_MASK
+
+
+def candidate_probability(jaccard: float) -> float:
+    """The chance that two texts with this Jaccard share at least one band."""
+    return float(1.0 - (1.0 - jaccard**ROWS) ** BANDS)
+
+
+def similarity(a: Signature, b: Signature) -> float:
+    """Estimated Jaccard of the two texts' 5-shingle sets; 0.0 if either text has no words."""
+    if a.size == 0 or b.size == 0:
+        return 0.0
+    return float(np.count_nonzero(a.values() == b.values())) / NUM_PERM
+
+
+def containment(a: Signature, b: Signature) -> float:
+    """Estimated share of the smaller text's 5-shingles found in the other (0.0 to 1.0).
+
+    A republication that cuts or adds a paragraph keeps a high containment where its Jaccard
+    drops. From Jaccard and the set sizes: |A ∩ B| = J (|A| + |B|) / (1 + J).
+    """
+    jaccard = similarity(a, b)
+    if jaccard == 0.0:
+        return 0.0
+    shared = jaccard * (a.size + b.size) / (1.0 + jaccard)
+    return min(1.0, shared / min(a.size, b.size))
+
+
+# ------------------------------------------------------------------------ attribution
+
+_SOURCE_NAME = r"(?P<name>[^\W\d_][\w.&' -]{0,60}?)"
+_SOURCE_LINES = [
+    re.compile(rf"^\(?\s*(?:source|sources|via)\s*[:：]\s*{_SOURCE_NAME}\s*[.)]*$", re.I),
+    re.compile(rf"^\(?\s*via\s+{_SOURCE_NAME}\s*[.)]*$", re.I),
+    # A dash, not a hyphen: "- Iran" is a list item.
+    re.compile(rf"^[—–]\s*{_SOURCE_NAME}\s*\.?$", re.I),
+    re.compile(
+        rf"^(?:this|the)\s+(?:article|story|report|piece)\s+(?:was\s+)?(?:originally|first)\s+"
+        rf"(?:published|appeared)\s+(?:by|on|in|at)\s+{_SOURCE_NAME}\s*[.)]*$",
+        re.I,
+    ),
+]
+# The same attribution at the end of the last paragraph: "… he said. (Source: IRNA)"
+_SOURCE_TAIL = re.compile(rf"\((?:source|via)\s*[:：]?\s*{_SOURCE_NAME}\s*\)\s*\.?$", re.I)
+_EDGE_LINES: Final = 3
+_MAX_NAME_WORDS: Final = 6
+
+
+def normalise_source(name: str) -> str:
+    """A source name for comparison: NFKC, casefolded, words only, one space between them:
+    "Press TV." → "press tv", "PressTV.ir" → "presstv ir"."""
+    name = unicodedata.normalize("NFKC", name).casefold()
+    return " ".join(_WORD.findall(_APOSTROPHES.sub("", name)))
+
+
+def republication_source(text: str) -> str | None:
+    """The source a republished article names, normalised; None if it names none.
+
+    Looks at the first and the last three lines (paragraphs) for a line that is only an
+    attribution — "Source: Press TV", "(Source: IRNA)", "— Press TV", "via Tasnim", "This
+    article was originally published by …" — and at the end of the last paragraph for "(Source:
+    …)". The name comes back as :func:`normalise_source` gives it ("press tv", "saba");
+    :func:`source_site` tells which of this project's sites it is, if any.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    edge = lines[:_EDGE_LINES] + lines[-_EDGE_LINES:]
+    for line in edge:
+        for pattern in _SOURCE_LINES:
+            match = pattern.match(line)
+            if match and (name := _accept(match["name"])):
+                return name
+    if lines and (match := _SOURCE_TAIL.search(lines[-1])) and (name := _accept(match["name"])):
+        return name
+    return None
+
+
+def _accept(raw: str) -> str | None:
+    name = normalise_source(raw)
+    if not name or len(name.split()) > _MAX_NAME_WORDS:
+        return None
+    return name
+
+
+def source_site(name: str, source_sites: Mapping[str, str] = SOURCE_SITES) -> str | None:
+    """The site key of a normalised source name ("press tv" → "presstv"), None if unknown."""
+    return source_sites.get(name)
+
+
+# ----------------------------------------------------------------------------- linking
+
+
+class Overlap(NamedTuple):
+    """What two texts share, exactly."""
+
+    jaccard: float  # of the word 5-shingles
+    containment: float  # of the smaller text's 5-shingles in the other
+    phrases: float  # share of the smaller text's word 3-shingles in the other
+    names: frozenset[str]  # proper names both texts have (capitalised word pairs, chained)
+    shingles: int  # 5-shingles of the smaller text
+
+
+class Link(NamedTuple):
+    """A link between two articles: its kind and the measure that decided it.
+
+    The score of a republication is the containment, of a near-duplicate the Jaccard, of a
+    same-event link the 3-shingle share (all of :class:`Overlap`).
+    """
+
+    kind: LinkKindName
+    score: float
+
+
+def overlap(a_text: str, b_text: str) -> Overlap:
+    """The exact measures :func:`link_kind` decides on (and ``bench/related.py`` prints)."""
+    a_words, b_words = words(a_text), words(b_text)
+    a5, b5 = shingles(a_words), shingles(b_words)
+    a3, b3 = shingles(a_words, PHRASE_WORDS), shingles(b_words, PHRASE_WORDS)
+    return Overlap(
+        jaccard=_ratio(len(a5 & b5), len(a5 | b5)),
+        containment=_ratio(len(a5 & b5), min(len(a5), len(b5))),
+        phrases=_ratio(len(a3 & b3), min(len(a3), len(b3))),
+        names=_chained(names(a_text) & names(b_text)),
+        shingles=min(len(a5), len(b5)),
+    )
+
+
+def link_kind(
+    a_text: str,
+    b_text: str,
+    *,
+    a_site: str | None = None,
+    b_site: str | None = None,
+    a_published: datetime | None = None,
+    b_published: datetime | None = None,
+    max_days: float = SAME_EVENT_DAYS,
+    source_sites: Mapping[str, str] = SOURCE_SITES,
+) -> Link | None:
+    """The kind of link between two articles of different sites, or None.
+
+    ``a_site``/``b_site`` (site keys such as "presstv") let a text that names the other's
+    site as its source be a republication; without them there are none. ``a_published`` and
+    ``b_published`` (naive ones are taken as UTC), when both are given, must be at most
+    ``max_days`` apart for a same-event link; copies link whenever they were published.
+    ``source_sites`` maps normalised source names to site keys. Two articles of one site are
+    never linked: a site's own copies are versions or duplicates of one article, the catalog's
+    business.
+    """
+    if a_site is not None and a_site == b_site:
+        return None
+    measured = overlap(a_text, b_text)
+    copy_sized = measured.shingles >= CONTAINMENT_MIN_SHINGLES
+    if (
+        measured.containment >= REPUBLICATION_CONTAINMENT
+        and copy_sized
+        and (_names_site(a_text, b_site, source_sites) or _names_site(b_text, a_site, source_sites))
+    ):
+        return Link("republication", measured.containment)
+    if measured.jaccard >= NEAR_DUPLICATE_JACCARD or (
+        measured.containment >= NEAR_DUPLICATE_CONTAINMENT and copy_sized
+    ):
+        return Link("near-duplicate", measured.jaccard)
+    if (
+        measured.phrases >= SAME_EVENT_PHRASES
+        and len(measured.names) >= SAME_EVENT_NAMES
+        and _within(a_published, b_published, max_days)
+    ):
+        return Link("same-event", measured.phrases)
+    return None
+
+
+def related_pairs(
+    keys: Iterable[tuple[str, list[tuple[int, int]]]],
+) -> set[tuple[str, str]]:
+    """The candidate pairs among articles given as ``(id, bands(signature))``: the pairs that
+    share a band, each once, ids in order. What a SQL self-join on (band, hash) returns."""
+    buckets: dict[tuple[int, int], list[str]] = {}
+    for article, article_bands in keys:
+        for key in article_bands:
+            buckets.setdefault(key, []).append(article)
+    pairs: set[tuple[str, str]] = set()
+    for members in buckets.values():
+        ordered = sorted(set(members))
+        pairs.update(
+            (first, second) for i, first in enumerate(ordered) for second in ordered[i + 1 :]
+        )
+    return pairs
+
+
+def _is_title(line: str, tokens: list[str]) -> bool:
+    """A headline or subheading in title case: no closing punctuation, most words capitalised."""
+    if _SENTENCE_END.search(line):
+        return False
+    long_words = [t for t in tokens if len(t) > 3 and t[0].isalpha()]
+    return sum(t[0].isupper() for t in long_words) * 2 > len(long_words)
+
+
+def _chained(pairs: frozenset[str]) -> frozenset[str]:
+    """Shared name pairs joined where they continue each other: "united nations", "nations
+    security" and "security council" are one name, "united nations security council"."""
+    follows: dict[str, list[str]] = {}
+    seconds = set()
+    for pair in sorted(pairs):
+        first, second = pair.split(" ", 1)
+        follows.setdefault(first, []).append(second)
+        seconds.add(second)
+    chained: set[str] = set()
+    used: set[tuple[str, str]] = set()
+    starts = [w for w in sorted(follows) if w not in seconds] + sorted(follows)
+    for start in starts:
+        for second in follows.get(start, []):
+            if (start, second) in used:
+                continue
+            chain = [start, second]
+            used.add((start, second))
+            while nexts := [w for w in follows.get(chain[-1], []) if (chain[-1], w) not in used]:
+                used.add((chain[-1], nexts[0]))
+                chain.append(nexts[0])
+            chained.add(" ".join(chain))
+    return frozenset(chained)
+
+
+def _names_site(text: str, site: str | None, source_sites: Mapping[str, str]) -> bool:
+    if site is None:
+        return False
+    source = republication_source(text)
+    return source is not None and source_site(source, source_sites) == site
+
+
+def _within(a: datetime | None, b: datetime | None, max_days: float) -> bool:
+    if a is None or b is None:
+        return True
+    a = a if a.tzinfo else a.replace(tzinfo=UTC)
+    b = b if b.tzinfo else b.replace(tzinfo=UTC)
+    return abs(a - b) <= timedelta(days=max_days)
+
+
+def _ratio(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
