@@ -13,10 +13,13 @@ import html
 import json
 import re
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import IO, Any
 
+from sqlalchemy import func, select
+
 from crawler.access.query import AccessError, Archive, parse_time
+from crawler.catalog.db import Capture, captures, texts
 from crawler.catalog.search import MARK_END, MARK_START, Hit, SearchError, SearchQuery, search
 from crawler.constants import EXIT_FAILED, EXIT_OK
 
@@ -124,6 +127,106 @@ def print_hits(hits: list[Hit], query: SearchQuery, out: IO[str]) -> None:
         print(f"     {marked(hit.snippet, style)}", file=out)
 
 
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One text version of an article: its number, key and first capture."""
+
+    version: int
+    text_key: str
+    captured: str
+    url: str
+
+
+def text_versions(archive: Archive, site: str, article_key: str) -> list[Version]:
+    """Every text version of an article, oldest first: from the captures that carry them (the
+    texts table may lack versions recorded by an older newsarchive)."""
+    c = captures.c
+    query = (
+        select(c.version, c.text_key, func.min(c.capture_time), func.min(c.url))
+        .where(c.site == site, c.article_key == article_key, c.text_key.is_not(None))
+        .group_by(c.version, c.text_key)
+        .order_by(c.version, func.min(c.capture_time))
+    )
+    with archive.catalog.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    found: dict[int, Version] = {}
+    for version, key, captured, url in rows:
+        found.setdefault(int(version or 1), Version(int(version or 1), key, captured, url))
+    return list(found.values())
+
+
+def version_text(archive: Archive, version: Version) -> str:
+    """A version's words: from the catalog's texts when there, else from the store."""
+    with archive.catalog.engine.connect() as conn:
+        body = conn.execute(select(texts.c.body).where(texts.c.text_key == version.text_key))
+        found = body.scalar()
+    if found is not None:
+        return str(found)
+    return archive.text(_capture_like(archive, version)).decode("utf-8", "replace")
+
+
+def _capture_like(archive: Archive, version: Version) -> Capture:
+    c = captures.c
+    with archive.catalog.engine.connect() as conn:
+        row = conn.execute(select(captures).where(c.text_key == version.text_key).limit(1))
+        mapping = row.mappings().first()
+    if mapping is None:
+        raise AccessError(f"no capture carries the text {version.text_key}")
+    return Capture(**{name: mapping[name] for name in Capture.__dataclass_fields__})
+
+
+def _pick(versions: list[Version], number: int | None, default: int, what: str) -> Version:
+    if number is None:
+        return versions[default]
+    for version in versions:
+        if version.version == number:
+            return version
+    have = ", ".join(str(v.version) for v in versions)
+    raise AccessError(f"{what} {number}: the article has the versions {have}")
+
+
+def cmd_diff(ns: argparse.Namespace) -> int:
+    from crawler.access.cli import open_archive
+    from crawler.text.diff import render_html, render_plain, summary, word_diff
+
+    archive: Archive = open_archive(ns)
+    archive.check_not_empty()
+    target = archive.target(ns.ref)
+    if target.article_key is None or target.site is None:
+        raise AccessError(f"{ns.ref} is not an article with archived text: nothing to compare")
+    versions = text_versions(archive, target.site, target.article_key)
+    if not versions:
+        raise AccessError(f"{target.describe()} was captured, but no text was archived")
+    if len(versions) == 1 and ns.old is None and ns.new is None:
+        only = versions[0]
+        print(f"{target.describe()} has one text version (v1, captured {only.captured})")
+        return EXIT_OK
+    old = _pick(versions, ns.old, -2, "--from")
+    new = _pick(versions, ns.new, -1, "--to")
+    ops = word_diff(version_text(archive, old), version_text(archive, new))
+    context = None if ns.context < 0 else ns.context
+    head = (
+        f"{target.describe()}: v{old.version} (captured {old.captured}) -> v{new.version} "
+        f"(captured {new.captured}): {summary(ops)}"
+    )
+    if ns.html:
+        body = render_html(ops, context=context)
+        print(
+            "<!doctype html><meta charset=utf-8><title>"
+            + html.escape(head)
+            + "</title><style>del{background:#fdd}ins{background:#dfd}</style>"
+            + f"<h1>{html.escape(head)}</h1>\n{body}"
+        )
+        return EXIT_OK
+    color = ns.color == "always" or (ns.color == "auto" and sys.stdout.isatty())
+    print(head)
+    shown = render_plain(ops, color=color, context=context)
+    if shown:
+        print()
+        print(shown, end="")
+    return EXIT_OK
+
+
 def add_commands(sub: Any, resolver_factory: Any = None) -> None:
     """Register search, related and diff on ``newsarchive``'s subparsers (from access/cli)."""
     from crawler.access.cli import _common, _run
@@ -163,6 +266,34 @@ def add_commands(sub: Any, resolver_factory: Any = None) -> None:
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     _common(parser)
     parser.set_defaults(func=_run(cmd_search), resolver_factory=resolver_factory)
+
+    diff = sub.add_parser(
+        "diff",
+        help="what changed between two text versions of an article, word by word",
+        description="The word-level changes between two archived text versions of an article "
+        "(default: the last two): [-removed-]{+added+} marks, or red and green on a terminal; "
+        "--html for a page with <del> and <ins>. Paragraphs far from any change are shown as "
+        "'…'.",
+        epilog="examples:\n  newsarchive diff https://en.irna.ir/news/85859288/\n"
+        "  newsarchive diff tdi:world-polio-day-2023 --from 1 --to 3 --context 0\n"
+        "  newsarchive diff irna:85859288 --html > changes.html",
+        formatter_class=raw,
+    )
+    diff.add_argument("ref", help="article URL, site:key, or article key")
+    diff.add_argument("--from", dest="old", type=_positive, default=None, help="old version")
+    diff.add_argument("--to", dest="new", type=_positive, default=None, help="new version")
+    diff.add_argument(
+        "--context",
+        type=int,
+        default=1,
+        help="unchanged paragraphs shown around a change (default 1; -1: the whole text)",
+    )
+    diff.add_argument("--html", action="store_true", help="an HTML page instead of plain text")
+    diff.add_argument(
+        "--color", choices=("auto", "always", "never"), default="auto", help="ANSI colours"
+    )
+    _common(diff)
+    diff.set_defaults(func=_run(cmd_diff), resolver_factory=resolver_factory)
 
 
 def _positive(value: str) -> int:

@@ -197,26 +197,28 @@ def search(catalog: Catalog, query: SearchQuery) -> list[Hit]:
 
 
 def _search_sqlite(conn: Connection, terms: list[Term], query: SearchQuery) -> list[Hit]:
-    params: dict[str, Any] = {"q": _fts5(terms), "limit": query.limit, "offset": query.offset}
+    params: dict[str, Any] = {"q": _fts5(terms)}
     where = _filters(query, params)
-    # bm25 is lower-is-better; the headline weighs three times a body word.
+    # bm25 is lower-is-better; the headline weighs three times a body word. CROSS JOIN keeps
+    # the index outermost: filters are checked on its matches, not the other way round.
     ranked = (
         f"SELECT {_COLUMNS}, bm25(texts_fts, 3.0, 1.0) AS rank FROM texts_fts "
-        f"JOIN texts t ON t.id = texts_fts.rowid WHERE texts_fts MATCH :q{where}"
+        f"CROSS JOIN texts t ON t.id = texts_fts.rowid WHERE texts_fts MATCH :q{where} "
+        "ORDER BY rank, t.id LIMIT :fetch"
     )
-    if query.all_versions:
-        sql = f"{ranked} ORDER BY rank, t.id LIMIT :limit OFFSET :offset"
-    else:
-        # SQLite's min(): the other columns come from the row with the smallest rank.
-        # (Materialized: bm25() runs only inside the FTS query itself.)
-        sql = (
-            f"WITH r AS MATERIALIZED ({ranked}) SELECT *, min(rank) AS best FROM r "
-            "GROUP BY site, article_key ORDER BY best, id LIMIT :limit OFFSET :offset"
-        )
-    rows = conn.execute(text(sql), params).mappings().all()
-    if not rows:
+    wanted = query.offset + query.limit
+    fetch = wanted if query.all_versions else wanted * 2 + 8
+    while True:
+        rows = conn.execute(text(ranked), {**params, "fetch": fetch}).mappings().all()
+        chosen = _best_per_article(rows, query.all_versions)
+        # Enough articles, or every match seen: versions of one article share the pages.
+        if len(chosen) >= wanted or len(rows) < fetch:
+            break
+        fetch *= 4
+    chosen = chosen[query.offset : wanted]
+    if not chosen:
         return []
-    ids = [int(r["id"]) for r in rows]
+    ids = [int(r["id"]) for r in chosen]
     snippets = {
         int(r[0]): str(r[1])
         for r in conn.execute(
@@ -227,7 +229,21 @@ def _search_sqlite(conn: Connection, terms: list[Term], query: SearchQuery) -> l
             {"q": params["q"], "start": MARK_START, "end": MARK_END},
         )
     }
-    return [_hit(r, -float(r["rank"]), snippets.get(int(r["id"]), "")) for r in rows]
+    return [_hit(r, -float(r["rank"]), snippets.get(int(r["id"]), "")) for r in chosen]
+
+
+def _best_per_article(rows: Sequence[Any], all_versions: bool) -> list[Any]:
+    """Rows in rank order; one per article (its best-ranked version) unless ``all_versions``."""
+    if all_versions:
+        return list(rows)
+    seen: set[tuple[str, str]] = set()
+    chosen = []
+    for row in rows:
+        key = (row["site"], row["article_key"])
+        if key not in seen:
+            seen.add(key)
+            chosen.append(row)
+    return chosen
 
 
 def _search_postgres(conn: Connection, terms: list[Term], query: SearchQuery) -> list[Hit]:
