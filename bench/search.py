@@ -65,7 +65,7 @@ QUERIES = (
     ("exclusion", SearchQuery("w1000 -w100")),
     ("or", SearchQuery("w5000 OR w5001")),
     ("site filter", SearchQuery("w1000", sites=("irna",))),
-    ("month filter", SearchQuery("w100", published_from="2024-06-01", published_until="2024-07")),
+    ("month", SearchQuery("w100", published_from="2024-06-01", published_until="2024-07-01")),
     ("all versions", SearchQuery("w1000", all_versions=True)),
 )
 
