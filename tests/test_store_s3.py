@@ -799,7 +799,8 @@ def test_an_article_a_killed_crawl_kept_but_never_recorded_is_recorded_before_cr
     from crawler.crawl.catalog import ArchiveCatalog
     from crawler.crawl.config import CatalogConfig, LedgerConfig
     from crawler.crawl.ledger import CrawlLedger
-    from crawler.store.spool import Backlog, adopt_leftovers
+    from crawler.catalog.search import SearchQuery, search
+    from crawler.store.spool import SPOOLED_TEXT, Backlog, adopt_leftovers
 
     spool = tmp_path / "spool"
     killed = Backlog(spool, "tdi-killed", s3store.uri)
@@ -818,7 +819,8 @@ def test_an_article_a_killed_crawl_kept_but_never_recorded_is_recorded_before_cr
     killed.unlock()
 
     adopted = adopt_leftovers(spool, s3store.uri, skip="tdi-next")
-    assert adopted == [sidecar]
+    # The sidecar, and its text for the catalog's search index (read before the drain takes it).
+    assert adopted == [{**sidecar, SPOOLED_TEXT: "text"}]
     assert len(Backlog.load(spool / "pending/tdi-killed.json").entries) == 2
     crawler = get_crawler()
     assert crawler.stats is not None
@@ -831,6 +833,7 @@ def test_an_article_a_killed_crawl_kept_but_never_recorded_is_recorded_before_cr
     assert ext.known == {"a-story"}
     article = Catalog(url).article("tdi", "a-story")
     assert article is not None and article.text_key == sidecar["text_key"]
+    assert [h.article_key for h in search(Catalog(url), SearchQuery("text"))] == ["a-story"]
 
 
 def test_a_fresh_bucket_gets_its_own_catalog_and_every_article(

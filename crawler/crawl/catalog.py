@@ -24,6 +24,7 @@ from crawler.catalog.db import (
     Catalog,
     CatalogMismatch,
     Lease,
+    TextFacts,
     iso,
     url_digest,
 )
@@ -32,7 +33,7 @@ from crawler.crawl.config import CatalogConfig
 from crawler.crawl.ledger import CrawlLedger
 from crawler.layout import default_catalog_url, warc_key
 from crawler.store.base import StoreError, local_root, store_identity
-from crawler.store.spool import spool_identity, waiting_crawls
+from crawler.store.spool import SPOOLED_TEXT, spool_identity, waiting_crawls
 from crawler.util import without_password
 
 if TYPE_CHECKING:
@@ -239,6 +240,12 @@ class ArchiveCatalog:
                 text_key=str(sidecar["text_key"]),
                 title=sidecar.get("title"),
                 published=sidecar.get("published"),
+                body=sidecar.get(SPOOLED_TEXT),
+                facts=TextFacts(
+                    language=sidecar.get("language"),
+                    published_text=sidecar.get("published_text"),
+                    crawl_id=sidecar.get("crawl_id"),
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             logger.warning("a sidecar left by a killed crawl was not recorded: %s", exc)

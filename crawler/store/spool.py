@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -238,8 +239,13 @@ def waiting_crawls(spool: Path) -> set[str]:
     return waiting
 
 
+# The key under which an adopted sidecar carries its text (not a sidecar field: never stored).
+SPOOLED_TEXT = "_spooled_text"
+
+
 def adopt_leftovers(spool: Path, store_uri: str, skip: str) -> list[dict[str, Any]]:
-    """List what killed crawls left unlisted in their backlogs; their sidecars, parsed."""
+    """List what killed crawls left unlisted in their backlogs; their sidecars, parsed, each
+    with its text under ``SPOOLED_TEXT`` when the spool still holds it."""
     sidecars: list[dict[str, Any]] = []
     for list_path in pending_backlogs(spool):
         try:
@@ -250,17 +256,24 @@ def adopt_leftovers(spool: Path, store_uri: str, skip: str) -> list[dict[str, An
             continue
         try:
             backlog.adopt_unlisted()
-            for entry in backlog.entries:
-                key = str(entry["key"])
+            paths = {str(entry["key"]): spool / str(entry["path"]) for entry in backlog.entries}
+            for key, path in paths.items():
                 if not is_sidecar(key):
                     continue
                 try:
-                    data = json.loads((spool / str(entry["path"])).read_bytes())
+                    data = json.loads(path.read_bytes())
                 except (OSError, ValueError) as exc:
                     logger.warning("%s: unreadable sidecar in the spool: %s", key, exc)
                     continue
-                if isinstance(data, dict):
-                    sidecars.append(data)
+                if not isinstance(data, dict):
+                    continue
+                # The text itself, for the catalog's search index (read now: the drain
+                # removes it once stored).
+                text_path = paths.get(str(data.get("text_key")))
+                if text_path is not None:
+                    with contextlib.suppress(OSError):
+                        data[SPOOLED_TEXT] = text_path.read_text("utf-8", "replace")
+                sidecars.append(data)
         finally:
             backlog.unlock()
     return sidecars
