@@ -19,10 +19,11 @@ errs by ±0.036 at J = 0.5, enough to flip a pair near a threshold from one run 
 - ``same-event``: a rewrite, not a copy. 5-shingles say little here (the three reports of the
   Pezeshkian–Mezher meeting share 3.5–6 % of them), so it is the share of the shorter text's
   word 3-shingles found in the other (≥ 0.10; 0.16–0.25 for those three, ≤ 0.054 for every
-  other cross-site pair of the mirror), with at least two shared proper names (capitalised word
-  pairs such as "Jamil Mezher", "Popular Front"), and publication dates at most three days
-  apart when both are known. The names guard against the stock phrases of official prose
-  ("good neighborliness in the Islamic world"), which recur from one event to the next.
+  other cross-site pair of the mirror), with at least two shared proper names (runs of
+  capitalised words: "Jamil Mezher", "Popular Front"; 4–5 for those three, at most 2 for the
+  others), and publication dates at most three days apart when both are known. The names
+  guard against the stock phrases of official prose ("good neighborliness in the Islamic
+  world"), which recur from one event to the next.
 
 Word 5-shingles for the signature: fewer words make unrelated news look alike (3-shingles: up
 to 0.024 Jaccard between unrelated articles of the mirror, against 0.004 for 5-shingles), more
