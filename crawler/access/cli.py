@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -109,26 +111,62 @@ def cmd_snapshots(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_output(path: Path, *, force: bool) -> None:
+    """Refuse, before the archive is read, an output file ``get -o`` cannot or must not write."""
+    if path.is_dir():
+        raise UsageError(f"-o {path} is a directory: give a file name")
+    if path.exists() and not force:
+        raise UsageError(f"-o {path} exists: it is kept unless --force is given")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot write -o {path}: no directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write -o {path}: {parent} is not writable")
+
+
 def cmd_get(ns: argparse.Namespace) -> int:
+    output = Path(ns.output) if ns.output else None
+    if output is None and ns.kind == "warc" and sys.stdout.isatty():
+        raise UsageError(
+            "--as warc writes binary WARC data, not for a terminal: give -o FILE "
+            "(e.g. -o capture.warc.gz), or send stdout to a file or a pipe"
+        )
+    if output is not None:
+        _check_output(output, force=ns.force)
     archive = open_archive(ns)
     archive.check_not_empty()
-    at = _time(ns.at)
-    capture = archive.closest(ns.ref, at, need_text=ns.kind in ("text", "json"))
+    landing = archive.land(
+        ns.ref, _time(ns.at), need_text=ns.kind in ("text", "json"), follow=not ns.no_follow
+    )
+    print(landing.describe(ns.at), file=sys.stderr)
+    capture = landing.capture
     data: bytes
     if ns.kind == "text":
         data = archive.text(capture)
     elif ns.kind == "json":
         car = archive.sidecar(capture)
         car["capture"] = asdict(capture)
+        if landing.redirects:
+            car["redirected_from"] = [asdict(r) for r in landing.redirects]
         data = json.dumps(car, indent=2, ensure_ascii=False).encode() + b"\n"
     elif ns.kind == "html":
         data = archive.html(capture)[0].encode("utf-8")
     else:
         query = f"get {ns.ref} --at {ns.at or 'latest'}: the capture closest to that time"
+        if landing.redirects:
+            query += ", through the redirect from " + " -> ".join(r.url for r in landing.redirects)
         data = archive.warc(capture, query=query)
-    if ns.output:
-        Path(ns.output).write_bytes(data)
-        print(f"{capture.url} captured {capture.capture_time}: {len(data):,} bytes to {ns.output}")
+        if output is not None and output.name.lower().endswith(".warc"):
+            data = gzip.decompress(data)  # a plain .warc: the records as they are, unzipped
+    if output is not None:
+        try:
+            with output.open("wb" if ns.force else "xb") as fh:
+                fh.write(data)
+        except FileExistsError:
+            raise UsageError(f"-o {output} exists: it is kept unless --force is given") from None
+        except OSError as exc:
+            raise UsageError(f"cannot write -o {output}: {exc.strerror or exc}") from None
+        print(f"{capture.url} captured {capture.capture_time}: {len(data):,} bytes to {output}")
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -237,15 +275,27 @@ def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> N
         description="The capture closest to --at (default: the latest): its cleaned text, the "
         "archived HTML payload (decoded), the JSON sidecar, or a small WARC holding exactly "
         "that capture's response, request, metadata and conversion records, read from the "
-        "store by byte range.",
+        "store by byte range. When that capture is a redirect, the capture of its Location "
+        "nearest in time is taken instead, as a replay follows it (--no-follow: the redirect "
+        "itself). stderr says which capture was used and how far it is from --at.",
         epilog="examples:\n  newsarchive get https://en.irna.ir/news/85859288/ --as text\n"
-        "  newsarchive get tdi:world-polio-day-2023 --at 2025-06-30 --as warc -o capture.warc.gz",
+        "  newsarchive get tdi:world-polio-day-2023 --at 2025-06-30 --as warc -o capture.warc.gz\n"
+        "  newsarchive get tdi:world-polio-day-2023 --as warc | warcio index -",
         formatter_class=raw,
     )
     get.add_argument("ref", help="article URL, site:key, or article key")
     get.add_argument("--at", default=None, help="the capture closest to this time (ISO)")
     get.add_argument("--as", dest="kind", choices=("text", "html", "json", "warc"), default="text")
-    get.add_argument("-o", "--output", default=None, help="write to this file, not stdout")
+    get.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="write to this file, not stdout (a name ending in .warc: uncompressed records)",
+    )
+    get.add_argument("--force", action="store_true", help="replace the -o file if it exists")
+    get.add_argument(
+        "--no-follow", action="store_true", help="a redirect capture as it is, not followed"
+    )
     _common(get)
     get.set_defaults(func=_run(cmd_get), resolver_factory=resolver_factory)
 

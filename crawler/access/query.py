@@ -1,5 +1,6 @@
-"""What researchers ask of the archive: the captures of an article, one capture's text, page,
-sidecar and WARC records. The catalog says where things are; the store is read by key and range.
+"""What researchers ask of the archive: the captures of an article, and one capture's text,
+page, sidecar and WARC records (through its redirects, as a replay follows them). The catalog
+says where things are; the store is read by key and range.
 """
 
 from __future__ import annotations
@@ -7,9 +8,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urljoin
 
 from sqlalchemy import and_, func, select
 
@@ -33,6 +35,11 @@ _DATE = re.compile(
     r"(Z|[+-]\d{2}:?\d{2})?$"
 )
 _CHARSET = re.compile(r"charset=[\"']?([A-Za-z0-9._:-]+)", re.I)
+_TIME = "%Y-%m-%dT%H:%M:%SZ"
+# Redirects followed from one capture at most (browsers stop at 20; a news page needs 1 or 2).
+MAX_REDIRECTS = 10
+# Farther than this from the time asked, `get` says that no capture is nearer.
+FAR = timedelta(days=1)
 
 
 class AccessError(Exception):
@@ -83,6 +90,86 @@ class Target:
         if self.article_key is not None:
             return f"{self.site}:{self.article_key}"
         return str(self.url)
+
+
+def is_redirect(capture: Capture) -> bool:
+    """A capture a replay would follow (3xx; 304 is no redirect but a validator's answer)."""
+    return 300 <= capture.status < 400 and capture.status != 304
+
+
+def _moment(value: str) -> datetime:
+    return datetime.strptime(value, _TIME).replace(tzinfo=UTC)
+
+
+def _seconds_apart(a: str, b: str) -> float:
+    return abs((_moment(a) - _moment(b)).total_seconds())
+
+
+def how_far(seconds: float) -> str:
+    """A distance in time as a person says it: "40 seconds", "3 days", "18 months"."""
+    units = (
+        (2 * 365.25 * 86400, 365.25 * 86400, "year"),
+        (60 * 86400, 30.44 * 86400, "month"),
+        (2 * 86400, 86400, "day"),
+        (2 * 3600, 3600, "hour"),
+        (120, 60, "minute"),
+    )
+    for above, size, name in units:
+        if seconds >= above:
+            count = round(seconds / size)
+            return f"{count} {name}s"
+    count = round(seconds)
+    return f"{count} second{'' if count == 1 else 's'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Landing:
+    """The capture `get` gives: the one nearest the time asked, then through its redirects.
+
+    ``redirects`` are the redirect captures followed, in order (empty when none was).
+    """
+
+    capture: Capture
+    redirects: tuple[Capture, ...] = ()
+    at: str | None = None  # the time asked (catalog time); None: the latest
+    note: str = ""  # why a nearer capture was passed over
+
+    @property
+    def chosen(self) -> Capture:
+        """The capture nearest the time asked, before any redirect."""
+        return self.redirects[0] if self.redirects else self.capture
+
+    def describe(self, asked: str | None = None) -> str:
+        """One line for the terminal: which capture, how far from the time asked, and how.
+
+        ``asked``: the time as the user wrote it (default: the catalog time).
+        """
+        line = f"using the capture of {self.capture.url} at {self.capture.capture_time}"
+        if self.at is None:
+            line += ", the latest"
+        else:
+            apart = (_moment(self.capture.capture_time) - _moment(self.at)).total_seconds()
+            when = asked or self.at
+            if apart == 0:
+                line += f", captured at {when} exactly"
+            else:
+                line += f", {how_far(abs(apart))} {'after' if apart > 0 else 'before'} {when}"
+            if self.note:
+                line += f" ({self.note})"
+            elif abs(apart) > FAR.total_seconds():
+                if self.redirects:
+                    line += " (its redirect's target, as captured nearest the redirect)"
+                else:
+                    line += " (no capture is nearer)"
+        if self.redirects:
+            line += ", via the redirect" + ("s" if len(self.redirects) > 1 else "") + " from "
+            line += " -> ".join(
+                r.url
+                if r.capture_time == self.capture.capture_time
+                else f"{r.url} (captured {r.capture_time})"
+                for r in self.redirects
+            )
+        return line
 
 
 def text_conditions(site: str, since: str | None, until: str | None) -> list[Any]:
@@ -180,27 +267,123 @@ class Archive:
         return target, found
 
     def closest(self, ref: str, at: str | None, *, need_text: bool = False) -> Capture:
-        """The capture nearest ``at`` (the latest without it); with text when asked.
+        """The capture nearest ``at`` (the latest without it), through its redirects."""
+        return self.land(ref, at, need_text=need_text).capture
 
-        A challenge page is never the page's capture: ``snapshots`` lists it, marked.
+    def land(
+        self, ref: str, at: str | None, *, need_text: bool = False, follow: bool = True
+    ) -> Landing:
+        """The capture nearest ``at`` (the latest without it) and, when that one is a redirect,
+        the capture its Location leads to, as a replay would (``follow``); with text when asked.
+
+        A challenge page is never the page's capture: ``snapshots`` lists it, marked. Of two
+        captures as near, the one that is no redirect is taken.
         """
         target, found = self.snapshots(ref)
         found = [f for f in found if f.record_type != CHALLENGE_RECORD]
         if need_text:
-            found = [f for f in found if f.text_key]
-            if not found:
-                raise AccessError(f"{target.describe()} was captured, but no text was archived")
+            # A redirect may lead to a capture with text: it stays a candidate.
+            found = [f for f in found if f.text_key or (follow and is_redirect(f))]
         if not found:
+            if need_text:
+                raise AccessError(f"{target.describe()} was captured, but no text was archived")
             raise AccessError(f"no capture of {target.describe()}")
         if at is None:
-            return found[-1]
-        moment = datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ")
+            # The latest first; of captures in the same second, one that is no redirect, and
+            # of those the last the catalog lists.
+            latest = sorted(
+                enumerate(found), key=lambda p: (p[1].capture_time, not is_redirect(p[1]), p[0])
+            )
+            order = [f for _, f in reversed(latest)]
+        else:
+            order = sorted(
+                found, key=lambda f: (_seconds_apart(f.capture_time, at), is_redirect(f))
+            )
+        if not need_text:
+            return self.follow(order[0], at) if follow else Landing(order[0], (), at)
+        # Text: the nearest capture that has it, itself or at the end of its redirects.
+        passed: list[str] = []
+        for candidate in order:
+            landing = Landing(candidate, (), at)
+            if not candidate.text_key:
+                try:
+                    landing = self.follow(candidate, at)
+                except AccessError:
+                    landing = Landing(candidate, (), at)  # it leads nowhere archived
+            if landing.capture.text_key:
+                note = ""
+                if passed:
+                    some = "nearer redirects lead" if len(passed) > 1 else "a nearer redirect leads"
+                    note = f"{some} to no archived text: {', '.join(passed)}"
+                return replace(landing, note=note)
+            passed.append(f"{candidate.url} at {candidate.capture_time}")
+        raise AccessError(f"{target.describe()} was captured, but no text was archived")
 
-        def distance(item: Capture) -> float:
-            when = datetime.strptime(item.capture_time, "%Y-%m-%dT%H:%M:%SZ")
-            return abs((when - moment).total_seconds())
+    def follow(self, capture: Capture, at: str | None = None) -> Landing:
+        """From a redirect capture to the capture of its Location nearest in time, and on.
 
-        return min(found, key=distance)
+        Stops at a capture that is no redirect (or one without a Location); a loop, more than
+        MAX_REDIRECTS hops, or a Location the archive never captured is an AccessError.
+        """
+        first = capture
+        chain: list[Capture] = []
+        seen = {capture.url}
+        while is_redirect(capture):
+            location = self.redirect_location(capture)
+            if location is None:
+                break
+            if len(chain) >= MAX_REDIRECTS:
+                raise AccessError(
+                    f"more than {MAX_REDIRECTS} redirects from {first.url} "
+                    f"(captured {first.capture_time}): --no-follow gives the first one"
+                )
+            if location in seen:
+                path = " -> ".join([*(c.url for c in chain), capture.url, location])
+                raise AccessError(f"a redirect loop: {path} (--no-follow gives the first one)")
+            target = self.nearest_of_url(location, capture.capture_time)
+            if target is None:
+                raise AccessError(
+                    f"{capture.url} (captured {capture.capture_time}) redirects to {location}, "
+                    "which the archive never captured (--no-follow gives the redirect itself)"
+                )
+            chain.append(capture)
+            seen.add(location)
+            capture = target
+        return Landing(capture, tuple(chain), at)
+
+    def redirect_location(self, capture: Capture) -> str | None:
+        """The absolute Location of a redirect capture, read from its WARC record."""
+        try:
+            data = self.store.get_range(capture.warc_key, capture.warc_offset, capture.warc_length)
+        except FileNotFoundError as exc:
+            raise AccessError(
+                f"{capture.warc_key} is in the catalog but not in the store {self.store.uri}"
+            ) from exc
+        record, _payload = payload_of(data)
+        headers = record.http_headers
+        location = headers.get_header("Location") if headers is not None else None
+        return urljoin(capture.url, location.strip()) if location else None
+
+    def nearest_of_url(self, url: str, when: str) -> Capture | None:
+        """The capture of exactly this URL nearest ``when`` (no challenge page)."""
+        c = captures.c
+        base = and_(c.url == url, c.record_type != CHALLENGE_RECORD)
+        before = select(captures).where(base, c.capture_time <= when)
+        after = select(captures).where(base, c.capture_time > when)
+        found: list[Capture] = []
+        from crawler.access.table import capture_of
+
+        with self.catalog.engine.connect() as conn:
+            for query in (
+                before.order_by(c.capture_time.desc(), c.id.desc()),
+                after.order_by(c.capture_time, c.id),
+            ):
+                row = conn.execute(query.limit(1)).mappings().first()
+                if row is not None:
+                    found.append(capture_of(row))
+        if not found:
+            return None
+        return min(found, key=lambda f: _seconds_apart(f.capture_time, when))
 
     def by_record_id(self, record_id: str) -> Capture | None:
         for item in self._select(captures.c.record_id == record_id):
