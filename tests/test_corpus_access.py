@@ -1,5 +1,6 @@
 """The researcher's corpus commands on the demo of all five sites, run as a user runs them:
-`get` lands on the article through a redirect and refuses what would spoil a file or a terminal."""
+`get` lands on the article through a redirect, `snapshots` lists a site, a URL prefix, a day or
+a crawl."""
 
 from __future__ import annotations
 
@@ -287,3 +288,76 @@ def test_get_output_file_kept_unless_force(store: Path, tmp_path: Path) -> None:
     assert plain.read_bytes().startswith(b"WARC/1.1\r\n")
     check = subprocess.run([str(venv_program("warcio")), "check", str(plain)], capture_output=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+# ------------------------------------------------------------------ snapshots: listings
+
+
+def listed(*args: str) -> list[dict[str, Any]]:
+    got = cli("snapshots", *args, "--json")
+    assert got.code == 0, got.err
+    return got.lines()
+
+
+def test_snapshots_of_a_site(store: Path, rows: list[dict[str, Any]]) -> None:
+    irna = [r for r in rows if r["site"] == "irna"]
+    found = listed("--site", "irna", "--store", str(store))
+    assert sorted(f["record_id"] for f in found) == sorted(r["record_id"] for r in irna)
+    assert [f["capture_time"] for f in found] == sorted(f["capture_time"] for f in found)
+    two = listed("--site", "irna,tdi", "--store", str(store))
+    assert {f["site"] for f in two} == {"irna", "tdi"}
+    assert len(two) == sum(r["site"] in ("irna", "tdi") for r in rows)
+    assert len(listed("--site", "irna", "--limit", "3", "--store", str(store))) == 3
+    table = cli("snapshots", "--site", "irna", "--store", str(store)).out.decode().splitlines()
+    assert table[0] == "captures of site irna (oldest first):"
+    assert table[-1] == f"{len(irna)} captures"
+    assert len(table) == len(irna) + 3
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["https://en.irna.ir/news/*", "en.irna.ir/news/*", "https://thediplomaticinsight.com/w*"],
+)
+def test_snapshots_of_a_url_prefix(store: Path, rows: list[dict[str, Any]], pattern: str) -> None:
+    prefix = pattern.removesuffix("*")
+    starts = [prefix] if "://" in prefix else ["http://" + prefix, "https://" + prefix]
+    want = sorted(r["url"] for r in rows if r["url"].startswith(tuple(starts)))
+    assert want, "the demo has captures under that prefix"
+    found = listed(pattern, "--store", str(store))
+    assert sorted(f["url"] for f in found) == want
+
+
+def test_snapshots_of_a_day_and_of_a_crawl(store: Path, rows: list[dict[str, Any]]) -> None:
+    tdi = [r for r in rows if r["site"] == "tdi"]
+    day = tdi[0]["capture_time"][:10]
+    found = listed("--site", "tdi", "--day", day, "--store", str(store))
+    assert sorted(f["record_id"] for f in found) == sorted(
+        r["record_id"] for r in tdi if r["capture_time"].startswith(day)
+    )
+    ranged = listed("--site", "tdi", "--from", day, "--to", day, "--store", str(store))
+    assert ranged == found
+    empty = cli("snapshots", "--site", "tdi", "--day", "2001-01-01", "--store", str(store))
+    assert empty.code == 0 and empty.out.decode().splitlines()[-1] == "0 captures"
+    assert empty.err.startswith("no capture of site tdi")
+    [manifest] = (store / "manifests" / "presstv").glob("*.json")
+    crawl = json.loads(manifest.read_text())["crawl_id"]
+    found = listed("--crawl", crawl, "--store", str(store))
+    assert sorted(f["url"] for f in found) == sorted(
+        r["url"] for r in rows if r["crawl_id"] == crawl
+    )
+    assert {f["site"] for f in found} == {"presstv"}
+
+
+def test_snapshots_refusals_and_the_article_form(store: Path) -> None:
+    unknown = cli("snapshots", "--site", "irnaa", "--store", str(store))
+    assert unknown.code == 2 and unknown.err.count("\n") == 1
+    assert "unknown site 'irnaa' (did you mean irna?)" in unknown.err
+    assert f"the catalog holds: {', '.join(SITES)}" in unknown.err
+    crawl = cli("snapshots", "--crawl", "tdi-19990101T000000Z-000000", "--store", str(store))
+    assert crawl.code == 2 and "no crawl 'tdi-19990101T000000Z-000000'" in crawl.err
+    nothing = cli("snapshots", "--store", str(store))
+    assert nothing.code == 2 and "say what to list" in nothing.err
+    # One article: a JSON array, as before, with both captures (the 301 and the 200).
+    article = cli("snapshots", ARTICLE, "--store", str(store), "--json")
+    assert article.code == 0
+    assert sorted(c["url"] for c in article.json()) == sorted([LANDING, REDIRECT])

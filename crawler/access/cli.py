@@ -94,20 +94,121 @@ def _time(value: str | None, *, end: bool = False) -> str | None:
 
 
 # -- commands ------------------------------------------------------------------------------------
+def _site_names(values: list[str] | None) -> list[str]:
+    """``--site a --site b,c`` as [a, b, c], each once, in the order given."""
+    names: list[str] = []
+    for value in values or []:
+        for name in value.split(","):
+            if name.strip() and name.strip() not in names:
+                names.append(name.strip())
+    return names
+
+
+def _check_sites(archive: Any, names: list[str]) -> None:
+    """An unknown site name is a usage error that names the sites the catalog holds."""
+    import difflib
+
+    unknown = archive.unknown_sites(names)
+    if not unknown:
+        return
+    known = archive.known_sites()
+    hints = [m for name in unknown for m in difflib.get_close_matches(name, known, n=1)]
+    said = ", ".join(repr(name) for name in unknown)
+    raise UsageError(
+        f"unknown site{'s' if len(unknown) > 1 else ''} {said}"
+        + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+        + f"; the catalog holds: {', '.join(known) or 'none'}"
+    )
+
+
+def _range(ns: argparse.Namespace) -> tuple[str | None, str | None]:
+    """--from/--to, or --day (a day, a month or a year: the whole of it)."""
+    day = getattr(ns, "day", None)
+    if day is not None:
+        if ns.since is not None or ns.until is not None:
+            raise UsageError("--day or --from/--to, not both")
+        return _time(day), _time(day, end=True)
+    return _time(ns.since), _time(ns.until, end=True)
+
+
+def _is_listing(ns: argparse.Namespace) -> bool:
+    return ns.ref is None or ns.ref.strip().endswith("*")
+
+
 def cmd_snapshots(ns: argparse.Namespace) -> int:
+    if _is_listing(ns):
+        return _listing(ns)
+    if ns.site or ns.crawl:
+        raise UsageError(
+            f"--site and --crawl list captures; {ns.ref!r} names one article (for a URL prefix, "
+            "end it in *; for one site's article, site:key)"
+        )
     archive = open_archive(ns)
     archive.check_not_empty()
-    target, found = archive.snapshots(ns.ref, _time(ns.since), _time(ns.until, end=True))
+    since, until = _range(ns)
+    target, found = archive.snapshots(ns.ref, since, until)
+    if ns.limit is not None:
+        found = found[: ns.limit]
     if ns.json:
         print(json.dumps([asdict(f) for f in found], indent=2))
         return EXIT_OK
     print(f"{target.describe()}: {len(found)} captures")
-    print(f"{'captured':20}  status  {'type':8}  ver  text  {'payload digest':38}  url")
+    print(f"{'captured':20}  status  {'type':9}  ver  text  {'payload digest':38}  url")
     for f in found:
         print(
-            f"{f.capture_time:20}  {f.status:6}  {f.record_type:8}  {f.version or '-':>3}  "
+            f"{f.capture_time:20}  {f.status:6}  {f.record_type:9}  {f.version or '-':>3}  "
             f"{'yes' if f.text_key else 'no':4}  {f.payload_digest or '-':38}  {f.url}"
         )
+    return EXIT_OK
+
+
+def _listing(ns: argparse.Namespace) -> int:
+    """The captures of a site, a URL prefix, a day or a crawl, streamed from the catalog."""
+    from crawler.access.query import Listing
+
+    prefix = ns.ref.strip()[:-1] if ns.ref is not None else None
+    if prefix is not None and "*" in prefix:
+        raise UsageError(f"{ns.ref!r}: only a trailing * (a URL prefix) is understood")
+    since, until = _range(ns)
+    if ns.ref is None and not (ns.site or ns.crawl or since or until):
+        raise UsageError(
+            "say what to list: an article (URL, site:key or key), a URL prefix ending in *, "
+            "--site, --crawl, or --day/--from/--to"
+        )
+    archive = open_archive(ns, resolver=False)
+    archive.check_not_empty()
+    sites = _site_names(ns.site)
+    _check_sites(archive, sites)
+    if ns.crawl and not archive.crawl_known(ns.crawl):
+        latest = archive.latest_crawls()
+        raise UsageError(f"no crawl {ns.crawl!r} in the catalog; the latest: {', '.join(latest)}")
+    listing = Listing(tuple(sites), prefix or None, ns.crawl, since, until, ns.limit)
+    count = 0
+    try:
+        if not ns.json:
+            print(f"captures of {listing.describe()} (oldest first):")
+            print(f"{'captured':20}  status  {'type':9}  ver  text  {'article':32}  url")
+        for f in archive.list_captures(listing):
+            count += 1
+            if ns.json:
+                print(json.dumps(asdict(f), ensure_ascii=False))
+                continue
+            article = f"{f.site}:{f.article_key}" if f.article_key else "-"
+            print(
+                f"{f.capture_time:20}  {f.status:6}  {f.record_type:9}  {f.version or '-':>3}  "
+                f"{'yes' if f.text_key else 'no':4}  {article:32}  {f.url}"
+            )
+        if not ns.json:
+            more = " (--limit reached)" if ns.limit is not None and count >= ns.limit else ""
+            print(f"{count} captures{more}")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped (`| head`): that is no error; stdout is gone, so quiet the exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    if count == 0:
+        print(f"no capture of {listing.describe()}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -233,6 +334,16 @@ def _run(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
     return wrapped
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"a positive whole number, not {value!r}")
+    return number
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None, help=STORE_HELP)
     parser.add_argument("--catalog", default=None, help=CATALOG_HELP)
@@ -255,17 +366,43 @@ def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> N
     raw = argparse.RawDescriptionHelpFormatter
     snap = sub.add_parser(
         "snapshots",
-        help="every capture of the article behind a URL",
+        help="the captures of an article, or a listing: a site, a URL prefix, a day, a crawl",
         description="Every capture of the article behind a URL (any host alias or slug), a "
-        "site:key, or a bare article key: time, status, version, digests, whether text exists.",
+        "site:key, or a bare article key: time, status, version, digests, whether text exists. "
+        "Or a listing, streamed oldest first: the captures of a URL prefix (a trailing *, "
+        "matched against the URLs as captured; without a scheme, http and https), of --site, "
+        "of --crawl, of --day or --from/--to, all of those given together. --json prints one "
+        "JSON array for an article, JSON lines (one capture a line) for a listing.",
         epilog="examples:\n  newsarchive snapshots https://en.irna.ir/news/85859288/\n"
-        "  newsarchive snapshots irna:85859288 --from 2025-06 --to 2025-06 --json",
+        "  newsarchive snapshots irna:85859288 --from 2025-06 --to 2025-06 --json\n"
+        "  newsarchive snapshots --site irna --limit 20\n"
+        "  newsarchive snapshots 'https://en.irna.ir/news/*' --json > irna-news.jsonl\n"
+        "  newsarchive snapshots --site tdi --day 2026-12-06\n"
+        "  newsarchive snapshots --crawl tdi-20261207T051615Z-b53dd4",
         formatter_class=raw,
     )
-    snap.add_argument("ref", help="article URL, site:key, or article key")
+    snap.add_argument(
+        "ref",
+        nargs="?",
+        default=None,
+        help="article URL, site:key, or article key; or a URL prefix ending in * (a listing)",
+    )
+    snap.add_argument(
+        "--site",
+        action="append",
+        default=None,
+        help="list this site's captures (again, or a comma list, for several)",
+    )
+    snap.add_argument("--crawl", default=None, help="list the captures of this crawl id")
+    snap.add_argument("--day", default=None, help="captured that day (or month, or year)")
     snap.add_argument("--from", dest="since", default=None, help="captured at or after (ISO date)")
     snap.add_argument("--to", dest="until", default=None, help="captured up to (inclusive)")
-    snap.add_argument("--json", action="store_true", help="JSON instead of a table")
+    snap.add_argument("--limit", type=_positive, default=None, help="at most this many captures")
+    snap.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON instead of a table (an array for an article, JSON lines for a listing)",
+    )
     _common(snap)
     snap.set_defaults(func=_run(cmd_snapshots), resolver_factory=resolver_factory)
 

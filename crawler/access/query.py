@@ -1,19 +1,20 @@
-"""What researchers ask of the archive: the captures of an article, and one capture's text,
-page, sidecar and WARC records (through its redirects, as a replay follows them). The catalog
-says where things are; the store is read by key and range.
+"""What researchers ask of the archive: the captures of an article, listings of a site, a URL
+prefix, a day or a crawl, and one capture's text, page, sidecar and WARC records (through its
+redirects, as a replay follows them). The catalog says where things are; the store is read by
+key and range.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 
 from crawler.access.records import (
     Location,
@@ -172,6 +173,51 @@ class Landing:
         return line
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Which captures a listing takes: every filter given, together (none: every capture)."""
+
+    sites: tuple[str, ...] = ()
+    url_prefix: str | None = None  # with a scheme, or without: http:// and https:// both
+    crawl_id: str | None = None
+    since: str | None = None
+    until: str | None = None  # exclusive
+    limit: int | None = None
+
+    def conditions(self) -> list[Any]:
+        c = captures.c
+        found: list[Any] = []
+        if self.sites:
+            found.append(c.site.in_(self.sites))
+        if self.url_prefix:
+            prefixes = (
+                [self.url_prefix]
+                if "://" in self.url_prefix
+                else [f"http://{self.url_prefix}", f"https://{self.url_prefix}"]
+            )
+            # substr, not LIKE: exact and case-sensitive in every database, no escaping.
+            found.append(or_(*(func.substr(c.url, 1, len(p)) == p for p in prefixes)))
+        if self.crawl_id:
+            found.append(c.crawl_id == self.crawl_id)
+        if self.since:
+            found.append(c.capture_time >= self.since)
+        if self.until:
+            found.append(c.capture_time < self.until)
+        return found
+
+    def describe(self) -> str:
+        parts = []
+        if self.sites:
+            parts.append("site " + ", ".join(self.sites))
+        if self.url_prefix:
+            parts.append(f"URLs starting {self.url_prefix}")
+        if self.crawl_id:
+            parts.append(f"crawl {self.crawl_id}")
+        if self.since or self.until:
+            parts.append(f"captured {self.since or 'any time'} .. {self.until or 'now'}")
+        return "; ".join(parts) or "every capture"
+
+
 def text_conditions(site: str, since: str | None, until: str | None) -> list[Any]:
     """Which captures an export takes: the site's captures with text, in the time range."""
     c = captures.c
@@ -207,6 +253,42 @@ class Archive:
                 conn.execute(select(captures.c.id).where(and_(*conditions)).limit(1)).first()
                 is not None
             )
+
+    def known_sites(self) -> list[str]:
+        """Every site the catalog holds a capture of."""
+        with self.catalog.engine.connect() as conn:
+            return sorted(conn.execute(select(captures.c.site).distinct()).scalars())
+
+    def unknown_sites(self, names: Sequence[str]) -> list[str]:
+        known = set(self.known_sites())
+        return [name for name in names if name not in known]
+
+    def crawl_known(self, crawl_id: str) -> bool:
+        return self._exists(captures.c.crawl_id == crawl_id)
+
+    def latest_crawls(self, count: int = 5) -> list[str]:
+        c = captures.c
+        query = (
+            select(c.crawl_id, func.max(c.capture_time).label("last"))
+            .group_by(c.crawl_id)
+            .order_by(func.max(c.capture_time).desc())
+            .limit(count)
+        )
+        with self.catalog.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
+
+    def list_captures(self, listing: Listing) -> Iterator[Capture]:
+        """The captures a listing takes, oldest first, streamed from the catalog's cursor."""
+        from crawler.access.table import capture_of
+
+        c = captures.c
+        query = select(captures).where(and_(*listing.conditions())).order_by(c.capture_time, c.id)
+        if listing.limit is not None:
+            query = query.limit(listing.limit)
+        with self.catalog.engine.connect() as conn:
+            result = conn.execution_options(yield_per=1000).execute(query)
+            for r in result.mappings():
+                yield capture_of(r)
 
     def target(self, ref: str) -> Target:
         """An article or URL from a URL (any host alias or slug), ``site:key`` or a bare key."""
