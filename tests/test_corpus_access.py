@@ -1,14 +1,16 @@
 """The researcher's corpus commands on the demo of all five sites, run as a user runs them:
 `get` lands on the article through a redirect, `snapshots` lists a site, a URL prefix, a day or
-a crawl."""
+a crawl, `export` writes several sites into one output and refuses what would spoil a file."""
 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import pty
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -21,7 +23,7 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.ops.cli import main
+from crawler.ops.cli import build_parser, main
 from tests.conftest import ROOT, venv_program
 
 pytestmark = pytest.mark.slow
@@ -361,3 +363,112 @@ def test_snapshots_refusals_and_the_article_form(store: Path) -> None:
     article = cli("snapshots", ARTICLE, "--store", str(store), "--json")
     assert article.code == 0
     assert sorted(c["url"] for c in article.json()) == sorted([LANDING, REDIRECT])
+
+
+# ------------------------------------------------------------------ export of a corpus
+
+
+def texts(store: Path, site: str) -> int:
+    return len(list((store / "text" / site).rglob("*.txt")))
+
+
+def test_export_several_sites_into_one_jsonl(store: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "corpus.jsonl"
+    done = cli("export", "--site", "tdi", "--site", "irna", str(dest), "--store", str(store))
+    assert done.code == 0, done.err
+    lines = [json.loads(x) for x in dest.read_text().splitlines()]
+    by_site = {s: sum(line["site"] == s for line in lines) for s in ("tdi", "irna")}
+    assert by_site == {"tdi": texts(store, "tdi"), "irna": texts(store, "irna")}
+    assert len(lines) == sum(by_site.values())
+    out = done.out.decode().splitlines()
+    assert out[0].startswith(f"exported {by_site['tdi']} articles ") and " of tdi " in out[0]
+    assert out[1].startswith(f"exported {by_site['irna']} articles ") and " of irna " in out[1]
+    assert out[2].startswith(f"in all: exported {len(lines)} articles ")
+
+
+def test_export_parquet_by_its_extension_and_all_sites(store: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    dest = tmp_path / "all.parquet"
+    done = cli("export", "--all", str(dest), "--store", str(store))
+    assert done.code == 0, done.err
+    counts = dict(duckdb.sql(f"select site, count(*) from '{dest}' group by site").fetchall())
+    assert counts == {site: texts(store, site) for site in SITES}
+    two = tmp_path / "two.parquet"
+    assert cli("export", "--site", "presstv,almasirah", str(two), "--store", str(store)).code == 0
+    sites = {r[0] for r in duckdb.sql(f"select distinct site from '{two}'").fetchall()}
+    assert sites == {"presstv", "almasirah"}
+
+
+def test_export_warc_and_text_by_their_names(store: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "two.warc"
+    assert cli("export", "--site", "tdi,irna", str(plain), "--store", str(store)).code == 0
+    assert plain.read_bytes().startswith(b"WARC/1.1\r\n")
+    with plain.open("rb") as fh:
+        kinds = [r.rec_type for r in ArchiveIterator(fh)]
+    assert kinds[0] == "warcinfo"
+    assert kinds.count("conversion") == texts(store, "tdi") + texts(store, "irna")
+    tree = tmp_path / "texts"
+    done = cli("export", "--site", "tdi,irna", f"{tree}/", "--store", str(store))
+    assert done.code == 0, done.err
+    assert sorted(p.name for p in tree.iterdir()) == ["irna", "tdi"]
+    again = cli("export", "--site", "tdi", f"{tree}/", "--store", str(store))
+    assert again.code == 2 and "is not empty: --force" in again.err
+
+
+def test_export_refusals(store: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "x.jsonl"
+    unknown = cli("export", "--site", "tdi,irnaa", str(dest), "--store", str(store))
+    assert unknown.code == 2 and unknown.err.count("\n") == 1
+    assert "unknown site 'irnaa'" in unknown.err
+    assert f"the catalog holds: {', '.join(SITES)}" in unknown.err
+    assert not dest.exists()
+    disagree = cli(
+        "export", "--site", "tdi", "--format", "parquet", str(dest), "--store", str(store)
+    )
+    assert disagree.code == 2 and not dest.exists()
+    assert disagree.err.startswith(f"error: --format parquet, but {dest} ends in .jsonl")
+    nameless = cli("export", "--site", "tdi", str(tmp_path / "corpus"), "--store", str(store))
+    assert nameless.code == 2 and "cannot tell the format" in nameless.err
+    which = cli("export", str(dest), "--store", str(store))
+    assert which.code == 2 and "--site NAME" in which.err and "--all" in which.err
+    dest.write_text("precious\n")
+    kept = cli("export", "--site", "tdi", str(dest), "--store", str(store))
+    assert kept.code == 2 and dest.read_text() == "precious\n"
+    assert kept.err == f"error: {dest} exists: it is kept unless --force is given\n"
+    forced = cli("export", "--site", "tdi", str(dest), "--store", str(store), "--force")
+    assert forced.code == 0, forced.err
+    assert len(dest.read_text().splitlines()) == texts(store, "tdi")
+    assert not list(tmp_path.glob("*.partial"))
+    # A name that says no format, with --format: taken.
+    named = tmp_path / "corpus.out"
+    assert (
+        cli("export", "--site", "tdi", "--format", "jsonl", str(named), "--store", str(store)).code
+        == 0
+    )
+    assert len(named.read_text().splitlines()) == texts(store, "tdi")
+
+
+# ------------------------------------------------------------------ help
+
+
+def examples(command: str, capsys: pytest.CaptureFixture[str]) -> list[list[str]]:
+    """The example command lines of a command's --help, up to a pipe or a redirection."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    found = []
+    for line in capsys.readouterr().out.split("examples:", 1)[1].splitlines():
+        words = shlex.split(line)
+        if words[:1] == ["newsarchive"]:
+            found.append(list(itertools.takewhile(lambda w: w not in ("|", ">"), words[1:])))
+    return found
+
+
+@pytest.mark.parametrize("command", ["snapshots", "get", "export"])
+def test_help_examples_parse(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    found = examples(command, capsys)
+    assert len(found) >= 3
+    for args in found:
+        assert args[0] == command
+        ns = build_parser().parse_args(args)
+        assert ns.func is not None, args

@@ -70,6 +70,7 @@ def open_archive(ns: argparse.Namespace, *, resolver: bool = True) -> Any:
         raise UsageError(
             f"{exc} (--catalog), or `newsarchive reindex` to build one from the store"
         ) from None
+    vars(ns).setdefault("opened_catalogs", []).append(catalog)  # closed by _run
     factory: ResolverFactory | None = getattr(ns, "resolver_factory", None)
     return Archive(store, catalog, _lazy(factory) if resolver and factory is not None else None)
 
@@ -275,23 +276,59 @@ def cmd_get(ns: argparse.Namespace) -> int:
 
 
 def cmd_export(ns: argparse.Namespace) -> int:
-    from crawler.access.export import Progress, count_rows, export
+    from crawler.access.export import (
+        Export,
+        OutputError,
+        Progress,
+        Summary,
+        check_dest,
+        count_rows,
+        format_for,
+    )
 
+    names = _site_names(ns.site)
+    if ns.all and names:
+        raise UsageError("--all or --site, not both")
+    if not ns.all and not names:
+        raise UsageError("say which sites: --site NAME (again, or a comma list), or --all")
+    dest = Path(ns.dest)
+    try:
+        fmt = format_for(ns.dest, ns.format)
+        check_dest(dest, fmt, force=ns.force)
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
     archive = open_archive(ns, resolver=False)
     archive.check_not_empty()
+    _check_sites(archive, names)
+    sites = archive.known_sites() if ns.all else names
     since, until = _time(ns.since), _time(ns.until, end=True)
-    total = count_rows(archive, ns.site, since, until)
-    if total == 0:
+    span = f"{since or 'start'} .. {until or 'now'}"
+    totals = {site: count_rows(archive, site, since, until) for site in sites}
+    taken = [site for site in sites if totals[site]]
+    if not taken:
+        which = " or ".join(repr(s) for s in sites) if len(sites) < 4 else "any site"
         print(
-            f"error: no archived article of {ns.site!r} captured in that range "
-            f"({since or 'start'} .. {until or 'now'})",
+            f"error: no archived article of {which} captured in that range ({span})",
             file=sys.stderr,
         )
         return EXIT_FAILED
-    bar = Progress(total)
-    summary = export(archive, ns.site, since, until, ns.format, Path(ns.dest), bar.update)
-    bar.close()
-    print(summary.line(f"{ns.site} {since or 'start'} .. {until or 'now'}", ns.dest))
+    for site in sites:
+        if not totals[site]:
+            print(f"no archived article of {site!r} captured in {span}", file=sys.stderr)
+    grand = Summary()
+    try:
+        with Export(archive, fmt, dest, sites=taken, since=since, until=until) as out:
+            for site in taken:
+                bar = Progress(totals[site], label=site if len(taken) > 1 else "")
+                summary = out.site(site, bar.update)
+                bar.close()
+                print(summary.line(f"{site} {span}", ns.dest))
+                grand.add(summary)
+    except OSError as exc:
+        print(f"error: the export to {ns.dest} failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if len(taken) > 1:
+        print("in all: " + grand.line(f"{len(taken)} sites ({', '.join(taken)}) {span}", ns.dest))
     return EXIT_OK
 
 
@@ -330,6 +367,9 @@ def _run(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
         except (AccessError, StoreError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
+        finally:
+            for catalog in vars(ns).get("opened_catalogs", ()):
+                catalog.close()  # a PostgreSQL connection is not left to the collector
 
     return wrapped
 
@@ -438,20 +478,39 @@ def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> N
 
     exp = sub.add_parser(
         "export",
-        help="one site's archived articles over a time range: text, JSONL, Parquet or WARC",
-        description="Stream one site's archived articles (each text version once, by capture "
-        "time) from the store: text files, JSON lines (sidecar + text), a Parquet table "
-        "(capture index plus text; DuckDB and pandas open it), or a WARC subset.",
+        help="archived articles of sites over a time range: text, JSONL, Parquet or WARC",
+        description="Stream the archived articles of one site, several or all (each text "
+        "version once, by capture time, site after site) from the store into one output: "
+        "text files (a directory: a name ending in /), JSON lines (.jsonl, .ndjson or .json: "
+        "sidecar + text), a Parquet table (.parquet: capture index plus text; DuckDB and "
+        "pandas open it), or a WARC subset (.warc.gz; .warc uncompressed). The format comes "
+        "from the destination's name; --format is needed only for a name that says none. An "
+        "existing file is kept unless --force; a file export appears only when complete.",
         epilog="examples:\n  newsarchive export --site irna --from 2025-06 --to 2025-06 "
-        "--format parquet irna-june.parquet\n  newsarchive export --site tdi --format text "
-        "tdi-texts/",
+        "irna-june.parquet\n  newsarchive export --site tdi tdi-texts/\n"
+        "  newsarchive export --site irna,presstv --from 2026-01 corpus.jsonl\n"
+        "  newsarchive export --all --force everything.warc.gz",
         formatter_class=raw,
     )
-    exp.add_argument("--site", required=True)
+    exp.add_argument(
+        "--site",
+        action="append",
+        default=None,
+        help="a site to export (again, or a comma list, for several)",
+    )
+    exp.add_argument("--all", action="store_true", help="every site in the catalog")
     exp.add_argument("--from", dest="since", default=None, help="captured at or after (ISO date)")
     exp.add_argument("--to", dest="until", default=None, help="captured up to (inclusive)")
-    exp.add_argument("--format", choices=("text", "jsonl", "parquet", "warc"), default="jsonl")
-    exp.add_argument("dest", help="a file (jsonl, parquet, warc) or a directory (text)")
+    exp.add_argument(
+        "--format",
+        choices=("text", "jsonl", "parquet", "warc"),
+        default=None,
+        help="only for a destination whose name says no format; must agree with it otherwise",
+    )
+    exp.add_argument("--force", action="store_true", help="replace an existing output")
+    exp.add_argument(
+        "dest", help="a file (.jsonl, .parquet, .warc.gz, .warc) or a directory/ (text)"
+    )
     _common(exp)
     exp.set_defaults(func=_run(cmd_export), resolver_factory=resolver_factory)
 

@@ -1,13 +1,19 @@
-"""Exports of one site's archived articles over a time range: text, JSONL, Parquet, WARC."""
+"""Exports of archived articles (one site or several, over a time range) into one output: text
+files, JSON lines, a Parquet table, or a WARC (gzipped or plain). The format follows the
+destination's name; a file export is written beside its destination and renamed into place
+when complete, so a failed export leaves no half file and replaces nothing."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any
 
 from sqlalchemy import and_, func, select
@@ -20,7 +26,75 @@ from crawler.layout import TEXT_PREFIX
 from crawler.store.base import check_key
 
 FORMATS = ("text", "jsonl", "parquet", "warc")
+# How a destination's name ends -> its format (longest first: .warc.gz before .gz's kin).
+EXTENSIONS = (
+    (".warc.gz", "warc"),
+    (".warc", "warc"),
+    (".parquet", "parquet"),
+    (".jsonl", "jsonl"),
+    (".ndjson", "jsonl"),
+    (".json", "jsonl"),  # JSON lines all the same: one object per article
+)
 BATCH = 500  # rows whose other records are looked up in one query
+PARTIAL = ".partial"  # a file export in progress, beside its destination
+
+
+class OutputError(ValueError):
+    """A destination that does not fit the export asked for: said in one line, a usage error."""
+
+
+def format_for(dest: str, given: str | None) -> str:
+    """The export's format: from the destination's name (a directory or a trailing / is a text
+    export), or ``given``; both, when they disagree, is an OutputError."""
+    named = None
+    lower = dest.lower()
+    for ending, fmt in EXTENSIONS:
+        if lower.endswith(ending):
+            named, why = fmt, f"ends in {ending}"
+            break
+    else:
+        if dest.endswith(("/", os.sep)) or Path(dest).is_dir():
+            named, why = "text", "is a directory"
+    if given is not None and given not in FORMATS:
+        raise OutputError(f"unknown format {given!r} (one of {', '.join(FORMATS)})")
+    if given is not None and named is not None and given != named:
+        raise OutputError(
+            f"--format {given}, but {dest} {why}: a {named} export (drop --format, or name "
+            f"the destination for {given}: {example(given)})"
+        )
+    if given is not None:
+        return given
+    if named is not None:
+        return named
+    raise OutputError(
+        f"cannot tell the format from {dest!r}: end it in .jsonl, .parquet, .warc.gz (or "
+        ".warc) or / (a directory of text files), or give --format"
+    )
+
+
+def example(fmt: str) -> str:
+    return {"text": "texts/", "jsonl": "x.jsonl", "parquet": "x.parquet", "warc": "x.warc.gz"}[fmt]
+
+
+def check_dest(dest: Path, fmt: str, *, force: bool) -> None:
+    """Refuse, before anything is read, a destination the export would spoil or cannot use."""
+    if fmt == "text":
+        if dest.exists() and not dest.is_dir():
+            raise OutputError(f"{dest} exists and is not a directory (text exports are a tree)")
+        if dest.is_dir() and any(dest.iterdir()) and not force:
+            raise OutputError(
+                f"{dest} is not empty: --force writes into it (files of the same name replaced)"
+            )
+        return
+    if dest.is_dir():
+        raise OutputError(f"{dest} is a directory: give a file name for the {fmt} export")
+    if dest.exists() and not force:
+        raise OutputError(f"{dest} exists: it is kept unless --force is given")
+    parent = dest.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {dest}: {parent} is not a writable directory")
 
 
 @dataclass
@@ -37,14 +111,20 @@ class Summary:
             f"{self.seconds:.2f}s ({self.rows / seconds:,.0f} rows/s, {mb / seconds:.2f} MB/s)"
         )
 
+    def add(self, other: Summary) -> None:
+        self.rows += other.rows
+        self.bytes += other.bytes
+        self.seconds += other.seconds
+
 
 class Progress:
     """A one-line progress bar on a terminal (nothing when stderr is a file or a pipe)."""
 
-    def __init__(self, total: int, stream: IO[str] | None = None) -> None:
+    def __init__(self, total: int, stream: IO[str] | None = None, label: str = "") -> None:
         self.total = total
         self.stream = stream or sys.stderr
         self.on = self.stream.isatty()
+        self.label = f"{label} " if label else ""
         self._last = 0.0
 
     def update(self, done: int, size: int) -> None:
@@ -55,7 +135,8 @@ class Progress:
         width = 30
         filled = int(width * done / self.total) if self.total else width
         self.stream.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {size / 1e6:.1f} MB"
+            f"\r{self.label}[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+            f"{size / 1e6:.1f} MB"
         )
         self.stream.flush()
 
@@ -86,130 +167,184 @@ def crawl_ids(archive: Archive, site: str, since: str | None, until: str | None)
         )
 
 
-def warcinfo(archive: Archive, site: str, since: str | None, until: str | None) -> bytes:
+def warcinfo(
+    archive: Archive,
+    site: str | Sequence[str],
+    since: str | None,
+    until: str | None,
+    filename: str = "export.warc.gz",
+) -> bytes:
     """The export's own warcinfo, first in the file: the store, the crawls, the query."""
-    query = f"export --format warc --site {site}"
+    sites = [site] if isinstance(site, str) else list(site)
+    query = f"export --format warc --site {','.join(sites)}"
     if since:
         query += f" --from {since}"
     if until:
         query += f" --to {until}"
     return extract_warcinfo(
-        "export.warc.gz",
+        filename,
         store_uri=archive.store.uri,
-        crawl_ids=crawl_ids(archive, site, since, until),
+        crawl_ids=[i for s in sites for i in crawl_ids(archive, s, since, until)],
         query=query,
-        description=f"articles of {site} captured {since or 'any time'} to {until or 'now'}: "
-        "each capture's response, request, metadata and conversion records, copied unchanged "
-        "from the store",
+        description=f"articles of {', '.join(sites)} captured {since or 'any time'} to "
+        f"{until or 'now'}: each capture's response, request, metadata and conversion "
+        "records, copied unchanged from the store",
     )
+
+
+class Export:
+    """One export (a file or a tree of text files) that takes several sites, one after the
+    other: ``with Export(...) as out: out.site("irna")``. A file export is written to
+    ``<dest>.partial`` and renamed to ``dest`` when the block ends without an error."""
+
+    def __init__(
+        self,
+        archive: Archive,
+        fmt: str,
+        dest: Path,
+        *,
+        sites: Sequence[str],
+        since: str | None = None,
+        until: str | None = None,
+    ) -> None:
+        if fmt not in FORMATS:
+            raise AccessError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+        self.archive = archive
+        self.fmt = fmt
+        self.dest = dest
+        self.since = since
+        self.until = until
+        # A plain .warc gets its records uncompressed (they are stored as gzip members).
+        self.plain = fmt == "warc" and dest.name.lower().endswith(".warc")
+        self.sink: Any = None
+        self.out: IO[bytes] | None = None
+        self.partial = dest.with_name(dest.name + PARTIAL)
+        if fmt == "text":
+            if dest.exists() and not dest.is_dir():
+                raise AccessError(f"{dest} exists and is not a directory (text exports are a tree)")
+            dest.mkdir(parents=True, exist_ok=True)
+            return
+        if dest.is_dir():
+            raise AccessError(f"{dest} is a directory: give a file name for the {fmt} export")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "parquet":
+            self.sink = table.ParquetSink(str(self.partial))
+        else:
+            self.out = self.partial.open("wb")
+            if fmt == "warc":
+                self._write(warcinfo(archive, sites, since, until, dest.name))
+
+    def __enter__(self) -> Export:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close(done=kind is None)
+
+    def close(self, *, done: bool = True) -> None:
+        """Close the output; ``done``: move it into place, else remove what was written."""
+        try:
+            if self.sink is not None:
+                self.sink.close()
+            if self.out is not None:
+                self.out.close()
+        except BaseException:
+            done = False  # a file that could not be closed is no export
+            raise
+        finally:
+            self.sink = self.out = None
+            if self.fmt != "text" and self.partial.exists():
+                if done:
+                    self.partial.replace(self.dest)
+                else:
+                    self.partial.unlink()
+
+    def site(self, site: str, progress: Callable[[int, int], None] | None = None) -> Summary:
+        """Stream one row per archived article version of ``site`` into the output."""
+        started = time.monotonic()
+        summary = Summary()
+        batch: list[Capture] = []
+        for capture in self.archive.article_rows(site, self.since, self.until):
+            batch.append(capture)
+            if len(batch) >= BATCH:
+                self._write_batch(batch, summary, progress)
+                batch = []
+        self._write_batch(batch, summary, progress)
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def _write(self, data: bytes) -> int:
+        """Write to the output file; the bytes written (a plain WARC's, unzipped)."""
+        assert self.out is not None
+        if self.plain:
+            data = gzip.decompress(data)
+        self.out.write(data)
+        return len(data)
+
+    def _write_batch(
+        self,
+        batch: list[Capture],
+        summary: Summary,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        # The other records of a whole batch in one query, not one per row.
+        links = linked_for_many(self.archive.catalog.engine, [c.record_id for c in batch])
+        for capture in batch:
+            summary.bytes += self._write_one(capture, links[capture.record_id])
+            summary.rows += 1
+            if progress is not None:
+                progress(summary.rows, summary.bytes)
+
+    def _write_one(self, capture: Capture, links: list[Location]) -> int:
+        archive = self.archive
+        if self.fmt == "warc":
+            data = read_records(archive.store, [archive.locations(capture, [])[0], *links])
+            return self._write(data)
+        text = archive.text(capture)
+        if self.fmt == "text":
+            assert capture.text_key is not None
+            # The key comes from the catalog: it must not lead out of dest.
+            relative = check_key(capture.text_key).removeprefix(TEXT_PREFIX)
+            path = self.dest.joinpath(*relative.split("/"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(text)
+            return len(text)
+        sidecar = archive.sidecar(capture)
+        if self.fmt == "jsonl":
+            line = dict(sidecar)
+            line["capture"] = {
+                "record_id": capture.record_id,
+                "capture_time": capture.capture_time,
+                "warc_key": capture.warc_key,
+                "warc_offset": capture.warc_offset,
+                "warc_length": capture.warc_length,
+                "version": capture.version,
+            }
+            line["text"] = text.decode("utf-8")
+            data = json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n"
+            return self._write(data)
+        self.sink.add(table.row(capture, links, sidecar, text.decode("utf-8")))
+        return len(text)
 
 
 def export(
     archive: Archive,
-    site: str,
+    site: str | Iterable[str],
     since: str | None,
     until: str | None,
     fmt: str,
     dest: Path,
     progress: Callable[[int, int], None] | None = None,
 ) -> Summary:
-    """Stream one row per archived article version from the store into ``dest``."""
-    if fmt not in FORMATS:
-        raise AccessError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
-    started = time.monotonic()
-    summary = Summary()
-    if fmt == "text":
-        if dest.exists() and not dest.is_dir():
-            raise AccessError(f"{dest} exists and is not a directory (text exports are a tree)")
-        dest.mkdir(parents=True, exist_ok=True)
-    elif dest.is_dir():
-        raise AccessError(f"{dest} is a directory: give a file name for the {fmt} export")
-    else:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-
-    sink: Any = None
-    out: IO[bytes] | None = None
-    if fmt == "parquet":
-        sink = table.ParquetSink(str(dest))
-    elif fmt in ("jsonl", "warc"):
-        out = dest.open("wb")
-        if fmt == "warc":
-            out.write(warcinfo(archive, site, since, until))
-    try:
-        batch: list[Capture] = []
-        for capture in archive.article_rows(site, since, until):
-            batch.append(capture)
-            if len(batch) >= BATCH:
-                _write_batch(archive, batch, fmt, dest, sink, out, summary, progress)
-                batch = []
-        _write_batch(archive, batch, fmt, dest, sink, out, summary, progress)
-    finally:
-        if sink is not None:
-            sink.close()
-        if out is not None:
-            out.close()
-    summary.seconds = time.monotonic() - started
-    return summary
-
-
-def _write_batch(
-    archive: Archive,
-    batch: list[Capture],
-    fmt: str,
-    dest: Path,
-    sink: Any,
-    out: IO[bytes] | None,
-    summary: Summary,
-    progress: Callable[[int, int], None] | None,
-) -> None:
-    # The other records of a whole batch in one query, not one per row.
-    links = linked_for_many(archive.catalog.engine, [c.record_id for c in batch])
-    for capture in batch:
-        summary.bytes += _write_one(
-            archive, capture, fmt, dest, sink, out, links[capture.record_id]
-        )
-        summary.rows += 1
-        if progress is not None:
-            progress(summary.rows, summary.bytes)
-
-
-def _write_one(
-    archive: Archive,
-    capture: Capture,
-    fmt: str,
-    dest: Path,
-    sink: Any,
-    out: IO[bytes] | None,
-    links: list[Location],
-) -> int:
-    if fmt == "warc":
-        assert out is not None
-        data = read_records(archive.store, [archive.locations(capture, [])[0], *links])
-        out.write(data)
-        return len(data)
-    text = archive.text(capture)
-    if fmt == "text":
-        assert capture.text_key is not None
-        # The key comes from the catalog: it must not lead out of dest.
-        path = dest.joinpath(*check_key(capture.text_key).removeprefix(TEXT_PREFIX).split("/"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(text)
-        return len(text)
-    sidecar = archive.sidecar(capture)
-    if fmt == "jsonl":
-        assert out is not None
-        line = dict(sidecar)
-        line["capture"] = {
-            "record_id": capture.record_id,
-            "capture_time": capture.capture_time,
-            "warc_key": capture.warc_key,
-            "warc_offset": capture.warc_offset,
-            "warc_length": capture.warc_length,
-            "version": capture.version,
-        }
-        line["text"] = text.decode("utf-8")
-        data = json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n"
-        out.write(data)
-        return len(data)
-    sink.add(table.row(capture, links, sidecar, text.decode("utf-8")))
-    return len(text)
+    """Stream one row per archived article version of ``site`` (one or several) into
+    ``dest``; the summary of them all."""
+    sites = [site] if isinstance(site, str) else list(site)
+    total = Summary()
+    with Export(archive, fmt, dest, sites=sites, since=since, until=until) as out:
+        for name in sites:
+            total.add(out.site(name, progress))
+    return total
