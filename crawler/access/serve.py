@@ -1,153 +1,34 @@
 """``newsarchive serve``: a read-only HTTP service over the catalog and the store.
 
-GET only: a CDX API answering as pywb's does (``url``, ``matchType``, ``from``, ``to``,
-``limit``, ``filter``, ``sort=reverse``, ``output=json``) from the CDXJ indexes in the store;
-one capture's text, sidecar, WARC records and archived HTML; and a browse page (site, date,
-article). Bound to 127.0.0.1 unless told otherwise.
+GET only: at ``/cdx``, a CDX API answering as pywb's does from the CDXJ indexes in the store
+(``url``, ``matchType``, ``from``, ``to``, ``filter``, ``closest``, ``sort``, ``limit``,
+``collapseTime``, ``resolveRevisits``, ``fl``, ``output=cdxj|json|text|link``, errors as pywb's
+JSON: see ``crawler.access.cdx``); one capture's text, sidecar, WARC records and archived HTML;
+and a browse page (site, date, article). Bound to 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
 
-import bisect
 import html
 import ipaddress
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-import surt
-
+from crawler.access.cdx import CdxIndex
 from crawler.access.query import AccessError, Archive
 from crawler.catalog.db import Capture
-from crawler.layout import INDEX_PREFIX
 
 logger = logging.getLogger(__name__)
 
-_PAD_DOWN = "10000101000000"
-_PAD_UP = "99991231235959"
 _UUID = re.compile(r"^[0-9a-fA-F-]{36}$")
 # Archived pages are someone else's HTML: no script, no form, no plugin runs from our origin.
 _SANDBOX = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-
-
-class CdxIndex:
-    """The store's CDXJ files merged into one sorted list of lines (pywb's order)."""
-
-    def __init__(self, lines: Iterable[str]) -> None:
-        self.lines = sorted(line for line in lines if line.strip())
-
-    @classmethod
-    def from_store(cls, archive: Archive) -> CdxIndex:
-        lines: list[str] = []
-        for key in archive.store.list(INDEX_PREFIX):
-            if key.endswith(".cdxj"):
-                lines.extend(archive.store.get_bytes(key).decode("utf-8").splitlines())
-        return cls(lines)
-
-    def query(self, params: Mapping[str, list[str]]) -> Iterator[dict[str, Any]]:
-        url = _one(params, "url")
-        if not url:
-            raise AccessError("A url= param must be specified to query the cdx server")
-        match_type = _one(params, "matchType")
-        if not match_type:
-            if url.startswith("*."):
-                url, match_type = url[2:], "domain"
-            elif url.endswith("*"):
-                url, match_type = url[:-1], "prefix"
-            else:
-                match_type = "exact"
-        start, end = search_range(url, match_type)
-        since = _pad(_one(params, "from"), _PAD_DOWN)
-        until = _pad(_one(params, "to"), _PAD_UP)
-        filters = [_Filter(f) for f in params.get("filter", [])]
-        limit = int(_one(params, "limit") or 100000)
-        found: list[dict[str, Any]] = []
-        index = bisect.bisect_left(self.lines, start)
-        while index < len(self.lines) and self.lines[index] < end:
-            line = self.lines[index]
-            index += 1
-            urlkey, timestamp, rest = line.split(" ", 2)
-            entry: dict[str, Any] = {"urlkey": urlkey, "timestamp": timestamp}
-            entry.update(json.loads(rest))
-            if not all(f(entry) for f in filters):
-                continue
-            if (since and timestamp < since) or (until and timestamp > until):
-                continue
-            found.append(entry)
-        if _one(params, "sort") == "reverse" or _one(params, "reverse") in ("1", "true"):
-            found.reverse()
-        return iter(found[:limit])
-
-
-def _one(params: Mapping[str, list[str]], name: str) -> str | None:
-    values = params.get(name)
-    return values[0] if values else None
-
-
-def _pad(value: str | None, pad: str) -> str | None:
-    if not value:
-        return None
-    digits = re.sub(r"\D", "", value)
-    return digits + pad[len(digits) :] if len(digits) < 14 else digits
-
-
-def search_range(url: str, match_type: str) -> tuple[str, str]:
-    """pywb's ``calc_search_range`` on SURT keys: the lines ``start <= line < end``."""
-    key = surt.surt(url)
-    if match_type == "exact":
-        return key + " ", key + "!"
-    if match_type == "prefix":
-        if url.endswith("/") and not key.endswith("/"):
-            key += "/"
-        if url.endswith("?") and not key.endswith("?"):
-            key += "?"
-        return key, key[:-1] + chr(ord(key[-1]) + 1)
-    host = key.split(")/")[0]
-    if match_type == "host":
-        return host + ")/", host + "*"
-    if match_type == "domain":
-        return (host + ",", host + "-") if "," not in host else (host + ")/", host + "-")
-    raise AccessError(f"Invalid match_type: {match_type}")
-
-
-class _Filter:
-    """pywb's filter: ``[!][=|~]field:value`` (contains, exact, regex match)."""
-
-    _ALIASES: ClassVar[dict[str, str]] = {
-        "statuscode": "status",
-        "mimetype": "mime",
-        "original": "url",
-    }
-
-    def __init__(self, spec: str) -> None:
-        self.invert = spec.startswith("!")
-        spec = spec[1:] if self.invert else spec
-        self.mode = "contains"
-        if spec[:1] in ("=", "~"):
-            self.mode = "exact" if spec[0] == "=" else "regex"
-            spec = spec[1:]
-        field, sep, value = spec.partition(":")
-        self.field = self._ALIASES.get(field, field) if sep else ""
-        self.value = value if sep else field
-        self.regex = re.compile(self.value) if self.mode == "regex" else None
-
-    def __call__(self, entry: Mapping[str, Any]) -> bool:
-        if self.field:
-            found = str(entry.get(self.field, ""))
-        else:
-            found = entry["urlkey"] + " " + entry["timestamp"] + " " + json.dumps(entry)
-        if self.regex is not None:
-            matched = self.regex.match(found) is not None
-        elif self.mode == "exact":
-            matched = found == self.value
-        else:
-            matched = self.value in found
-        return matched != self.invert
 
 
 # -- pages ---------------------------------------------------------------------------------------
@@ -196,7 +77,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.html_page("newsarchive", self.sites_body())
         head, rest = segments[0], segments[1:]
         if head == "cdx":
-            return self.cdx(params)
+            return self.cdx()
         if head == "site" and len(rest) == 1:
             return self.html_page(rest[0], self.days_body(rest[0]))
         if head == "site" and len(rest) == 2:
@@ -262,23 +143,9 @@ class Handler(BaseHTTPRequestHandler):
             raise AccessError(f"no capture with the record id {ident}")
         return found
 
-    def cdx(self, params: dict[str, list[str]]) -> None:
-        try:
-            entries = list(self.server.cdx.query(params))
-        except AccessError as exc:
-            self.send(HTTPStatus.BAD_REQUEST, str(exc).encode() + b"\n", "text/plain")
-            return
-        if _one(params, "output") == "json":
-            body = "".join(json.dumps(e) + "\n" for e in entries)
-        else:
-            body = "".join(
-                f"{e['urlkey']} {e['timestamp']} "
-                + json.dumps({k: v for k, v in e.items() if k not in ("urlkey", "timestamp")})
-                + "\n"
-                for e in entries
-            )
-        ctype = "text/x-ndjson" if _one(params, "output") == "json" else "text/plain"
-        self.send(HTTPStatus.OK, body.encode(), ctype)
+    def cdx(self) -> None:
+        answer = self.server.cdx.answer(urlsplit(self.path).query)
+        self.send(HTTPStatus(answer.status), answer.body, answer.content_type)
 
     def sites_body(self) -> str:
         rows = "".join(

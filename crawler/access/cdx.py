@@ -1,0 +1,574 @@
+"""The CDX API of ``newsarchive serve``: pywb's CDX server over the store's CDXJ files.
+
+Ported from pywb 2.10's warcserver (``index/query.py``, ``index/cdxops.py``,
+``index/cdxobject.py``, ``index/fuzzymatcher.py``, ``handlers.py``, ``basewarcserver.py``) so
+that a query gets the answer pywb's ``/<coll>/cdx`` gives over the same files, less the fields
+pywb adds about its own collection (``source``, ``source-coll``, ``access``; in link output
+``collection=``).
+
+Parameters, as pywb reads them from the query string (blank values are dropped; for a repeated
+parameter the last one counts, except ``filter``):
+
+``url`` (required; ``*.host`` means matchType=domain, a trailing ``*`` prefix),
+``matchType`` (exact, prefix, host, domain), ``from``/``from_ts`` and ``to`` (timestamp
+prefixes, padded as pywb pads them), ``filter`` (repeatable, ``[!][=|~]field:value``: contains,
+exact, regex match; no field means the whole line as JSON), ``content_type`` (one exact mime
+filter instead of the others), ``collapseTime`` (one line per timestamp prefix of that length
+and status), ``resolveRevisits`` (adds ``orig.length``/``orig.offset``/``orig.filename``),
+``closest`` (a timestamp or ``now``: the lines nearest to it first, whatever ``sort`` says),
+``sort=reverse`` or ``reverse=1`` (newest first), ``limit`` (default 100000; 0 is no limit,
+but keeps nothing with ``closest`` or ``sort=reverse``; a negative limit keeps nothing, and is
+an error with ``sort=reverse``: pywb's quirks, kept),
+``output`` (``cdxj`` default ``text/x-cdxj``, ``json`` ``text/x-ndjson``, ``text``
+``text/plain``, ``link`` ``application/link-format``), ``fl``/``fields`` (the fields to give,
+comma-separated), ``showNumPages`` (pywb's plain-file answer: the lines in range, unprocessed),
+``allowFuzzy`` (default on: when nothing is left, pywb's catch-all fuzzy rule asks again for
+the URL up to its query, without ``filter`` and ``closest``, and keeps the lines whose URL is
+the one asked for but for a cache-busting or tracking argument, or for a file's URL any query,
+marked ``is_fuzzy``). ``page``,
+``pageSize`` and ``showPagedIndex`` change nothing for plain CDXJ files, in pywb as here. Only
+pywb's catch-all fuzzy rule is ported, not its rules for particular sites (YouTube, Facebook,
+…), which none of our crawls capture.
+
+An error is pywb's JSON body, ``{"message": "..."}``. Where pywb answers 400 we do; where its
+handler fails on bad input and answers 500 ``Internal Error: ...`` (``limit=abc``, an invalid
+regex, ``collapseTime=x``, a negative limit with ``sort=reverse``) we send the same body with
+400, since the mistake is the request's.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import json
+import os.path
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+import surt
+from warcio.timeutils import (
+    PAD_14_DOWN,
+    PAD_14_UP,
+    pad_timestamp,
+    timestamp_now,
+    timestamp_to_http_date,
+    timestamp_to_sec,
+)
+
+from crawler.access.query import AccessError, Archive
+from crawler.layout import INDEX_PREFIX
+
+Entry = dict[str, Any]
+Params = dict[str, Any]
+
+CONTENT_TYPES = {
+    "cdxj": "text/x-cdxj",
+    "json": "text/x-ndjson",
+    "text": "text/plain",
+    "link": "application/link-format",
+}
+ERROR_CONTENT_TYPE = "application/json; charset=utf-8"
+DEFAULT_LIMIT = 100000
+
+# pywb's CDXObject.CDX_ALT_FIELDS: short and old names of fields, in CDXJ and in filters.
+_ALT_FIELDS = {
+    "u": "url",
+    "original": "url",
+    "statuscode": "status",
+    "mimetype": "mime",
+    "m": "mime",
+    "l": "length",
+    "s": "length",  # pywb's dict names "s" twice; the second, length, is the one it keeps
+    "o": "offset",
+    "d": "digest",
+    "t": "timestamp",
+    "k": "urlkey",
+    "f": "filename",
+}
+# pywb's rules.yaml ``default_filters``, which its catch-all fuzzy rule applies.
+_FUZZY_LIMIT = "100"
+_FUZZY_SKIP_PARAMS = ("alt_url", "reverse", "closest", "end_key", "url", "matchType", "filter")
+_NOT_EXTS = ("asp", "aspx", "jsp", "php", "pl", "exe", "dll")
+_QUERY_MIMES = (
+    "application/x-shockwave-flash",
+    "application/dash+xml",
+    "application/x-mpegURL",
+    "application/vnd.apple.mpegurl",
+)
+_URL_NORMALIZE = [
+    (re.compile(match), replace)
+    for match, replace in (
+        (r"[?&](_|cb|uncache)=([\d]+)(?=&|$)", ""),
+        (r"[?&]utm_[^=]+=[^&]+(?=&|$)", ""),
+        (r"[?&](callback=jsonp)[^&]+(?=&|$)", r"\1"),
+        (r"[?&]((?:\w+)=jquery)[\d]+_[\d]+", r"\1"),
+        (r"[?&](\w*(bust|ts)\w*=1[\d]{12,15})(?=&|$)", ""),
+        (r"[?&](fbclid)=(.*)+(?=&|$)", ""),
+    )
+]
+
+
+class CdxError(AccessError):
+    """A query pywb answers with an error; ``body`` is pywb's JSON for it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def body(self) -> bytes:
+        return json.dumps({"message": self.message}).encode("utf-8")
+
+    @classmethod
+    def internal(cls, exc: Exception) -> CdxError:
+        """What pywb says when its handler fails on the input (as a 500 there)."""
+        return cls(f"Internal Error: {exc}")
+
+
+@dataclass(frozen=True)
+class CdxAnswer:
+    status: int
+    content_type: str
+    body: bytes
+
+
+def parse_query(query: str) -> Params:
+    """pywb's ``query_to_dict(query, multi=['filter'])``: no blanks, the last value wins."""
+    params: Params = {}
+    for name, value in parse_qsl(query):
+        if name != "filter":
+            params[name] = value
+        elif name in params:
+            params[name].append(value)
+        else:
+            params[name] = [value]
+    return params
+
+
+def _params(given: Mapping[str, str | Sequence[str]]) -> Params:
+    params: Params = {}
+    for name, value in given.items():
+        values = [value] if isinstance(value, str) else [v for v in value if v]
+        if not values or not values[-1]:
+            continue
+        params[name] = values if name == "filter" else values[-1]
+    return params
+
+
+def _to_bool(value: Any) -> bool:
+    if not value:
+        return False
+    if isinstance(value, str):
+        return value.lower() not in ("0", "false", "f", "off")
+    return bool(value)
+
+
+class CdxIndex:
+    """The store's CDXJ files, each kept sorted; a query merges them as pywb does.
+
+    Lines that are not CDXJ (``urlkey timestamp {json}``) are left out.
+    """
+
+    def __init__(self, *files: Iterable[str]) -> None:
+        self.files = [
+            sorted(line.rstrip() for line in lines if line.strip() and _is_cdxj(line))
+            for lines in files
+        ]
+
+    @classmethod
+    def from_store(cls, archive: Archive) -> CdxIndex:
+        keys = [key for key in archive.store.list(INDEX_PREFIX) if key.endswith(".cdxj")]
+        return cls(
+            *(
+                archive.store.get_bytes(key).decode("utf-8").splitlines()
+                for key in sorted(keys, key=os.path.basename)
+            )
+        )
+
+    # -- the API ---------------------------------------------------------------------------------
+    def answer(self, query: str) -> CdxAnswer:
+        """The whole answer to ``/cdx?<query>``: status, content type and body."""
+        params = parse_query(query)
+        output = params.get("output", "cdxj")
+        try:
+            if output not in CONTENT_TYPES:
+                raise CdxError(f"output={output} not supported")
+            entries = self.query(params)
+        except CdxError as exc:
+            return CdxAnswer(400, ERROR_CONTENT_TYPE, exc.body)
+        fields = params.get("fields") or params.get("fl")
+        body = "".join(format_lines(entries, output, fields.split(",") if fields else None))
+        return CdxAnswer(200, CONTENT_TYPES[output], body.encode("utf-8"))
+
+    def query(self, given: Mapping[str, str | Sequence[str]]) -> list[Entry]:
+        """The lines a query selects, in pywb's order, as dicts (``urlkey``, ``timestamp``, …)."""
+        params = _params(given)
+        if not params.get("url"):
+            raise CdxError('The "url" param is required')
+        found = self._load(params)
+        return list(self._fuzzy(found, params))
+
+    # -- pywb's BaseAggregator and FuzzyMatcher --------------------------------------------------
+    def _load(self, params: Params) -> Iterator[Entry]:
+        if params.get("closest") == "now":
+            params["closest"] = timestamp_now()
+        content_type = params.get("content_type")
+        if content_type:
+            params["filter"] = ["=mime:" + content_type]
+        url = params["url"]
+        if not params.get("matchType"):
+            if url.startswith("*."):
+                url = params["url"] = url[2:]
+                params["matchType"] = "domain"
+            elif url.endswith("*"):
+                url = params["url"] = url[:-1]
+                params["matchType"] = "prefix"
+            else:
+                params["matchType"] = "exact"
+        start, end = search_range(url, params["matchType"])
+        params["key"], params["end_key"] = start, end
+        found = self._merged(start, end)
+        if _to_bool(params.get("showNumPages")):
+            return found
+        return process(found, params)
+
+    def _merged(self, start: str, end: str) -> Iterator[Entry]:
+        ranges = [_lines_in(lines, start, end) for lines in self.files]
+        if len(ranges) == 1:
+            return (_entry(line) for line in ranges[0])
+        # pywb merges its index files on each line's JSON form, where it has added the file's
+        # name as "source": that order, not the lines' text order, is the order of its answer.
+        return (
+            entry
+            for _, entry in heapq.merge(
+                *(
+                    ((_merge_key(entry, n), entry) for entry in map(_entry, lines))
+                    for n, lines in enumerate(ranges)
+                ),
+                key=lambda pair: pair[0],
+            )
+        )
+
+    def _fuzzy(self, found: Iterator[Entry], params: Params) -> Iterator[Entry]:
+        nothing = True
+        for entry in found:
+            nothing = False
+            yield entry
+        if not nothing or not _to_bool(params.get("allowFuzzy", True)):
+            return
+        url, urlkey = params["url"], params["key"]
+        fuzzy = _fuzzy_params(url, params)
+        rx_cache: dict[re.Pattern[str], str] = {}
+        for entry in self._load(fuzzy):
+            if _match_general_fuzzy_query(url, urlkey, entry, rx_cache):
+                entry["is_fuzzy"] = "1"
+                yield entry
+
+
+def _is_cdxj(line: str) -> bool:
+    parts = line.split(" ", 2)
+    return len(parts) == 3 and parts[2].startswith("{")
+
+
+def _lines_in(lines: list[str], start: str, end: str) -> Iterator[str]:
+    """pywb's ``iter_range``: the lines with ``start <= line < end``."""
+    index = bisect.bisect_left(lines, start)
+    while index < len(lines) and lines[index] < end:
+        yield lines[index]
+        index += 1
+
+
+def _entry(line: str) -> Entry:
+    """pywb's CDXObject of a CDXJ line: alias names resolved, non-ASCII URLs %-quoted."""
+    urlkey, timestamp, rest = line.split(" ", 2)
+    entry: Entry = {"urlkey": urlkey, "timestamp": timestamp}
+    data = json.loads(rest)
+    if type(data.get("status")) is int:  # pywb's test: not for true or false
+        data["status"] = str(data["status"])
+    for name, value in data.items():
+        name = _ALT_FIELDS.get(name, name)
+        if name == "url" and isinstance(value, str) and not value.isascii():
+            value = quote(value.encode("utf-8"), safe=":/")
+        entry[name] = value
+    return entry
+
+
+def _merge_key(entry: Entry, source: int) -> str:
+    return json.dumps(entry)[:-1] + f', "source": "{source}"}}'
+
+
+def search_range(url: str, match_type: str) -> tuple[str, str]:
+    """pywb's ``calc_search_range`` on SURT keys: the lines ``start <= line < end``."""
+    try:
+        key = surt.surt(url)
+    except Exception as exc:  # surt raises what its parsers raise; pywb catches them all too
+        if url.startswith("urn:"):
+            key = url
+        else:
+            raise CdxError("Invalid Url: " + url) from exc
+    if match_type == "exact":
+        return key, key + "!"
+    if match_type == "prefix":
+        if url.endswith("/") and not key.endswith("/"):
+            key += "/"
+        if url.endswith("?") and not key.endswith("?"):
+            key += "?"
+        return key, key[:-1] + chr(ord(key[-1]) + 1)
+    host = key.split(")/")[0]
+    if match_type == "host":
+        return host + ")/", host + "*"
+    if match_type == "domain":
+        return (host + ",", host + "-") if "," not in host else (host + ")/", host + "-")
+    raise CdxError("Invalid match_type: " + match_type)
+
+
+# -- pywb's cdxops: revisits, filter, from/to, collapse, closest, reverse, limit -----------------
+def process(entries: Iterable[Entry], params: Params) -> Iterator[Entry]:
+    """pywb's ``process_cdx``: each step as it orders them, each lazy as in pywb."""
+    found = iter(entries)
+    if _to_bool(params.get("resolveRevisits")):
+        found = resolve_revisits(found)
+    filters = params.get("filter")
+    if filters:
+        found = filter_entries(found, [filters] if isinstance(filters, str) else list(filters))
+    since = params.get("from") or params.get("from_ts")
+    until = params.get("to")
+    if since or until:
+        found = clamp(found, since, until)
+    collapse_time = params.get("collapseTime")
+    if collapse_time:
+        found = collapse(found, collapse_time)
+    closest = params.get("closest")
+    reverse = _to_bool(params.get("reverse")) or params.get("sort") == "reverse"
+    try:
+        limit = int(params.get("limit", DEFAULT_LIMIT))
+    except ValueError as exc:
+        raise CdxError.internal(exc) from exc
+    if closest:
+        return sort_closest(closest, found, limit)
+    if reverse:
+        return reverse_entries(found, limit)
+    if limit:
+        return limit_entries(found, limit)
+    return found
+
+
+def resolve_revisits(entries: Iterable[Entry]) -> Iterator[Entry]:
+    originals: dict[str, Entry] = {}
+    for entry in entries:
+        is_revisit = entry.get("mime") == "warc/revisit" or entry.get("filename") == "-"
+        digest = entry.get("digest")
+        original = None
+        if digest:
+            original = originals.get(digest)
+            if not original and not is_revisit:
+                originals[digest] = entry
+        if original and is_revisit:
+            if "mime" in entry:
+                entry["mime"] = original.get("mime", "")
+            if "status" in entry:
+                entry["status"] = original.get("status", "")
+        for field in ("length", "offset", "filename"):
+            entry["orig." + field] = original.get(field, "-") if original and is_revisit else "-"
+        yield entry
+
+
+class Filter:
+    """pywb's CDXFilter: ``[!][=|~]field:value`` (contains, exact, regex match from the start)."""
+
+    def __init__(self, spec: str) -> None:
+        self.invert = spec.startswith("!")
+        if self.invert:
+            spec = spec[1:]
+        self.mode = "contains"
+        if spec[:1] in ("=", "~"):
+            self.mode = "exact" if spec[0] == "=" else "regex"
+            spec = spec[1:]
+        field, sep, value = spec.partition(":")
+        self.field = _ALT_FIELDS.get(field, field) if sep else ""
+        self.value = value if sep else spec
+        self.regex: re.Pattern[str] | None = None
+        if self.mode == "regex":
+            try:
+                self.regex = re.compile(self.value)
+            except re.error as exc:
+                raise CdxError.internal(exc) from exc
+
+    def __call__(self, entry: Mapping[str, Any]) -> bool:
+        # No field: pywb matches the line as the JSON it has made of it.
+        found = str(entry.get(self.field, "")) if self.field else json.dumps(entry)
+        if self.regex is not None:
+            matched = self.regex.match(found) is not None
+        elif self.mode == "exact":
+            matched = found == self.value
+        else:
+            matched = self.value in found
+        return matched != self.invert
+
+
+def filter_entries(entries: Iterable[Entry], specs: Sequence[str]) -> Iterator[Entry]:
+    filters = [Filter(spec) for spec in specs]
+    for entry in entries:
+        if all(f(entry) for f in filters):
+            yield entry
+
+
+def clamp(entries: Iterable[Entry], since: str | None, until: str | None) -> Iterator[Entry]:
+    if since and len(since) < 14:
+        since = pad_timestamp(since, PAD_14_DOWN)
+    if until and len(until) < 14:
+        until = pad_timestamp(until, PAD_14_UP)
+    for entry in entries:
+        if since and entry["timestamp"] < since:
+            continue
+        if until and entry["timestamp"] > until:
+            continue
+        yield entry
+
+
+def collapse(entries: Iterable[Entry], length: str) -> Iterator[Entry]:
+    """One line per (timestamp prefix of ``length``, status), the first of each run."""
+    try:
+        timelen = int(length)
+    except ValueError as exc:
+        raise CdxError.internal(exc) from exc
+    last = None
+    for entry in entries:
+        token = (entry["timestamp"][:timelen], entry.get("status", ""))
+        if token != last:
+            last = token
+            yield entry
+
+
+def sort_closest(closest: str, entries: Iterable[Entry], limit: int) -> Iterator[Entry]:
+    """The ``limit`` lines nearest to ``closest`` in seconds, ties in index order."""
+    target = timestamp_to_sec(closest)
+    keys: list[int] = []
+    nearest: list[Entry] = []
+    for entry in entries:
+        key = abs(target - timestamp_to_sec(entry["timestamp"]))
+        index = bisect.bisect_right(keys, key)
+        keys.insert(index, key)
+        nearest.insert(index, entry)
+        if len(nearest) > limit:
+            keys.pop()
+            nearest.pop()
+    yield from nearest
+
+
+def reverse_entries(entries: Iterable[Entry], limit: int) -> Iterator[Entry]:
+    """The last ``limit`` lines, newest first (pywb: a negative limit is an error here)."""
+    try:
+        last: deque[Entry] = deque(maxlen=limit)
+    except ValueError as exc:
+        raise CdxError.internal(exc) from exc
+    for entry in entries:
+        last.appendleft(entry)
+    yield from last
+
+
+def limit_entries(entries: Iterable[Entry], limit: int) -> Iterator[Entry]:
+    # zip takes from the lines first, as pywb's does: a filter's error still shows at limit < 1.
+    for entry, _ in zip(entries, range(limit), strict=False):
+        yield entry
+
+
+# -- pywb's catch-all fuzzy rule (rules.yaml: url_prefix '', fuzzy_lookup match '()') ----------
+def _fuzzy_params(url: str, params: Params) -> Params:
+    """The second query pywb makes when the first finds nothing: the URL up to its query."""
+    index = url.find("?")
+    if index > 0:
+        length = index
+        if url[length - 1] == "/":
+            length -= 1
+        url = url[:length]
+    fuzzy: Params = {
+        "url": url,
+        "matchType": "prefix",
+        "filter": ["urlkey:"],
+        "is_fuzzy": "1",
+        "limit": _FUZZY_LIMIT,
+    }
+    fuzzy.update((k, v) for k, v in params.items() if k not in _FUZZY_SKIP_PARAMS)
+    return fuzzy
+
+
+def _match_general_fuzzy_query(
+    url: str, urlkey: str, entry: Entry, rx_cache: dict[re.Pattern[str], str]
+) -> bool:
+    """pywb's ``FuzzyMatcher.match_general_fuzzy_query``, step for step (its cache included)."""
+    url_no_query = url.split("?", 1)[0]
+    ext = os.path.splitext(url_no_query.rsplit("/", 1)[-1])[1][1:]
+    if entry.get("status") == "204" and "__pywb_method=options" in entry["urlkey"]:
+        return False
+    if ext and ext not in _NOT_EXTS:
+        check_query = True
+    else:  # a mime whose query is noise, or a request with a body: its query counts
+        mime = entry.get("mime")
+        check_query = bool(
+            (mime and mime in _QUERY_MIMES) or entry.get("requestBody") or entry.get("method")
+        )
+    if check_query and (
+        entry["url"] == url_no_query or entry["url"].startswith(url_no_query + "?")
+    ):
+        return True
+    match_urlkey = entry["urlkey"]
+    for pattern, replace in _URL_NORMALIZE:
+        match_urlkey = pattern.sub(replace, match_urlkey)
+        current = rx_cache.get(pattern)
+        if not current:
+            current = pattern.sub(replace, urlkey)
+            rx_cache[pattern] = current
+            urlkey = current
+        if current == match_urlkey:
+            return True
+    return False
+
+
+# -- output --------------------------------------------------------------------------------------
+def _json(entry: Mapping[str, Any], fields: Sequence[str] | None) -> str:
+    if fields is None:
+        return json.dumps({k: v for k, v in entry.items() if not k.startswith("_")}) + "\n"
+    return json.dumps({k: entry[k] for k in fields if k in entry}) + "\n"
+
+
+def _cdxj(entry: Entry, fields: Sequence[str] | None) -> str:
+    rest = dict(list(entry.items())[2:])
+    return f"{entry['urlkey']} {entry['timestamp']} {_json(rest, fields)}"
+
+
+def _text(entry: Entry, fields: Sequence[str] | None) -> str:
+    names = entry.keys() if fields is None else fields
+    return " ".join(str(entry.get(name, "-")) for name in names) + "\n"
+
+
+def _timemap(entries: Sequence[Entry]) -> Iterator[str]:
+    """pywb's ``MementoUtils.make_timemap``: one memento link a line, comma-separated."""
+    for number, entry in enumerate(entries, 1):
+        url = entry.get("url") or "file://{}:{}:{}".format(
+            entry.get("filename"), entry.get("offset"), entry.get("length")
+        )
+        datetime = timestamp_to_http_date(entry["timestamp"])
+        end = "\n" if number == len(entries) else ",\n"
+        yield f'<{url}>; rel="memento"; datetime="{datetime}"{end}'
+
+
+_FORMATS: dict[str, Callable[[Entry, Sequence[str] | None], str]] = {
+    "cdxj": _cdxj,
+    "json": _json,
+    "text": _text,
+}
+
+
+def format_lines(
+    entries: Sequence[Entry], output: str, fields: Sequence[str] | None
+) -> Iterator[str]:
+    """The answer's lines in an ``output`` mode (``fields`` do not apply to ``link``)."""
+    if output == "link":
+        return _timemap(entries)
+    line = _FORMATS[output]
+    return (line(entry, fields) for entry in entries)
