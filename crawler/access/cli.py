@@ -340,7 +340,9 @@ def cmd_reindex(ns: argparse.Namespace) -> int:
     print(
         f"reindexed {summary.crawls} crawls ({summary.from_parquet} from their Parquet index, "
         f"{summary.from_warcs} from their WARC files): {summary.captures} captures "
-        f"({summary.added} new), {summary.articles} articles, into {archive.catalog.url}"
+        f"({summary.added} new), {summary.articles} articles, into {archive.catalog.url}; "
+        f"{summary.texts} text versions newly searchable, {summary.links} new links between "
+        "sites' stories"
     )
     return EXIT_OK
 
@@ -552,3 +554,9 @@ def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> N
     )
     _common(srv)
     srv.set_defaults(func=_run(cmd_serve), resolver_factory=resolver_factory)
+
+    from crawler.access.research import add_commands as add_research_commands
+
+    add_research_commands(
+        sub, resolver_factory, run=_run, common=_common, open_archive=open_archive
+    )

@@ -20,6 +20,7 @@ from crawler.access import table
 from crawler.access.indexes import crawl_rows, index_crawl
 from crawler.access.query import AccessError
 from crawler.access.records import add_linked, ensure_tables, open_object
+from crawler.access.stories import link_all
 from crawler.catalog.db import Catalog, TextFacts, TextRow, articles
 from crawler.layout import MANIFEST_PREFIX, is_sidecar, is_warc, parquet_key, sidecar_key
 from crawler.store.base import Store, store_identity
@@ -37,6 +38,7 @@ class ReindexSummary:
     added: int = 0
     articles: int = 0
     texts: int = 0  # text versions added to the search index
+    links: int = 0  # links made between articles of different sites (the same story)
 
 
 def manifests(store: Store) -> list[str]:
@@ -82,6 +84,8 @@ def reindex(
             )
             conn.execute(insert(articles).values(**article_values(values)))
     summary.articles = len(latest)
+    # The same story across sites: every text not linked yet (or by an older scheme).
+    summary.links = link_all(catalog)
     # The rebuilt catalog describes this store (and refuses to serve another).
     if (store_id := store_identity(store, create=False)) is not None:
         catalog.bind_store(store_id, store.uri)

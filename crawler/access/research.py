@@ -13,6 +13,7 @@ import html
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import IO, Any
 
@@ -74,9 +75,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
 
 
 def cmd_search(ns: argparse.Namespace) -> int:
-    from crawler.access.cli import open_archive
-
-    archive: Archive = open_archive(ns, resolver=False)
+    archive: Archive = ns.open_archive(ns, resolver=False)
     archive.check_not_empty()
     if archive.catalog.texts_count() == 0:
         raise AccessError(
@@ -186,10 +185,9 @@ def _pick(versions: list[Version], number: int | None, default: int, what: str) 
 
 
 def cmd_diff(ns: argparse.Namespace) -> int:
-    from crawler.access.cli import open_archive
     from crawler.text.diff import render_html, render_plain, summary, word_diff
 
-    archive: Archive = open_archive(ns)
+    archive: Archive = ns.open_archive(ns)
     archive.check_not_empty()
     target = archive.target(ns.ref)
     if target.article_key is None or target.site is None:
@@ -227,10 +225,70 @@ def cmd_diff(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_commands(sub: Any, resolver_factory: Any = None) -> None:
-    """Register search, related and diff on ``newsarchive``'s subparsers (from access/cli)."""
-    from crawler.access.cli import _common, _run
+def cmd_related(ns: argparse.Namespace) -> int:
+    from crawler.catalog.stories import article_links, story_ids
 
+    archive: Archive = ns.open_archive(ns)
+    archive.check_not_empty()
+    target = archive.target(ns.ref)
+    if target.article_key is None or target.site is None:
+        raise AccessError(f"{ns.ref} is not an article with archived text: it has no story")
+    links = article_links(archive.catalog, target.site, target.article_key)
+    story = story_ids(archive.catalog).get((target.site, target.article_key))
+    if ns.json:
+        for link in links:
+            other = link.other
+            print(
+                json.dumps(
+                    {
+                        "kind": link.kind,
+                        "score": round(link.score, 4),
+                        "site": other.site,
+                        "article_key": other.article_key,
+                        "url": other.url,
+                        "title": other.title,
+                        "published_date": other.published_date,
+                        "version": other.version,
+                        "story_id": story,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return EXIT_OK
+    if not links:
+        print(f"{target.describe()}: no article of another site is linked to it")
+        return EXIT_OK
+    print(
+        f"{target.describe()}: {len(links)} article{'s' if len(links) != 1 else ''} of other "
+        f"sites tell the same story (story {story})"
+    )
+    print(f"  {'link':14} {'score':>5}  {'site':10} {'published':10}  title / url")
+    for link in links:
+        other = link.other
+        print(
+            f"  {link.kind:14} {link.score:5.2f}  {other.site:10} "
+            f"{other.published_date or 'undated':10}  {other.title or other.url}"
+        )
+        print(f"  {'':14} {'':5}  {other.url}")
+    return EXIT_OK
+
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def add_commands(
+    sub: Any,
+    resolver_factory: Any,
+    *,
+    run: Callable[[Command], Command],
+    common: Callable[[argparse.ArgumentParser], None],
+    open_archive: Callable[..., Archive],
+) -> None:
+    """Register search, related and diff on ``newsarchive``'s subparsers: access/cli.py's
+    ``add_commands`` calls it with its error handling (``run``), its common options and its
+    way of opening the archive (so this module never imports that one)."""
+    _common, _run = common, run
+    defaults = {"resolver_factory": resolver_factory, "open_archive": open_archive}
     raw = argparse.RawDescriptionHelpFormatter
     parser = sub.add_parser(
         "search",
@@ -265,7 +323,25 @@ def add_commands(sub: Any, resolver_factory: Any = None) -> None:
     )
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     _common(parser)
-    parser.set_defaults(func=_run(cmd_search), resolver_factory=resolver_factory)
+    parser.set_defaults(func=_run(cmd_search), **defaults)
+
+    related = sub.add_parser(
+        "related",
+        help="the same story on other sites: republications, near-duplicates, same event",
+        description="The articles of other sites linked to this one as its texts were "
+        "recorded: a republication (it names the other as its source and copies it), a "
+        "near-duplicate (most of the words the same), or the same event (a rewrite: shared "
+        "phrases and names, published within three days). Strongest first, with the score "
+        "that decided each link (containment, Jaccard, or shared 3-word phrases) and the "
+        "story id the Parquet export carries.",
+        epilog="examples:\n  newsarchive related https://en.irna.ir/news/85859288/\n"
+        "  newsarchive related irna:85859288 --json",
+        formatter_class=raw,
+    )
+    related.add_argument("ref", help="article URL, site:key, or article key")
+    related.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    _common(related)
+    related.set_defaults(func=_run(cmd_related), **defaults)
 
     diff = sub.add_parser(
         "diff",
@@ -293,7 +369,7 @@ def add_commands(sub: Any, resolver_factory: Any = None) -> None:
         "--color", choices=("auto", "always", "never"), default="auto", help="ANSI colours"
     )
     _common(diff)
-    diff.set_defaults(func=_run(cmd_diff), resolver_factory=resolver_factory)
+    diff.set_defaults(func=_run(cmd_diff), **defaults)
 
 
 def _positive(value: str) -> int:

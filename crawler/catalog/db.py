@@ -31,7 +31,6 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     String,
     Table,
@@ -135,7 +134,8 @@ texts = Table(  # every text version of every article: what search, related and 
     Column("published_text", Text),
     Column("published_precision", String(8)),
     Column("words", Integer, nullable=False),
-    Column("minhash", LargeBinary),  # the text's MinHash signature, for related stories
+    # The scheme its story keys (text_bands, text_names) were made by; NULL: not made yet.
+    Column("story_keys", String(64)),
 )
 Index("ix_texts_article", texts.c.site, texts.c.article_key, texts.c.version)
 Index("ix_texts_published", texts.c.published_date)
@@ -150,6 +150,15 @@ text_bands = Table(  # MinHash LSH bands of each text: texts sharing a band are 
     Column("site", String(64), nullable=False),
 )
 Index("ix_text_bands_hash", text_bands.c.band, text_bands.c.hash)
+
+text_names = Table(  # the proper names of each text: rewrites of one event share them
+    "text_names",
+    metadata,
+    Column("text_id", Integer, primary_key=True),
+    Column("key", BigInteger, primary_key=True),
+    Column("site", String(64), nullable=False),
+)
+Index("ix_text_names_key", text_names.c.key)
 
 text_links = Table(  # two texts of different sites that tell the same story, and how
     "text_links",

@@ -13,9 +13,10 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from crawler.access.stories import link_text
 from crawler.capture.exchange import CaptureInfo, article_records
 from crawler.capture.session import CaptureSession
-from crawler.catalog.db import CatalogWriteError, TextFacts, decide_version, iso
+from crawler.catalog.db import Catalog, CatalogWriteError, TextFacts, decide_version, iso
 from crawler.constants import (
     STATS_ARTICLES_FAILED,
     STATS_ARTICLES_FAILED_REASON,
@@ -43,6 +44,17 @@ logger = logging.getLogger(__name__)
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _link_story(catalog: Catalog, key: str) -> None:
+    """Link a new text to the same story on other sites. A failure loses no text: the text
+    stays without story keys, and ``newsarchive reindex`` links it."""
+    try:
+        text_id = catalog.text_id(key)
+        if text_id is not None:
+            link_text(catalog, text_id)
+    except Exception as exc:  # the links are an index: the archive is whole without them
+        logger.warning("%s: not linked to other sites' stories (reindex will): %s", key, exc)
 
 
 class ArticlePipeline:
@@ -239,7 +251,7 @@ class ArticlePipeline:
         when = date[:19] + "Z" if capture is not None else iso(datetime.fromisoformat(date))
         catalog = catalog_ext.catalog
         assert catalog is not None
-        catalog.record_text(
+        _version, new = catalog.record_text(
             site=item.site,
             article_key=item.article_id,
             url=item.url,
@@ -258,6 +270,8 @@ class ArticlePipeline:
         )
         if capture is not None:
             catalog_ext.capture_text(capture.record_id, sidecar["text_digest"], key, version)
+        if new and text is not None:
+            _link_story(catalog, key)
 
     def sidecar(
         self, item: ArticlePage, article: Article, text: bytes, ledger: CrawlLedger

@@ -1,0 +1,243 @@
+"""The catalog's side of "the same story across sources": each text's story keys (MinHash LSH
+bands and proper-name keys), the candidates a new text shares them with, and the links decided
+between texts of different sites. Deciding is not done here (access/stories.py does it with
+crawler.text.similar): this module only stores and finds, in SQL, so any number of processes
+on one catalog find each other's texts without an index in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from crawler.catalog.db import Catalog, text_bands, text_links, text_names, texts
+
+# Candidates by shared names, at most this many per text (the most names shared first): a
+# name every text of a period has ("Islamic Republic") must not make every text a candidate.
+NAME_CANDIDATES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class StoryText:
+    """A text as linking needs it."""
+
+    id: int
+    site: str
+    article_key: str
+    version: int
+    url: str
+    title: str | None
+    body: str
+    published_at: str | None
+    published_date: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryLink:
+    """A link from one article to another: the other text, how, and how strongly."""
+
+    other: StoryText
+    kind: str
+    score: float
+
+
+_STORY_COLUMNS = (
+    texts.c.id,
+    texts.c.site,
+    texts.c.article_key,
+    texts.c.version,
+    texts.c.url,
+    texts.c.title,
+    texts.c.body,
+    texts.c.published_at,
+    texts.c.published_date,
+)
+
+
+def _story(row: object) -> StoryText:
+    return StoryText(*row)  # type: ignore[misc]
+
+
+def story_text(catalog: Catalog, text_id: int) -> StoryText | None:
+    with catalog.engine.connect() as conn:
+        row = conn.execute(select(*_STORY_COLUMNS).where(texts.c.id == text_id)).first()
+    return None if row is None else _story(row)
+
+
+def unkeyed(catalog: Catalog, scheme: str) -> list[int]:
+    """Texts whose story keys are missing or of another scheme, oldest first."""
+    with catalog.engine.connect() as conn:
+        found = conn.execute(
+            select(texts.c.id)
+            .where(or_(texts.c.story_keys.is_(None), texts.c.story_keys != scheme))
+            .order_by(texts.c.id)
+        )
+        return [int(i) for i in found.scalars()]
+
+
+def put_keys(
+    catalog: Catalog,
+    text: StoryText,
+    bands: Sequence[tuple[int, int]],
+    names: Sequence[int],
+    scheme: str,
+) -> None:
+    """A text's keys, in one transaction, before its candidates are looked for: of two texts
+    recorded at once by two processes, the second to look finds the first's keys."""
+    with catalog.engine.begin() as conn:
+        conn.execute(text_bands.delete().where(text_bands.c.text_id == text.id))
+        conn.execute(text_names.delete().where(text_names.c.text_id == text.id))
+        if bands:
+            conn.execute(
+                insert(text_bands),
+                [{"text_id": text.id, "band": b, "hash": h, "site": text.site} for b, h in bands],
+            )
+        if names:
+            conn.execute(
+                insert(text_names),
+                [{"text_id": text.id, "key": k, "site": text.site} for k in sorted(set(names))],
+            )
+        conn.execute(update(texts).where(texts.c.id == text.id).values(story_keys=scheme))
+
+
+def candidates(
+    catalog: Catalog,
+    text: StoryText,
+    bands: Sequence[tuple[int, int]],
+    names: Sequence[int],
+    *,
+    min_names: int,
+    days: float,
+) -> list[StoryText]:
+    """Texts of other sites that share a band with ``text`` (copies), or at least
+    ``min_names`` names and a publication day within ``days`` (rewrites of one event; texts
+    without a date are taken too)."""
+    ids: set[int] = set()
+    with catalog.engine.connect() as conn:
+        if bands:
+            pairs = or_(*(and_(text_bands.c.band == b, text_bands.c.hash == h) for b, h in bands))
+            ids.update(
+                conn.execute(
+                    select(text_bands.c.text_id)
+                    .where(pairs, text_bands.c.site != text.site)
+                    .distinct()
+                ).scalars()
+            )
+        if len(set(names)) >= min_names:
+            shared = func.count().label("shared")
+            query = (
+                select(text_names.c.text_id, shared)
+                .join(texts, texts.c.id == text_names.c.text_id)
+                .where(text_names.c.key.in_(sorted(set(names))), text_names.c.site != text.site)
+            )
+            if text.published_date:
+                day = date.fromisoformat(text.published_date)
+                low = (day - timedelta(days=days + 1)).isoformat()
+                high = (day + timedelta(days=days + 1)).isoformat()
+                query = query.where(
+                    or_(texts.c.published_date.is_(None), texts.c.published_date.between(low, high))
+                )
+            query = (
+                query.group_by(text_names.c.text_id)
+                .having(shared >= min_names)
+                .order_by(shared.desc(), text_names.c.text_id)
+                .limit(NAME_CANDIDATES)
+            )
+            ids.update(int(r[0]) for r in conn.execute(query))
+        ids.discard(text.id)
+        if not ids:
+            return []
+        rows = conn.execute(select(*_STORY_COLUMNS).where(texts.c.id.in_(sorted(ids))))
+        return [_story(r) for r in rows]
+
+
+def put_link(catalog: Catalog, a: int, b: int, kind: str, score: float) -> bool:
+    """Record a link once (two processes may decide the same pair): False if it was there."""
+    first, second = min(a, b), max(a, b)
+    try:
+        with catalog.engine.begin() as conn:
+            conn.execute(insert(text_links).values(a_id=first, b_id=second, kind=kind, score=score))
+    except IntegrityError:
+        return False
+    return True
+
+
+def article_links(catalog: Catalog, site: str, article_key: str) -> list[StoryLink]:
+    """The links of every text version of an article to other articles, strongest first, one
+    per other article (its strongest link)."""
+    with catalog.engine.connect() as conn:
+        own = [
+            int(i)
+            for i in conn.execute(
+                select(texts.c.id).where(texts.c.site == site, texts.c.article_key == article_key)
+            ).scalars()
+        ]
+        if not own:
+            return []
+        found = conn.execute(
+            select(text_links).where(or_(text_links.c.a_id.in_(own), text_links.c.b_id.in_(own)))
+        ).all()
+        others = {(r.b_id if r.a_id in own else r.a_id): r for r in found}
+        rows = conn.execute(select(*_STORY_COLUMNS).where(texts.c.id.in_(sorted(others))))
+        stories = {s.id: s for s in map(_story, rows)}
+    best: dict[tuple[str, str], StoryLink] = {}
+    for other_id, link in others.items():
+        other = stories[other_id]
+        item = StoryLink(other, str(link.kind), float(link.score))
+        key = (other.site, other.article_key)
+        if key not in best or _stronger(item, best[key]):
+            best[key] = item
+    return sorted(best.values(), key=lambda x: (_RANK[x.kind], -x.score, x.other.site))
+
+
+_RANK = {"republication": 0, "near-duplicate": 1, "same-event": 2}
+
+
+def _stronger(a: StoryLink, b: StoryLink) -> bool:
+    return (_RANK.get(a.kind, 9), -a.score) < (_RANK.get(b.kind, 9), -b.score)
+
+
+def story_ids(catalog: Catalog) -> dict[tuple[str, str], str]:
+    """Each linked article's story: the articles joined by links, transitively, named by the
+    smallest ``site:key`` among them (stable while the story gains no member before it).
+    Articles linked to none are in no story."""
+    with catalog.engine.connect() as conn:
+        owners = {
+            int(r.id): (str(r.site), str(r.article_key))
+            for r in conn.execute(select(texts.c.id, texts.c.site, texts.c.article_key))
+        }
+        links = conn.execute(select(text_links.c.a_id, text_links.c.b_id)).all()
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def root(item: tuple[str, str]) -> tuple[str, str]:
+        while parent.get(item, item) != item:
+            parent[item] = parent.get(parent[item], parent[item])
+            item = parent[item]
+        return item
+
+    for a, b in links:
+        if a not in owners or b not in owners:
+            continue
+        for item in (owners[a], owners[b]):
+            parent.setdefault(item, item)
+        ra, rb = root(owners[a]), root(owners[b])
+        if ra != rb:  # the smaller root stays: each story's root is its smallest member
+            parent[max(ra, rb)] = min(ra, rb)
+    return {item: ":".join(root(item)) for item in parent}
+
+
+def forget_links(catalog: Catalog, ids: Iterable[int]) -> None:
+    """Drop the links of these texts (before they are decided again)."""
+    chosen = sorted(set(ids))
+    if not chosen:
+        return
+    with catalog.engine.begin() as conn:
+        conn.execute(
+            text_links.delete().where(
+                or_(text_links.c.a_id.in_(chosen), text_links.c.b_id.in_(chosen))
+            )
+        )
