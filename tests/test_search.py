@@ -209,8 +209,12 @@ def test_search_mezher_finds_the_three_articles_of_that_meeting(demo_all_store: 
         "2025-06-30",
         "--json",
     )
-    # Almasirah's republication is dated 5 February 2025 by the page itself.
-    assert hits_of(out) == {("irna", "85859288"), ("president", "158877")}
+    assert hits_of(out) == MEZHER
+    code, out, _ = run(
+        "search", "Mezher", "--store", store, "--published-from", "2025-06-12", "--json"
+    )
+    # IRNA and Almasirah published on the 11th (Tehran time), president.ir on the 12th.
+    assert hits_of(out) == {("president", "158877")}
     code, table, _ = run("search", "Mezher", "--store", store)
     assert code == 0 and "**Mezher**" in table and "https://president.ir/en/158877" in table
 
@@ -245,11 +249,11 @@ def test_search_on_a_postgresql_catalog_rebuilt_by_reindex(
         "--catalog",
         fresh_pg,
         "--published-from",
-        "2025-06",
+        "2025-06-11",
         "--published-to",
-        "2025-06",
+        "2025-06-11",
         "--json",
     )
-    assert hits_of(out) == {("irna", "85859288"), ("president", "158877")}
+    assert hits_of(out) == {("irna", "85859288"), ("almasirah", "53210")}
     first = json.loads(out.splitlines()[0])
     assert "<mark>Mezher</mark>" in first["snippet_html"]
