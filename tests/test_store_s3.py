@@ -796,10 +796,10 @@ def test_an_article_a_killed_crawl_kept_but_never_recorded_is_recorded_before_cr
     from scrapy.utils.test import get_crawler
 
     from crawler.catalog.db import Catalog
+    from crawler.catalog.search import SearchQuery, search
     from crawler.crawl.catalog import ArchiveCatalog
     from crawler.crawl.config import CatalogConfig, LedgerConfig
     from crawler.crawl.ledger import CrawlLedger
-    from crawler.catalog.search import SearchQuery, search
     from crawler.store.spool import SPOOLED_TEXT, Backlog, adopt_leftovers
 
     spool = tmp_path / "spool"
