@@ -365,8 +365,19 @@ def test_the_crawl_writes_the_sample_texts_and_their_metadata(crawl: MirrorCrawl
     assert cars["53210"]["published"] == "2025-06-11T19:40:00+03:00"
     assert cars["37588"]["tags"] == ["Iraq", "Iran", "Palestine", "Israel"]
     assert cars["37588"]["published"] == "2024-04-10T11:05:00+03:00"
-    assert cars["53204"]["published"] is None
-    assert cars["53204"]["warnings"] == ["no published date"]
+    # The page gives no date: the feed's is taken, and said to be the feed's.
+    feed = [d for d in cars["53204"]["discovery"] if d["via"] == "feed"]
+    if feed:
+        assert cars["53204"]["published"] == "2025-02-02T10:10:00+03:00"
+        assert cars["53204"]["published_from"] == "feed"
+        assert cars["53204"]["warnings"] == [
+            "no published date",
+            "published date from the feed https://english.masirahtv.net/rss.php",
+        ]
+    else:
+        assert cars["53204"]["published"] is None
+        assert cars["53204"]["warnings"] == ["no published date"]
+    assert cars["53210"]["published_from"] == "page"
     # which channel found it first depends on response order; never anything else
     vias = {d["via"] for d in cars["53210"]["discovery"]}
     assert vias and vias <= {"feed", "listing"}

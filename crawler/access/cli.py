@@ -136,13 +136,36 @@ def _is_listing(ns: argparse.Namespace) -> bool:
     return ns.ref is None or ns.ref.strip().endswith("*")
 
 
+def _published(ns: argparse.Namespace) -> tuple[str | None, str | None]:
+    """--published-from/--published-to as publication days (the second exclusive)."""
+    from crawler.access.query import publication_day
+
+    return (
+        publication_day(ns.published_from),
+        publication_day(ns.published_to, end=True),
+    )
+
+
+def _add_published(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--published-from",
+        default=None,
+        help="published on or after this day (2025, 2025-06, 2025-06-11: the publisher's date)",
+    )
+    parser.add_argument(
+        "--published-to",
+        default=None,
+        help="published up to this day (inclusive: 2025-06 is all of June)",
+    )
+
+
 def cmd_snapshots(ns: argparse.Namespace) -> int:
     if _is_listing(ns):
         return _listing(ns)
-    if ns.site or ns.crawl:
+    if ns.site or ns.crawl or ns.published_from or ns.published_to:
         raise UsageError(
-            f"--site and --crawl list captures; {ns.ref!r} names one article (for a URL prefix, "
-            "end it in *; for one site's article, site:key)"
+            f"--site, --crawl and --published-* list captures; {ns.ref!r} names one article "
+            "(for a URL prefix, end it in *; for one site's article, site:key)"
         )
     archive = open_archive(ns)
     archive.check_not_empty()
@@ -171,10 +194,11 @@ def _listing(ns: argparse.Namespace) -> int:
     if prefix is not None and "*" in prefix:
         raise UsageError(f"{ns.ref!r}: only a trailing * (a URL prefix) is understood")
     since, until = _range(ns)
-    if ns.ref is None and not (ns.site or ns.crawl or since or until):
+    published = _published(ns)
+    if ns.ref is None and not (ns.site or ns.crawl or since or until or any(published)):
         raise UsageError(
             "say what to list: an article (URL, site:key or key), a URL prefix ending in *, "
-            "--site, --crawl, or --day/--from/--to"
+            "--site, --crawl, --day/--from/--to or --published-from/--published-to"
         )
     archive = open_archive(ns, resolver=False)
     archive.check_not_empty()
@@ -183,7 +207,7 @@ def _listing(ns: argparse.Namespace) -> int:
     if ns.crawl and not archive.crawl_known(ns.crawl):
         latest = archive.latest_crawls()
         raise UsageError(f"no crawl {ns.crawl!r} in the catalog; the latest: {', '.join(latest)}")
-    listing = Listing(tuple(sites), prefix or None, ns.crawl, since, until, ns.limit)
+    listing = Listing(tuple(sites), prefix or None, ns.crawl, since, until, ns.limit, published)
     count = 0
     try:
         if not ns.json:
@@ -285,6 +309,7 @@ def cmd_export(ns: argparse.Namespace) -> int:
         count_rows,
         format_for,
     )
+    from crawler.access.query import describe_published
 
     names = _site_names(ns.site)
     if ns.all and names:
@@ -302,22 +327,29 @@ def cmd_export(ns: argparse.Namespace) -> int:
     _check_sites(archive, names)
     sites = archive.known_sites() if ns.all else names
     since, until = _time(ns.since), _time(ns.until, end=True)
+    published = _published(ns)
     span = f"{since or 'start'} .. {until or 'now'}"
-    totals = {site: count_rows(archive, site, since, until) for site in sites}
+    if any(published):
+        span += f", {describe_published(published)}"
+    totals = {site: count_rows(archive, site, since, until, published) for site in sites}
     taken = [site for site in sites if totals[site]]
     if not taken:
         which = " or ".join(repr(s) for s in sites) if len(sites) < 4 else "any site"
         print(
-            f"error: no archived article of {which} captured in that range ({span})",
+            f"error: no archived article of {which} in that range (captured {span})",
             file=sys.stderr,
         )
         return EXIT_FAILED
     for site in sites:
         if not totals[site]:
-            print(f"no archived article of {site!r} captured in {span}", file=sys.stderr)
+            print(
+                f"no archived article of {site!r} in that range (captured {span})", file=sys.stderr
+            )
     grand = Summary()
     try:
-        with Export(archive, fmt, dest, sites=taken, since=since, until=until) as out:
+        with Export(
+            archive, fmt, dest, sites=taken, since=since, until=until, published=published
+        ) as out:
             for site in taken:
                 bar = Progress(totals[site], label=site if len(taken) > 1 else "")
                 summary = out.site(site, bar.update)
@@ -440,6 +472,7 @@ def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> N
     snap.add_argument("--from", dest="since", default=None, help="captured at or after (ISO date)")
     snap.add_argument("--to", dest="until", default=None, help="captured up to (inclusive)")
     snap.add_argument("--limit", type=_positive, default=None, help="at most this many captures")
+    _add_published(snap)
     snap.add_argument(
         "--json",
         action="store_true",
@@ -510,6 +543,7 @@ def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> N
         help="only for a destination whose name says no format; must agree with it otherwise",
     )
     exp.add_argument("--force", action="store_true", help="replace an existing output")
+    _add_published(exp)
     exp.add_argument(
         "dest", help="a file (.jsonl, .parquet, .warc.gz, .warc) or a directory/ (text)"
     )

@@ -19,9 +19,16 @@ from typing import IO, Any
 from sqlalchemy import and_, func, select
 
 from crawler.access import table
-from crawler.access.query import AccessError, Archive, text_conditions
+from crawler.access.query import (
+    AccessError,
+    Archive,
+    Published,
+    describe_published,
+    text_conditions,
+)
 from crawler.access.records import Location, extract_warcinfo, linked_for_many, read_records
 from crawler.catalog.db import Capture, captures
+from crawler.catalog.stories import story_ids
 from crawler.layout import TEXT_PREFIX
 from crawler.store.base import check_key
 
@@ -145,9 +152,15 @@ class Progress:
             self.stream.write("\n")
 
 
-def count_rows(archive: Archive, site: str, since: str | None, until: str | None) -> int:
+def count_rows(
+    archive: Archive,
+    site: str,
+    since: str | None,
+    until: str | None,
+    published: Published = (None, None),
+) -> int:
     c = captures.c
-    conditions = text_conditions(site, since, until)
+    conditions = text_conditions(site, since, until, published)
     with archive.catalog.engine.connect() as conn:
         return int(
             conn.execute(
@@ -157,10 +170,16 @@ def count_rows(archive: Archive, site: str, since: str | None, until: str | None
         )
 
 
-def crawl_ids(archive: Archive, site: str, since: str | None, until: str | None) -> list[str]:
+def crawl_ids(
+    archive: Archive,
+    site: str,
+    since: str | None,
+    until: str | None,
+    published: Published = (None, None),
+) -> list[str]:
     """The crawls whose captures an export of this site and range takes."""
     c = captures.c
-    conditions = text_conditions(site, since, until)
+    conditions = text_conditions(site, since, until, published)
     with archive.catalog.engine.connect() as conn:
         return sorted(
             conn.execute(select(c.crawl_id).where(and_(*conditions)).distinct()).scalars()
@@ -173,6 +192,7 @@ def warcinfo(
     since: str | None,
     until: str | None,
     filename: str = "export.warc.gz",
+    published: Published = (None, None),
 ) -> bytes:
     """The export's own warcinfo, first in the file: the store, the crawls, the query."""
     sites = [site] if isinstance(site, str) else list(site)
@@ -181,14 +201,20 @@ def warcinfo(
         query += f" --from {since}"
     if until:
         query += f" --to {until}"
+    if published[0]:
+        query += f" --published-from {published[0]}"
+    if published[1]:
+        query += f" --published-until {published[1]} (exclusive)"
+    when = f"captured {since or 'any time'} to {until or 'now'}"
+    if any(published):
+        when += ", " + describe_published(published)
     return extract_warcinfo(
         filename,
         store_uri=archive.store.uri,
-        crawl_ids=[i for s in sites for i in crawl_ids(archive, s, since, until)],
+        crawl_ids=[i for s in sites for i in crawl_ids(archive, s, since, until, published)],
         query=query,
-        description=f"articles of {', '.join(sites)} captured {since or 'any time'} to "
-        f"{until or 'now'}: each capture's response, request, metadata and conversion "
-        "records, copied unchanged from the store",
+        description=f"articles of {', '.join(sites)} {when}: each capture's response, "
+        "request, metadata and conversion records, copied unchanged from the store",
     )
 
 
@@ -206,6 +232,7 @@ class Export:
         sites: Sequence[str],
         since: str | None = None,
         until: str | None = None,
+        published: Published = (None, None),
     ) -> None:
         if fmt not in FORMATS:
             raise AccessError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
@@ -214,6 +241,9 @@ class Export:
         self.dest = dest
         self.since = since
         self.until = until
+        self.published = published
+        # Each article's story across sites (Parquet and JSON lines carry it): computed once.
+        self.stories = story_ids(archive.catalog) if fmt in ("parquet", "jsonl") else {}
         # A plain .warc gets its records uncompressed (they are stored as gzip members).
         self.plain = fmt == "warc" and dest.name.lower().endswith(".warc")
         self.sink: Any = None
@@ -232,7 +262,7 @@ class Export:
         else:
             self.out = self.partial.open("wb")
             if fmt == "warc":
-                self._write(warcinfo(archive, sites, since, until, dest.name))
+                self._write(warcinfo(archive, sites, since, until, dest.name, published))
 
     def __enter__(self) -> Export:
         return self
@@ -268,7 +298,8 @@ class Export:
         started = time.monotonic()
         summary = Summary()
         batch: list[Capture] = []
-        for capture in self.archive.article_rows(site, self.since, self.until):
+        rows = self.archive.article_rows(site, self.since, self.until, published=self.published)
+        for capture in rows:
             batch.append(capture)
             if len(batch) >= BATCH:
                 self._write_batch(batch, summary, progress)
@@ -324,11 +355,16 @@ class Export:
                 "warc_length": capture.warc_length,
                 "version": capture.version,
             }
+            line["story_id"] = self._story(capture)
             line["text"] = text.decode("utf-8")
             data = json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n"
             return self._write(data)
-        self.sink.add(table.row(capture, links, sidecar, text.decode("utf-8")))
+        row = table.row(capture, links, sidecar, text.decode("utf-8"), self._story(capture))
+        self.sink.add(row)
         return len(text)
+
+    def _story(self, capture: Capture) -> str | None:
+        return self.stories.get((capture.site, capture.article_key or ""))
 
 
 def export(

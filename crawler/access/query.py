@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
@@ -24,7 +24,7 @@ from crawler.access.records import (
     payload_of,
     read_records,
 )
-from crawler.catalog.db import Capture, Catalog, captures, iso
+from crawler.catalog.db import Capture, Catalog, captures, iso, texts
 from crawler.constants import CHALLENGE_RECORD
 from crawler.layout import sidecar_key
 from crawler.store.base import Store
@@ -35,6 +35,7 @@ _DATE = re.compile(
     r"^(\d{4})(?:-?(\d{2})(?:-?(\d{2})(?:[T ]?(\d{2})(?::?(\d{2})(?::?(\d{2})(?:\.\d+)?)?)?)?)?)?"
     r"(Z|[+-]\d{2}:?\d{2})?$"
 )
+_DAY = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _CHARSET = re.compile(r"charset=[\"']?([A-Za-z0-9._:-]+)", re.I)
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
 # Redirects followed from one capture at most (browsers stop at 20; a news page needs 1 or 2).
@@ -183,6 +184,7 @@ class Listing:
     since: str | None = None
     until: str | None = None  # exclusive
     limit: int | None = None
+    published: Published = (None, None)  # publication days, from (inclusive) to (exclusive)
 
     def conditions(self) -> list[Any]:
         c = captures.c
@@ -203,6 +205,7 @@ class Listing:
             found.append(c.capture_time >= self.since)
         if self.until:
             found.append(c.capture_time < self.until)
+        found += published_conditions(self.published)
         return found
 
     def describe(self) -> str:
@@ -215,18 +218,65 @@ class Listing:
             parts.append(f"crawl {self.crawl_id}")
         if self.since or self.until:
             parts.append(f"captured {self.since or 'any time'} .. {self.until or 'now'}")
+        if any(self.published):
+            parts.append(describe_published(self.published))
         return "; ".join(parts) or "every capture"
 
 
-def text_conditions(site: str, since: str | None, until: str | None) -> list[Any]:
-    """Which captures an export takes: the site's captures with text, in the time range."""
+# Publication days (YYYY-MM-DD): from (inclusive), until (exclusive); None: no bound.
+Published = tuple[str | None, str | None]
+
+
+def published_conditions(published: Published) -> list[Any]:
+    """Captures whose text was published in those days (by the publisher's calendar: a
+    date-only value is its own day, never shifted by a zone). A text without a known date is
+    never in a bounded range."""
+    since, until = published
+    if not since and not until:
+        return []
+    t = texts.c
+    where: list[Any] = []
+    if since:
+        where.append(t.published_date >= since)
+    if until:
+        where.append(t.published_date < until)
+    return [captures.c.text_key.in_(select(t.text_key).where(*where))]
+
+
+def publication_day(value: str | None, *, end: bool = False) -> str | None:
+    """``--published-from/--published-to`` as a calendar day (YYYY-MM-DD): publication dates
+    are days as publishers write them, so a bound is a year, a month or a day, not a time.
+    ``end``: the day after the period named (an exclusive bound)."""
+    if value is None:
+        return None
+    if not _DAY.match(value.strip()):
+        raise AccessError(
+            f"publication dates are days: give a year, month or day (2025, 2025-06, "
+            f"2025-06-11), not {value!r}"
+        )
+    return parse_time(value, end=end)[:10]
+
+
+def describe_published(published: Published) -> str:
+    since, until = published
+    last = None
+    if until:
+        last = (date.fromisoformat(until) - timedelta(days=1)).isoformat()
+    return f"published {since or 'any day'} .. {last or 'now'}"
+
+
+def text_conditions(
+    site: str, since: str | None, until: str | None, published: Published = (None, None)
+) -> list[Any]:
+    """Which captures an export takes: the site's captures with text, in the capture time
+    range and the publication days."""
     c = captures.c
     conditions: list[Any] = [c.site == site, c.text_key.is_not(None)]
     if since:
         conditions.append(c.capture_time >= since)
     if until:
         conditions.append(c.capture_time < until)
-    return conditions
+    return conditions + published_conditions(published)
 
 
 class Archive:
@@ -582,11 +632,17 @@ class Archive:
         )
 
     def article_rows(
-        self, site: str, since: str | None, until: str | None, *, versions_only: bool = True
+        self,
+        site: str,
+        since: str | None,
+        until: str | None,
+        *,
+        versions_only: bool = True,
+        published: Published = (None, None),
     ) -> Iterator[Capture]:
         """Captures of one site with text, in time order; each text version once."""
         c = captures.c
-        conditions = text_conditions(site, since, until)
+        conditions = text_conditions(site, since, until, published)
         seen: set[str] = set()
         from crawler.access.table import capture_of
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,27 +18,12 @@ from typing import IO, Any
 
 from sqlalchemy import func, select
 
-from crawler.access.query import AccessError, Archive, parse_time
+from crawler.access.query import AccessError, Archive, parse_time, publication_day
 from crawler.catalog.db import Capture, captures, texts
 from crawler.catalog.search import MARK_END, MARK_START, Hit, SearchError, SearchQuery, search
 from crawler.constants import EXIT_FAILED, EXIT_OK
 
-_DAY = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _BOLD, _RESET = "\x1b[1;33m", "\x1b[0m"
-
-
-def publication_day(value: str | None, *, end: bool = False) -> str | None:
-    """``--published-from/--published-to`` as a calendar day (YYYY-MM-DD): publication dates
-    are days as publishers write them, so a bound is a year, a month or a day, not a time.
-    ``end``: the day after the period named (an exclusive bound)."""
-    if value is None:
-        return None
-    if not _DAY.match(value.strip()):
-        raise AccessError(
-            f"publication dates are days: give a year, month or day (2025, 2025-06, "
-            f"2025-06-11), not {value!r}"
-        )
-    return parse_time(value, end=end)[:10]
 
 
 def site_list(archive: Archive, given: list[str] | None) -> tuple[str, ...]:

@@ -46,6 +46,29 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _publication(
+    item: ArticlePage, article: Article
+) -> tuple[str | None, str | None, str | None, list[str]]:
+    """The publication date (ISO), as written, where it was read, and the warnings: the
+    page's own, else the date the feed or sitemap that listed the article gave (said in a
+    warning: it is the channel's word, not the page's)."""
+    warnings = list(article.warnings)
+    if article.published is not None:
+        return _iso(article.published), article.published_text, "page", warnings
+    for found in item.discovery:
+        given = found.get("published")
+        if not given:
+            continue
+        try:
+            moment = datetime.fromisoformat(str(given).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        via = str(found.get("via") or "discovery")
+        warnings.append(f"published date from the {via} {found.get('source') or ''}".rstrip())
+        return moment.isoformat(), str(given), via, warnings
+    return None, None, None, warnings
+
+
 def _link_story(catalog: Catalog, key: str) -> None:
     """Link a new text to the same story on other sites. A failure loses no text: the text
     stays without story keys, and ``newsarchive reindex`` links it."""
@@ -276,6 +299,7 @@ class ArticlePipeline:
     def sidecar(
         self, item: ArticlePage, article: Article, text: bytes, ledger: CrawlLedger
     ) -> dict[str, Any]:
+        published, published_text, published_from, warnings = _publication(item, article)
         return {
             "url": item.url,
             "request_url": item.request_url,
@@ -283,9 +307,11 @@ class ArticlePipeline:
             "site": item.site,
             "article_id": item.article_id,
             "title": article.title,
-            "published": _iso(article.published),
-            "published_text": article.published_text,
-            "published_precision": date_precision(article.published_text),
+            "published": published,
+            "published_text": published_text,
+            "published_precision": date_precision(published_text),
+            # page | feed | sitemap | listing: where the publication date was read
+            "published_from": published_from,
             "modified": _iso(article.modified),
             "authors": list(article.authors),
             "section": article.section,
@@ -305,7 +331,7 @@ class ArticlePipeline:
             "text_digest": "sha256:" + hashlib.sha256(text).hexdigest(),
             "text_length": len(text),
             "extractor": article.extractor,
-            "warnings": list(article.warnings),
+            "warnings": warnings,
             "discovery": item.discovery,
         }
 
