@@ -257,3 +257,19 @@ def test_search_on_a_postgresql_catalog_rebuilt_by_reindex(
     assert hits_of(out) == {("irna", "85859288"), ("almasirah", "53210")}
     first = json.loads(out.splitlines()[0])
     assert "<mark>Mezher</mark>" in first["snippet_html"]
+
+
+def test_search_straight_into_an_export(demo_all_store: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    dest = tmp_path / "mezher.parquet"
+    store = str(demo_all_store)
+    code, out, err = run("search", "Mezher", "--store", store, "--export", str(dest))
+    assert code == 0, err
+    assert "exported 3 articles" in out
+    rows = duckdb.sql(f"SELECT site, article_key, text FROM '{dest}'").fetchall()
+    assert {(site, key) for site, key, _ in rows} == MEZHER
+    assert all("Mezher" in text for _, _, text in rows)
+    # The output is checked before the search runs: an existing file is kept.
+    code, _, err = run("search", "Mezher", "--store", store, "--export", str(dest))
+    assert code == 2 and "kept unless --force" in err

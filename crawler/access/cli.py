@@ -107,19 +107,12 @@ def _site_names(values: list[str] | None) -> list[str]:
 
 def _check_sites(archive: Any, names: list[str]) -> None:
     """An unknown site name is a usage error that names the sites the catalog holds."""
-    import difflib
+    from crawler.access.query import UnknownSite
 
-    unknown = archive.unknown_sites(names)
-    if not unknown:
-        return
-    known = archive.known_sites()
-    hints = [m for name in unknown for m in difflib.get_close_matches(name, known, n=1)]
-    said = ", ".join(repr(name) for name in unknown)
-    raise UsageError(
-        f"unknown site{'s' if len(unknown) > 1 else ''} {said}"
-        + (f" (did you mean {', '.join(hints)}?)" if hints else "")
-        + f"; the catalog holds: {', '.join(known) or 'none'}"
-    )
+    try:
+        archive.check_sites(names)
+    except UnknownSite as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _range(ns: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -384,18 +377,25 @@ def cmd_serve(ns: argparse.Namespace) -> int:
 
     check_bind(ns.host, allow_remote=ns.allow_remote)  # before the store is opened
     archive = open_archive(ns)
-    serve(archive, ns.host, ns.port, replay=ns.replay, allow_remote=ns.allow_remote)
+    serve(
+        archive,
+        ns.host,
+        ns.port,
+        replay=ns.replay,
+        replaywebpage=ns.replaywebpage,
+        allow_remote=ns.allow_remote,
+    )
     return EXIT_OK
 
 
 def _run(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def wrapped(ns: argparse.Namespace) -> int:
-        from crawler.access.query import AccessError
+        from crawler.access.query import AccessError, UnknownSite
         from crawler.store.base import StoreError
 
         try:
             return func(ns)
-        except UsageError as exc:
+        except (UsageError, UnknownSite) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         except (AccessError, StoreError) as exc:
@@ -565,11 +565,17 @@ def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> N
 
     srv = sub.add_parser(
         "serve",
-        help="read-only HTTP service: CDX API, text, sidecars, WARC records, a browse page",
+        help="read-only HTTP service: CDX API, search, browse pages, diffs, WACZ, replay",
         description="A read-only HTTP service (loopback by default): a pywb-compatible CDX API "
         "at /cdx, /text/<record-id>, /sidecar/<record-id>, /warc/<record-id>, /html/<record-id> "
-        "and a browse page (site, date, article) at /.",
+        "(the archived page, its scripts blocked); pages at /: full-text search (/search), each "
+        "site's articles by publication day (/site/<site>) and capture day "
+        "(/site/<site>/captured), an article with its captures, text versions and word diffs "
+        "(/diff/<site>/<key>) and the same story on other sites; the crawl's WACZ by byte range "
+        "(/wacz/<site>/<crawl-id>.wacz). With --replaywebpage, article pages link a replay in "
+        "ReplayWeb.page that runs the page's own scripts from the WACZ, never the live site.",
         epilog="examples:\n  newsarchive serve --port 8080\n"
+        "  newsarchive serve --replaywebpage ~/replaywebpage/package\n"
         "  newsarchive serve --replay http://127.0.0.1:8081/news\n"
         "  newsarchive serve --host 0.0.0.0 --allow-remote",
         formatter_class=raw,
@@ -585,6 +591,13 @@ def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> N
         "--replay",
         default=None,
         help="a pywb collection URL; article pages link to <replay>/<timestamp>/<url>",
+    )
+    srv.add_argument(
+        "--replaywebpage",
+        metavar="DIR",
+        default=None,
+        help="the unpacked npm package replaywebpage (ui.js, sw.js): served here, it replays "
+        "a capture from its crawl's WACZ with the page's own scripts",
     )
     _common(srv)
     srv.set_defaults(func=_run(cmd_serve), resolver_factory=resolver_factory)

@@ -295,11 +295,17 @@ class Export:
 
     def site(self, site: str, progress: Callable[[int, int], None] | None = None) -> Summary:
         """Stream one row per archived article version of ``site`` into the output."""
+        rows = self.archive.article_rows(site, self.since, self.until, published=self.published)
+        return self.captures(rows, progress)
+
+    def captures(
+        self, items: Iterable[Capture], progress: Callable[[int, int], None] | None = None
+    ) -> Summary:
+        """Stream these captures (a search's hits, say) into the output, in their order."""
         started = time.monotonic()
         summary = Summary()
         batch: list[Capture] = []
-        rows = self.archive.article_rows(site, self.since, self.until, published=self.published)
-        for capture in rows:
+        for capture in items:
             batch.append(capture)
             if len(batch) >= BATCH:
                 self._write_batch(batch, summary, progress)

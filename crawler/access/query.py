@@ -48,6 +48,10 @@ class AccessError(Exception):
     """A researcher's request that cannot be answered: one line, said as it is."""
 
 
+class UnknownSite(AccessError):
+    """A site name the catalog does not hold: a usage error (a typo, most often)."""
+
+
 def parse_time(value: str, *, end: bool = False) -> str:
     """ "2025", "2025-06", "2025-06-30", "2025-06-30T12:00Z", "20250630120000" as catalog time.
 
@@ -312,6 +316,22 @@ class Archive:
     def unknown_sites(self, names: Sequence[str]) -> list[str]:
         known = set(self.known_sites())
         return [name for name in names if name not in known]
+
+    def check_sites(self, names: Sequence[str]) -> None:
+        """UnknownSite naming the sites the catalog holds (and the nearest, if any)."""
+        import difflib
+
+        unknown = self.unknown_sites(names)
+        if not unknown:
+            return
+        known = self.known_sites()
+        hints = [m for name in unknown for m in difflib.get_close_matches(name, known, n=1)]
+        said = ", ".join(repr(name) for name in unknown)
+        raise UnknownSite(
+            f"unknown site{'s' if len(unknown) > 1 else ''} {said}"
+            + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+            + f"; the catalog holds: {', '.join(known) or 'none'}"
+        )
 
     def crawl_known(self, crawl_id: str) -> bool:
         return self._exists(captures.c.crawl_id == crawl_id)

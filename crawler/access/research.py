@@ -14,30 +14,30 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import func, select
 
-from crawler.access.query import AccessError, Archive, parse_time, publication_day
+from crawler.access.query import (
+    AccessError,
+    Archive,
+    UnknownSite,
+    parse_time,
+    publication_day,
+)
 from crawler.catalog.db import Capture, captures, texts
 from crawler.catalog.search import MARK_END, MARK_START, Hit, SearchError, SearchQuery, search
 from crawler.constants import EXIT_FAILED, EXIT_OK
 
 _BOLD, _RESET = "\x1b[1;33m", "\x1b[0m"
+EXPORT_LIMIT = 1_000_000  # hits an export takes when no --limit is given
 
 
 def site_list(archive: Archive, given: list[str] | None) -> tuple[str, ...]:
     """The sites named (repeated or comma-separated), each checked against the catalog."""
     names = [n.strip() for item in given or [] for n in item.split(",") if n.strip()]
-    if not names:
-        return ()
-    known = {site for site, _count in archive.sites()}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise AccessError(
-            f"unknown site {', '.join(map(repr, unknown))}: the archive has "
-            f"{', '.join(sorted(known)) or 'no site yet'}"
-        )
+    archive.check_sites(names)
     return tuple(dict.fromkeys(names))
 
 
@@ -67,6 +67,13 @@ def cmd_search(ns: argparse.Namespace) -> int:
             f"(made by an older newsarchive): run `newsarchive reindex --store "
             f"{archive.store.uri}` once"
         )
+    if ns.export:
+        from crawler.access.export import OutputError, check_dest, format_for
+
+        try:  # before the search: a refused output costs nothing
+            check_dest(Path(ns.export), format_for(ns.export, ns.format), force=ns.force)
+        except OutputError as exc:
+            raise UnknownSite(str(exc)) from None  # a usage error: exit 2
     query = SearchQuery(
         text=" ".join(ns.words),
         sites=site_list(archive, ns.site),
@@ -75,7 +82,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
         captured_from=None if ns.since is None else parse_time(ns.since),
         captured_until=None if ns.until is None else parse_time(ns.until, end=True),
         language=ns.language,
-        limit=ns.limit,
+        limit=ns.limit or (EXPORT_LIMIT if ns.export else 20),
         offset=ns.offset,
         all_versions=ns.all_versions,
     )
@@ -83,12 +90,50 @@ def cmd_search(ns: argparse.Namespace) -> int:
         hits = search(archive.catalog, query)
     except SearchError as exc:
         raise AccessError(str(exc)) from None
+    if ns.export:
+        return export_hits(archive, hits, query, ns)
     if ns.json:
         for hit in hits:
             print(json.dumps(hit_json(hit), ensure_ascii=False))
         return EXIT_OK
     print_hits(hits, query, sys.stdout)
     return EXIT_OK if hits else EXIT_FAILED
+
+
+def export_hits(
+    archive: Archive, hits: list[Hit], query: SearchQuery, ns: argparse.Namespace
+) -> int:
+    """The hits' captures (each text's first) as an export: Parquet, JSON lines, text, WARC."""
+    from crawler.access.export import Export, format_for
+
+    if not hits:
+        print(f"no archived text matches {query.text!r}: nothing exported", file=sys.stderr)
+        return EXIT_FAILED
+    chosen = [capture for hit in hits if (capture := _first_capture(archive, hit)) is not None]
+    fmt = format_for(ns.export, ns.format)
+    sites = sorted({c.site for c in chosen})
+    with Export(archive, fmt, Path(ns.export), sites=sites) as out:
+        summary = out.captures(chosen)
+    print(summary.line(f"search {query.text!r} ({len(chosen)} hits)", ns.export))
+    return EXIT_OK
+
+
+def _first_capture(archive: Archive, hit: Hit) -> Capture | None:
+    c = captures.c
+    with archive.catalog.engine.connect() as conn:
+        row = (
+            conn.execute(
+                select(captures)
+                .where(c.text_key == hit.text_key)
+                .order_by(c.capture_time, c.id)
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+    if row is None:
+        return None
+    return Capture(**{name: row[name] for name in Capture.__dataclass_fields__})
 
 
 def print_hits(hits: list[Hit], query: SearchQuery, out: IO[str]) -> None:
@@ -300,12 +345,26 @@ def add_commands(
     parser.add_argument("--from", dest="since", default=None, help="captured at or after (ISO)")
     parser.add_argument("--to", dest="until", default=None, help="captured up to (inclusive)")
     parser.add_argument("--language", default=None, help="language code (en takes en-GB too)")
-    parser.add_argument("--limit", type=_positive, default=20, help="hits to show (default 20)")
+    parser.add_argument(
+        "--limit",
+        type=_positive,
+        default=None,
+        help="hits to show (default 20; every hit with --export)",
+    )
     parser.add_argument("--offset", type=_not_negative, default=0, help="hits to skip (paging)")
     parser.add_argument(
         "--all-versions", action="store_true", help="every matching version, not one per article"
     )
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    parser.add_argument(
+        "--export",
+        default=None,
+        metavar="DEST",
+        help="write the matching articles as an export instead (format from the name: "
+        ".parquet, .jsonl, .warc.gz, dir/ for text)",
+    )
+    parser.add_argument("--format", default=None, help="the export's format, if DEST says none")
+    parser.add_argument("--force", action="store_true", help="replace an existing export")
     _common(parser)
     parser.set_defaults(func=_run(cmd_search), **defaults)
 
