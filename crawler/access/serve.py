@@ -4,7 +4,11 @@ GET only: at ``/cdx``, a CDX API answering as pywb's does from the CDXJ indexes 
 (``url``, ``matchType``, ``from``, ``to``, ``filter``, ``closest``, ``sort``, ``limit``,
 ``collapseTime``, ``resolveRevisits``, ``fl``, ``output=cdxj|json|text|link``, errors as pywb's
 JSON: see ``crawler.access.cdx``); one capture's text, sidecar, WARC records and archived HTML;
-and a browse page (site, date, article). Bound to 127.0.0.1 unless told otherwise.
+a crawl's WACZ, by byte range; and pages for a reader: full-text search (``/search``), each
+site's articles by publication day and by capture day, an article with its captures, its text
+versions and their word diffs (``/diff``) and the same story on other sites, and, given the
+unpacked ReplayWeb.page (``--replaywebpage``), a replay of the page that runs its own scripts
+from the crawl's WACZ. Bound to 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
@@ -14,31 +18,125 @@ import ipaddress
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Lock
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+
+from sqlalchemy import and_, func, select
 
 from crawler.access.cdx import CdxIndex
-from crawler.access.query import AccessError, Archive
-from crawler.catalog.db import Capture
+from crawler.access.query import AccessError, Archive, publication_day
+from crawler.access.research import Version, marked, site_list, text_versions, version_text
+from crawler.access.table import capture_of
+from crawler.catalog.db import Capture, captures, texts
+from crawler.catalog.search import Hit, SearchError, SearchQuery, search
+from crawler.catalog.stories import article_links
+from crawler.constants import CHALLENGE_RECORD
+from crawler.layout import key_is_safe, wacz_key
+from crawler.text.diff import render_html, summary, word_diff
 
 logger = logging.getLogger(__name__)
 
 _UUID = re.compile(r"^[0-9a-fA-F-]{36}$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A site or crawl id as the archive names them (crawl_token, safe_key_part): nothing else
+# reaches a store key.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$")
+_TIMESTAMP = re.compile(r"^\d{14}$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+PER_PAGE = 20
+# Consecutive versions whose changes the article page counts (each is a word diff); older
+# pairs are linked without their count.
+DIFF_SUMMARIES = 10
+_CHUNK = 1 << 20
+UNDATED = "undated"
 # Archived pages are someone else's HTML: no script, no form, no plugin runs from our origin.
 _SANDBOX = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+# Our own pages: no script at all, forms only to ourselves.
+_PAGE_CSP = "default-src 'self'; style-src 'unsafe-inline'; form-action 'self'"
+# ReplayWeb.page's pages: its scripts and service worker from here, the frames, blobs and
+# workers it makes. The archived page runs inside its frame, answered by its service worker
+# from the WACZ alone (the worker gives that content its own policy).
+_REPLAY_CSP = (
+    "default-src 'self'; script-src 'self'; worker-src 'self' blob:; frame-src 'self' blob:; "
+    "child-src 'self' blob:; connect-src 'self' blob: data:; img-src 'self' data: blob:; "
+    "media-src 'self' data: blob:; font-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "form-action 'self'; base-uri 'self'"
+)
+# What of the replaywebpage package is served: the app, its worker and the files they load.
+_APP_FILES = frozenset({"index.html", "ui.js", "sw.js"})
+_APP_DIRS = ("adblock/", "ruffle/")
+_APP_TYPES = {
+    ".js": "application/javascript; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".json": "application/json",
+    ".wasm": "application/wasm",
+    ".gz": "application/octet-stream",
+}
+_STYLE = (
+    "body{font:16px/1.5 sans-serif;max-width:50em;margin:2em auto;padding:0 1em}"
+    "td,th{padding:.2em .6em;text-align:left;vertical-align:top}.text p{margin:0 0 1em}"
+    "nav{display:flex;gap:1em;align-items:center;flex-wrap:wrap}nav form{margin:0}"
+    "mark{background:#ff6}del{background:#fdd}ins{background:#dfd;text-decoration:none}"
+    ".elided{color:#777}.current{font-weight:bold}small{color:#555}"
+    "form.search label{margin-right:.8em;white-space:nowrap}"
+)
+
+
+class BadRequest(AccessError):
+    """A request that cannot be answered as asked: a 400 page that says why."""
+
+
+class RangeNotSatisfiable(ValueError):
+    """A byte range that lies beyond the object."""
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One ``Range: bytes=…`` as (start, end exclusive), or None for the whole object (no
+    header, or one this server does not take: several ranges, another unit, bad syntax)."""
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if not match or not (match[1] or match[2]):
+        return None
+    if match[1]:
+        start = int(match[1])
+        if match[2] and int(match[2]) < start:
+            return None  # "bytes=9-3" is no range at all: it is ignored
+        if start >= size:
+            raise RangeNotSatisfiable(header)
+        end = int(match[2]) + 1 if match[2] else size
+        return start, min(end, size)
+    suffix = int(match[2])
+    if suffix == 0 or size == 0:
+        raise RangeNotSatisfiable(header)
+    return max(size - suffix, 0), size
 
 
 # -- pages ---------------------------------------------------------------------------------------
-def _page(title: str, body: str) -> bytes:
+def _esc(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _nav(query: str = "") -> str:
+    return (
+        "<nav><a href='/'>newsarchive</a>"
+        "<form class=searchbox action='/search' method=get role=search>"
+        f"<input type=search name=q value='{_esc(query)}' aria-label='search the archived texts' "
+        "placeholder='words, &quot;a phrase&quot;, -not'> <button>search</button></form></nav>"
+    )
+
+
+def _page(title: str, body: str, query: str = "") -> bytes:
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<title>{html.escape(title)}</title><style>body{{font:16px/1.5 sans-serif;"
-        "max-width:50em;margin:2em auto;padding:0 1em}td,th{padding:.2em .6em;"
-        "text-align:left;vertical-align:top}.text p{margin:0 0 1em}</style></head><body>"
-        f"<nav><a href='/'>newsarchive</a></nav>{body}</body></html>"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+        f"{_nav(query)}{body}</body></html>"
     ).encode()
 
 
@@ -48,6 +146,53 @@ def short_id(record_id: str) -> str:
 
 def capture_path(capture: Capture, kind: str = "capture") -> str:
     return f"/{kind}/{short_id(capture.record_id)}"
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def diff_path(site: str, article_key: str, old: int | None = None, new: int | None = None) -> str:
+    path = f"/diff/{_seg(site)}/{_seg(article_key)}"
+    query = {k: str(v) for k, v in (("from", old), ("to", new)) if v is not None}
+    return path + ("?" + urlencode(query) if query else "")
+
+
+def wacz_path(site: str, crawl_id: str) -> str:
+    return f"/wacz/{_seg(site)}/{_seg(crawl_id)}.wacz"
+
+
+def replay_path(capture: Capture) -> str:
+    ts = re.sub(r"\D", "", capture.capture_time)[:14]
+    query = urlencode({"url": capture.url, "ts": ts})
+    return f"/replay/{_seg(capture.site)}/{_seg(capture.crawl_id)}?{query}"
+
+
+def _is_web_url(url: str) -> bool:
+    return urlsplit(url).scheme in ("http", "https")
+
+
+def _live_link(url: str) -> str:
+    """The original URL as a link out of the archive, said to be one (no referrer sent)."""
+    if not _is_web_url(url):
+        return _esc(url)
+    return (
+        f"<a class=live href='{_esc(url)}' rel='noreferrer noopener'>{_esc(url)}</a> "
+        "<small>(live site)</small>"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """An article as a listing shows it: its latest text version and the capture to open."""
+
+    site: str
+    article_key: str
+    version: int
+    title: str | None
+    url: str
+    published_date: str | None
+    capture: Capture | None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -63,9 +208,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         params = parse_qs(parts.query, keep_blank_values=True)
-        segments = [s for s in parts.path.split("/") if s]
+        segments = [unquote(s) for s in parts.path.split("/") if s]
         try:
             self.route(segments, params)
+        except BadRequest as exc:
+            body = f"<h1>Bad request</h1><p class=error>{_esc(exc)}</p>"
+            self.html_page("bad request", body, 400, query=_param(params, "q"))
         except AccessError as exc:
             self.send(HTTPStatus.NOT_FOUND, str(exc).encode() + b"\n", "text/plain; charset=utf-8")
         except BrokenPipeError:
@@ -78,10 +226,19 @@ class Handler(BaseHTTPRequestHandler):
         head, rest = segments[0], segments[1:]
         if head == "cdx":
             return self.cdx()
-        if head == "site" and len(rest) == 1:
-            return self.html_page(rest[0], self.days_body(rest[0]))
-        if head == "site" and len(rest) == 2:
-            return self.html_page(f"{rest[0]} {rest[1]}", self.day_body(rest[0], rest[1]))
+        if head == "search" and not rest:
+            return self.search_page(params)
+        if head == "site" and rest:
+            return self.site_route(rest[0], rest[1:])
+        if head == "diff" and len(rest) == 2:
+            return self.diff_page(rest[0], rest[1], params)
+        if head == "wacz" and len(rest) == 2 and rest[1].endswith(".wacz"):
+            return self.wacz(rest[0], rest[1].removesuffix(".wacz"))
+        if self.server.replaywebpage is not None:
+            if head == "ui.js" and not rest:
+                return self.app_file(["ui.js"])
+            if head == "replay":
+                return self.replay_route(rest, params)
         if head in ("capture", "text", "sidecar", "warc", "html") and len(rest) == 1:
             capture = self.capture(rest[0])
             if head == "capture":
@@ -109,10 +266,22 @@ class Handler(BaseHTTPRequestHandler):
             )
         raise AccessError(f"no such page: {self.path}")
 
+    def site_route(self, site: str, rest: list[str]) -> None:
+        if not rest:
+            return self.html_page(site, self.site_body(site))
+        if rest == ["captured"]:
+            return self.html_page(f"{site}: captured", self.capture_days_body(site))
+        if len(rest) == 2 and rest[0] == "captured" and _DAY.match(rest[1]):
+            return self.html_page(f"{site} {rest[1]}", self.day_body(site, rest[1]))
+        if len(rest) == 1 and (rest[0] == UNDATED or _DAY.match(rest[0])):
+            day = None if rest[0] == UNDATED else rest[0]
+            return self.html_page(f"{site} {rest[0]}", self.published_body(site, day))
+        raise AccessError(f"no such page: {self.path}")
+
     # -- helpers ---------------------------------------------------------------------------------
     def send(
         self,
-        status: HTTPStatus,
+        status: HTTPStatus | int,
         body: bytes,
         content_type: str,
         headers: Mapping[str, str] | None = None,
@@ -127,12 +296,12 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def html_page(self, title: str, body: str) -> None:
+    def html_page(self, title: str, body: str, status: int = 200, query: str = "") -> None:
         self.send(
-            HTTPStatus.OK,
-            _page(title, body),
+            status,
+            _page(title, body, query),
             "text/html; charset=utf-8",
-            {"Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'"},
+            {"Content-Security-Policy": _PAGE_CSP},
         )
 
     def capture(self, ident: str) -> Capture:
@@ -147,21 +316,179 @@ class Handler(BaseHTTPRequestHandler):
         answer = self.server.cdx.answer(urlsplit(self.path).query)
         self.send(HTTPStatus(answer.status), answer.body, answer.content_type)
 
+    # -- catalog look-ups ------------------------------------------------------------------------
+    def captures_of_texts(self, text_keys: Iterable[str]) -> dict[str, Capture]:
+        """The latest capture carrying each text (a challenge page never counts)."""
+        keys = sorted(set(text_keys))
+        found: dict[str, Capture] = {}
+        if not keys:
+            return found
+        c = captures.c
+        query = (
+            select(captures)
+            .where(c.text_key.in_(keys), c.record_type != CHALLENGE_RECORD)
+            .order_by(c.capture_time, c.id)
+        )
+        with self.server.archive.catalog.engine.connect() as conn:
+            for row in conn.execute(query).mappings():
+                item = capture_of(row)
+                found[str(item.text_key)] = item
+        return found
+
+    def latest_capture(self, site: str, article_key: str) -> Capture | None:
+        """The article's latest capture with text."""
+        c = captures.c
+        query = (
+            select(captures)
+            .where(
+                c.site == site,
+                c.article_key == article_key,
+                c.text_key.is_not(None),
+                c.record_type != CHALLENGE_RECORD,
+            )
+            .order_by(c.capture_time.desc(), c.id.desc())
+            .limit(1)
+        )
+        with self.server.archive.catalog.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else capture_of(row)
+
+    def crawl_of_site(self, site: str, crawl_id: str) -> bool:
+        c = captures.c
+        query = select(c.id).where(c.site == site, c.crawl_id == crawl_id).limit(1)
+        with self.server.archive.catalog.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def _latest_versions(self, site: str) -> Any:
+        """Each article's latest text version of ``site``, as a subquery."""
+        t = texts.c
+        return (
+            select(t.article_key, func.max(t.version).label("latest"))
+            .where(t.site == site)
+            .group_by(t.article_key)
+            .subquery()
+        )
+
+    def published_days(self, site: str) -> list[tuple[str | None, int]]:
+        """Publication days of the site's articles (their latest version), newest first, and
+        the undated ones (None) last."""
+        t = texts.c
+        latest = self._latest_versions(site)
+        query = (
+            select(t.published_date, func.count())
+            .join(
+                latest,
+                and_(t.article_key == latest.c.article_key, t.version == latest.c.latest),
+            )
+            .where(t.site == site)
+            .group_by(t.published_date)
+        )
+        with self.server.archive.catalog.engine.connect() as conn:
+            rows = [(r[0], int(r[1])) for r in conn.execute(query)]
+        dated = sorted((r for r in rows if r[0]), reverse=True)
+        return dated + [r for r in rows if not r[0]]
+
+    def published_on(self, site: str, day: str | None) -> list[Listed]:
+        t = texts.c
+        latest = self._latest_versions(site)
+        query = (
+            select(t.article_key, t.version, t.title, t.url, t.text_key, t.published_date)
+            .join(
+                latest,
+                and_(t.article_key == latest.c.article_key, t.version == latest.c.latest),
+            )
+            .where(
+                t.site == site,
+                t.published_date.is_(None) if day is None else t.published_date == day,
+            )
+            .order_by(t.published_at.desc(), t.title, t.article_key)
+        )
+        with self.server.archive.catalog.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        found = self.captures_of_texts(r.text_key for r in rows)
+        return [
+            Listed(
+                site,
+                r.article_key,
+                int(r.version),
+                r.title,
+                r.url,
+                r.published_date,
+                found.get(r.text_key),
+            )
+            for r in rows
+        ]
+
+    # -- browse pages ----------------------------------------------------------------------------
     def sites_body(self) -> str:
         rows = "".join(
-            f"<li><a href='/site/{quote(site)}'>{html.escape(site)}</a> ({count} articles)</li>"
+            f"<li><a href='/site/{_seg(site)}'>{html.escape(site)}</a> ({count} articles)</li>"
             for site, count in self.server.archive.sites()
         )
         return f"<h1>Sites</h1><ul class=sites>{rows or '<li>nothing archived yet</li>'}</ul>"
 
-    def days_body(self, site: str) -> str:
-        rows = "".join(
-            f"<li><a href='/site/{quote(site)}/{day}'>{day}</a> ({count} captures)</li>"
-            for day, count in self.server.archive.days(site)
-        )
-        if not rows:
+    def site_body(self, site: str) -> str:
+        published = self.published_days(site)
+        captured = self.server.archive.days(site)
+        if not published and not captured:
             raise AccessError(f"no article of the site {site!r} in the catalog")
-        return f"<h1>{html.escape(site)}</h1><ul class=days>{rows}</ul>"
+        items = "".join(
+            f"<li><a href='/site/{_seg(site)}/{day or UNDATED}'>{day or UNDATED}</a> "
+            f"({count} article{'s' if count != 1 else ''})</li>"
+            for day, count in published
+        )
+        search = (
+            "<form class=search action='/search' method=get>"
+            f"<input type=hidden name=site value='{_esc(site)}'>"
+            f"<input type=search name=q aria-label='search {_esc(site)}' "
+            f"placeholder='search {_esc(site)}'> <button>search this site</button></form>"
+        )
+        return (
+            f"<h1>{html.escape(site)}</h1>{search}"
+            "<h2>By publication date</h2>"
+            "<p><small>Each article once, by the date its latest text version gives.</small></p>"
+            f"<ul class=published>{items or '<li>no text recorded for search yet</li>'}</ul>"
+            f"<h2>By capture date</h2>{self._capture_days(site, captured)}"
+        )
+
+    def _capture_days(self, site: str, days: Sequence[tuple[str, int]]) -> str:
+        rows = "".join(
+            f"<li><a href='/site/{_seg(site)}/captured/{day}'>{day}</a> ({count} captures)</li>"
+            for day, count in days
+        )
+        return f"<ul class=days>{rows}</ul>"
+
+    def capture_days_body(self, site: str) -> str:
+        days = self.server.archive.days(site)
+        if not days:
+            raise AccessError(f"no article of the site {site!r} in the catalog")
+        return (
+            f"<h1><a href='/site/{_seg(site)}'>{html.escape(site)}</a>: by capture date</h1>"
+            f"{self._capture_days(site, days)}"
+        )
+
+    def published_body(self, site: str, day: str | None) -> str:
+        listed = self.published_on(site, day)
+        if not listed:
+            hint = ""
+            if day is not None and self.server.archive.articles_on(site, day):
+                hint = f": see what was captured that day, /site/{site}/captured/{day}"
+            raise AccessError(f"no article of {site!r} published on {day or UNDATED}{hint}")
+        items = []
+        for item in listed:
+            title = html.escape(item.title or item.url)
+            link = (
+                f"<a class=article href='{capture_path(item.capture)}'>{title}</a>"
+                if item.capture
+                else title
+            )
+            versions = f" v{item.version}" if item.version > 1 else ""
+            items.append(f"<li>{link} <small>{_esc(item.url)}{versions}</small></li>")
+        heading = "undated" if day is None else f"published {day}"
+        return (
+            f"<h1><a href='/site/{_seg(site)}'>{html.escape(site)}</a>: {heading}</h1>"
+            f"<ul class=articles>{''.join(items)}</ul>"
+        )
 
     def day_body(self, site: str, day: str) -> str:
         archive = self.server.archive
@@ -175,8 +502,104 @@ class Handler(BaseHTTPRequestHandler):
             )
         if not items:
             raise AccessError(f"no article of {site!r} captured on {day}")
-        return f"<h1>{html.escape(site)}: {day}</h1><ul class=articles>{''.join(items)}</ul>"
+        return (
+            f"<h1><a href='/site/{_seg(site)}'>{html.escape(site)}</a>: captured {day}</h1>"
+            f"<ul class=articles>{''.join(items)}</ul>"
+        )
 
+    # -- search ----------------------------------------------------------------------------------
+    def search_page(self, params: dict[str, list[str]]) -> None:
+        archive = self.server.archive
+        q = _param(params, "q")
+        try:
+            number = int(_param(params, "page") or "1")
+        except ValueError:
+            raise BadRequest(
+                f"page must be a whole number, not {_param(params, 'page')!r}"
+            ) from None
+        if not 1 <= number <= 1_000_000:
+            raise BadRequest(f"page must be at least 1, not {number}")
+        form = self.search_form(params)
+        if not q.strip():
+            body = (
+                form + '<p>Words must all occur; "a phrase" in quotes; -word excludes; a OR b.</p>'
+            )
+            return self.html_page("search", body, query=q)
+        try:
+            query = SearchQuery(
+                text=q,
+                sites=site_list(archive, [s for s in params.get("site", []) if s.strip()]),
+                published_from=publication_day(_param(params, "published_from") or None),
+                published_until=publication_day(_param(params, "published_to") or None, end=True),
+                language=_param(params, "language").strip() or None,
+                limit=PER_PAGE + 1,
+                offset=(number - 1) * PER_PAGE,
+            )
+            hits = search(archive.catalog, query)
+        except (AccessError, SearchError) as exc:
+            raise BadRequest(str(exc)) from None
+        more, hits = len(hits) > PER_PAGE, hits[:PER_PAGE]
+        if not hits:
+            if archive.catalog.texts_count() == 0:
+                note = (
+                    "The catalog has no text in its search index (made by an older newsarchive):"
+                    " run newsarchive reindex once."
+                )
+            else:
+                note = f"No archived text matches {q!r}" + (" on this page." if number > 1 else ".")
+            return self.html_page("search", f"{form}<p class=summary>{_esc(note)}</p>", query=q)
+        found = self.captures_of_texts(h.text_key for h in hits)
+        first = query.offset + 1
+        items = "".join(self._hit(hit, found.get(hit.text_key)) for hit in hits)
+        pages = []
+        if number > 1:
+            pages.append(f"<a rel=prev href='{_esc(_with_page(params, number - 1))}'>previous</a>")
+        if more:
+            pages.append(f"<a rel=next href='{_esc(_with_page(params, number + 1))}'>next</a>")
+        body = (
+            f"{form}<p class=summary>articles {first}–{query.offset + len(hits)} matching "
+            f"<q>{_esc(q)}</q>, best first</p><ol class=hits start={first}>{items}</ol>"
+            f"<p class=pages>{' · '.join(pages)}</p>"
+        )
+        return self.html_page(f"search: {q}", body, query=q)
+
+    def _hit(self, hit: Hit, capture: Capture | None) -> str:
+        title = html.escape(hit.title or hit.url)
+        link = f"<a class=title href='{capture_path(capture)}'>{title}</a>" if capture else title
+        return (
+            f"<li class=hit>{link}<br><span class=site>{_esc(hit.site)}</span> · "
+            f"<span class=published>{_esc(hit.published_date or UNDATED)}</span> · "
+            f"<small>{_esc(hit.url)} (v{hit.version}, captured {_esc(hit.captured)})</small>"
+            f"<p class=snippet>{marked(hit.snippet, 'html')}</p></li>"
+        )
+
+    def search_form(self, params: dict[str, list[str]]) -> str:
+        chosen = {n.strip() for s in params.get("site", []) for n in s.split(",")}
+        options = "".join(
+            f"<option value='{_esc(site)}'{' selected' if site in chosen else ''}>"
+            f"{_esc(site)}</option>"
+            for site, _count in self.server.archive.sites()
+        )
+
+        def box(name: str, label: str, placeholder: str, size: int = 10) -> str:
+            return (
+                f"<label>{label} <input name={name} size={size} placeholder='{placeholder}' "
+                f"value='{_esc(_param(params, name))}'></label>"
+            )
+
+        return (
+            "<h1>Search</h1><form class=search action='/search' method=get>"
+            f"<p><input type=search name=q size=40 value='{_esc(_param(params, 'q'))}' "
+            "aria-label='words'> <button>search</button></p><p>"
+            f"<label>site <select name=site><option value=''>every site</option>{options}"
+            "</select></label>"
+            + box("published_from", "published from", "2025-06")
+            + box("published_to", "to", "2025-06-30")
+            + box("language", "language", "en", 4)
+            + "</p></form>"
+        )
+
+    # -- one article -------------------------------------------------------------------------------
     def capture_body(self, capture: Capture) -> str:
         archive = self.server.archive
         links = [
@@ -187,7 +610,17 @@ class Handler(BaseHTTPRequestHandler):
             ts = re.sub(r"\D", "", capture.capture_time)[:14]
             target = f"{self.server.replay}/{ts}/{capture.url}"
             links.append(f"<a href='{html.escape(target)}'>replay</a>")
-        meta = [("url", capture.url), ("captured", capture.capture_time)]
+        if self.server.has_wacz(capture.site, capture.crawl_id):
+            if self.server.replaywebpage is not None and _is_web_url(capture.url):
+                links.append(
+                    f"<a class=replay href='{_esc(replay_path(capture))}'>"
+                    "replay (runs the page's scripts from the archive)</a>"
+                )
+            links.append(
+                f"<a class=wacz href='{wacz_path(capture.site, capture.crawl_id)}' download>"
+                "WACZ of the crawl</a>"
+            )
+        meta = [("url", _live_link(capture.url)), ("captured", _esc(capture.capture_time))]
         text_html = "<p>No text was archived for this capture.</p>"
         title = capture.url
         if capture.text_key:
@@ -196,12 +629,20 @@ class Handler(BaseHTTPRequestHandler):
             for name in ("published", "modified", "authors", "section", "tags", "language"):
                 value = car.get(name)
                 if value:
-                    meta.append((name, ", ".join(value) if isinstance(value, list) else str(value)))
+                    shown = ", ".join(value) if isinstance(value, list) else str(value)
+                    meta.append((name, _esc(shown)))
             meta += [
-                ("version", str(capture.version)),
-                ("text digest", str(capture.text_digest)),
-                ("payload digest", str(capture.payload_digest)),
-                ("WARC", f"{capture.warc_key} @ {capture.warc_offset} (+{capture.warc_length})"),
+                (name, _esc(value))
+                for name, value in (
+                    ("version", str(capture.version)),
+                    ("text digest", str(capture.text_digest)),
+                    ("payload digest", str(capture.payload_digest)),
+                    (
+                        "WARC",
+                        f"{capture.warc_key} @ {capture.warc_offset} (+{capture.warc_length})",
+                    ),
+                    ("crawl", capture.crawl_id),
+                )
             ]
             paragraphs = archive.text(capture).decode("utf-8").split("\n\n")
             text_html = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs[1:] if p.strip())
@@ -209,23 +650,314 @@ class Handler(BaseHTTPRequestHandler):
                 f"<a href='{capture_path(capture, 'text')}'>text</a>",
                 f"<a href='{capture_path(capture, 'sidecar')}'>sidecar</a>",
             ]
-        table = "".join(
-            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in meta
-        )
+        table = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in meta)
+        sections = [self.captures_section(capture)]
+        if capture.article_key:
+            sections += [
+                self.versions_section(capture.site, capture.article_key, capture),
+                self.coverage_section(capture.site, capture.article_key),
+            ]
         return (
             f"<article><h1>{html.escape(title)}</h1><table class=meta>{table}</table>"
             f"<p class=links>{' · '.join(links)}</p><div class=text>{text_html}</div></article>"
+            + "".join(sections)
         )
+
+    def captures_section(self, capture: Capture) -> str:
+        catalog = self.server.archive.catalog
+        if capture.article_key:
+            found = catalog.captures(site=capture.site, article_key=capture.article_key)
+            what = "this article"
+        else:
+            found = (c for c in catalog.captures(url=capture.url) if c.article_key is None)
+            what = "this URL"
+        rows = []
+        for item in found:
+            current = item.record_id == capture.record_id
+            rows.append(
+                f"<tr{' class=current' if current else ''}>"
+                f"<td><a href='{capture_path(item)}'>{_esc(item.capture_time)}</a></td>"
+                f"<td>{item.status}</td><td>{_esc(item.record_type)}</td>"
+                f"<td>{'v' + str(item.version) if item.version else ''}</td>"
+                f"<td><small>{_esc(item.url)}</small></td></tr>"
+            )
+        return (
+            f"<section><h2>Captures of {what}</h2><table class=captures><tr><th>captured</th>"
+            "<th>status</th><th>record</th><th>text</th><th>URL</th></tr>"
+            f"{''.join(rows)}</table></section>"
+        )
+
+    def versions_section(self, site: str, article_key: str, capture: Capture) -> str:
+        archive = self.server.archive
+        versions = text_versions(archive, site, article_key)
+        if not versions:
+            return ""
+        found = self.captures_of_texts(v.text_key for v in versions)
+        summed = {v.version for v in versions[-DIFF_SUMMARIES:]}
+        items = []
+        previous: Version | None = None
+        for version in versions:
+            label = f"v{version.version}, captured {_esc(version.captured)}"
+            opened = found.get(version.text_key)
+            item = f"<a href='{capture_path(opened)}'>{label}</a>" if opened else label
+            if version.text_key == capture.text_key:
+                item = f"<span class=current>{item}</span> (this capture)"
+            if previous is not None:
+                change = "changes"
+                if version.version in summed:
+                    ops = word_diff(version_text(archive, previous), version_text(archive, version))
+                    change = summary(ops)
+                path = diff_path(site, article_key, previous.version, version.version)
+                item += (
+                    f" — from v{previous.version}: <a class=diff href='{_esc(path)}'>"
+                    f"{_esc(change)}</a>"
+                )
+            items.append(f"<li>{item}</li>")
+            previous = version
+        return f"<section><h2>Text versions</h2><ul class=versions>{''.join(items)}</ul></section>"
+
+    def coverage_section(self, site: str, article_key: str) -> str:
+        links = article_links(self.server.archive.catalog, site, article_key)
+        if not links:
+            return (
+                "<section><h2>Other coverage</h2><p class=coverage>No article of another site is "
+                "linked to this one.</p></section>"
+            )
+        items = []
+        for link in links:
+            other = link.other
+            title = html.escape(other.title or other.url)
+            opened = self.latest_capture(other.site, other.article_key)
+            shown = f"<a href='{capture_path(opened)}'>{title}</a>" if opened else title
+            items.append(
+                f"<li>{shown} <small><span class=site>{_esc(other.site)}</span> · "
+                f"{_esc(other.published_date or UNDATED)} · {_esc(link.kind)} "
+                f"({link.score:.2f})</small></li>"
+            )
+        return (
+            "<section><h2>Other coverage</h2><p><small>The same story on other sites: a "
+            "republication, a near-duplicate or the same event.</small></p>"
+            f"<ul class=coverage>{''.join(items)}</ul></section>"
+        )
+
+    def diff_page(self, site: str, article_key: str, params: dict[str, list[str]]) -> None:
+        archive = self.server.archive
+        versions = text_versions(archive, site, article_key)
+        if not versions:
+            raise AccessError(f"no archived text of {site}:{article_key}")
+        old_n, new_n = _version_param(params, "from"), _version_param(params, "to")
+        article = f"{site}:{article_key}"
+        found = self.captures_of_texts(v.text_key for v in versions)
+        latest = found.get(versions[-1].text_key)
+        back = f"<a href='{capture_path(latest)}'>{_esc(article)}</a>" if latest else _esc(article)
+        if len(versions) == 1 and old_n is None and new_n is None:
+            only = versions[0].captured
+            body = f"<h1>{back}</h1><p>One text version only (v1, captured {_esc(only)}).</p>"
+            return self.html_page(f"diff {article}", body)
+        old = _pick(versions, old_n, -2, "from")
+        new = _pick(versions, new_n, -1, "to")
+        ops = word_diff(version_text(archive, old), version_text(archive, new))
+        whole = _param(params, "context") == "all"
+        shown = render_html(ops, context=None if whole else 1)
+        sides = []
+        for version in (old, new):
+            opened = found.get(version.text_key)
+            label = f"v{version.version} (captured {_esc(version.captured)})"
+            sides.append(f"<a href='{capture_path(opened)}'>{label}</a>" if opened else label)
+        other = (
+            f"<a href='{_esc(diff_path(site, article_key, old.version, new.version))}'>"
+            "only the changes</a>"
+            if whole
+            else f"<a href='{_esc(diff_path(site, article_key, old.version, new.version))}"
+            "&amp;context=all'>the whole text</a>"
+        )
+        body = (
+            f"<h1>{back}: what changed</h1><p class=summary>{sides[0]} → {sides[1]}: "
+            f"{_esc(summary(ops))}</p><p>{other}</p>"
+            f"<div class='diff text'>{shown or '<p>No changes.</p>'}</div>"
+        )
+        return self.html_page(f"diff {article} v{old.version} v{new.version}", body)
+
+    # -- the crawl's package, and its replay --------------------------------------------------
+    def wacz(self, site: str, crawl_id: str) -> None:
+        """The crawl's WACZ from the store, whole or by range: only a crawl the catalog knows
+        for that site, and the key only from the layout."""
+        if not (_NAME.match(site) and _NAME.match(crawl_id)):
+            raise AccessError(f"no such WACZ: {site}/{crawl_id}")
+        if not self.crawl_of_site(site, crawl_id):
+            raise AccessError(f"no crawl {crawl_id!r} of {site!r} in the catalog")
+        key = wacz_key(site, crawl_id)
+        size = self.server.object_size(key) if key_is_safe(key) else None
+        if size is None:
+            raise AccessError(f"no WACZ of the crawl {crawl_id} in the store")
+        try:
+            wanted = parse_range(self.headers.get("Range"), size)
+        except RangeNotSatisfiable:
+            self.send(
+                HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+                b"",
+                "text/plain",
+                {"Content-Range": f"bytes */{size}"},
+            )
+            return
+        start, end = wanted or (0, size)
+        self.send_response(HTTPStatus.PARTIAL_CONTENT if wanted else HTTPStatus.OK)
+        self.send_header("Content-Type", "application/wacz+zip")
+        self.send_header("Content-Length", str(end - start))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Disposition", f'attachment; filename="{crawl_id}.wacz"')
+        if wanted:
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        store = self.server.archive.store
+        for offset in range(start, end, _CHUNK):
+            self.wfile.write(store.get_range(key, offset, min(_CHUNK, end - offset)))
+
+    def replay_route(self, rest: list[str], params: dict[str, list[str]]) -> None:
+        if len(rest) == 2 and _NAME.match(rest[0]) and _NAME.match(rest[1]):
+            site, crawl_id = rest
+            if self.crawl_of_site(site, crawl_id):
+                return self.replay_page(site, crawl_id, params)
+        return self.app_file(rest or ["index.html"])
+
+    def replay_page(self, site: str, crawl_id: str, params: dict[str, list[str]]) -> None:
+        url, ts = _param(params, "url"), _param(params, "ts")
+        if not _is_web_url(url):
+            raise BadRequest(f"url= must be the http(s) URL of a page of the crawl, not {url!r}")
+        if ts and not _TIMESTAMP.match(ts):
+            raise BadRequest(f"ts= must be 14 digits (YYYYMMDDhhmmss), not {ts!r}")
+        if not self.server.has_wacz(site, crawl_id):
+            raise AccessError(f"no WACZ of the crawl {crawl_id} in the store")
+        attributes = {
+            "source": wacz_path(site, crawl_id),
+            "url": url,
+            "replaybase": "/replay/",
+            **({"ts": ts} if ts else {}),
+        }
+        element = " ".join(f"{name}='{_esc(value)}'" for name, value in attributes.items())
+        page = (
+            "<!doctype html><html lang=en><head><meta charset=utf-8>"
+            f"<title>replay: {_esc(url)}</title><script src='/ui.js'></script>"
+            f"<style>{_STYLE}body{{max-width:none;margin:0;padding:0 1em}}"
+            "replay-web-page{display:block;height:calc(100vh - 5em)}</style></head><body>"
+            f"{_nav()}<p><small>{_esc(url)} from the crawl {_esc(crawl_id)}, replayed by "
+            "ReplayWeb.page from the archive alone: the page's own scripts run, and nothing it "
+            f"asks for leaves this server.</small></p><replay-web-page {element}>"
+            "</replay-web-page></body></html>"
+        )
+        self.send(
+            HTTPStatus.OK,
+            page.encode(),
+            "text/html; charset=utf-8",
+            {"Content-Security-Policy": _REPLAY_CSP},
+        )
+
+    def app_file(self, parts: list[str]) -> None:
+        """A file of the replaywebpage package: the app, its service worker, their assets."""
+        root = self.server.replaywebpage
+        rel = "/".join(parts)
+        if (
+            root is None
+            or any(p in ("", ".", "..") or "/" in p or "\\" in p for p in parts)
+            or not (rel in _APP_FILES or rel.startswith(_APP_DIRS))
+        ):
+            raise AccessError(f"no such page: {self.path}")
+        target = (root / rel).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            raise AccessError(f"no such page: {self.path}")
+        kind = _APP_TYPES.get(target.suffix, "application/octet-stream")
+        self.send(
+            HTTPStatus.OK,
+            target.read_bytes(),
+            kind,
+            {"Content-Security-Policy": _REPLAY_CSP, "Cache-Control": "no-cache"},
+        )
+
+
+def _param(params: dict[str, list[str]], name: str) -> str:
+    values = params.get(name)
+    return values[0] if values else ""
+
+
+def _with_page(params: dict[str, list[str]], number: int) -> str:
+    pairs = [(k, v) for k, values in params.items() if k != "page" for v in values]
+    return "/search?" + urlencode([*pairs, ("page", str(number))])
+
+
+def _version_param(params: dict[str, list[str]], name: str) -> int | None:
+    value = _param(params, name)
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise BadRequest(f"{name}= must be a version number (1, 2, …), not {value!r}")
+    return int(value)
+
+
+def _pick(versions: list[Version], number: int | None, default: int, what: str) -> Version:
+    if number is None:
+        return versions[default]
+    for version in versions:
+        if version.version == number:
+            return version
+    have = ", ".join(str(v.version) for v in versions)
+    raise AccessError(f"{what}={number}: the article has the versions {have}")
 
 
 class ArchiveServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], archive: Archive, replay: str | None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        archive: Archive,
+        replay: str | None,
+        replaywebpage: Path | None = None,
+    ) -> None:
         super().__init__(address, Handler)
         self.archive = archive
         self.replay = replay.rstrip("/") if replay else None
+        self.replaywebpage = replaywebpage.resolve() if replaywebpage else None
         self.cdx = CdxIndex.from_store(archive)
+        # Stored objects are never replaced: a size once read stays true.
+        self._sizes: dict[str, int | None] = {}
+        self._lock = Lock()
+
+    def object_size(self, key: str) -> int | None:
+        """The size of a stored object, None when the store lacks it."""
+        with self._lock:
+            if key in self._sizes:
+                return self._sizes[key]
+        store = self.archive.store
+        path = store.local_path(key)
+        if path is not None:
+            size = path.stat().st_size if path.is_file() else None
+        else:
+            head = store.head(key)
+            size = None if head is None else head.size
+        with self._lock:
+            if size is not None:
+                self._sizes[key] = size
+        return size
+
+    def has_wacz(self, site: str, crawl_id: str) -> bool:
+        key = wacz_key(site, crawl_id)
+        return key_is_safe(key) and self.object_size(key) is not None
+
+
+def check_replaywebpage(path: str | Path) -> Path:
+    """The unpacked npm package ``replaywebpage`` (``--replaywebpage``): it must hold the app."""
+    root = Path(path).expanduser()
+    missing = [name for name in sorted(_APP_FILES) if not (root / name).is_file()]
+    if missing:
+        raise AccessError(
+            f"--replaywebpage {path}: no ReplayWeb.page there ({', '.join(missing)} missing); "
+            "give the directory of the unpacked npm package replaywebpage "
+            "(npm pack replaywebpage; tar xzf replaywebpage-*.tgz: its package/ directory)"
+        )
+    return root.resolve()
 
 
 def is_loopback(host: str) -> bool:
@@ -255,11 +987,13 @@ def serve(
     port: int,
     *,
     replay: str | None = None,
+    replaywebpage: str | Path | None = None,
     allow_remote: bool = False,
 ) -> None:
     check_bind(host, allow_remote=allow_remote)
+    app = check_replaywebpage(replaywebpage) if replaywebpage else None
     try:
-        server = ArchiveServer((host, port), archive, replay)
+        server = ArchiveServer((host, port), archive, replay, app)
     except OSError as exc:  # the port is taken, or not ours to take
         raise AccessError(
             f"cannot listen on http://{host}:{port}/: {exc.strerror or exc} (--port)"
