@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
+from crawler.access.stories import link_text
 from crawler.catalog.db import Catalog, TextFacts, TextRow, texts
 from crawler.catalog.search import SearchQuery, search
 from crawler.layout import sqlite_url
@@ -115,13 +116,15 @@ def fill(catalog: Catalog, count: int) -> float:
     return time.perf_counter() - started
 
 
-def record_cost(directory: Path, count: int) -> tuple[float, float]:
-    """Milliseconds per ``record_text`` of a new article: with its words indexed, without."""
+def record_cost(directory: Path, count: int) -> tuple[float, float, float]:
+    """Milliseconds per ``record_text`` of a new article: with its words indexed, without,
+    and indexed then linked to other sites' stories (``link_text``, as the crawl does)."""
     rng = random.Random(5)
     rows = [row(rng, 10_000_000 + n) for n in range(count)]
     results = []
-    for with_body in (True, False):
-        catalog = Catalog(sqlite_url(directory / f"record-{with_body}.sqlite"))
+    for mode in ("indexed", "plain", "linked"):
+        with_body = mode != "plain"
+        catalog = Catalog(sqlite_url(directory / f"record-{mode}.sqlite"))
         started = time.perf_counter()
         for r in rows:
             catalog.record_text(
@@ -136,9 +139,13 @@ def record_cost(directory: Path, count: int) -> tuple[float, float]:
                 body=r.body if with_body else None,
                 facts=TextFacts(language=r.language, crawl_id=r.crawl_id),
             )
+            if mode == "linked":
+                text_id = catalog.text_id(r.text_key)
+                assert text_id is not None
+                link_text(catalog, text_id)
         results.append((time.perf_counter() - started) * 1000 / count)
         catalog.close()
-    return results[0], results[1]
+    return results[0], results[1], results[2]
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -178,10 +185,11 @@ def main() -> None:
             f"{percentile(everything, 0.99):8.1f} {max(everything):8.1f}   (goal: p50 <= 50 ms)"
         )
         catalog.close()
-        indexed, plain = record_cost(directory, args.recorded)
+        indexed, plain, linked = record_cost(directory, args.recorded)
         print(
             f"record_text of a new article: {indexed:.2f} ms with its words indexed, "
-            f"{plain:.2f} ms without: the index costs {indexed - plain:.2f} ms per text"
+            f"{plain:.2f} ms without: the index costs {indexed - plain:.2f} ms per text; "
+            f"linking it to other sites' stories adds {linked - indexed:.2f} ms"
         )
 
 

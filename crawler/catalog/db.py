@@ -149,7 +149,7 @@ text_bands = Table(  # MinHash LSH bands of each text: texts sharing a band are 
     Column("hash", BigInteger, nullable=False),
     Column("site", String(64), nullable=False),
 )
-Index("ix_text_bands_hash", text_bands.c.band, text_bands.c.hash)
+Index("ix_text_bands_hash", text_bands.c.hash, text_bands.c.band)
 
 text_names = Table(  # the proper names of each text: rewrites of one event share them
     "text_names",

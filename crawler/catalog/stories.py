@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crawler.catalog.db import Catalog, text_bands, text_links, text_names, texts
@@ -119,14 +119,16 @@ def candidates(
     ids: set[int] = set()
     with catalog.engine.connect() as conn:
         if bands:
-            pairs = or_(*(and_(text_bands.c.band == b, text_bands.c.hash == h) for b, h in bands))
-            ids.update(
-                conn.execute(
-                    select(text_bands.c.text_id)
-                    .where(pairs, text_bands.c.site != text.site)
-                    .distinct()
-                ).scalars()
+            # hash IN (...): one index search per band (SQLite plans a row-value IN as a
+            # scan); the band is checked here.
+            wanted = set(bands)
+            found = conn.execute(
+                select(text_bands.c.text_id, text_bands.c.band, text_bands.c.hash).where(
+                    text_bands.c.hash.in_(sorted({h for _b, h in bands})),
+                    text_bands.c.site != text.site,
+                )
             )
+            ids.update(int(r[0]) for r in found if (r[1], r[2]) in wanted)
         if len(set(names)) >= min_names:
             shared = func.count().label("shared")
             query = (
