@@ -124,7 +124,6 @@ texts = Table(  # every text version of every article: what search, related and 
     Column("captured", String(32), nullable=False),  # the first capture with this text
     Column("crawl_id", String(160)),
     Column("title", Text),
-    Column("body", Text, nullable=False),  # the cleaned text as archived (UTF-8)
     Column("language", String(35)),
     # The publication date, typed: the moment in UTC when the page gave a time of day, the
     # publisher's calendar day always (a date-only value stays a date, never shifted by a
@@ -136,6 +135,8 @@ texts = Table(  # every text version of every article: what search, related and 
     Column("words", Integer, nullable=False),
     # The scheme its story keys (text_bands, text_names) were made by; NULL: not made yet.
     Column("story_keys", String(64)),
+    # The cleaned text as archived, last: a row's other columns are read without it.
+    Column("body", Text, nullable=False),
 )
 Index("ix_texts_article", texts.c.site, texts.c.article_key, texts.c.version)
 Index("ix_texts_published", texts.c.published_date)

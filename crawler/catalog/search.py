@@ -201,8 +201,9 @@ def _search_sqlite(conn: Connection, terms: list[Term], query: SearchQuery) -> l
     where = _filters(query, params)
     # bm25 is lower-is-better; the headline weighs three times a body word. CROSS JOIN keeps
     # the index outermost: filters are checked on its matches, not the other way round.
+    # Only what ranking and collapsing need, for every match; the rest for the chosen few.
     ranked = (
-        f"SELECT {_COLUMNS}, bm25(texts_fts, 3.0, 1.0) AS rank FROM texts_fts "
+        "SELECT t.id, t.site, t.article_key, bm25(texts_fts, 3.0, 1.0) AS rank FROM texts_fts "
         f"CROSS JOIN texts t ON t.id = texts_fts.rowid WHERE texts_fts MATCH :q{where} "
         "ORDER BY rank, t.id LIMIT :fetch"
     )
@@ -219,6 +220,12 @@ def _search_sqlite(conn: Connection, terms: list[Term], query: SearchQuery) -> l
     if not chosen:
         return []
     ids = [int(r["id"]) for r in chosen]
+    full = {
+        int(r["id"]): r
+        for r in conn.execute(
+            text(f"SELECT {_COLUMNS} FROM texts t WHERE t.id IN ({', '.join(map(str, ids))})")
+        ).mappings()
+    }
     snippets = {
         int(r[0]): str(r[1])
         for r in conn.execute(
@@ -229,7 +236,10 @@ def _search_sqlite(conn: Connection, terms: list[Term], query: SearchQuery) -> l
             {"q": params["q"], "start": MARK_START, "end": MARK_END},
         )
     }
-    return [_hit(r, -float(r["rank"]), snippets.get(int(r["id"]), "")) for r in chosen]
+    return [
+        _hit(full[int(r["id"])], -float(r["rank"]), snippets.get(int(r["id"]), ""))
+        for r in chosen
+    ]
 
 
 def _best_per_article(rows: Sequence[Any], all_versions: bool) -> list[Any]:
