@@ -574,12 +574,16 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def search_form(self, params: dict[str, list[str]]) -> str:
-        chosen = {n.strip() for s in params.get("site", []) for n in s.split(",")}
+        chosen = [n.strip() for s in params.get("site", []) for n in s.split(",") if n.strip()]
+        one = chosen[0] if len(chosen) == 1 else None
         options = "".join(
-            f"<option value='{_esc(site)}'{' selected' if site in chosen else ''}>"
+            f"<option value='{_esc(site)}'{' selected' if site == one else ''}>"
             f"{_esc(site)}</option>"
             for site, _count in self.server.archive.sites()
         )
+        if len(chosen) > 1:  # several sites from a link: kept when the form is sent again
+            both = ",".join(dict.fromkeys(chosen))
+            options = f"<option value='{_esc(both)}' selected>{_esc(both)}</option>" + options
 
         def box(name: str, label: str, placeholder: str, size: int = 10) -> str:
             return (
