@@ -180,6 +180,10 @@ def test_search_filters_narrow_the_hits(service: str) -> None:
     assert articles(published_from="2025-06", published_to="2025-06") == MEZHER
     assert articles(language="en") == MEZHER
     assert articles(site="tdi") == set()
+    # The form shows the filters asked, so sending it again keeps them.
+    form = search(service, q="Mezher", site="president,almasirah", published_from="2025-06").text
+    assert "<option value='president,almasirah' selected>" in form
+    assert "name=published_from size=10 placeholder='2025-06' value='2025-06'" in form
 
 
 def test_a_bad_query_is_a_400_page_that_says_why(service: str) -> None:
@@ -212,6 +216,34 @@ def test_search_pages_twenty_at_a_time(service: str) -> None:
     assert not set(page_one) & set(page_two)
     assert "rel=prev" in second.text and "rel=next" not in second.text
     assert re.search(r"<ol class=hits start=21>", second.text)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("bytes=0-9", (0, 10)),
+        ("bytes=90-", (90, 100)),
+        ("bytes=90-500", (90, 100)),
+        ("bytes=-22", (78, 100)),
+        ("bytes=-500", (0, 100)),
+        ("bytes=99-99", (99, 100)),
+        ("bytes=9-3", None),  # no range: the whole object
+        ("bytes=0-1,5-6", None),  # several ranges are not taken: the whole object
+        ("items=0-9", None),
+        ("bytes=-", None),
+        ("bytes=100-", "416"),
+        ("bytes=-0", "416"),
+    ],
+)
+def test_range_header(header: str | None, expected: tuple[int, int] | str | None) -> None:
+    from crawler.access.serve import RangeNotSatisfiable, parse_range
+
+    if expected == "416":
+        with pytest.raises(RangeNotSatisfiable):
+            parse_range(header, 100)
+    else:
+        assert parse_range(header, 100) == expected
 
 
 # ------------------------------------------------------------------ browse
