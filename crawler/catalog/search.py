@@ -237,8 +237,7 @@ def _search_sqlite(conn: Connection, terms: list[Term], query: SearchQuery) -> l
         )
     }
     return [
-        _hit(full[int(r["id"])], -float(r["rank"]), snippets.get(int(r["id"]), ""))
-        for r in chosen
+        _hit(full[int(r["id"])], -float(r["rank"]), snippets.get(int(r["id"]), "")) for r in chosen
     ]
 
 
