@@ -343,7 +343,8 @@ class TextRow:
             text_digest=text_digest,
             captured=captured,
             title=title,
-            body=body,
+            # PostgreSQL's text takes no NUL; the index needs none (the stored text keeps it).
+            body=body.replace("\x00", ""),
             words=word_count(body),
             crawl_id=facts.crawl_id,
             language=facts.language,
