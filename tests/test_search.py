@@ -273,3 +273,9 @@ def test_search_straight_into_an_export(demo_all_store: Path, tmp_path: Path) ->
     # The output is checked before the search runs: an existing file is kept.
     code, _, err = run("search", "Mezher", "--store", store, "--export", str(dest))
     assert code == 2 and "kept unless --force" in err
+
+
+def test_a_text_with_nul_bytes_is_recorded_and_found(catalog: Catalog) -> None:
+    body = "Broken\x00 page\n\nA body with a NUL\x00 byte from a hostile site, Samarkand.\n"
+    assert record(catalog, "tdi", "nul", body) == (1, True)
+    assert keys(search(catalog, SearchQuery("Samarkand"))) == [("tdi", "nul")]
