@@ -590,6 +590,8 @@ class Catalog:
         later decision by an UPDATE that holds only while the row is still the version it was
         decided against. A write lost to another process is decided again against its version.
         """
+        if title:  # PostgreSQL's text takes no NUL (a hostile page's headline may hold one)
+            title = title.replace("\x00", "")
         where = and_(articles.c.site == site, articles.c.article_key == article_key)
         for _attempt in range(ATTEMPTS):
             try:
