@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, tzinfo
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TEXT_MODES: Final = ("article", "page")
+# The generic extraction's version, recorded with every text (sidecar, catalog): raised when
+# a change to this module changes texts, so `newsarchive reextract --extractor-below N` finds
+# the texts made before it. Texts recorded before versions were: version 0.
+EXTRACTOR_VERSION: Final = 1
 DEFAULT_BLOCKS: Final = "p, h2, h3, h4, h5, h6, blockquote, li"
 
 
@@ -105,6 +110,15 @@ class SiteRules:
                 raise ValueError(
                     f"SiteRules.url_date needs groups year, month and day: {self.url_date!r}"
                 )
+
+
+def rules_digest(rules: SiteRules | None) -> str | None:
+    """``sha256:<hex>`` of a site's rules (every field, as JSON): two texts made by rules with
+    the same digest were made by the same selectors. None without rules."""
+    if rules is None:
+        return None
+    fields = json.dumps(asdict(rules), sort_keys=True, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(fields.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
