@@ -135,6 +135,10 @@ texts = Table(  # every text version of every article: what search, related and 
     Column("words", Integer, nullable=False),
     # The scheme its story keys (text_bands, text_names) were made by; NULL: not made yet.
     Column("story_keys", String(64)),
+    # The extraction that made it (crawler.text.extract.EXTRACTOR_VERSION) and the digest of
+    # the site rules it used; NULL: made before they were recorded (version 0).
+    Column("extractor_version", Integer),
+    Column("rules_digest", String(80)),
     # The cleaned text as archived, last: a row's other columns are read without it.
     Column("body", Text, nullable=False),
 )
@@ -295,6 +299,21 @@ class TextFacts:
     language: str | None = None
     published_text: str | None = None  # the publication date as the page wrote it
     crawl_id: str | None = None
+    extractor_version: int | None = None  # None: made before versions were recorded
+    rules_digest: str | None = None
+
+    @classmethod
+    def of_sidecar(cls, sidecar: Any) -> TextFacts:
+        """The facts a text's JSON sidecar gives (a re-extracted text: its run's rules)."""
+        again = sidecar.get("reextracted") or {}
+        version = sidecar.get("extractor_version")
+        return cls(
+            language=sidecar.get("language"),
+            published_text=sidecar.get("published_text"),
+            crawl_id=sidecar.get("crawl_id"),
+            extractor_version=int(version) if isinstance(version, int) else None,
+            rules_digest=sidecar.get("rules_digest") or again.get("rules_digest"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +336,8 @@ class TextRow:
     published_date: str | None = None
     published_text: str | None = None
     published_precision: str | None = None
+    extractor_version: int | None = None
+    rules_digest: str | None = None
 
     @classmethod
     def of(
@@ -348,6 +369,8 @@ class TextRow:
             words=word_count(body),
             crawl_id=facts.crawl_id,
             language=facts.language,
+            extractor_version=facts.extractor_version,
+            rules_digest=facts.rules_digest,
             **published_fields(published, facts.published_text),
         )
 
@@ -632,7 +655,11 @@ class Catalog:
                             )
                         return 1, True
                     decision = decide_version(_row(ArchivedArticle, current), text_digest)
-                    values: dict[str, Any] = {"last_checked": capture_time}
+                    # Never back in time: a text remade from an older capture (reextract)
+                    # checks nothing newer than the article's last check.
+                    values: dict[str, Any] = {
+                        "last_checked": max(current["last_checked"], capture_time)
+                    }
                     if decision.new:
                         values.update(
                             url=url,
