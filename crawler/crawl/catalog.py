@@ -241,11 +241,7 @@ class ArchiveCatalog:
                 title=sidecar.get("title"),
                 published=sidecar.get("published"),
                 body=sidecar.get(SPOOLED_TEXT),
-                facts=TextFacts(
-                    language=sidecar.get("language"),
-                    published_text=sidecar.get("published_text"),
-                    crawl_id=sidecar.get("crawl_id"),
-                ),
+                facts=TextFacts.of_sidecar(sidecar),
             )
         except (KeyError, TypeError, ValueError) as exc:
             logger.warning("a sidecar left by a killed crawl was not recorded: %s", exc)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from datetime import datetime
@@ -32,41 +31,15 @@ from crawler.crawl.config import TextConfig
 from crawler.crawl.items import ArticlePage
 from crawler.crawl.ledger import CrawlLedger
 from crawler.crawl.report import FailedUrl
+from crawler.crawl.sidecar import text_sidecar
 from crawler.layout import sidecar_key, text_key, warc_key
 from crawler.text.extract import Article, ExtractionError, SiteRules, extract_article
-from crawler.util import date_precision, json_bytes
+from crawler.util import json_bytes
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _publication(
-    item: ArticlePage, article: Article
-) -> tuple[str | None, str | None, str | None, list[str]]:
-    """The publication date (ISO), as written, where it was read, and the warnings: the
-    page's own, else the date the feed or sitemap that listed the article gave (said in a
-    warning: it is the channel's word, not the page's)."""
-    warnings = list(article.warnings)
-    if article.published is not None:
-        return _iso(article.published), article.published_text, "page", warnings
-    for found in item.discovery:
-        given = found.get("published")
-        if not given:
-            continue
-        try:
-            moment = datetime.fromisoformat(str(given).replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        via = str(found.get("via") or "discovery")
-        warnings.append(f"published date from the {via} {found.get('source') or ''}".rstrip())
-        return moment.isoformat(), str(given), via, warnings
-    return None, None, None, warnings
 
 
 def _link_story(catalog: Catalog, key: str) -> None:
@@ -163,7 +136,7 @@ class ArticlePipeline:
             raise self.fail(item, exc.reason, str(exc)) from exc
         text = article.text.encode("utf-8")
         capture: CaptureInfo | None = item.capture
-        sidecar = self.sidecar(item, article, text, ledger)
+        sidecar = self.sidecar(item, article, text, ledger, rules)
         location = None
         if capture is not None:
             try:
@@ -285,11 +258,7 @@ class ArticlePipeline:
             published=sidecar["published"],
             waits_in=catalog_ext.waits_in,
             body=None if text is None else text.decode("utf-8", "replace"),
-            facts=TextFacts(
-                language=sidecar["language"],
-                published_text=sidecar["published_text"],
-                crawl_id=sidecar["crawl_id"],
-            ),
+            facts=TextFacts.of_sidecar(sidecar),
         )
         if capture is not None:
             catalog_ext.capture_text(capture.record_id, sidecar["text_digest"], key, version)
@@ -297,43 +266,28 @@ class ArticlePipeline:
             _link_story(catalog, key)
 
     def sidecar(
-        self, item: ArticlePage, article: Article, text: bytes, ledger: CrawlLedger
+        self,
+        item: ArticlePage,
+        article: Article,
+        text: bytes,
+        ledger: CrawlLedger,
+        rules: SiteRules | None = None,
     ) -> dict[str, Any]:
-        published, published_text, published_from, warnings = _publication(item, article)
-        return {
-            "url": item.url,
-            "request_url": item.request_url,
-            "canonical_url": article.canonical_url,
-            "site": item.site,
-            "article_id": item.article_id,
-            "title": article.title,
-            "published": published,
-            "published_text": published_text,
-            "published_precision": date_precision(published_text),
-            # page | feed | sitemap | listing: where the publication date was read
-            "published_from": published_from,
-            "modified": _iso(article.modified),
-            "authors": list(article.authors),
-            "section": article.section,
-            "tags": list(article.tags),
-            "language": article.language,
-            "lead": article.lead,
-            "description": article.description,
-            "images": [dict(i) for i in article.images],
-            "status": item.status,
-            "encoding": item.encoding,
-            "crawl_id": ledger.crawl_id,
-            "crawl_time": ledger.started_at.isoformat(),
-            "capture_time": None,
-            "payload_digest": None,
-            "warc": None,
-            "text_mode": self.config.mode,
-            "text_digest": "sha256:" + hashlib.sha256(text).hexdigest(),
-            "text_length": len(text),
-            "extractor": article.extractor,
-            "warnings": warnings,
-            "discovery": item.discovery,
-        }
+        return text_sidecar(
+            article,
+            text,
+            url=item.url,
+            request_url=item.request_url,
+            site=item.site,
+            article_id=item.article_id,
+            status=item.status,
+            encoding=item.encoding,
+            discovery=item.discovery,
+            crawl_id=ledger.crawl_id,
+            crawl_time=ledger.started_at.isoformat(),
+            text_mode=self.config.mode,
+            rules=rules,
+        )
 
     @staticmethod
     def metadata_fields(item: ArticlePage) -> dict[str, str | list[str]]:
