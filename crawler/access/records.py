@@ -6,9 +6,12 @@ valid WARC file: a capture's records are fetched without reading the rest of the
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -278,6 +281,58 @@ def payload_of(data: bytes) -> tuple[Any, bytes]:
     for record in ArchiveIterator(io.BytesIO(data)):
         return record, bytes(record.content_stream().read())
     raise ValueError("no WARC record in the given bytes")
+
+
+class RecordError(ValueError):
+    """Bytes that are not the record the catalog says: unreadable, or failing their digest."""
+
+
+def wire_payload_of(data: bytes) -> tuple[Any, bytes]:
+    """The first record in ``data`` and its payload as it came over the wire: a chunked
+    transfer coding undone, the Content-Encoding kept (``payload_of`` undoes it too).
+
+    ``RecordError`` when the bytes are no readable WARC record.
+    """
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.bufferedreaders import ChunkedDataReader
+    from warcio.exceptions import ArchiveLoadFailed
+
+    try:
+        for record in ArchiveIterator(io.BytesIO(data)):
+            stream = record.raw_stream
+            headers = record.http_headers
+            if headers is not None and (
+                (headers.get_header("Transfer-Encoding") or "").strip().lower() == "chunked"
+            ):
+                stream = ChunkedDataReader(stream)
+            return record, bytes(stream.read())
+    except (ArchiveLoadFailed, OSError, EOFError, ValueError, zlib.error) as exc:
+        raise RecordError(f"no readable WARC record: {exc}") from exc
+    raise RecordError("no WARC record in the bytes read")
+
+
+def digest_matches(label: str, data: bytes) -> bool | None:
+    """Whether ``data`` has the digest a WARC header gives (``sha1:BASE32``, or base 16 as some
+    tools write it); None for an algorithm this cannot compute."""
+    algorithm, _, value = label.strip().partition(":")
+    algorithm = algorithm.lower().replace("-", "")
+    if algorithm not in ("sha1", "sha256", "sha512", "md5") or not value:
+        return None
+    digest = hashlib.new(algorithm, data).digest()
+    return value.upper() == base64.b32encode(digest).decode("ascii") or (
+        value.lower() == digest.hex()
+    )
+
+
+def check_digest(record: Any, payload: bytes) -> None:
+    """``RecordError`` when ``payload`` fails the record's payload digest (its block digest for
+    a record without HTTP headers, whose block is its payload)."""
+    headers = record.rec_headers
+    label = headers.get_header("WARC-Payload-Digest")
+    if not label and record.http_headers is None:
+        label = headers.get_header("WARC-Block-Digest")
+    if label and digest_matches(label, payload) is False:
+        raise RecordError(f"its payload fails its digest {label.strip()}")
 
 
 # -- the catalog's side table -----------------------------------------------------------------

@@ -815,10 +815,12 @@ def build_parser() -> argparse.ArgumentParser:
     from crawler.access.cli import add_commands as add_access_commands
     from crawler.ops.daemon import add_commands as add_daemon_commands
     from crawler.ops.deploy import add_deploy_command
+    from crawler.ops.reextract import add_commands as add_reextract_commands
 
     add_daemon_commands(sub)  # run, status
     add_deploy_command(sub)  # deploy k8s
     add_access_commands(sub, spider_resolver)  # snapshots, get, export, reindex, serve
+    add_reextract_commands(sub)  # reextract
     return parser
 
 
