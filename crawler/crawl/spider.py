@@ -56,6 +56,7 @@ from crawler.constants import (
 )
 from crawler.crawl.items import ArticlePage
 from crawler.crawl.report import FailedUrl
+from crawler.fetch.archive import ReplayMiss
 from crawler.fetch.netguard import ForbiddenAddressError
 from crawler.text.extract import detect_encoding, parse_datetime
 
@@ -135,6 +136,8 @@ def download_failure(exc: BaseException, *, source: bool) -> tuple[str, str] | N
     """
     if isinstance(exc, IgnoreRequest):
         message = str(exc)
+        if isinstance(exc, ReplayMiss):  # a replay: not in the archive, or unreadable there
+            return exc.cause, message
         for klass in type(exc).__mro__:
             if cause := _IGNORED_BY_NAME.get(klass.__name__):
                 return cause, _describe(exc)
