@@ -50,6 +50,18 @@ CHALLENGE_URI_PREFIX = "urn:challenge:"
 STATS_CHALLENGE_SOLVED = "archive/challenge/solved"  # solved in the browser
 STATS_CHALLENGE_FAILED = "archive/challenge/failed"  # could not be solved: request given up
 
+# A crawl answered from the archive (``--from-archive``, crawler/fetch/archive.py).
+STATS_REPLAY_RESPONSES = "archive/replay/responses"  # requests answered from the archive
+STATS_REPLAY_RENDERED = "archive/replay/rendered"  # ... with the DOM a browser made of the page
+STATS_REPLAY_NOT_RENDERED = "archive/replay/not_rendered"  # asked to render, no DOM archived
+STATS_REPLAY_MISSED = "archive/replay/missed/{cause}"  # not answered: not-in-archive, archive-…
+STATS_REPLAY_SAME = "archive/replay/articles/same"  # text identical to the archived version
+STATS_REPLAY_DIFFER = "archive/replay/articles/differ"  # text differs from the archived one
+STATS_REPLAY_UNARCHIVED = "archive/replay/articles/unarchived"  # no archived text to compare
+STATS_ARTICLES_REPLAYED = "archive/articles/replayed"  # extracted in a replay (nothing written)
+# A replay's finish reason when there is nothing to replay (no catalog, no capture, no crawl).
+REPLAY_UNAVAILABLE = "replay-unavailable"
+
 # Exit codes of every command: done, failed (a crawl or a site), bad usage or configuration.
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -151,6 +151,12 @@ def crawl_log_file(log_dir: Path, site: str, crawl_id: str) -> Path:
     return log_dir / site / f"{crawl_id}.log"
 
 
+def replay_log_dir(log_dir: Path, site: str) -> Path:
+    """A site's replays of the archive: their logs and reports, apart from its crawls' logs
+    (pruned apart too, so replays never push a crawl's log out)."""
+    return log_dir / "replay" / site
+
+
 def warc_spool_dir(spool: Path, site: str, crawl_id: str) -> Path:
     """A crawl's open and closed WARC files before they are stored."""
     return spool / "warc" / site / crawl_id

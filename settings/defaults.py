@@ -111,6 +111,16 @@ ARCHIVE_INDEX_ENABLED = True
 # copy of the crawl's WARC files, so it doubles what the crawl stores.
 ARCHIVE_WACZ_ENABLED = True
 
+# --- Replay: a crawl answered from the archive (`newsarchive crawl SITE --from-archive`) ---------
+# The real spider (discovery, parsing, text) with a download handler that answers every request
+# from the archive's WARCs (through the catalog) instead of the network: nothing is fetched and
+# nothing is written, no WARC, text, catalog row or store object; the crawl's report compares
+# each article's text with the archived version. What someone changing selectors runs first.
+ARCHIVE_REPLAY_ENABLED = False
+# The crawl whose captures answer ("" = each URL's latest capture). A URL that crawl did not
+# fetch is answered by its last capture before it: the archive as that crawl left it.
+ARCHIVE_REPLAY_CRAWL_ID = ""
+
 # --- Discovery ---------------------------------------------------------------------------------
 # Articles whose feed or sitemap date is older than this many days are not requested unless
 # the spider argument since= says otherwise (0 = no window: walk everything discovered).

@@ -77,6 +77,9 @@ BAD: dict[str, Bad] = {
     "ARCHIVE_CATALOG_URL": Bad("not a url", r"SQLAlchemy URL like postgresql\+psycopg://", CRAWL),
     "ARCHIVE_REVISION_AGES": Bad("1hour", r"not a duration like 90m, 1h, 1d or 7d", CRAWL),
     "ARCHIVE_REFRESH": Bad("maybe", BOOL, CRAWL),
+    # replay from the archive
+    "ARCHIVE_REPLAY_ENABLED": Bad("maybe", BOOL, CRAWL),
+    "ARCHIVE_REPLAY_CRAWL_ID": Bad("../etc", r"letters, digits, '\.', '_' or '-'", CRAWL),
     # indexes
     "ARCHIVE_INDEX_ENABLED": Bad("maybe", BOOL, CRAWL),
     "ARCHIVE_WACZ_ENABLED": Bad("maybe", BOOL, CRAWL),

@@ -37,6 +37,54 @@ DOWNLOAD_HANDLERS = {
     "https": "crawler.crawl.handlers.ArchiveDownloadHandler",
 }
 
+# A crawl replayed from the archive (ARCHIVE_REPLAY_ENABLED): one handler for every scheme, so
+# no request reaches a network; the replay pipeline in the article pipeline's place; none of the
+# middlewares that only matter on the wire (proxy, render, challenge, conditional requests).
+REPLAY_HANDLER = "crawler.crawl.handlers.ReplayDownloadHandler"
+REPLAY_PIPELINE = (
+    "crawler.crawl.pipeline.ArticlePipeline",
+    "crawler.crawl.replay_pipeline.ReplayPipeline",
+)
+REPLAY_OFF_MIDDLEWARES = (
+    "crawler.crawl.handlers.ArchiveProxyMiddleware",
+    "crawler.crawl.handlers.RenderMiddleware",
+    "crawler.crawl.handlers.ChallengeMiddleware",
+    "crawler.crawl.middlewares.ConditionalRequestMiddleware",
+    "crawler.crawl.handlers.RetryAfterMiddleware",
+)
+# The archive answers at once and the same way every time: no delay, no retry. At the
+# "spider" priority: above the project module's politeness settings, below -s.
+REPLAY_SETTINGS = {
+    "DOWNLOAD_DELAY": 0,
+    "AUTOTHROTTLE_ENABLED": False,
+    "RETRY_ENABLED": False,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 16,
+}
+
+
+def _replaying(settings: BaseSettings) -> bool:
+    try:
+        return settings.getbool("ARCHIVE_REPLAY_ENABLED")
+    except ValueError:  # said by the configuration check, which stops the crawl
+        return False
+
+
+def _replay(settings: BaseSettings) -> None:
+    schemes = {*settings.getdict("DOWNLOAD_HANDLERS_BASE"), *settings.getdict("DOWNLOAD_HANDLERS")}
+    # At the command line's priority: not even a -s DOWNLOAD_HANDLERS reaches the network.
+    settings.set(
+        "DOWNLOAD_HANDLERS", dict.fromkeys(sorted(schemes), REPLAY_HANDLER), priority="cmdline"
+    )
+    for name, value in REPLAY_SETTINGS.items():
+        settings.set(name, value, priority="spider")
+    live, replay = REPLAY_PIPELINE
+    settings.set_in_component_priority_dict("ITEM_PIPELINES", load_object(live), None)
+    settings.set_in_component_priority_dict(
+        "ITEM_PIPELINES", load_object(replay), ITEM_PIPELINES[live]
+    )
+    for path in REPLAY_OFF_MIDDLEWARES:
+        settings.set_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", load_object(path), None)
+
 
 class Addon:
     """Enable with ``ADDONS = {"crawler.crawl.addon.Addon": 0}`` (settings/ does so)."""
@@ -83,3 +131,5 @@ class Addon:
             for path, order in components.items():
                 # setdefault: a project or spider that names the component (None = off) wins.
                 settings.setdefault_in_component_priority_dict(setting, load_object(path), order)
+        if _replaying(settings):
+            _replay(settings)

@@ -20,12 +20,13 @@ from scrapy.exceptions import NotConfigured
 from crawler import __version__
 from crawler.capture.session import CaptureSession
 from crawler.catalog.db import CatalogMismatch
-from crawler.constants import CATALOG_MISMATCH
+from crawler.constants import CATALOG_MISMATCH, REPLAY_UNAVAILABLE
 from crawler.crawl.capture import WarcCapture
 from crawler.crawl.catalog import ArchiveCatalog
 from crawler.crawl.config import ArchiveConfig, checked_config
 from crawler.crawl.indexes import ArchiveIndexes
 from crawler.crawl.ledger import CrawlLedger, new_crawl_id
+from crawler.crawl.replay import ArchiveReplay
 from crawler.crawl.spider import NewsSpider
 from crawler.fetch.render import Renderers
 from crawler.logs import ContextFilter, formatter
@@ -87,6 +88,18 @@ class ArchiveCrawl:
         self.indexes: ArchiveIndexes | None = None
         if config.index is not None:
             self.indexes = ArchiveIndexes(config.index, self.ledger, self.catalog)
+        # A replay of the archive (``--from-archive``): the config switched off everything
+        # that writes; the replay answers the requests and lists what the texts became.
+        self.replay: ArchiveReplay | None = None
+        if config.replay is not None:
+            self.replay = ArchiveReplay(
+                config.replay,
+                store,
+                self.ledger,
+                stats,
+                window_days=config.discovery_window_days,
+            )
+            self.ledger.add_section("replay", self.replay.section)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -129,6 +142,9 @@ class ArchiveCrawl:
         ledger = self.ledger
         # Scrapy installs its root handler again after the extensions are made: named here.
         self.name_log_lines()
+        if self.replay is not None:
+            await self._replay_opened(spider)
+            return
         ledger.spider_opened(spider)
         if self.catalog is not None:
             # Last of all: the rows of what is stored now stop saying where it waits.
@@ -166,3 +182,18 @@ class ArchiveCrawl:
             if isinstance(spider, NewsSpider):
                 # The spider asks before it requests an article (and before max_articles).
                 spider.use_catalog(self.catalog.wanted, sorted(self.catalog.due.items()))
+
+    async def _replay_opened(self, spider: Spider) -> None:
+        """A replay takes no lease and opens no spool: it reads the catalog and the store."""
+        assert self.replay is not None
+        ledger = self.ledger
+        ledger.spider_opened(spider, writes=False)
+        ledger.add_closer("replay", self.replay.close)
+        problem = await self.replay.spider_opened(spider)
+        if problem is not None:
+            if isinstance(spider, NewsSpider):
+                spider.crawl_refused = problem  # its start() then requests nothing
+            ledger.refuse(problem, reason=REPLAY_UNAVAILABLE)
+            return
+        if isinstance(spider, NewsSpider):
+            spider.on_failure = ledger.add_failure

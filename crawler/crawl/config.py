@@ -10,6 +10,7 @@ read; a value that cannot be read never switches anything off.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -318,6 +319,33 @@ class CrawlLogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplayConfig:
+    """A crawl answered from the archive (``--from-archive``): which captures, which catalog."""
+
+    crawl_id: str | None  # None: each URL's latest capture
+    catalog_url: str  # "": the store's own catalog (as a crawl finds it)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ReplayConfig:
+        if not setting_bool(settings, "ARCHIVE_CATALOG_ENABLED"):
+            raise ValueError(
+                "ARCHIVE_REPLAY_ENABLED needs the catalog (it says where each capture lies), "
+                "but ARCHIVE_CATALOG_ENABLED is off"
+            )
+        crawl_id = _name(settings, "ARCHIVE_REPLAY_CRAWL_ID")
+        return cls(crawl_id or None, str(settings.get("ARCHIVE_CATALOG_URL") or ""))
+
+
+def replay_requested(settings: Any) -> bool:
+    """Whether these settings replay the archive (a value that cannot be read: no; the
+    configuration check names it)."""
+    try:
+        return setting_bool(settings, "ARCHIVE_REPLAY_ENABLED")
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
 class ArchiveConfig:
     """The whole crawl's configuration; None for a component switched off."""
 
@@ -335,6 +363,9 @@ class ArchiveConfig:
     discovery_window_days: int
     log_format: str
     log: CrawlLogConfig
+    # A replay of the archive: then nothing is written (no WARC, catalog, indexes, report in
+    # the store) and nothing is rendered, the text is only compared.
+    replay: ReplayConfig | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> ArchiveConfig:
@@ -372,6 +403,24 @@ class ArchiveConfig:
         window = read(lambda s: setting_int(s, "ARCHIVE_DISCOVERY_WINDOW_DAYS", minimum=0))
         fmt = read(lambda s: log_format(s.get("ARCHIVE_LOG_FORMAT")))
         log = read(CrawlLogConfig.from_settings)
+        replay = switched("ARCHIVE_REPLAY_ENABLED", ReplayConfig.from_settings)
+        wanted = str(settings.get("ARCHIVE_REPLAY_CRAWL_ID") or "")
+        # Else a crawl the operator meant as a replay would fetch and archive for real.
+        if (
+            not replay_requested(settings)
+            and wanted
+            and read(lambda s: _name(s, "ARCHIVE_REPLAY_CRAWL_ID")) is not None
+        ):
+            errors.append(
+                f"ARCHIVE_REPLAY_CRAWL_ID is {wanted!r} but ARCHIVE_REPLAY_ENABLED is off "
+                "(`newsarchive crawl SITE --from-archive --crawl-id ID` replays a crawl)"
+            )
+        if replay is not None:
+            # Checked above all the same; a replay writes, renders and indexes nothing.
+            warc = catalog = index = render = None
+            text = read(TextConfig.from_settings)
+            if ledger is not None:
+                ledger = dataclasses.replace(ledger, report=False)
         if errors:  # one line each: a switch read by two components is named once
             raise ConfigError(list(dict.fromkeys(errors)))
         assert ledger and health and netguard and retry and challenge and proxy and fmt
@@ -391,6 +440,7 @@ class ArchiveConfig:
             discovery_window_days=window,
             log_format=fmt,
             log=log,
+            replay=replay,
         )
 
 
@@ -436,7 +486,11 @@ def checked_config(settings: Any) -> tuple[ArchiveConfig, Store]:
         check = True
         with contextlib.suppress(ValueError):  # a bad value is reported above
             check = setting_bool(settings, "ARCHIVE_STORE_CHECK")
-        if isinstance(store, LocalStore) or check:
+        if replay_requested(settings):
+            # Read only: no probe written (a read-only copy of an archive replays too).
+            if isinstance(store, LocalStore) and not store.root.is_dir():
+                raise StoreError(f"no archive at {store.uri}: nothing to replay")
+        elif isinstance(store, LocalStore) or check:
             store.check_writable()
     except StoreError as exc:
         errors.insert(0, str(exc))

@@ -16,7 +16,7 @@ from scrapy.exceptions import NotConfigured
 
 from crawler.constants import CHALLENGE_FIELD
 from crawler.crawl.archive import ArchiveCrawl
-from crawler.fetch import middlewares, render
+from crawler.fetch import archive, middlewares, render
 from crawler.fetch.challenge import CHALLENGE_KIND, ChallengeConfig, exchange_is_challenge
 from crawler.fetch.challenge import ChallengeMiddleware as _ChallengeMiddleware
 from crawler.fetch.netguard import NetGuard, twisted_resolve
@@ -56,6 +56,33 @@ class ArchiveDownloadHandler(render.RenderingDownloadHandler):
             fields = {**(exchange.warc_fields or {}), CHALLENGE_FIELD: CHALLENGE_KIND}
             exchange = dataclasses.replace(exchange, warc_fields=fields)
         return super().capture_exchange(exchange)
+
+
+class ReplayDownloadHandler(archive.ReplayDownloadHandler):
+    """Every request answered from the archive, for a crawl replayed from it (the add-on
+    installs it for every scheme when ``ARCHIVE_REPLAY_ENABLED`` is on)."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        root = _root(crawler)
+        if root is None or root.replay is None:
+            raise NotConfigured("not a replay of the archive (ARCHIVE_REPLAY_ENABLED is off)")
+        super().__init__(crawler, _OpenedSource(root))
+
+
+class _OpenedSource:
+    """The replay's source, which exists once the spider opened (Scrapy builds download
+    handlers before that)."""
+
+    def __init__(self, root: ArchiveCrawl) -> None:
+        self.root = root
+
+    def answer(
+        self, url: str, *, render: bool, article_key: str | None = None
+    ) -> archive.ArchivedAnswer:
+        replay = self.root.replay
+        if replay is None or replay.source is None:
+            raise archive.NotInArchive(f"{url}: no archive is open to replay from")
+        return replay.source.answer(url, render=render, article_key=article_key)
 
 
 class ChallengeMiddleware(_ChallengeMiddleware):

@@ -81,6 +81,8 @@ class CrawlLedger:
         self.refused: str | None = None  # why the site's lease was not this crawl's
         self._finishers: list[Callable[[], None]] = []  # run once every upload is done
         self.adopted_sidecars: list[dict[str, Any]] = []
+        # Sections a component adds to the report (a replay's "replay"), made as it is built.
+        self._sections: list[tuple[str, Callable[[], dict[str, Any]]]] = []
         self._stopping = False
         concurrency = config.store_options.get("ARCHIVE_STORE_CONCURRENCY")
         self.uploads = Uploader(
@@ -149,6 +151,10 @@ class CrawlLedger:
     def add_closer(self, name: str, closer: Closer) -> None:
         self._closers.append((name, closer))
 
+    def add_section(self, name: str, section: Callable[[], dict[str, Any]]) -> None:
+        """A section of the report that a component makes when the report is built."""
+        self._sections.append((name, section))
+
     def add_failure(self, failure: FailedUrl) -> None:
         """A URL that failed (the spider's ``on_failure``, the pipeline): for the report."""
         self.failures.add(failure)
@@ -161,16 +167,20 @@ class CrawlLedger:
                 self.crawler.stats.inc_value(STATS_STORE_PENDING)
 
     # -- life cycle -------------------------------------------------------------------------------
-    def spider_opened(self, spider: Spider) -> None:
+    def spider_opened(self, spider: Spider, *, writes: bool = True) -> None:
+        """``writes``: False for a crawl that writes nothing (a replay): no spool is made."""
         self.site = spider.name
         if not self.crawl_id:
             self.crawl_id = new_crawl_id(spider.name, self.started_at)
         self.uploads.crawl_id = self.crawl_id
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        if writes:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
         logger.info(
-            "crawl %s of %s into %s",
+            "%s %s of %s %s %s",
+            "crawl" if writes else "replay",
             self.crawl_id,
             spider.name,
+            "into" if writes else "from",
             self.store.uri,
             extra={"spider": spider},
         )
@@ -286,7 +296,14 @@ class CrawlLedger:
             notes=self.notes,
             refused=list(self.uploads.refused),
         )
-        return build_report(facts, stats, reason)
+        report = build_report(facts, stats, reason)
+        for name, section in self._sections:
+            try:
+                report[name] = section()
+            except Exception as exc:  # the report is still written, without this section
+                logger.exception("the report's %s section failed", name)
+                report["notes"].append(f"the report's {name} section failed: {exc}")
+        return report
 
     def write_report_and_manifest(self, report: dict[str, Any]) -> None:
         self.put_bytes(layout.report_key(self.site, self.crawl_id), json_bytes(report))

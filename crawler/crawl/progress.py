@@ -33,6 +33,9 @@ FIELDS = {
     "archive/articles/unchanged": "unchanged",
     "archive/articles/failed": "failed",
     "archive/warc/bytes": "warc_bytes",
+    # A replay of the archive: texts as archived, and those that differ.
+    "archive/replay/articles/same": "same",
+    "archive/replay/articles/differ": "differ",
 }
 
 

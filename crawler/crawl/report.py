@@ -167,8 +167,10 @@ def site_health(
 ) -> dict[str, Any]:
     """Whether the site still yields articles, and what looks broken when it does not."""
     discovered = int(stats.get(STATS_ARTICLES_DISCOVERED, 0))
+    # A replay writes nothing: the articles it extracted are what it gave.
     archived = sum(
-        int(stats.get(f"archive/articles/{k}", 0)) for k in ("new", "revised", "unchanged")
+        int(stats.get(f"archive/articles/{k}", 0))
+        for k in ("new", "revised", "unchanged", "replayed")
     )
     sources = int(stats.get(STATS_SOURCES_REQUESTED, 0))
     sources_failed = failures.sources_failed
@@ -244,6 +246,18 @@ def build_report(facts: CrawlFacts, stats: Mapping[str, Any], reason: str) -> di
         for key, value in stats.items()
         if key.startswith("archive/articles/failed/")
     }
+    articles: dict[str, Any] = {
+        "discovered": int(stats.get(STATS_ARTICLES_DISCOVERED, 0)),
+        "requested": int(stats.get(STATS_ARTICLES_REQUESTED, 0)),
+        "new": int(stats.get("archive/articles/new", 0)),
+        "revised": int(stats.get("archive/articles/revised", 0)),
+        "unchanged": int(stats.get("archive/articles/unchanged", 0)),
+        "failed": int(stats.get("archive/articles/failed", 0)),
+        "failed_by_reason": failed_reasons,
+        "no_title": int(stats.get("archive/articles/no_title", 0)),
+    }
+    if "archive/articles/replayed" in stats:  # a replay of the archive: extracted, not written
+        articles["replayed"] = int(stats["archive/articles/replayed"])
     warc_files = sorted(o.key for o in facts.objects if is_warc(o.key))
     finished = datetime.now(UTC)
     return {
@@ -263,16 +277,7 @@ def build_report(facts: CrawlFacts, stats: Mapping[str, Any], reason: str) -> di
             "bytes_received": int(stats.get("downloader/response_bytes", 0)),
             "download_errors": int(stats.get("downloader/exception_count", 0)),
         },
-        "articles": {
-            "discovered": int(stats.get(STATS_ARTICLES_DISCOVERED, 0)),
-            "requested": int(stats.get(STATS_ARTICLES_REQUESTED, 0)),
-            "new": int(stats.get("archive/articles/new", 0)),
-            "revised": int(stats.get("archive/articles/revised", 0)),
-            "unchanged": int(stats.get("archive/articles/unchanged", 0)),
-            "failed": int(stats.get("archive/articles/failed", 0)),
-            "failed_by_reason": failed_reasons,
-            "no_title": int(stats.get("archive/articles/no_title", 0)),
-        },
+        "articles": articles,
         "failures": facts.failures.report(),
         "health": site_health(stats, skipped, facts.failures, facts.health),
         "skipped": skipped,

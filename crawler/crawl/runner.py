@@ -17,6 +17,7 @@ from crawler.constants import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    REPLAY_UNAVAILABLE,
     SITE_BUSY,
 )
 from crawler.logs import log_level
@@ -80,6 +81,54 @@ def locations(settings: Any) -> Locations:
     )
 
 
+def replay_errors(settings: Any, sites: list[str]) -> list[str]:
+    """Why these sites cannot be replayed from the archive the settings name, one line each
+    (nothing when the settings replay nothing). Reads only: no catalog is made or upgraded."""
+    from crawler.crawl.config import replay_requested
+
+    if not replay_requested(settings):
+        return []
+    from crawler.crawl.replay import replay_problem
+    from crawler.store.base import StoreError, store_options
+    from crawler.store.uri import open_store
+
+    crawl_id = str(settings.get("ARCHIVE_REPLAY_CRAWL_ID") or "") or None
+    if crawl_id is not None and len(sites) > 1:
+        return [
+            f"--crawl-id {crawl_id} names one crawl, of one site: give one site, not {len(sites)}"
+        ]
+    try:
+        where = locations(settings)
+        store = open_store(where.store_uri, store_options(settings))
+    except StoreError as exc:
+        return [str(exc)]
+    if where.catalog_url is None:
+        return []  # the configuration check says the replay needs the catalog
+    errors = []
+    for site in sites:
+        problem = replay_problem(where.catalog_url, store, site, crawl_id)
+        if problem is not None:
+            errors.append(f"{site}: cannot replay: {problem}")
+    return errors
+
+
+def write_replay_report(report: dict[str, Any], directory: Path, keep: int) -> Path | None:
+    """A replay's report beside its log (the store gets nothing); the newest ``keep`` kept."""
+    from crawler.util import json_bytes
+
+    path = directory / f"{report['crawl_id']}.json"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(json_bytes(report))
+        old = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for stale in old[keep:]:
+            stale.unlink(missing_ok=True)
+    except OSError as exc:
+        print(f"warning: the replay report was not written to {path}: {exc}", file=sys.stderr)
+        return None
+    return path
+
+
 def run_crawl(
     site: str,
     *,
@@ -95,9 +144,9 @@ def run_crawl(
     from scrapy.utils.project import get_project_settings
 
     from crawler.crawl.archive import ArchiveCrawl
-    from crawler.crawl.config import CrawlLogConfig, check_settings
+    from crawler.crawl.config import CrawlLogConfig, check_settings, replay_requested
     from crawler.crawl.ledger import new_crawl_id
-    from crawler.layout import crawl_log_file
+    from crawler.layout import crawl_log_file, replay_log_dir
     from crawler.logs import install_crawl_logging, log_format, prune_logs
 
     settings = get_project_settings()
@@ -113,7 +162,7 @@ def run_crawl(
 
     probe = settings.copy()
     Addon().update_settings(probe)
-    errors = check_settings(probe)
+    errors = check_settings(probe) or replay_errors(probe, [site])
     if errors:
         for error in errors:
             print(f"error: {site}: {error}", file=sys.stderr)
@@ -131,9 +180,12 @@ def run_crawl(
         crawl_id = new_crawl_id(site)
         settings.set("ARCHIVE_CRAWL_ID", crawl_id, priority="cmdline")
     log_config = CrawlLogConfig.from_settings(probe)
+    replaying = replay_requested(probe)
+    log_dir = locations(probe).log_dir
+    # A replay's log and report go apart from the site's crawl logs, pruned apart.
+    directory = replay_log_dir(log_dir, site) if replaying else log_dir / site
     log_file = None
     if log_config.mode == "file" and not settings.get("LOG_FILE"):
-        directory = locations(probe).log_dir / site
         prune_logs(directory, log_config.keep - 1)  # this crawl's makes ARCHIVE_LOG_KEEP
         log_file = crawl_log_file(directory.parent, site, crawl_id)
     elif settings.get("LOG_FILE"):
@@ -172,7 +224,10 @@ def run_crawl(
     report = root.ledger.report if root is not None else None
     if report is not None and log_file is not None:
         report["log_file"] = str(log_file)
-    if report is not None and report["finish_reason"] == CATALOG_MISMATCH:
+    if report is not None and replaying:
+        written = write_replay_report(report, directory, log_config.keep)
+        report["report_file"] = str(written) if written is not None else None
+    if report is not None and report["finish_reason"] in (CATALOG_MISMATCH, REPLAY_UNAVAILABLE):
         return EXIT_USAGE, report  # said at ERROR, in one line, as the crawl opened
     if report is not None and report["finish_reason"] == SITE_BUSY:
         return EXIT_BUSY, report  # its note says who holds the site (the log, the terminal)
