@@ -49,3 +49,7 @@ class ReadOnlyCatalog(Catalog):
         self.url = url
         self.engine = readonly_engine(url)
         self._lock = threading.Lock()
+
+    def __str__(self) -> str:
+        """The catalog's URL as given (not the read-only one opened), without its password."""
+        return make_url(self.url).render_as_string(hide_password=True)

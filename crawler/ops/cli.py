@@ -64,7 +64,8 @@ def run_sites(
     # The crawls' whole logs go to their files: only their errors reach this terminal, or
     # every line at LOG_LEVEL with -v.
     terminal_level = "DEBUG" if terminal.mode == "verbose" else "ERROR"
-    recorder = _run_recorder(configured)
+    # A replay of the archive writes nothing, not even its run in the job history.
+    recorder = None if configured.getbool("ARCHIVE_REPLAY_ENABLED") else _run_recorder(configured)
     reports: dict[str, dict[str, Any] | None] = {}
     worst = EXIT_OK
     pending = list(sites)
@@ -192,6 +193,10 @@ def cmd_crawl(ns: argparse.Namespace) -> int:
     settings = parse_pairs(ns.settings, "-s")
     if ns.proxy:
         settings["ARCHIVE_PROXY"] = ns.proxy
+    replay_error = _replay_options(ns, settings)
+    if replay_error:
+        print(f"error: {replay_error}", file=sys.stderr)
+        return EXIT_USAGE
     spider_args = parse_pairs(ns.args, "-a")
     # Every input checked once, before the first site starts (not once per site process).
     errors = _output_errors(ns, settings)
@@ -220,6 +225,17 @@ def cmd_crawl(ns: argparse.Namespace) -> int:
         terminal=_terminal(ns),
     )
     return code
+
+
+def _replay_options(ns: argparse.Namespace, settings: dict[str, str]) -> str | None:
+    """--from-archive and --crawl-id as the crawl's settings; an error, or None."""
+    crawl_id = getattr(ns, "crawl_id", None)
+    if not getattr(ns, "from_archive", False):
+        return "--crawl-id needs --from-archive" if crawl_id else None
+    settings["ARCHIVE_REPLAY_ENABLED"] = "True"
+    if crawl_id:
+        settings["ARCHIVE_REPLAY_CRAWL_ID"] = crawl_id
+    return None
 
 
 def cmd_check(ns: argparse.Namespace) -> int:
@@ -251,9 +267,15 @@ def print_plan(
         overrides["ARCHIVE_STORE_URI"] = store
     configured = archive_settings([f"{k}={v}" for k, v in overrides.items()])
     where = locations(configured)
-    print(f"store:    {where.store_uri} (writable)")
+    replay = configured.getbool("ARCHIVE_REPLAY_ENABLED")
+    print(f"store:    {where.store_uri} ({'read only: a replay' if replay else 'writable'})")
     print(f"spool:    {where.spool}")
-    print(f"logs:     {where.log_dir}/<site>/<crawl id>.log")
+    logs = (
+        f"{where.log_dir}/replay/<site>/<crawl id>.log (+ .json)"
+        if replay
+        else (f"{where.log_dir}/<site>/<crawl id>.log")
+    )
+    print(f"logs:     {logs}")
     code = EXIT_OK
     if where.catalog_url is None:
         print("catalog:  off (ARCHIVE_CATALOG_ENABLED): every article is fetched every time")
@@ -291,7 +313,10 @@ def print_plan(
             if (n := len(getattr(cls, kind, ())))
         ]
         render = ", rendered in Chromium" if getattr(cls, "render_pages", False) else ""
-        print(f"  {site:10} would crawl {', '.join(sources) or 'its start URLs'}{render}")
+        if replay:  # answered from the archive: the DOM a browser made, when archived
+            render = render and ", rendered pages as the browser made them"
+        verb = "would replay" if replay else "would crawl"
+        print(f"  {site:10} {verb} {', '.join(sources) or 'its start URLs'}{render}")
     print("ok: a crawl would start" if code == EXIT_OK else "not ok: see above")
     return code
 
@@ -370,6 +395,7 @@ def _crawl_input_errors(
     """The settings (names and values, the store's and catalog's URLs) and the spider
     arguments of a crawl, as each site's process would check them; one sentence each."""
     from crawler.crawl.config import check_settings
+    from crawler.crawl.runner import replay_errors
     from crawler.crawl.spider import CrawlArgs
 
     overrides = dict(settings)
@@ -381,7 +407,10 @@ def _crawl_input_errors(
         CrawlArgs.check(spider_args, own=_own_arguments(sites, spider_args))
     except ValueError as exc:
         errors.append(f"-a: {exc}")
-    if not errors:
+    if not errors and configured.getbool("ARCHIVE_REPLAY_ENABLED"):
+        # Read only, the store's binding included (opening a Catalog may upgrade it).
+        errors += replay_errors(configured, sites)
+    elif not errors:
         errors += _catalog_errors(configured)
     return errors
 
@@ -702,7 +731,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Crawl the named sites (or --all) once, each in its own process, then "
         "print one summary line per site. Exit code 1 if any site failed, 2 on bad usage.",
         epilog="examples:\n  newsarchive crawl --all\n  newsarchive crawl tdi irna --jobs 2 "
-        "--store file:///var/lib/newsarchive\n  newsarchive crawl tdi -a max_articles=10",
+        "--store file:///var/lib/newsarchive\n  newsarchive crawl tdi -a max_articles=10\n"
+        "  newsarchive crawl tdi --from-archive          # selectors against archived pages\n"
+        "  newsarchive crawl tdi --from-archive --crawl-id tdi-20261207T022109Z-f413c6",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     crawl.add_argument("sites", nargs="*", help="spider names (see --all)")
@@ -728,6 +759,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check everything (settings, arguments, store, catalog) and print what the "
         "crawl would do; crawl nothing (as `newsarchive check`)",
+    )
+    replay = crawl.add_argument_group("replay from the archive")
+    replay.add_argument(
+        "--from-archive",
+        action="store_true",
+        help="run the real spider with every response taken from the store's WARCs (each "
+        "URL's latest capture): nothing fetched, nothing written; the summary says how many "
+        "article texts differ from the archived ones (a selector change, checked first)",
+    )
+    replay.add_argument(
+        "--crawl-id",
+        default=None,
+        metavar="ID",
+        help="with --from-archive: answer with this crawl's captures (a URL it did not "
+        "fetch: its last capture before it)",
     )
     output_options(crawl)
     crawl.set_defaults(func=cmd_crawl)

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 MODES = ("quiet", "normal", "verbose")
 SHOWN_FAILURES = 3
+SHOWN_DIFFERENT = 5  # articles of a replay whose text differs, named in its summary
 
 
 def summary_line(
@@ -29,6 +30,9 @@ def summary_line(
     """The first line of a site's summary (scripts and tests read it)."""
     if report is None:
         return f"{site:10} FAILED  after {seconds:.1f}s: {why or 'no crawl report'}"
+    replay = report.get("replay")
+    if isinstance(replay, Mapping):
+        return _replay_line(site, ok, report, replay, why)
     arts = report["articles"]
     files = len(report["warc"]["files"])
     line = (
@@ -37,6 +41,53 @@ def summary_line(
         f"file{'' if files == 1 else 's'}, {report['duration_s']:.1f}s"
     )
     return line + (f" ({why})" if why and not ok else "")
+
+
+def _replay_line(
+    site: str, ok: bool, report: Mapping[str, Any], replay: Mapping[str, Any], why: str | None
+) -> str:
+    """A replay's first line: how many texts are as archived and how many differ."""
+    arts = replay["articles"]
+    line = (
+        f"{site:10} {'ok' if ok else 'FAILED':7} {arts['extracted']} articles replayed: "
+        f"{arts['same']} same text as archived, {arts['differ']} differ, "
+        f"{report['articles']['failed']} failed, {replay['pages']['answered']} pages from the "
+        f"archive, {report['duration_s']:.1f}s"
+    )
+    return line + (f" ({why})" if why and not ok else "")
+
+
+def explain_replay(report: Mapping[str, Any]) -> list[str]:
+    """What a replay's numbers mean: where the answers came from, which texts differ."""
+    replay = report["replay"]
+    arts = replay["articles"]
+    if replay.get("crawl_id"):
+        source = (
+            f"crawl {replay['crawl_id']}'s captures (a URL it did not fetch: its last capture "
+            "before)"
+        )
+    else:
+        source = f"each URL's latest capture (newest crawl {replay.get('replayed_crawl')})"
+    lines = [f"nothing fetched, nothing written: answered from {source}"]
+    differ = [a for a in replay.get("list", []) if a.get("same") is False]
+    if differ:
+        lines.append(f"{_plural(len(differ), 'text')} differ from the archived version:")
+        for entry in differ[:SHOWN_DIFFERENT]:
+            lines.append(f"  {entry['url']} ({entry.get('text_length')} bytes now)")
+        if len(differ) > SHOWN_DIFFERENT:
+            lines.append(f"  … and {len(differ) - SHOWN_DIFFERENT} more in the replay report")
+    if arts.get("unarchived"):
+        lines.append(
+            f"{_plural(int(arts['unarchived']), 'article')} with no archived text to compare"
+        )
+    missed = replay.get("missed") or {}
+    # Requests of the spider's own are among the failures below; robots.txt and the like not.
+    if missed.get("total"):
+        causes = ", ".join(f"{k}: {v}" for k, v in sorted(missed.get("by_cause", {}).items()))
+        lines.append(
+            f"{_plural(int(missed['total']), 'request')} not answered from the archive ({causes})"
+        )
+    return lines
 
 
 def _plural(n: int, word: str) -> str:
@@ -51,7 +102,8 @@ def explain(report: Mapping[str, Any], *, window_days: int | None, since_given: 
     already = int(skipped.get("already-archived", 0))
     outside = int(skipped.get("outside-window", 0))
     over = int(skipped.get("max-articles", 0))
-    parts = [f"{arts[k]} {k}" for k in ("new", "revised", "unchanged", "failed") if arts.get(k)]
+    kinds = ("new", "revised", "unchanged", "replayed", "failed")
+    parts = [f"{arts[k]} {k}" for k in kinds if arts.get(k)]
     if already:
         parts.append(f"{already} already archived")
     if outside:
@@ -69,7 +121,7 @@ def explain(report: Mapping[str, Any], *, window_days: int | None, since_given: 
     by_cause = failures.get("by_cause", {}) if isinstance(failures, Mapping) else {}
     if not_article := int(by_cause.get("not-article", 0)):
         parts.append(f"{not_article} no article page (a video, a gallery)")
-    named = sum(int(arts.get(k) or 0) for k in ("new", "revised", "unchanged", "failed"))
+    named = sum(int(arts.get(k) or 0) for k in kinds)
     rest = discovered - named - already - outside - over - not_article
     if rest > 0:
         # The numbers add up: what else became of the rest, by the crawl's skip counts.
@@ -190,6 +242,12 @@ class Terminal:
         pages = int(f.get("pages", 0))
         rate = pages / elapsed if elapsed > 0 else 0.0
         minutes, seconds = divmod(int(elapsed), 60)
+        if "same" in f and (f.get("same") or f.get("differ")):  # a replay of the archive
+            return (
+                f"{run.site}: {pages} pages ({rate:.1f}/s), {f.get('same', 0)} same, "
+                f"{f.get('differ', 0)} differ, {f.get('failed', 0)} failed, "
+                f"{minutes}:{seconds:02d}"
+            )
         return (
             f"{run.site}: {pages} pages ({rate:.1f}/s), {f.get('new', 0)} new, "
             f"{f.get('revised', 0)} revised, {f.get('failed', 0)} failed, "
@@ -213,15 +271,15 @@ class Terminal:
             return
         lines = [summary_line(site, ok, report, seconds, why)]
         if report is not None:
-            lines += [
-                "           " + line
-                for line in explain(
-                    report, window_days=self.window_days, since_given=self.since_given
-                )
-            ]
+            said = explain(report, window_days=self.window_days, since_given=self.since_given)
+            if isinstance(report.get("replay"), Mapping):
+                said = explain_replay(report) + said
+            lines += ["           " + line for line in said]
         log = (report or {}).get("log_file") or log_file
         if log and not ok:
             lines.append(f"           log: {log}")
+        if replay_report := (report or {}).get("report_file"):
+            lines.append(f"           replay report: {replay_report}")
         self._print("\n".join(lines))
 
     def busy(self, site: str, why: str) -> None:
@@ -238,6 +296,17 @@ class Terminal:
         self._clear_live()
         failed = [site for site, ok, _ in self._results if not ok]
         if len(self._results) < 2 or (self.mode == "quiet" and not failed):
+            return
+        replays = [r["replay"] for _, _, r in self._results if r and "replay" in r]
+        if replays:
+            differ = sum(int(r["articles"]["differ"]) for r in replays)
+            replayed = sum(int(r["articles"]["extracted"]) for r in replays)
+            self._print(
+                f"{len(self._results)} sites replayed: {len(self._results) - len(failed)} ok"
+                + (f", {len(failed)} failed ({', '.join(failed)})" if failed else "")
+                + f"; {replayed} articles, {differ} texts differ from the archived ones "
+                f"in {time.monotonic() - self._t0:.1f}s"
+            )
             return
         new = sum(int((r or {}).get("articles", {}).get("new", 0)) for _, _, r in self._results)
         pending = sum(
