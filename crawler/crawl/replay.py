@@ -61,6 +61,8 @@ from crawler.fetch.archive import (
 )
 from crawler.layout import default_catalog_url
 from crawler.store.base import Store, StoreError, local_root, store_identity
+from crawler.text.diff import summary as diff_summary
+from crawler.text.diff import word_diff
 from crawler.util import without_password
 
 if TYPE_CHECKING:
@@ -421,6 +423,19 @@ class CatalogReplaySource:
                 return payload
         return None
 
+    def change(self, text_key: str | None, text: bytes) -> str | None:
+        """How ``text`` differs from the archived text at ``text_key``, in words ("3 words
+        removed in 1 place"); None when that text cannot be read."""
+        if not text_key:
+            return None
+        try:
+            old = self.store.get_bytes(text_key)
+        except OSError:  # FileNotFoundError, StoreError: the comparison stays by digest
+            return None
+        return diff_summary(
+            word_diff(old.decode("utf-8", "replace"), text.decode("utf-8", "replace"))
+        )
+
     # -- the archived texts -------------------------------------------------------------------
     def replayed(self, url: str) -> Replayed | None:
         with self._lock:
@@ -536,12 +551,17 @@ class ArchiveReplay:
             self.catalog.close()
 
     # -- articles ---------------------------------------------------------------------------
-    def compare(self, url: str, article_key: str, sidecar: dict[str, Any]) -> dict[str, Any]:
+    def compare(
+        self, url: str, article_key: str, sidecar: dict[str, Any], text: bytes
+    ) -> dict[str, Any]:
         """An article extracted in the replay, beside the archived version: listed, counted."""
         source = self.source
         replayed = source.replayed(url) if source is not None else None
         archived = source.archived_text(url, article_key) if source is not None else None
         same = None if archived is None else archived["text_digest"] == sidecar["text_digest"]
+        change = None
+        if same is False and archived is not None and source is not None:
+            change = source.change(archived.get("text_key"), text)
         entry = {
             "url": url,
             "request_url": sidecar.get("request_url"),
@@ -554,6 +574,7 @@ class ArchiveReplay:
             "extractor_version": sidecar.get("extractor_version"),
             "rules_digest": sidecar.get("rules_digest"),
             "same": same,
+            "change": change,  # what differs from the archived text, in words
             "archived": archived,
             "capture": replayed.describe() if replayed is not None else None,
         }

@@ -49,4 +49,4 @@ class ReplayPipeline(ArticlePipeline):
             raise self.fail(item, exc.reason, str(exc)) from exc
         text = article.text.encode("utf-8")
         sidecar = self.sidecar(item, article, text, self.ledger, rules)
-        return self.replay.compare(item.url, item.article_id, sidecar)
+        return self.replay.compare(item.url, item.article_id, sidecar, text)

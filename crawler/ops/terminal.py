@@ -73,7 +73,8 @@ def explain_replay(report: Mapping[str, Any]) -> list[str]:
     if differ:
         lines.append(f"{_plural(len(differ), 'text')} differ from the archived version:")
         for entry in differ[:SHOWN_DIFFERENT]:
-            lines.append(f"  {entry['url']} ({entry.get('text_length')} bytes now)")
+            change = entry.get("change") or f"{entry.get('text_length')} bytes now"
+            lines.append(f"  {entry['url']}: {change}")
         if len(differ) > SHOWN_DIFFERENT:
             lines.append(f"  … and {len(differ) - SHOWN_DIFFERENT} more in the replay report")
     if arts.get("unarchived"):
