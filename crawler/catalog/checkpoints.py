@@ -1,0 +1,177 @@
+"""Where a reextract run stands, kept in the catalog so a killed run resumes where it stopped.
+
+``reextract_runs``: one row per run (one site), with the fingerprint of its selection (the
+options, the text mode, the extractor version and the site rules): the same command started
+again finds its unfinished run by it. ``reextract_done``: one row per record the run has
+decided (changed, unchanged, failed), and, before a new version is written anywhere, a
+``writing`` row naming the version and text key it is going to be, so a run killed halfway
+through a write finishes that write instead of making the version twice.
+
+Side tables beside the catalog's own (same database), made on first use.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    insert,
+    select,
+    update,
+)
+
+tables = MetaData()
+
+reextract_runs = Table(
+    "reextract_runs",
+    tables,
+    Column("run_id", String(160), primary_key=True),
+    Column("site", String(64), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("selection", Text, nullable=False),  # JSON: what the run re-extracts
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("started", String(32), nullable=False),
+    Column("finished", String(32)),  # NULL while unfinished (running, or killed)
+    Column("summary", Text),  # JSON, once finished
+)
+Index("ix_reextract_runs_fingerprint", reextract_runs.c.fingerprint, reextract_runs.c.site)
+
+reextract_done = Table(
+    "reextract_done",
+    tables,
+    Column("run_id", String(160), primary_key=True),
+    Column("record_id", String(80), primary_key=True),  # the capture re-extracted
+    Column("outcome", String(16), nullable=False),  # writing | changed | unchanged | failed
+    Column("reason", String(32)),  # a failure's reason
+    Column("detail", Text),  # a failure's detail; a writing row's JSON (what it replaces)
+    Column("text_key", Text),  # the version written (or being written)
+    Column("version", Integer),
+    Column("records", Text),  # JSON: where its conversion and metadata records lie
+    Column("at", String(32), nullable=False),
+)
+
+OUTCOMES = ("writing", "changed", "unchanged", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    run_id: str
+    site: str
+    fingerprint: str
+    selection: str
+    started: str
+    host: str | None = None
+    pid: int | None = None
+    finished: str | None = None
+    summary: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DoneRow:
+    run_id: str
+    record_id: str
+    outcome: str
+    at: str
+    reason: str | None = None
+    detail: str | None = None
+    text_key: str | None = None
+    version: int | None = None
+    records: str | None = None
+
+    def record_places(self) -> list[dict[str, Any]]:
+        """The run's own records of this capture (conversion, metadata) as location dicts."""
+        return list(json.loads(self.records)) if self.records else []
+
+
+def _row(cls: type[Any], mapping: Any) -> Any:
+    return cls(**{f.name: mapping[f.name] for f in fields(cls)})
+
+
+class Checkpoints:
+    """The reextract runs of one catalog, and what each has done."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        tables.create_all(engine)
+
+    def start(self, run: RunRow) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(reextract_runs).values(**asdict(run)))
+
+    def run(self, run_id: str) -> RunRow | None:
+        with self.engine.connect() as conn:
+            found = (
+                conn.execute(select(reextract_runs).where(reextract_runs.c.run_id == run_id))
+                .mappings()
+                .first()
+            )
+        return None if found is None else _row(RunRow, found)
+
+    def unfinished(self, fingerprint: str) -> list[RunRow]:
+        """The runs of this selection not finished (killed, or running elsewhere), oldest
+        first."""
+        query = (
+            select(reextract_runs)
+            .where(
+                and_(
+                    reextract_runs.c.fingerprint == fingerprint,
+                    reextract_runs.c.finished.is_(None),
+                )
+            )
+            .order_by(reextract_runs.c.started, reextract_runs.c.run_id)
+        )
+        with self.engine.connect() as conn:
+            return [_row(RunRow, r) for r in conn.execute(query).mappings()]
+
+    def finish(self, run_id: str, when: str, summary: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(reextract_runs)
+                .where(reextract_runs.c.run_id == run_id)
+                .values(finished=when, summary=json.dumps(summary, sort_keys=True))
+            )
+
+    def done(self, run_ids: Iterable[str]) -> dict[str, DoneRow]:
+        """Every record these runs decided (or began to write), by record id."""
+        ids = list(run_ids)
+        if not ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(reextract_done).where(reextract_done.c.run_id.in_(ids))
+            ).mappings()
+            return {r["record_id"]: _row(DoneRow, r) for r in rows}
+
+    def put(self, rows: Sequence[DoneRow]) -> None:
+        """Record these outcomes in one transaction (a record's later outcome replaces its
+        earlier one: ``writing`` becomes ``changed``)."""
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            for row in rows:
+                values = asdict(row)
+                done = conn.execute(
+                    update(reextract_done)
+                    .where(
+                        and_(
+                            reextract_done.c.run_id == row.run_id,
+                            reextract_done.c.record_id == row.record_id,
+                        )
+                    )
+                    .values(**values)
+                ).rowcount
+                if not done:
+                    conn.execute(insert(reextract_done).values(**values))
