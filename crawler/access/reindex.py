@@ -11,17 +11,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
-from sqlalchemy import and_, delete, insert
+from sqlalchemy import and_, delete, insert, or_, update
 
 from crawler.access import table
 from crawler.access.indexes import crawl_rows, index_crawl
 from crawler.access.query import AccessError
 from crawler.access.records import add_linked, ensure_tables, open_object
 from crawler.access.stories import link_all
-from crawler.catalog.db import Catalog, TextFacts, TextRow, articles
+from crawler.catalog.db import Catalog, TextFacts, TextRow, articles, captures
 from crawler.layout import MANIFEST_PREFIX, is_sidecar, is_warc, parquet_key, sidecar_key
 from crawler.store.base import Store, store_identity
 
@@ -68,6 +68,9 @@ def reindex(
         summary.crawls += 1
         summary.captures += len(rows)
         summary.added += catalog.add_captures(table.capture_of(r) for r in rows)
+        if manifest.get("kind") == "reextract":
+            # Texts remade from captures other crawls made: those captures take them.
+            _newer_texts(catalog, rows)
         add_linked(catalog.engine, {str(r["record_id"]): table.links_of(r) for r in rows})
         for row in rows:
             if row.get("text_key") and row.get("article_key"):
@@ -152,14 +155,33 @@ def _add_texts(store: Store, catalog: Catalog, rows: list[dict[str, Any]]) -> in
             car.get("title", row.get("title")),
             body,
             car.get("published") or table.published_of(row),
-            TextFacts(
+            replace(
+                TextFacts.of_sidecar(car),
                 language=car.get("language", row.get("language")),
-                published_text=car.get("published_text"),
                 crawl_id=car.get("crawl_id", row.get("crawl_id")),
             ),
         )
         added += catalog.add_text(text_row)
     return added
+
+
+def _newer_texts(catalog: Catalog, rows: list[dict[str, Any]]) -> None:
+    """Each capture re-extracted (a ``reextract`` run's rows) gets its newer text version,
+    whichever manifest is read first: a capture's text is its latest extraction."""
+    c = captures.c
+    with catalog.engine.begin() as conn:
+        for row in rows:
+            if not row.get("text_key") or row.get("version") is None:
+                continue
+            version = int(row["version"])
+            conn.execute(
+                update(captures)
+                .where(
+                    c.record_id == row["record_id"],
+                    or_(c.version.is_(None), c.version < version),
+                )
+                .values(text_key=row["text_key"], text_digest=row["text_digest"], version=version)
+            )
 
 
 def _merge_article(latest: dict[tuple[str, str], dict[str, Any]], row: dict[str, Any]) -> None:

@@ -167,7 +167,8 @@ class Version:
 
 def text_versions(archive: Archive, site: str, article_key: str) -> list[Version]:
     """Every text version of an article, oldest first: from the captures that carry them (the
-    texts table may lack versions recorded by an older newsarchive)."""
+    texts table may lack versions recorded by an older newsarchive) and from the texts table
+    (a version remade from the same capture by ``reextract`` replaces it on the capture)."""
     c = captures.c
     query = (
         select(c.version, c.text_key, func.min(c.capture_time), func.min(c.url))
@@ -175,12 +176,16 @@ def text_versions(archive: Archive, site: str, article_key: str) -> list[Version
         .group_by(c.version, c.text_key)
         .order_by(c.version, func.min(c.capture_time))
     )
+    t = texts.c
+    recorded = select(t.version, t.text_key, t.captured, t.url).where(
+        t.site == site, t.article_key == article_key
+    )
     with archive.catalog.engine.connect() as conn:
-        rows = conn.execute(query).all()
+        rows = [*conn.execute(query).all(), *conn.execute(recorded).all()]
     found: dict[int, Version] = {}
     for version, key, captured, url in rows:
         found.setdefault(int(version or 1), Version(int(version or 1), key, captured, url))
-    return list(found.values())
+    return [found[v] for v in sorted(found)]
 
 
 def version_text(archive: Archive, version: Version) -> str:
