@@ -22,10 +22,8 @@ No Scrapy here: the command gives the site rules (from the spiders) to the const
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures as cf
 import hashlib
-import io
 import json
 import logging
 import multiprocessing
@@ -35,7 +33,6 @@ import signal
 import socket
 import time
 import uuid
-import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -55,11 +52,14 @@ from crawler.access.query import Listing
 from crawler.access.records import (
     CAPTURE_TYPES,
     Location,
+    RecordError,
     add_linked,
+    digest_matches,
     ensure_tables,
     index_warc,
     linked_for_many,
     open_object,
+    wire_payload_of,
 )
 from crawler.access.stories import link_text
 from crawler.capture.browser import DOM_URI_PREFIX
@@ -111,6 +111,7 @@ REASONS: Mapping[str, str] = {
     "corrupt-record": "no readable record of that capture at its place",
     "truncated": "the response was cut short when captured",
     "digest-mismatch": "payload fails its WARC-Payload-Digest",
+    "no-digest": "no payload digest to check the record by",
     "content-coding": "Content-Encoding does not undo",
     "extraction-error": "no text extracted",
     "missing-original": "a revisit whose response the catalog does not know",
@@ -307,19 +308,6 @@ class Extracted:
     bytes_read: int = 0
 
 
-def _digest_matches(label: str, data: bytes) -> bool:
-    algorithm, _, value = label.strip().partition(":")
-    algorithm = algorithm.lower().replace("-", "")
-    if algorithm == "sha1":
-        return sha1_digest(data) == "sha1:" + value.upper() or (
-            value.lower() == hashlib.sha1(data).hexdigest()
-        )
-    if algorithm not in ("sha256", "sha512", "md5"):
-        return False  # a digest this cannot check is no check
-    raw = hashlib.new(algorithm, data).digest()
-    return value.upper() == base64.b32encode(raw).decode("ascii") or value.lower() == raw.hex()
-
-
 class RecordReader:
     """Reads, checks and extracts the records of WARC files: the pool's unit of work."""
 
@@ -399,8 +387,8 @@ class RecordReader:
                 f"{where}: {len(data)} of {place.length} bytes (the file is shorter)",
             )
         try:
-            record, raw, chunked = _wire_record(data)
-        except _Unreadable as exc:
+            record, payload = wire_payload_of(data)
+        except RecordError as exc:
             return Extracted(failed, "corrupt-record", f"{where}: {exc}")
         headers = record.rec_headers
         found = headers.get_header("WARC-Record-ID")
@@ -416,20 +404,18 @@ class RecordReader:
             return Extracted(failed, "not-dom", f"{where}: {target} is no rendered DOM")
         if headers.get_header("WARC-Truncated"):
             return Extracted(failed, "truncated", where)
-        label = headers.get_header("WARC-Payload-Digest")
-        if not label:
-            return Extracted(failed, "digest-mismatch", f"{where}: no WARC-Payload-Digest")
-        payload = raw
-        if not _digest_matches(label, raw):
-            if chunked is None or not _digest_matches(label, chunked):
-                return Extracted(
-                    failed,
-                    "digest-mismatch",
-                    f"{where} ({place.record_id}): payload {sha1_digest(raw)}, record says {label}",
-                )
-            payload = chunked
-        elif chunked is not None:
-            payload = chunked
+        label = headers.get_header("WARC-Payload-Digest") or ""
+        matches = digest_matches(label, payload) if label else None
+        if matches is None:
+            why = f"{label.strip()}, which cannot be checked" if label else "none"
+            return Extracted(failed, "no-digest", f"{where}: payload digest {why}")
+        if not matches:
+            return Extracted(
+                failed,
+                "digest-mismatch",
+                f"{where} ({place.record_id}): payload {sha1_digest(payload)}, record says "
+                f"{label.strip()}",
+            )
         if record.http_headers is not None:
             http = record.http_headers.headers
             codings = [value for name, value in http if name.lower() == "content-encoding"]
@@ -454,32 +440,6 @@ class RecordReader:
             source_uri=target,
             source_date=headers.get_header("WARC-Date") or "",
         )
-
-
-class _Unreadable(ValueError):
-    pass
-
-
-def _wire_record(data: bytes) -> tuple[Any, bytes, bytes | None]:
-    """The record, its payload as stored, and the payload with a chunked transfer coding
-    undone when its head says chunked (None otherwise)."""
-    from warcio.archiveiterator import ArchiveIterator
-    from warcio.bufferedreaders import ChunkedDataReader
-    from warcio.exceptions import ArchiveLoadFailed
-
-    try:
-        for record in ArchiveIterator(io.BytesIO(data)):
-            raw = bytes(record.raw_stream.read())
-            chunked = None
-            head = record.http_headers
-            if head is not None and (head.get_header("Transfer-Encoding") or "").lower() == (
-                "chunked"
-            ):
-                chunked = bytes(ChunkedDataReader(io.BytesIO(raw)).read())
-            return record, raw, chunked
-    except (ArchiveLoadFailed, OSError, EOFError, ValueError, zlib.error) as exc:
-        raise _Unreadable(f"no readable WARC record: {exc}") from exc
-    raise _Unreadable("no WARC record in the bytes read")
 
 
 _reader: RecordReader | None = None  # one per pool process
