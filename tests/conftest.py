@@ -112,6 +112,16 @@ def demo_all_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
 
 
 @pytest.fixture(scope="session")
+def demo_replay(demo_all_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Every site of the all-sites demo replayed from its archive once
+    (``newsarchive crawl --all --from-archive``, tests/replay_helper.py): the replay's output
+    and reports, and its store's files and catalog rows before and after."""
+    from tests.replay_helper import replay_demo
+
+    return replay_demo(demo_all_store, tmp_path_factory.mktemp("demo-replay"))
+
+
+@pytest.fixture(scope="session")
 def demo_store(demo_run: DemoRun) -> Path:
     """The store of a demo run that succeeded; fails once, with the demo's output, if not."""
     if demo_run.returncode != 0 or not demo_run.store.is_dir():

@@ -398,8 +398,10 @@ class CatalogReplaySource:
             record, payload = wire_payload_of(data)
             headers = record.rec_headers
             found = headers.get_header("WARC-Record-ID") or ""
+            if not found:
+                raise RecordError(f"no readable WARC record there (record {where.record_id})")
             if found != where.record_id:
-                raise RecordError(f"record {found or 'without id'} there, not {where.record_id}")
+                raise RecordError(f"record {found} there, not {where.record_id}")
             uri = headers.get_header("WARC-Target-URI") or ""
             if target is not None and uri != target:
                 raise RecordError(f"a record of {uri or 'no URI'} there, not of {target}")

@@ -1,0 +1,374 @@
+"""``newsarchive crawl SITE --from-archive``: the real spider answered from the archive's WARCs.
+
+Nothing is fetched (every process of the replay runs with a guard that refuses any network
+connection or name lookup, and its proxy is a closed port), nothing is written (the store's
+files and the catalog's rows are the same after), the summary says how many texts differ from
+the archived ones, and a WARC gone from the store or a corrupt record fails that one request,
+named with its URL and cause. The source of the answers is tested on its own as well: which
+capture answers a URL (redirects, revisits, rendered pages, challenges, a named crawl).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from scrapy import Request
+from scrapy.http import HtmlResponse
+from scrapy.utils.test import get_crawler
+
+from crawler.access.records import digest_matches
+from crawler.catalog.readonly import ReadOnlyCatalog
+from crawler.crawl.replay import CatalogReplaySource, crawl_span, newest_crawl
+from crawler.fetch.archive import (
+    ARCHIVE_CORRUPT,
+    NOT_IN_ARCHIVE,
+    ArchivedAnswer,
+    NotInArchive,
+    ReplayDownloadHandler,
+    ReplayMiss,
+    make_response,
+)
+from tests.conftest import ROOT
+from tests.replay_helper import SITES, DemoReplay, archived_texts, replay
+
+MIRROR = ROOT / "crawler" / "mirror" / "sites"
+# End to end over the all-sites demo's store (its crawl is shared with the other modules).
+pytestmark = pytest.mark.slow
+
+
+# -- the replay of every site (the session's demo_replay) ------------------------------------
+
+
+def test_a_replay_opens_no_socket_and_writes_nothing(demo_replay: DemoReplay) -> None:
+    run = demo_replay.run
+    assert run.proc.returncode == 0, run.output
+    assert run.attempts == [], "a replay tried the network"
+    assert demo_replay.files_after == demo_replay.files_before  # the catalog file included
+    assert demo_replay.rows_after == demo_replay.rows_before
+    assert not (demo_replay.store / ".logs" / "replay").exists()  # its logs went elsewhere
+    for site in SITES:
+        report = run.report(site)
+        assert report["replay"]["written"] is False
+        assert report["warc"]["files"] == [] and report["warc"]["records"] == 0
+        assert report["upload"]["pending"] == 0
+        assert report["pages"]["responses"] == report["replay"]["pages"]["answered"] > 0
+        assert report["log_file"].startswith(str(run.log_dir / "replay" / site))
+
+
+def test_the_summary_says_how_many_texts_differ(demo_replay: DemoReplay) -> None:
+    run = demo_replay.run
+    total = 0
+    for site in SITES:
+        count = len(archived_texts(demo_replay.store, site))
+        total += count
+        assert re.match(
+            rf"^{site} +ok +{count} articles replayed: {count} same text as archived, 0 differ",
+            run.line(site),
+        ), run.line(site)
+    assert f"5 sites replayed: 5 ok; {total} articles, 0 texts differ" in run.proc.stdout
+
+
+def test_a_selector_change_shows_as_the_texts_that_differ(
+    demo_replay: DemoReplay, tmp_path: Path
+) -> None:
+    """The TDI spider without its "Also read:" rule, replayed: exactly the articles whose page
+    has such a line differ, each said with what changed; the others are as archived."""
+    run = replay(
+        demo_replay.store,
+        tmp_path,
+        "tdi",
+        settings={"SPIDER_MODULES": "tests.replay_spiders"},
+    )
+    assert run.proc.returncode == 0, run.output
+    assert run.attempts == []
+    changed = {p.stem for p in (MIRROR / "tdi").glob("*.html") if "Also read:" in p.read_text()}
+    archived = set(archived_texts(demo_replay.store, "tdi"))
+    assert changed and changed < archived
+    report = run.report("tdi")
+    differ = {e["article_id"] for e in report["replay"]["list"] if e["same"] is False}
+    assert differ == changed
+    assert report["replay"]["articles"]["same"] == len(archived - changed)
+    line = run.line("tdi")
+    assert f"{len(archived)} articles replayed: {len(archived - changed)} same text" in line
+    assert f"{len(changed)} differ" in line
+    assert f"{len(changed)} texts differ from the archived version:" in run.proc.stdout
+    for entry in report["replay"]["list"]:
+        if entry["same"] is False:
+            assert re.search(r"\d+ words? added", entry["change"]), entry
+            assert f"{entry['url']}: {entry['change']}" in run.proc.stdout
+
+
+def test_a_missing_warc_or_a_corrupt_record_fails_only_that_request(
+    demo_replay: DemoReplay, tmp_path: Path
+) -> None:
+    """One article's record corrupted in its WARC, another's WARC gone, a third never
+    captured: each request fails with its URL and cause in the summary and the report;
+    the crawl finishes and the other articles replay as archived."""
+    store = tmp_path / "store"
+    shutil.copytree(demo_replay.store, store)
+    with sqlite3.connect(store / ".catalog.sqlite") as db:
+        rows = db.execute(
+            "SELECT url, warc_key, warc_offset, warc_length, article_key FROM captures "
+            "WHERE site = 'tdi' AND record_type = 'response' AND status = 200 "
+            "AND article_key IS NOT NULL ORDER BY url"
+        ).fetchall()
+        (corrupt, key, offset, length, _), (missing, *_), (gone, *_) = rows[:3]
+        db.execute(
+            "UPDATE captures SET warc_key = 'warc/tdi/gone.warc.gz' WHERE url = ?", (missing,)
+        )
+        gone_key = rows[2][4]
+        db.execute("DELETE FROM captures WHERE url = ? OR article_key = ?", (gone, gone_key))
+    warc = store / key
+    data = bytearray(warc.read_bytes())
+    for i in range(offset + length // 2, offset + length // 2 + 16):
+        data[i] ^= 0xFF
+    warc.write_bytes(bytes(data))
+
+    run = replay(store, tmp_path / "run", "tdi")
+    assert run.proc.returncode == 0, run.output
+    assert run.attempts == []
+    report = run.report("tdi")
+    assert report["finish_reason"] == "finished"
+    causes = {(f["url"], f["cause"]) for f in report["failures"]["urls"]}
+    assert causes == {
+        (corrupt, "archive-corrupt"),
+        (missing, "archive-missing"),
+        (gone, "not-in-archive"),
+    }
+    errors = {f["cause"]: f["error"] for f in report["failures"]["urls"]}
+    assert (
+        "warc/tdi/gone.warc.gz is in the catalog but not in the store" in errors["archive-missing"]
+    )
+    assert f"{key} at {offset}" in errors["archive-corrupt"]
+    assert "is not in the archive" in errors["not-in-archive"]
+    for url, cause in causes:
+        assert f"fetch {cause}: {url}" in run.proc.stdout
+    others = len(archived_texts(store, "tdi")) - 3
+    assert report["replay"]["articles"]["same"] == others
+    assert f"{others} articles replayed: {others} same text as archived" in run.line("tdi")
+
+
+def test_a_replay_that_cannot_start_says_why_in_one_line(
+    demo_replay: DemoReplay, tmp_path: Path
+) -> None:
+    def crawl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "crawler.ops.cli", "crawl", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)},
+        )
+
+    store = str(demo_replay.store)
+    irna = newest_crawl_id(demo_replay.store, "irna")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = {
+        ("tdi", "--from-archive", "--store", store, "--crawl-id", "tdi-nope"): (
+            "error: tdi: cannot replay: the catalog sqlite:///"
+        ),
+        ("tdi", "--from-archive", "--store", store, "--crawl-id", irna): (
+            f"error: tdi: cannot replay: crawl {irna} is a crawl of irna, not of tdi"
+        ),
+        ("tdi", "--from-archive", "--store", str(empty)): (
+            "error: tdi: cannot replay: no catalog at "
+        ),
+        ("tdi", "--store", store, "--crawl-id", irna): "error: --crawl-id needs --from-archive",
+    }
+    for args, said in cases.items():
+        proc = crawl(*args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert proc.stderr.startswith(said) and proc.stderr.count("\n") == 1, proc.stderr
+    assert list(empty.iterdir()) == []  # no catalog made where there was none
+
+
+def newest_crawl_id(store: Path, site: str) -> str:
+    with sqlite3.connect(f"file:{store / '.catalog.sqlite'}?mode=ro", uri=True) as db:
+        row = db.execute(
+            "SELECT crawl_id FROM captures WHERE site = ? ORDER BY capture_time DESC LIMIT 1",
+            (site,),
+        ).fetchone()
+    return str(row[0])
+
+
+# -- which capture answers: the source on its own --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def catalog(demo_replay: DemoReplay) -> Iterator[ReadOnlyCatalog]:
+    found = ReadOnlyCatalog(f"sqlite:///{demo_replay.store / '.catalog.sqlite'}")
+    yield found
+    found.close()
+
+
+def source(catalog: ReadOnlyCatalog, store: Path, site: str) -> CatalogReplaySource:
+    from crawler.store.base import LocalStore
+
+    return CatalogReplaySource(catalog, LocalStore(store), site, None)
+
+
+def one(catalog: ReadOnlyCatalog, sql: str, *params: object) -> tuple[object, ...]:
+    with catalog.engine.connect() as conn:
+        row = conn.exec_driver_sql(sql, params).first()
+    assert row is not None, sql
+    return tuple(row)
+
+
+def test_a_redirect_is_answered_as_the_3xx_it_was(
+    catalog: ReadOnlyCatalog, demo_replay: DemoReplay
+) -> None:
+    (url,) = one(catalog, "SELECT url FROM captures WHERE site = 'tdi' AND status = 301")
+    answer = source(catalog, demo_replay.store, "tdi").answer(str(url), render=False)
+    assert answer.status == 301
+    assert any(k.lower() == "location" for k, _v in answer.headers)
+
+
+def test_a_revisit_is_answered_with_the_response_it_refers_to(
+    catalog: ReadOnlyCatalog, demo_replay: DemoReplay
+) -> None:
+    url, digest = one(
+        catalog,
+        "SELECT c.url, c.payload_digest FROM captures c WHERE c.site = 'president' "
+        "AND c.record_type = 'revisit' AND c.status = 200 AND c.capture_time = "
+        "(SELECT max(capture_time) FROM captures WHERE url = c.url) LIMIT 1",
+    )
+    replayed = source(catalog, demo_replay.store, "president")
+    answer = replayed.answer(str(url), render=False)
+    assert answer.status == 200 and answer.body
+    assert digest_matches(str(digest), answer.body)  # the original's payload, as received
+    found = replayed.replayed(str(url))
+    assert found is not None and found.record_type == "revisit"
+
+
+def test_the_body_keeps_its_content_encoding_as_the_wire_gave_it(
+    catalog: ReadOnlyCatalog, demo_replay: DemoReplay
+) -> None:
+    answer = source(catalog, demo_replay.store, "irna").answer(
+        "https://en.irna.ir/rss", render=False
+    )
+    assert ("Content-Encoding", "gzip") in answer.headers
+    assert gzip.decompress(answer.body).lstrip().startswith(b"<?xml")
+    response = make_response(answer, Request(answer.url))
+    assert response.headers.get(b"Content-Encoding") == b"gzip"  # Scrapy's middleware undoes it
+    assert "replayed" in response.flags
+
+
+def test_a_page_asked_to_render_is_answered_with_its_archived_dom(
+    catalog: ReadOnlyCatalog, demo_replay: DemoReplay
+) -> None:
+    (url,) = one(
+        catalog,
+        "SELECT url FROM captures WHERE site = 'president' AND article_key IS NOT NULL "
+        "AND text_key IS NOT NULL LIMIT 1",
+    )
+    replayed = source(catalog, demo_replay.store, "president")
+    shell = replayed.answer(str(url), render=False)
+    page = replayed.answer(str(url), render=True)
+    assert page.rendered and not shell.rendered
+    assert b"news-body" in page.body and b"news-body" not in shell.body
+    assert ("Content-Type", "text/html; charset=utf-8") in page.headers
+    response = make_response(page, Request(page.url))
+    assert isinstance(response, HtmlResponse) and "rendered" in response.flags
+
+
+def test_a_challenge_page_never_answers(catalog: ReadOnlyCatalog, demo_replay: DemoReplay) -> None:
+    url, challenge = one(
+        catalog, "SELECT url, record_id FROM captures WHERE record_type = 'challenge' LIMIT 1"
+    )
+    replayed = source(catalog, demo_replay.store, "irna")
+    replayed.answer(str(url), render=False)
+    found = replayed.replayed(str(url))
+    assert found is not None and found.record_id != challenge and found.status == 200
+
+
+def test_a_url_never_captured_is_a_named_miss(
+    catalog: ReadOnlyCatalog, demo_replay: DemoReplay
+) -> None:
+    replayed = source(catalog, demo_replay.store, "tdi")
+    with pytest.raises(NotInArchive) as raised:
+        replayed.answer("https://thediplomaticinsight.com/never-published/", render=False)
+    assert raised.value.cause == NOT_IN_ARCHIVE
+    assert replayed.missed_by_cause == {NOT_IN_ARCHIVE: 1}
+    assert replayed.missed[0]["url"] == "https://thediplomaticinsight.com/never-published/"
+
+
+def test_a_named_crawl_answers_with_its_own_captures(
+    catalog: ReadOnlyCatalog, demo_replay: DemoReplay
+) -> None:
+    from crawler.store.base import LocalStore
+
+    span = newest_crawl(catalog, "tdi")
+    assert span is not None and crawl_span(catalog, span.crawl_id) == span
+    replayed = CatalogReplaySource(catalog, LocalStore(demo_replay.store), "tdi", span)
+    url = "https://thediplomaticinsight.com/feed/"
+    replayed.answer(url, render=False)
+    found = replayed.replayed(url)
+    assert found is not None and found.crawl_id == span.crawl_id
+
+
+def test_a_record_that_is_not_the_one_the_catalog_names_is_corrupt(
+    catalog: ReadOnlyCatalog, demo_replay: DemoReplay, tmp_path: Path
+) -> None:
+    """The catalog pointing at another record's bytes (the WARC rewritten, the row wrong):
+    no text is made from bytes that are not the capture's."""
+    from crawler.access.records import Location
+
+    replayed = source(catalog, demo_replay.store, "tdi")
+    url, key, offset, length = one(
+        catalog,
+        "SELECT url, warc_key, warc_offset, warc_length FROM captures WHERE site = 'tdi' "
+        "AND status = 200 LIMIT 1",
+    )
+    where = Location("response", "<urn:uuid:other>", str(key), int(offset), int(length))
+    with pytest.raises(ReplayMiss) as raised:
+        replayed._read(str(url), where, target=str(url))
+    assert raised.value.cause == ARCHIVE_CORRUPT
+    assert "not <urn:uuid:other>" in str(raised.value)
+
+
+# -- the handler and the response it builds ----------------------------------------------------
+
+
+def test_the_response_keeps_every_header_line_and_a_cut_body_is_flagged() -> None:
+    answer = ArchivedAnswer(
+        url="https://example.test/a",
+        status=200,
+        headers=[
+            ("Content-Type", "text/html"),
+            ("Set-Cookie", "a=1"),
+            ("Set-Cookie", "b=2"),
+        ],
+        body=b"<html><body>cut</body>",
+        truncated=True,
+        ip_address="192.0.2.7",
+    )
+    response = make_response(answer)
+    assert response.headers.getlist(b"Set-Cookie") == [b"a=1", b"b=2"]
+    assert "dataloss" in response.flags and "replayed" in response.flags
+    assert isinstance(response, HtmlResponse)
+    assert str(response.ip_address) == "192.0.2.7"
+
+
+def test_the_handler_answers_no_other_method_than_get() -> None:
+    class Never:
+        def answer(self, url: str, *, render: bool, article_key: str | None = None) -> None:
+            raise AssertionError("not asked")
+
+    crawler = get_crawler()
+    crawler.stats.open_spider()  # type: ignore[union-attr]
+    handler = ReplayDownloadHandler(crawler, Never())  # type: ignore[arg-type]
+    request = Request("https://example.test/form", method="POST")
+    with pytest.raises(NotInArchive, match="only GET requests are archived"):
+        asyncio.run(handler.download_request(request))
+    assert crawler.stats.get_value("archive/replay/missed/not-in-archive") == 1  # type: ignore[union-attr]
