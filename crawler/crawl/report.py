@@ -323,6 +323,15 @@ def format_summary(report: dict[str, Any]) -> str:
         f"  warc: {len(report['warc']['files'])} files, {report['warc']['records']} records, "
         f"{report['warc']['bytes']:,} bytes",
     ]
+    replay = report.get("replay")
+    if isinstance(replay, dict):  # a replay of the archive: compared, nothing written
+        compared = replay["articles"]
+        lines.append(
+            f"  replay: {compared['extracted']} articles, {compared['same']} same text as "
+            f"archived, {compared['differ']} differ, {compared['unarchived']} without an "
+            f"archived text; {replay['missed']['total']} requests not answered from the archive"
+        )
+        lines += [f"    differs: {url}" for url in replay.get("differ", [])[:20]]
     failures = report.get("failures") or {}
     if failures.get("total"):
         lines.append(
