@@ -372,3 +372,46 @@ def test_the_handler_answers_no_other_method_than_get() -> None:
     with pytest.raises(NotInArchive, match="only GET requests are archived"):
         asyncio.run(handler.download_request(request))
     assert crawler.stats.get_value("archive/replay/missed/not-in-archive") == 1  # type: ignore[union-attr]
+
+
+# -- the settings of a replay ----------------------------------------------------------------
+
+
+def test_a_replay_switches_off_everything_that_writes(tmp_path: Path) -> None:
+    from crawler.crawl.config import ArchiveConfig
+    from tests.test_settings_checked import crawl_settings
+
+    config = ArchiveConfig.from_settings(
+        crawl_settings(
+            tmp_path, ARCHIVE_REPLAY_ENABLED="True", ARCHIVE_REPLAY_CRAWL_ID="tdi-20261207T1"
+        )
+    )
+    assert config.replay is not None and config.replay.crawl_id == "tdi-20261207T1"
+    assert (config.warc, config.catalog, config.index, config.render) == (None,) * 4
+    assert config.text is not None and config.ledger.report is False
+
+
+@pytest.mark.parametrize(
+    ("values", "said"),
+    [
+        (
+            {"ARCHIVE_REPLAY_CRAWL_ID": "tdi-20261207T1"},
+            "ARCHIVE_REPLAY_CRAWL_ID is 'tdi-20261207T1' but ARCHIVE_REPLAY_ENABLED is off",
+        ),
+        (
+            {"ARCHIVE_REPLAY_ENABLED": "True", "ARCHIVE_CATALOG_ENABLED": "False"},
+            "ARCHIVE_REPLAY_ENABLED needs the catalog",
+        ),
+    ],
+)
+def test_a_replay_asked_wrongly_stops_at_start(
+    values: dict[str, str], said: str, tmp_path: Path
+) -> None:
+    """A crawl id without the replay would otherwise fetch and archive for real."""
+    from crawler.crawl.config import ArchiveConfig, ConfigError
+    from tests.test_settings_checked import crawl_settings
+
+    with pytest.raises(ConfigError) as raised:
+        ArchiveConfig.from_settings(crawl_settings(tmp_path, **values))
+    [message] = raised.value.errors
+    assert message.startswith(said), message
