@@ -125,6 +125,18 @@ def closed_port() -> int:
     return port
 
 
+def guarded_env(work: Path, pythonpath: Iterable[Path] = ()) -> tuple[dict[str, str], Path]:
+    """The environment of a process (and its children) that cannot reach the network, and
+    the file where each attempt is recorded."""
+    guard = work / "guard"
+    guard.mkdir(parents=True, exist_ok=True)
+    (guard / "sitecustomize.py").write_text(_GUARD, encoding="utf-8")
+    socket_log = work / "sockets.log"
+    path = os.pathsep.join(str(p) for p in (guard, *pythonpath, ROOT))
+    env = {**os.environ, "PYTHONPATH": path, "NEWSARCHIVE_TEST_SOCKET_LOG": str(socket_log)}
+    return env, socket_log
+
+
 def replay(
     store: Path,
     work: Path,
@@ -133,11 +145,8 @@ def replay(
     pythonpath: Iterable[Path] = (),
 ) -> Replay:
     """``newsarchive crawl ARGS --from-archive --store STORE`` with the socket guard on."""
-    guard = work / "guard"
-    guard.mkdir(parents=True, exist_ok=True)
-    (guard / "sitecustomize.py").write_text(_GUARD, encoding="utf-8")
+    env, socket_log = guarded_env(work, pythonpath)
     log_dir = work / "logs"
-    socket_log = work / "sockets.log"
     cli = venv_program("newsarchive")
     cmd = [str(cli)] if cli else [sys.executable, "-m", "crawler.ops.cli"]
     cmd += ["crawl", *args, "--from-archive", "--store", str(store)]
@@ -145,8 +154,6 @@ def replay(
     given = {**REPLAY_SETTINGS, "ARCHIVE_LOG_DIR": str(log_dir), **(settings or {})}
     for name, value in given.items():
         cmd += ["-s", f"{name}={value}"]
-    path = os.pathsep.join(str(p) for p in (guard, *pythonpath, ROOT))
-    env = {**os.environ, "PYTHONPATH": path, "NEWSARCHIVE_TEST_SOCKET_LOG": str(socket_log)}
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=300, env=env)
     return Replay(proc, log_dir, socket_log)
 

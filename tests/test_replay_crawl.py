@@ -38,7 +38,7 @@ from crawler.fetch.archive import (
     make_response,
 )
 from tests.conftest import ROOT
-from tests.replay_helper import SITES, DemoReplay, archived_texts, replay
+from tests.replay_helper import SITES, DemoReplay, archived_texts, guarded_env, replay
 
 MIRROR = ROOT / "crawler" / "mirror" / "sites"
 # End to end over the all-sites demo's store (its crawl is shared with the other modules).
@@ -62,6 +62,25 @@ def test_a_replay_opens_no_socket_and_writes_nothing(demo_replay: DemoReplay) ->
         assert report["upload"]["pending"] == 0
         assert report["pages"]["responses"] == report["replay"]["pages"]["answered"] > 0
         assert report["log_file"].startswith(str(run.log_dir / "replay" / site))
+
+
+def test_the_guard_of_those_processes_is_on(tmp_path: Path) -> None:
+    """Without it, "no attempt recorded" would prove nothing."""
+    env, socket_log = guarded_env(tmp_path)
+    code = """
+import socket, subprocess, sys
+try:
+    socket.socket().connect(("127.0.0.1", 9))
+except ConnectionRefusedError as exc:
+    print(exc)
+subprocess.run([sys.executable, "-c", "import socket; socket.getaddrinfo('a.test', 80)"])
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert "test guard" in proc.stdout, proc.stderr
+    lines = socket_log.read_text().splitlines()
+    assert len(lines) == 2 and "connect" in lines[0] and "getaddrinfo 'a.test'" in lines[1]
 
 
 def test_the_summary_says_how_many_texts_differ(demo_replay: DemoReplay) -> None:
