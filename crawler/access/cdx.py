@@ -25,10 +25,22 @@ comma-separated), ``showNumPages`` (pywb's plain-file answer: the lines in range
 ``allowFuzzy`` (default on: when nothing is left, pywb's catch-all fuzzy rule asks again for
 the URL up to its query, without ``filter`` and ``closest``, and keeps the lines whose URL is
 the one asked for but for a cache-busting or tracking argument, or for a file's URL any query,
-marked ``is_fuzzy``). ``page``,
-``pageSize`` and ``showPagedIndex`` change nothing for plain CDXJ files, in pywb as here. Only
-pywb's catch-all fuzzy rule is ported, not its rules for particular sites (YouTube, Facebook,
-…), which none of our crawls capture.
+marked ``is_fuzzy``). Only pywb's catch-all fuzzy rule is ported, not its rules for
+particular sites (YouTube, Facebook, …), which none of our crawls capture.
+
+Paging: by default ``page``, ``pageSize`` and ``showPagedIndex`` change nothing, as in pywb over
+plain CDXJ files. With ``CdxOptions(paged=True)`` (``serve --cdx-paged``) they answer as pywb
+over a ZipNum cluster, its blocks being the files' blocks of ``BLOCK_BYTES``: a query gives one
+page (``page``, default 0) of ``pageSize`` blocks (default 10), ``showNumPages`` gives
+``{"pages", "pageSize", "blocks"}`` and ``showPagedIndex`` the page's blocks.
+
+Bounds, none of them pywb's: every answer is read from the sorted files by binary search and
+streamed, reading only the lines it needs; a query runs at most ``CdxOptions.budget`` seconds
+(then a 400, or the stream is cut); a regular expression filter runs in linear time
+(google-re2: no backreferences, no lookaround); at most ``MAX_FILTERS`` filters of
+``MAX_FILTER_LENGTH`` characters, a ``url`` of ``MAX_URL_LENGTH``; ``closest`` and
+``sort=reverse``, which sort in memory, keep at most ``MAX_SORTED`` lines (a larger ``limit``
+with them is a 400; without one they keep that many).
 
 An error is pywb's JSON body, ``{"message": "..."}``. Where pywb answers 400 we do; where its
 handler fails on bad input and answers 500 ``Internal Error: ...`` (``limit=abc``, an invalid
@@ -40,9 +52,11 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import json
 import os.path
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,11 +73,19 @@ from warcio.timeutils import (
     timestamp_to_sec,
 )
 
-from crawler.access.query import AccessError, Archive
-from crawler.layout import INDEX_PREFIX
+from crawler.access.cdxfiles import Block, MemorySource, Source, StoreIndexFiles, is_cdxj
+from crawler.access.query import AccessError
+from crawler.store.base import Store
+
+try:
+    import re2
+except ImportError:  # pragma: no cover - a dependency; without it regex filters are refused
+    re2 = None
 
 Entry = dict[str, Any]
 Params = dict[str, Any]
+# (urlkey, site of the index file) -> True when the access rules withhold the line.
+Hidden = Callable[[str, "str | None"], bool]
 
 CONTENT_TYPES = {
     "cdxj": "text/x-cdxj",
@@ -73,6 +95,15 @@ CONTENT_TYPES = {
 }
 ERROR_CONTENT_TYPE = "application/json; charset=utf-8"
 DEFAULT_LIMIT = 100000
+MAX_FILTERS = 16
+MAX_FILTER_LENGTH = 256
+MAX_URL_LENGTH = 8192
+MAX_SORTED = 10_000
+DEFAULT_PAGE_SIZE = 10  # blocks a page, pywb's ZipNum default (max_blocks)
+MAX_PAGE_SIZE = 100
+# An answer's first bytes are made before its status is sent, so an error there is a 400.
+_FIRST_BYTES = 64 * 1024
+_CHUNK_BYTES = 64 * 1024
 
 # pywb's CDXObject.CDX_ALT_FIELDS: short and old names of fields, in CDXJ and in filters.
 _ALT_FIELDS = {
@@ -107,7 +138,8 @@ _URL_NORMALIZE = [
         (r"[?&](callback=jsonp)[^&]+(?=&|$)", r"\1"),
         (r"[?&]((?:\w+)=jquery)[\d]+_[\d]+", r"\1"),
         (r"[?&](\w*(bust|ts)\w*=1[\d]{12,15})(?=&|$)", ""),
-        (r"[?&](fbclid)=(.*)+(?=&|$)", ""),
+        # pywb writes (.*)+, which matches what (.*) does but backtracks exponentially.
+        (r"[?&](fbclid)=(.*)(?=&|$)", ""),
     )
 ]
 
@@ -129,11 +161,50 @@ class CdxError(AccessError):
         return cls(f"Internal Error: {exc}")
 
 
+class CdxBudgetExceeded(CdxError):
+    """A query that ran past its time budget."""
+
+
 @dataclass(frozen=True)
 class CdxAnswer:
     status: int
     content_type: str
     body: bytes
+
+
+@dataclass(frozen=True)
+class CdxStream:
+    """An answer as it is sent: status and type first, then the body chunk by chunk (a
+    ``CdxBudgetExceeded`` from ``chunks`` means the answer was cut)."""
+
+    status: int
+    content_type: str
+    chunks: Iterator[bytes]
+
+
+@dataclass(frozen=True)
+class CdxOptions:
+    """How the API answers: pywb's paging over blocks, and a query's time budget."""
+
+    paged: bool = False
+    budget: float | None = 10.0  # seconds a query may read and sort lines; None: no bound
+
+    def __post_init__(self) -> None:
+        if self.budget is not None and self.budget <= 0:
+            raise ValueError(f"a CDX budget must be positive seconds, not {self.budget}")
+
+
+class _Budget:
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+
+    def check(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise CdxBudgetExceeded(
+                f"the query ran past its budget of {self.seconds:g} s: narrow it (matchType, "
+                "from, to) or ask for less (limit)"
+            )
 
 
 def parse_query(query: str) -> Params:
@@ -168,49 +239,90 @@ def _to_bool(value: Any) -> bool:
 
 
 class CdxIndex:
-    """The store's CDXJ files, each kept sorted; a query merges them as pywb does.
+    """Sorted CDXJ indexes (the store's files, or lines given), merged at query time as pywb
+    merges its index files.
 
-    Lines that are not CDXJ (``urlkey timestamp {json}``) are left out.
+    Lines that are not CDXJ (``urlkey timestamp {json}``) are left out; so are the lines the
+    access rules withhold (``hidden``), before any other step sees them.
     """
 
-    def __init__(self, *files: Iterable[str]) -> None:
-        self.files = [
-            sorted(line.rstrip() for line in lines if line.strip() and _is_cdxj(line))
-            for lines in files
-        ]
+    def __init__(
+        self,
+        *files: Iterable[str],
+        sources: Callable[[], Sequence[Source]] | None = None,
+        options: CdxOptions | None = None,
+        hidden: Hidden | None = None,
+        block_lines: int = 0,
+    ) -> None:
+        if sources is None:
+            fixed = tuple(
+                MemorySource(lines, str(n), block_lines=block_lines)
+                for n, lines in enumerate(files)
+            )
+            sources = lambda: fixed  # noqa: E731
+        self.sources = sources
+        self.options = options or CdxOptions()
+        self.hidden = hidden
 
     @classmethod
-    def from_store(cls, archive: Archive) -> CdxIndex:
-        keys = [key for key in archive.store.list(INDEX_PREFIX) if key.endswith(".cdxj")]
-        return cls(
-            *(
-                archive.store.get_bytes(key).decode("utf-8").splitlines()
-                for key in sorted(keys, key=os.path.basename)
-            )
-        )
+    def from_store(
+        cls, store: Store, *, options: CdxOptions | None = None, refresh: float = 5.0
+    ) -> CdxIndex:
+        """The store's ``index/**.cdxj``, listed again at most every ``refresh`` seconds."""
+        return cls(sources=StoreIndexFiles(store, refresh=refresh), options=options)
 
     # -- the API ---------------------------------------------------------------------------------
     def answer(self, query: str) -> CdxAnswer:
         """The whole answer to ``/cdx?<query>``: status, content type and body."""
+        found = self.stream(query)
+        try:
+            body = b"".join(found.chunks)
+        except CdxError as exc:
+            return CdxAnswer(400, ERROR_CONTENT_TYPE, exc.body)
+        return CdxAnswer(found.status, found.content_type, body)
+
+    def stream(self, query: str) -> CdxStream:
+        """The answer to ``/cdx?<query>`` as it is sent: an error found in its first
+        ``_FIRST_BYTES`` is a 400 with pywb's JSON body; one found later cuts the stream."""
         params = parse_query(query)
         output = params.get("output", "cdxj")
         try:
             if output not in CONTENT_TYPES:
                 raise CdxError(f"output={output} not supported")
-            entries = self.query(params)
+            lines = self._lines(params, output)
+            first: list[str] = []
+            size = 0
+            for line in lines:
+                first.append(line)
+                size += len(line)
+                if size >= _FIRST_BYTES:
+                    break
         except CdxError as exc:
-            return CdxAnswer(400, ERROR_CONTENT_TYPE, exc.body)
-        fields = params.get("fields") or params.get("fl")
-        body = "".join(format_lines(entries, output, fields.split(",") if fields else None))
-        return CdxAnswer(200, CONTENT_TYPES[output], body.encode("utf-8"))
+            return CdxStream(400, ERROR_CONTENT_TYPE, iter([exc.body]))
+        return CdxStream(200, CONTENT_TYPES[output], _chunks(itertools.chain(first, lines)))
 
     def query(self, given: Mapping[str, str | Sequence[str]]) -> list[Entry]:
         """The lines a query selects, in pywb's order, as dicts (``urlkey``, ``timestamp``, …)."""
-        params = _params(given)
+        return list(self.entries(_params(given)))
+
+    def entries(self, params: Params) -> Iterator[Entry]:
         if not params.get("url"):
             raise CdxError('The "url" param is required')
+        if len(params["url"]) > MAX_URL_LENGTH:
+            raise CdxError(f"url is {len(params['url'])} characters long: at most {MAX_URL_LENGTH}")
+        params.setdefault("_budget", _Budget(self.options.budget))
         found = self._load(params)
-        return list(self._fuzzy(found, params))
+        return self._fuzzy(found, params)
+
+    def _lines(self, given: Params, output: str) -> Iterator[str]:
+        params = _params(given)
+        fields = params.get("fields") or params.get("fl")
+        names = fields.split(",") if fields else None
+        if self.options.paged and (
+            _to_bool(params.get("showNumPages")) or _to_bool(params.get("showPagedIndex"))
+        ):
+            return self._page_lines(params, output)
+        return format_lines(self.entries(params), output, names)
 
     # -- pywb's BaseAggregator and FuzzyMatcher --------------------------------------------------
     def _load(self, params: Params) -> Iterator[Entry]:
@@ -219,6 +331,15 @@ class CdxIndex:
         content_type = params.get("content_type")
         if content_type:
             params["filter"] = ["=mime:" + content_type]
+        start, end = self._range(params)
+        if self.options.paged:
+            start, end = self._page_range(start, end, params)
+        found = self._merged(start, end, params["_budget"])
+        if _to_bool(params.get("showNumPages")):
+            return found
+        return process(found, params)
+
+    def _range(self, params: Params) -> tuple[str, str]:
         url = params["url"]
         if not params.get("matchType"):
             if url.startswith("*."):
@@ -231,13 +352,13 @@ class CdxIndex:
                 params["matchType"] = "exact"
         start, end = search_range(url, params["matchType"])
         params["key"], params["end_key"] = start, end
-        found = self._merged(start, end)
-        if _to_bool(params.get("showNumPages")):
-            return found
-        return process(found, params)
+        return start, end
 
-    def _merged(self, start: str, end: str) -> Iterator[Entry]:
-        ranges = [_lines_in(lines, start, end) for lines in self.files]
+    def _merged(self, start: str, end: str, budget: _Budget) -> Iterator[Entry]:
+        sources = [s for s in self.sources() if _overlaps(s, start, end)]
+        ranges = [self._read(source, start, end, budget) for source in sources]
+        if not ranges:
+            return iter(())
         if len(ranges) == 1:
             return (_entry(line) for line in ranges[0])
         # pywb merges its index files on each line's JSON form, where it has added the file's
@@ -246,12 +367,22 @@ class CdxIndex:
             entry
             for _, entry in heapq.merge(
                 *(
-                    ((_merge_key(entry, n), entry) for entry in map(_entry, lines))
-                    for n, lines in enumerate(ranges)
+                    ((_merge_key(entry, source.name), entry) for entry in map(_entry, lines))
+                    for source, lines in zip(sources, ranges, strict=True)
                 ),
                 key=lambda pair: pair[0],
             )
         )
+
+    def _read(self, source: Source, start: str, end: str, budget: _Budget) -> Iterator[str]:
+        hidden = self.hidden
+        for line in source.lines_in(start, end):
+            budget.check()
+            if not is_cdxj(line):
+                continue
+            if hidden is not None and hidden(line.split(" ", 1)[0], source.site):
+                continue
+            yield line
 
     def _fuzzy(self, found: Iterator[Entry], params: Params) -> Iterator[Entry]:
         nothing = True
@@ -260,6 +391,8 @@ class CdxIndex:
             yield entry
         if not nothing or not _to_bool(params.get("allowFuzzy", True)):
             return
+        if self.options.paged and params.get("page", "0") != "0":
+            return  # the fuzzy query's pages are not this query's
         url, urlkey = params["url"], params["key"]
         fuzzy = _fuzzy_params(url, params)
         rx_cache: dict[re.Pattern[str], str] = {}
@@ -268,18 +401,111 @@ class CdxIndex:
                 entry["is_fuzzy"] = "1"
                 yield entry
 
+    # -- pywb's ZipNum paging, over the files' blocks --------------------------------------------
+    def _page_size(self, params: Params) -> int:
+        given = params.get("pageSize")
+        if not given:
+            return DEFAULT_PAGE_SIZE
+        try:
+            size = int(given)
+        except ValueError:
+            raise CdxError(f"Invalid value for pageSize= param: {given}") from None
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise CdxError(f"pageSize={size}: a page is 1 to {MAX_PAGE_SIZE} blocks")
+        return size
 
-def _is_cdxj(line: str) -> bool:
-    parts = line.split(" ", 2)
-    return len(parts) == 3 and parts[2].startswith("{")
+    def _bounds(self, start: str, end: str) -> tuple[list[str], bool]:
+        """The keys that cut ``[start, end)`` into blocks, and whether any line lies there."""
+        firsts: set[str] = set()
+        anything = False
+        for source in self.sources():
+            if not _overlaps(source, start, end):
+                continue
+            blocks = source.blocks()
+            low = bisect.bisect_right(blocks, start, key=_first)
+            high = bisect.bisect_left(blocks, end, key=_first)
+            firsts.update(b.first for b in blocks[low:high])
+            anything = anything or next(iter(source.lines_in(start, end)), None) is not None
+        return [start, *sorted(firsts), end], anything
+
+    def _pages(self, start: str, end: str, params: Params) -> tuple[list[str], int, int]:
+        size = self._page_size(params)
+        bounds, anything = self._bounds(start, end)
+        blocks = len(bounds) - 1 if anything else 0
+        return bounds, blocks, -(-blocks // size)
+
+    def _page_number(self, params: Params) -> int:
+        try:
+            return int(params.get("page", 0))
+        except ValueError:
+            raise CdxError(f"Invalid value for page= param: {params.get('page')}") from None
+
+    def _page_range(self, start: str, end: str, params: Params) -> tuple[str, str]:
+        bounds, blocks, pages = self._pages(start, end, params)
+        number = self._page_number(params)
+        if pages == 0:
+            return start, start
+        if not 0 <= number < pages:
+            raise CdxError(f"Page {number} invalid: First Page is 0, Last Page is {pages - 1}")
+        size = self._page_size(params)
+        return bounds[number * size], bounds[min((number + 1) * size, blocks)]
+
+    def _page_lines(self, params: Params, output: str) -> Iterator[str]:
+        if not params.get("url"):
+            raise CdxError('The "url" param is required')
+        start, end = self._range(params)
+        if _to_bool(params.get("showNumPages")):
+            _, blocks, pages = self._pages(start, end, params)
+            info = {"pages": pages, "pageSize": self._page_size(params), "blocks": blocks}
+            return iter([json.dumps(info)])
+        low, high = self._page_range(start, end, params)
+        found: list[Block] = []
+        for source in self.sources():
+            if low >= high or not _overlaps(source, low, high):
+                continue
+            listed = source.blocks()
+            first = max(bisect.bisect_right(listed, low, key=_first) - 1, 0)
+            found.extend(listed[first : bisect.bisect_left(listed, high, key=_first)])
+        found.sort(key=lambda b: (b.first, b.part))
+        return (_idx_line(block, output) for block in found)
 
 
-def _lines_in(lines: list[str], start: str, end: str) -> Iterator[str]:
-    """pywb's ``iter_range``: the lines with ``start <= line < end``."""
-    index = bisect.bisect_left(lines, start)
-    while index < len(lines) and lines[index] < end:
-        yield lines[index]
-        index += 1
+def _first(block: Block) -> str:
+    return block.first
+
+
+def _overlaps(source: Source, start: str, end: str) -> bool:
+    bounds = source.bounds()
+    return bounds is not None and bounds[1] >= start and bounds[0] < end
+
+
+def _idx_line(block: Block, output: str) -> str:
+    """A block as pywb's IDXObject gives it: ``urlkey timestamp``, part, offset, length, lineno."""
+    key = " ".join(block.first.split(" ", 2)[:2])
+    if output == "json":
+        fields = {
+            "urlkey": key,
+            "part": block.part,
+            "offset": block.offset,
+            "length": block.length,
+            "lineno": block.number,
+        }
+        return json.dumps(fields) + "\n"
+    return f"{key}\t{block.part}\t{block.offset}\t{block.length}\t{block.number}\n"
+
+
+def _chunks(lines: Iterable[str]) -> Iterator[bytes]:
+    """The lines as UTF-8, a few lines a write."""
+    batch: list[str] = []
+    size = 0
+    for line in lines:
+        batch.append(line)
+        size += len(line)
+        if size >= _CHUNK_BYTES:
+            yield "".join(batch).encode("utf-8")
+            batch, size = [], 0
+    if batch:
+        yield "".join(batch).encode("utf-8")
 
 
 def _entry(line: str) -> Entry:
@@ -297,8 +523,8 @@ def _entry(line: str) -> Entry:
     return entry
 
 
-def _merge_key(entry: Entry, source: int) -> str:
-    return json.dumps(entry)[:-1] + f', "source": "{source}"}}'
+def _merge_key(entry: Entry, source: str) -> str:
+    return json.dumps(entry)[:-1] + ', "source": ' + json.dumps(source) + "}"
 
 
 def search_range(url: str, match_type: str) -> tuple[str, str]:
@@ -334,7 +560,13 @@ def process(entries: Iterable[Entry], params: Params) -> Iterator[Entry]:
         found = resolve_revisits(found)
     filters = params.get("filter")
     if filters:
-        found = filter_entries(found, [filters] if isinstance(filters, str) else list(filters))
+        specs = [filters] if isinstance(filters, str) else list(filters)
+        if len(specs) > MAX_FILTERS:
+            raise CdxError(f"{len(specs)} filters: at most {MAX_FILTERS}")
+        for spec in specs:
+            if len(spec) > MAX_FILTER_LENGTH:
+                raise CdxError(f"a filter of {len(spec)} characters: at most {MAX_FILTER_LENGTH}")
+        found = filter_entries(found, specs)
     since = params.get("from") or params.get("from_ts")
     until = params.get("to")
     if since or until:
@@ -348,6 +580,13 @@ def process(entries: Iterable[Entry], params: Params) -> Iterator[Entry]:
         limit = int(params.get("limit", DEFAULT_LIMIT))
     except ValueError as exc:
         raise CdxError.internal(exc) from exc
+    if (closest or reverse) and limit > MAX_SORTED:
+        if "limit" in params:
+            raise CdxError(
+                f"limit={limit} with closest or sort=reverse: at most {MAX_SORTED} lines are "
+                "sorted (narrow the query, or page it)"
+            )
+        limit = MAX_SORTED
     if closest:
         return sort_closest(closest, found, limit)
     if reverse:
@@ -391,12 +630,13 @@ class Filter:
         field, sep, value = spec.partition(":")
         self.field = _ALT_FIELDS.get(field, field) if sep else ""
         self.value = value if sep else spec
-        self.regex: re.Pattern[str] | None = None
+        self.regex: Any = None
         if self.mode == "regex":
             try:
-                self.regex = re.compile(self.value)
+                re.compile(self.value)  # pywb's parser, for pywb's message on a bad one
             except re.error as exc:
                 raise CdxError.internal(exc) from exc
+            self.regex = _linear_regex(self.value)
 
     def __call__(self, entry: Mapping[str, Any]) -> bool:
         # No field: pywb matches the line as the JSON it has made of it.
@@ -408,6 +648,24 @@ class Filter:
         else:
             matched = self.value in found
         return matched != self.invert
+
+
+def _linear_regex(pattern: str) -> Any:
+    """The pattern compiled by RE2, which matches in time linear in the text."""
+    if re2 is None:
+        raise CdxError("regular expression filters need google-re2, which is not installed")
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise CdxError(
+            f"filter regex {pattern!r}: {reason} (only expressions that match in linear time are "
+            "taken: RE2 syntax, no backreferences, no lookaround)"
+        ) from None
 
 
 def filter_entries(entries: Iterable[Entry], specs: Sequence[str]) -> Iterator[Entry]:
@@ -546,15 +804,19 @@ def _text(entry: Entry, fields: Sequence[str] | None) -> str:
     return " ".join(str(entry.get(name, "-")) for name in names) + "\n"
 
 
-def _timemap(entries: Sequence[Entry]) -> Iterator[str]:
+def _timemap(entries: Iterable[Entry]) -> Iterator[str]:
     """pywb's ``MementoUtils.make_timemap``: one memento link a line, comma-separated."""
-    for number, entry in enumerate(entries, 1):
+    previous: str | None = None
+    for entry in entries:
+        if previous is not None:
+            yield previous + ",\n"
         url = entry.get("url") or "file://{}:{}:{}".format(
             entry.get("filename"), entry.get("offset"), entry.get("length")
         )
         datetime = timestamp_to_http_date(entry["timestamp"])
-        end = "\n" if number == len(entries) else ",\n"
-        yield f'<{url}>; rel="memento"; datetime="{datetime}"{end}'
+        previous = f'<{url}>; rel="memento"; datetime="{datetime}"'
+    if previous is not None:
+        yield previous + "\n"
 
 
 _FORMATS: dict[str, Callable[[Entry, Sequence[str] | None], str]] = {
@@ -565,7 +827,7 @@ _FORMATS: dict[str, Callable[[Entry, Sequence[str] | None], str]] = {
 
 
 def format_lines(
-    entries: Sequence[Entry], output: str, fields: Sequence[str] | None
+    entries: Iterable[Entry], output: str, fields: Sequence[str] | None
 ) -> Iterator[str]:
     """The answer's lines in an ``output`` mode (``fields`` do not apply to ``link``)."""
     if output == "link":
