@@ -31,6 +31,7 @@ import os
 import secrets
 import signal
 import socket
+import threading
 import time
 import uuid
 from collections import Counter, deque
@@ -446,7 +447,11 @@ _reader: RecordReader | None = None  # one per pool process
 
 
 def _start_worker(
-    store_uri: str, options: Mapping[str, object], rules: Mapping[str, SiteRules], mode: str
+    store_uri: str,
+    options: Mapping[str, object],
+    rules: Mapping[str, SiteRules],
+    mode: str,
+    alive: Any,
 ) -> None:
     from crawler.store.uri import open_store
 
@@ -454,6 +459,15 @@ def _start_worker(
     # Ctrl-C is the command's to handle: it stops the run and lets the pool finish.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _reader = RecordReader(open_store(store_uri, options), rules, mode)
+
+    def watch() -> None:
+        # The command holds the other end: it closes when the command ends, however it
+        # ends (SIGKILL too), and a pool process waiting for work would otherwise wait on.
+        with suppress(EOFError, OSError):
+            alive.recv()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="reextract-parent-watch", daemon=True).start()
 
 
 def _work(task: GroupTask) -> list[Extracted]:
@@ -810,15 +824,31 @@ class Reextractor:
                 for got in reader.group(task):
                     take(got)
             return
+        # A fresh process per worker, not a fork of this one: its threads (the WARC writer's,
+        # the database's) hold locks a fork would copy held.
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])
+        alive, keep = context.Pipe(duplex=False)
+        try:
+            self._pool(context, tasks, take, alive)
+        finally:
+            keep.close()
+            alive.close()
+
+    def _pool(
+        self,
+        context: Any,
+        tasks: list[GroupTask],
+        take: Callable[[Extracted], None],
+        alive: Any,
+    ) -> None:
         pending = deque((task, 0) for task in tasks)
         while pending and not self._stop:
             with cf.ProcessPoolExecutor(
                 self.workers,
                 mp_context=context,
                 initializer=_start_worker,
-                initargs=(self.store.uri, self.store_options, self.rules, self.mode),
+                initargs=(self.store.uri, self.store_options, self.rules, self.mode, alive),
             ) as pool:
                 inflight: dict[cf.Future[list[Extracted]], tuple[GroupTask, int]] = {}
                 broken = False
@@ -954,7 +984,8 @@ class Reextractor:
             summary.failures.append(failure)
         if len(run.summary.failures) < KEPT_FAILURES:
             run.summary.failures.append(failure)
-        logger.warning("%s:%s not re-extracted (%s): %s", cap.site, cap.article_key, reason, detail)
+        # The summary names every failure: the log line is for the run's own log.
+        logger.info("%s:%s not re-extracted (%s): %s", cap.site, cap.article_key, reason, detail)
         if not dry_run:
             self._rows.append(
                 DoneRow(

@@ -50,7 +50,7 @@ def text_sidecar(
     encoding: str,
     discovery: Sequence[Mapping[str, Any]],
     crawl_id: str,
-    crawl_time: str,
+    crawl_time: str | None,
     text_mode: str,
     rules: SiteRules | None,
 ) -> dict[str, Any]:

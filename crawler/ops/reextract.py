@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
@@ -256,6 +257,7 @@ def _reextract(ns: argparse.Namespace, rules_factory: RulesFactory) -> int:
             raise UsageError(f"no crawl {ns.crawl_id!r} in the catalog; the latest: {latest}")
         rules = rules_factory()
         progress = _Progress(sys.stderr, ns.progress, quiet=ns.json)
+        spool = str(settings.get("ARCHIVE_SPOOL_DIR") or "")
         engine = Reextractor(
             archive.store,
             archive.catalog,
@@ -263,6 +265,7 @@ def _reextract(ns: argparse.Namespace, rules_factory: RulesFactory) -> int:
             mode=mode,
             workers=ns.workers,
             store_options=store_options(settings),
+            spool_dir=Path(spool).expanduser() if spool else None,
             progress=progress.update,
             examples=ns.examples,
         )
