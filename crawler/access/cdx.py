@@ -180,6 +180,7 @@ class CdxStream:
     status: int
     content_type: str
     chunks: Iterator[bytes]
+    size: int | None = None  # the body's length when it was all made before the status
 
 
 @dataclass(frozen=True)
@@ -297,8 +298,11 @@ class CdxIndex:
                 size += len(line)
                 if size >= _FIRST_BYTES:
                     break
+            else:
+                body = "".join(first).encode("utf-8")
+                return CdxStream(200, CONTENT_TYPES[output], iter([body]), len(body))
         except CdxError as exc:
-            return CdxStream(400, ERROR_CONTENT_TYPE, iter([exc.body]))
+            return CdxStream(400, ERROR_CONTENT_TYPE, iter([exc.body]), len(exc.body))
         return CdxStream(200, CONTENT_TYPES[output], _chunks(itertools.chain(first, lines)))
 
     def query(self, given: Mapping[str, str | Sequence[str]]) -> list[Entry]:

@@ -373,9 +373,39 @@ def cmd_reindex(ns: argparse.Namespace) -> int:
 
 
 def cmd_serve(ns: argparse.Namespace) -> int:
-    from crawler.access.serve import check_bind, serve
+    from crawler.access.guard import hash_token, new_token
+    from crawler.access.httpd import ServerConfig
+    from crawler.access.query import AccessError
+    from crawler.access.serve import access_options, check_bind, hash_password_line, serve
 
-    check_bind(ns.host, allow_remote=ns.allow_remote)  # before the store is opened
+    if ns.hash_password is not None:
+        print(hash_password_line(ns.hash_password, _read_secret()))
+        return EXIT_OK
+    if ns.new_token:
+        token = new_token()
+        print(
+            f"{ns.new_token}'s token (shown once; send 'Authorization: Bearer <token>'): {token}",
+            file=sys.stderr,
+        )
+        print(f"{ns.new_token}:{hash_token(token)}")
+        return EXIT_OK
+    if not ns.allow_remote:  # checked before the store is opened (serve logs the rest)
+        check_bind(ns.host, allow_remote=False)
+    try:
+        access = access_options(
+            ns.host,
+            allow_remote=ns.allow_remote,
+            auth_file=ns.auth_file,
+            no_auth=ns.no_auth,
+            allowed_host=ns.allowed_host,
+            access_file=ns.access_file,
+            withhold_credentials=ns.withhold_credentials,
+            cdx_paged=ns.cdx_paged,
+            cdx_budget=ns.cdx_budget or None,
+        )
+        config = ServerConfig(threads=ns.threads, idle_timeout=ns.idle_timeout)
+    except (AccessError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
     archive = open_archive(ns)
     serve(
         archive,
@@ -384,8 +414,31 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         replay=ns.replay,
         replaywebpage=ns.replaywebpage,
         allow_remote=ns.allow_remote,
+        access=access,
+        server=config,
     )
     return EXIT_OK
+
+
+def _read_secret() -> str:
+    """A password from the terminal (asked twice, not echoed) or one line of stdin."""
+    import getpass
+
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise UsageError("the two passwords differ")
+    else:
+        first = sys.stdin.readline().rstrip("\r\n")
+    if len(first) < 8:
+        raise UsageError("a password of at least 8 characters")
+    return first
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {value!r}")
+    return int(value)
 
 
 def _run(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -577,16 +630,88 @@ def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> N
         epilog="examples:\n  newsarchive serve --port 8080\n"
         "  newsarchive serve --replaywebpage ~/replaywebpage/package\n"
         "  newsarchive serve --replay http://127.0.0.1:8081/news\n"
-        "  newsarchive serve --host 0.0.0.0 --allow-remote",
+        "  newsarchive serve --hash-password alice >> team.auth      # asks for the password\n"
+        "  newsarchive serve --new-token ci >> team.auth             # prints the token once\n"
+        "  newsarchive serve --host 0.0.0.0 --allow-remote --auth-file team.auth \\\n"
+        "      --allowed-host archive.example.org --access-file takedowns.txt "
+        "--withhold-credentials\n"
+        "  newsarchive serve --cdx-paged   # pywb's page/pageSize/showNumPages (ZipNum)",
         formatter_class=raw,
     )
     srv.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     srv.add_argument(
         "--allow-remote",
         action="store_true",
-        help="allow a --host other than loopback (no authentication: anyone who reaches it reads)",
+        help="allow a --host other than loopback (with --auth-file, or --no-auth)",
     )
-    srv.add_argument("--port", type=int, default=8080, help="port (default 8080, 0: any)")
+    srv.add_argument("--port", type=_port, default=8080, help="port (default 8080, 0: any)")
+    srv.add_argument(
+        "--auth-file",
+        metavar="FILE",
+        default=None,
+        help="who may read: 'name:scrypt$…' (--hash-password) or 'name:sha256$…' "
+        "(--new-token) lines; default $NEWSARCHIVE_SERVE_AUTH (the same lines), else none",
+    )
+    srv.add_argument(
+        "--no-auth", action="store_true", help="with --allow-remote: anyone who reaches it reads"
+    )
+    srv.add_argument(
+        "--hash-password",
+        metavar="NAME",
+        nargs="?",
+        const="",
+        default=None,
+        help="print NAME's --auth-file line for a password (asked, or one line of stdin); "
+        "serves nothing",
+    )
+    srv.add_argument(
+        "--new-token",
+        metavar="NAME",
+        default=None,
+        help="make a bearer token: the token on stderr, NAME's --auth-file line on stdout",
+    )
+    srv.add_argument(
+        "--allowed-host",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="a Host name to answer (repeatable; default the bound address and localhost; "
+        "any other Host is a 400, against DNS rebinding)",
+    )
+    srv.add_argument(
+        "--access-file",
+        metavar="FILE",
+        default=None,
+        help="access rules, one a line: 'block|allow URL-prefix|*.host|SURT|site:NAME "
+        "[until YYYY-MM-DD]'; read again when it changes",
+    )
+    srv.add_argument(
+        "--withhold-credentials",
+        action="store_true",
+        help="serve request records without their Cookie and Authorization headers (marked "
+        "WARC-Withheld-Headers); no WACZ then, since it holds them as captured",
+    )
+    srv.add_argument(
+        "--cdx-paged",
+        action="store_true",
+        help="the CDX API pages as pywb over a ZipNum index (page, pageSize, showNumPages, "
+        "showPagedIndex); without it, as pywb over plain CDXJ files",
+    )
+    srv.add_argument(
+        "--cdx-budget",
+        metavar="SECONDS",
+        type=float,
+        default=10.0,
+        help="the most a CDX query may take (default 10; 0: no bound)",
+    )
+    srv.add_argument("--threads", type=_positive, default=8, help="requests at once (default 8)")
+    srv.add_argument(
+        "--idle-timeout",
+        metavar="SECONDS",
+        type=_positive,
+        default=30,
+        help="an idle connection is closed after this long (default 30)",
+    )
     srv.add_argument(
         "--replay",
         default=None,

@@ -9,19 +9,29 @@ site's articles by publication day and by capture day, an article with its captu
 versions and their word diffs (``/diff``) and the same story on other sites, and, given the
 unpacked ReplayWeb.page (``--replaywebpage``), a replay of the page that runs its own scripts
 from the crawl's WACZ. Bound to 127.0.0.1 unless told otherwise.
+
+A WSGI application (``ArchiveApp``) under waitress (``crawler.access.httpd``). Before any page:
+the ``Host`` must be one this server answers to (else 400), the credentials must hold when
+authentication is on (else 401), the method must be GET or HEAD (else 501). Every answer to bad
+input is a 400 or 404 that says what is wrong (pywb's JSON at ``/cdx``); the store's place and
+the server's software are named nowhere. Access rules (``crawler.access.rules``) leave the
+captures they withhold out of every page, the CDX API and the search hits, and answer 451 for
+one asked by its id, its WACZ and its replay.
 """
 
 from __future__ import annotations
 
 import html
+import io
 import ipaddress
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Lock
 from typing import Any
@@ -29,15 +39,20 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from sqlalchemy import and_, func, select
 
-from crawler.access.cdx import CdxIndex
+from crawler.access import httpd
+from crawler.access.cdx import CdxError, CdxIndex, CdxOptions
+from crawler.access.guard import Credentials, allowed_hosts, hash_password, host_allowed
 from crawler.access.query import AccessError, Archive, publication_day
+from crawler.access.records import extract_warcinfo, read_records
 from crawler.access.research import Version, marked, site_list, text_versions, version_text
+from crawler.access.rules import AccessRules, Rule, RulesFile
 from crawler.access.table import capture_of
 from crawler.catalog.db import Capture, captures, texts
 from crawler.catalog.search import Hit, SearchError, SearchQuery, search
 from crawler.catalog.stories import article_links
 from crawler.constants import CHALLENGE_RECORD
 from crawler.layout import key_is_safe, wacz_key
+from crawler.store.base import StoreError
 from crawler.text.diff import render_html, summary, word_diff
 
 logger = logging.getLogger(__name__)
@@ -88,8 +103,26 @@ _STYLE = (
 )
 
 
+# Request headers a served WARC can withhold (--withhold-credentials): the crawler's own.
+WITHHELD_HEADERS = ("cookie", "authorization", "proxy-authorization")
+WITHHELD_FIELD = "WARC-Withheld-Headers"
+
+
 class BadRequest(AccessError):
     """A request that cannot be answered as asked: a 400 page that says why."""
+
+
+class Withheld(AccessError):
+    """What the access rules (or --withhold-credentials) keep back: a 451 or 403 that says so."""
+
+    def __init__(self, message: str, status: int = 451) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def withheld_message(what: str, rule: Rule) -> str:
+    until = f" until {rule.until.isoformat()}" if rule.until else ""
+    return f"{what} is withheld by the archive's access rules{until}"
 
 
 class RangeNotSatisfiable(ValueError):
@@ -195,32 +228,64 @@ class Listed:
     capture: Capture | None
 
 
-class Handler(BaseHTTPRequestHandler):
-    server: ArchiveServer
-    protocol_version = "HTTP/1.1"
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: Iterable[bytes] = ()
 
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.info("%s %s", self.address_string(), format % args)
 
-    def do_HEAD(self) -> None:
-        self.do_GET()
+class _Headers:
+    """A request's headers from its WSGI environ, by their HTTP names."""
 
-    def do_GET(self) -> None:
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        self.environ = environ
+
+    def get(self, name: str) -> str | None:
+        value = self.environ.get("HTTP_" + name.upper().replace("-", "_"))
+        return None if value is None else str(value)
+
+
+class Handler:
+    """One request: ``handle`` routes it and leaves its answer in ``response``."""
+
+    def __init__(self, app: ArchiveApp, environ: Mapping[str, Any]) -> None:
+        self.app = app
+        self.command = str(environ.get("REQUEST_METHOD", "GET"))
+        # The request target as sent: a %2F inside a segment stays in its segment.
+        raw = str(environ.get("REQUEST_URI") or "")
+        if not raw.startswith("/"):
+            raw = quote(str(environ.get("PATH_INFO", "/")))
+            if environ.get("QUERY_STRING"):
+                raw += "?" + str(environ["QUERY_STRING"])
+        self.path = raw
+        self.headers = _Headers(environ)
+        self.response = Response(500, [])
+
+    def handle(self) -> None:
         parts = urlsplit(self.path)
         params = parse_qs(parts.query, keep_blank_values=True)
         segments = [unquote(s) for s in parts.path.split("/") if s]
         try:
             self.route(segments, params)
         except BadRequest as exc:
-            body = f"<h1>Bad request</h1><p class=error>{_esc(exc)}</p>"
+            body = f"<h1>Bad request</h1><p class=error>{_esc(self.app.public(str(exc)))}</p>"
             self.html_page("bad request", body, 400, query=_param(params, "q"))
+        except Withheld as exc:
+            self.text(exc.status, self.app.public(str(exc)))
         except AccessError as exc:
-            self.send(HTTPStatus.NOT_FOUND, str(exc).encode() + b"\n", "text/plain; charset=utf-8")
-        except BrokenPipeError:
-            pass
+            self.text(HTTPStatus.NOT_FOUND, self.app.public(str(exc)))
+        except FileNotFoundError:
+            self.text(HTTPStatus.NOT_FOUND, "the catalog names an object the store does not hold")
+        except (StoreError, OSError) as exc:
+            logger.warning("%s: the store could not be read: %s", self.path, exc)
+            self.text(HTTPStatus.SERVICE_UNAVAILABLE, "the store could not be read; try again")
+
+    def text(self, status: HTTPStatus | int, message: str) -> None:
+        self.send(status, message.encode() + b"\n", "text/plain; charset=utf-8")
 
     def route(self, segments: list[str], params: dict[str, list[str]]) -> None:
-        archive = self.server.archive
+        archive = self.app.archive
         if not segments:
             return self.html_page("newsarchive", self.sites_body())
         head, rest = segments[0], segments[1:]
@@ -234,13 +299,15 @@ class Handler(BaseHTTPRequestHandler):
             return self.diff_page(rest[0], rest[1], params)
         if head == "wacz" and len(rest) == 2 and rest[1].endswith(".wacz"):
             return self.wacz(rest[0], rest[1].removesuffix(".wacz"))
-        if self.server.replaywebpage is not None:
+        if self.app.replaywebpage is not None:
             if head == "ui.js" and not rest:
                 return self.app_file(["ui.js"])
             if head == "replay":
                 return self.replay_route(rest, params)
         if head in ("capture", "text", "sidecar", "warc", "html") and len(rest) == 1:
             capture = self.capture(rest[0])
+            if head == "warc":
+                return self.warc(capture, rest[0])
             if head == "capture":
                 return self.html_page(capture.url, self.capture_body(capture))
             if head == "text":
@@ -248,13 +315,6 @@ class Handler(BaseHTTPRequestHandler):
             if head == "sidecar":
                 data = json.dumps(archive.sidecar(capture), indent=2, ensure_ascii=False)
                 return self.send(HTTPStatus.OK, data.encode(), "application/json")
-            if head == "warc":
-                return self.send(
-                    HTTPStatus.OK,
-                    archive.warc(capture),
-                    "application/warc",
-                    {"Content-Disposition": f'attachment; filename="{rest[0]}.warc.gz"'},
-                )
             text, content_type = archive.html(capture)
             return self.send(
                 HTTPStatus.OK,
@@ -286,15 +346,23 @@ class Handler(BaseHTTPRequestHandler):
         content_type: str,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Content-Type-Options", "nosniff")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        fields = [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("X-Content-Type-Options", "nosniff"),
+            *(headers or {}).items(),
+        ]
+        self.response = Response(int(status), fields, () if self.command == "HEAD" else [body])
+
+    def stream(
+        self,
+        status: HTTPStatus | int,
+        chunks: Iterable[bytes],
+        headers: Sequence[tuple[str, str]],
+    ) -> None:
+        """An answer whose body is made as it is sent (no Content-Length unless given)."""
+        fields = [("X-Content-Type-Options", "nosniff"), *headers]
+        self.response = Response(int(status), fields, () if self.command == "HEAD" else chunks)
 
     def html_page(self, title: str, body: str, status: int = 200, query: str = "") -> None:
         self.send(
@@ -307,14 +375,52 @@ class Handler(BaseHTTPRequestHandler):
     def capture(self, ident: str) -> Capture:
         if not _UUID.match(ident):
             raise AccessError(f"not a record id: {ident}")
-        found = self.server.archive.by_record_id(f"<urn:uuid:{ident}>")
+        found = self.app.archive.by_record_id(f"<urn:uuid:{ident}>")
         if found is None:
             raise AccessError(f"no capture with the record id {ident}")
+        rule = self.app.withheld(found.url, found.site)
+        if rule is not None:
+            raise Withheld(withheld_message(f"the capture {ident}", rule))
         return found
 
     def cdx(self) -> None:
-        answer = self.server.cdx.answer(urlsplit(self.path).query)
-        self.send(HTTPStatus(answer.status), answer.body, answer.content_type)
+        answer = self.app.cdx.stream(urlsplit(self.path).query)
+        headers = [("Content-Type", answer.content_type)]
+        if answer.size is not None:
+            headers.append(("Content-Length", str(answer.size)))
+        self.stream(answer.status, _cut_quietly(answer.chunks), headers)
+
+    def warc(self, capture: Capture, ident: str) -> None:
+        """The capture's records after a warcinfo that says what they are (and, with
+        --withhold-credentials, that the request's credentials were taken out)."""
+        archive = self.app.archive
+        records = [
+            read_records(archive.store, [location]) for location in archive.locations(capture)
+        ]
+        withheld: set[str] = set()
+        if self.app.withhold_credentials:
+            records = [without_credentials(data, withheld) for data in records]
+        note = (
+            f"; the request's {', '.join(sorted(withheld))} header withheld (the record says "
+            f"so in {WITHHELD_FIELD}, its block digest is of what is served)"
+            if withheld
+            else ", copied unchanged from the store"
+        )
+        info = extract_warcinfo(
+            "capture.warc.gz",
+            store_uri="",
+            crawl_ids=[capture.crawl_id],
+            query=f"record {capture.record_id}",
+            description=f"the capture of {capture.url} at {capture.capture_time} (site "
+            f"{capture.site}): its {capture.record_type} record, then its request, metadata "
+            f"and conversion records{note}",
+        )
+        self.send(
+            HTTPStatus.OK,
+            info + b"".join(records),
+            "application/warc",
+            {"Content-Disposition": f'attachment; filename="{ident}.warc.gz"'},
+        )
 
     # -- catalog look-ups ------------------------------------------------------------------------
     def captures_of_texts(self, text_keys: Iterable[str]) -> dict[str, Capture]:
@@ -329,7 +435,7 @@ class Handler(BaseHTTPRequestHandler):
             .where(c.text_key.in_(keys), c.record_type != CHALLENGE_RECORD)
             .order_by(c.capture_time, c.id)
         )
-        with self.server.archive.catalog.engine.connect() as conn:
+        with self.app.archive.catalog.engine.connect() as conn:
             for row in conn.execute(query).mappings():
                 item = capture_of(row)
                 found[str(item.text_key)] = item
@@ -349,14 +455,14 @@ class Handler(BaseHTTPRequestHandler):
             .order_by(c.capture_time.desc(), c.id.desc())
             .limit(1)
         )
-        with self.server.archive.catalog.engine.connect() as conn:
+        with self.app.archive.catalog.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
         return None if row is None else capture_of(row)
 
     def crawl_of_site(self, site: str, crawl_id: str) -> bool:
         c = captures.c
         query = select(c.id).where(c.site == site, c.crawl_id == crawl_id).limit(1)
-        with self.server.archive.catalog.engine.connect() as conn:
+        with self.app.archive.catalog.engine.connect() as conn:
             return conn.execute(query).first() is not None
 
     def _latest_versions(self, site: str) -> Any:
@@ -383,7 +489,7 @@ class Handler(BaseHTTPRequestHandler):
             .where(t.site == site)
             .group_by(t.published_date)
         )
-        with self.server.archive.catalog.engine.connect() as conn:
+        with self.app.archive.catalog.engine.connect() as conn:
             rows = [(r[0], int(r[1])) for r in conn.execute(query)]
         dated = sorted((r for r in rows if r[0]), reverse=True)
         return dated + [r for r in rows if not r[0]]
@@ -403,8 +509,8 @@ class Handler(BaseHTTPRequestHandler):
             )
             .order_by(t.published_at.desc(), t.title, t.article_key)
         )
-        with self.server.archive.catalog.engine.connect() as conn:
-            rows = conn.execute(query).all()
+        with self.app.archive.catalog.engine.connect() as conn:
+            rows = [r for r in conn.execute(query).all() if self.app.visible(r.url, site)]
         found = self.captures_of_texts(r.text_key for r in rows)
         return [
             Listed(
@@ -423,13 +529,13 @@ class Handler(BaseHTTPRequestHandler):
     def sites_body(self) -> str:
         rows = "".join(
             f"<li><a href='/site/{_seg(site)}'>{html.escape(site)}</a> ({count} articles)</li>"
-            for site, count in self.server.archive.sites()
+            for site, count in self.app.archive.sites()
         )
         return f"<h1>Sites</h1><ul class=sites>{rows or '<li>nothing archived yet</li>'}</ul>"
 
     def site_body(self, site: str) -> str:
         published = self.published_days(site)
-        captured = self.server.archive.days(site)
+        captured = self.app.archive.days(site)
         if not published and not captured:
             raise AccessError(f"no article of the site {site!r} in the catalog")
         items = "".join(
@@ -459,7 +565,7 @@ class Handler(BaseHTTPRequestHandler):
         return f"<ul class=days>{rows}</ul>"
 
     def capture_days_body(self, site: str) -> str:
-        days = self.server.archive.days(site)
+        days = self.app.archive.days(site)
         if not days:
             raise AccessError(f"no article of the site {site!r} in the catalog")
         return (
@@ -471,7 +577,7 @@ class Handler(BaseHTTPRequestHandler):
         listed = self.published_on(site, day)
         if not listed:
             hint = ""
-            if day is not None and self.server.archive.articles_on(site, day):
+            if day is not None and self.app.archive.articles_on(site, day):
                 hint = f": see what was captured that day, /site/{site}/captured/{day}"
             raise AccessError(f"no article of {site!r} published on {day or UNDATED}{hint}")
         items = []
@@ -491,9 +597,11 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def day_body(self, site: str, day: str) -> str:
-        archive = self.server.archive
+        archive = self.app.archive
         items = []
         for capture in archive.articles_on(site, day):
+            if not self.app.visible(capture.url, capture.site):
+                continue
             article = archive.catalog.article(site, capture.article_key or "")
             title = (article.title if article else None) or capture.url
             items.append(
@@ -509,7 +617,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- search ----------------------------------------------------------------------------------
     def search_page(self, params: dict[str, list[str]]) -> None:
-        archive = self.server.archive
+        archive = self.app.archive
         q = _param(params, "q")
         try:
             number = int(_param(params, "page") or "1")
@@ -539,6 +647,7 @@ class Handler(BaseHTTPRequestHandler):
         except (AccessError, SearchError) as exc:
             raise BadRequest(str(exc)) from None
         more, hits = len(hits) > PER_PAGE, hits[:PER_PAGE]
+        hits = [hit for hit in hits if self.app.visible(hit.url, hit.site)]
         if not hits:
             if archive.catalog.texts_count() == 0:
                 note = (
@@ -579,7 +688,7 @@ class Handler(BaseHTTPRequestHandler):
         options = "".join(
             f"<option value='{_esc(site)}'{' selected' if site == one else ''}>"
             f"{_esc(site)}</option>"
-            for site, _count in self.server.archive.sites()
+            for site, _count in self.app.archive.sites()
         )
         if len(chosen) > 1:  # several sites from a link: kept when the form is sent again
             both = ",".join(dict.fromkeys(chosen))
@@ -605,17 +714,17 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- one article -------------------------------------------------------------------------------
     def capture_body(self, capture: Capture) -> str:
-        archive = self.server.archive
+        archive = self.app.archive
         links = [
             f"<a href='{capture_path(capture, 'warc')}'>WARC records</a>",
             f"<a href='{capture_path(capture, 'html')}'>archived page</a>",
         ]
-        if self.server.replay:
+        if self.app.replay:
             ts = re.sub(r"\D", "", capture.capture_time)[:14]
-            target = f"{self.server.replay}/{ts}/{capture.url}"
+            target = f"{self.app.replay}/{ts}/{capture.url}"
             links.append(f"<a href='{html.escape(target)}'>replay</a>")
-        if self.server.has_wacz(capture.site, capture.crawl_id):
-            if self.server.replaywebpage is not None and _is_web_url(capture.url):
+        if self.app.wacz_served(capture.site, capture.crawl_id):
+            if self.app.replaywebpage is not None and _is_web_url(capture.url):
                 links.append(
                     f"<a class=replay href='{_esc(replay_path(capture))}'>"
                     "replay (runs the page's scripts from the archive)</a>"
@@ -668,7 +777,7 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def captures_section(self, capture: Capture) -> str:
-        catalog = self.server.archive.catalog
+        catalog = self.app.archive.catalog
         if capture.article_key:
             found = catalog.captures(site=capture.site, article_key=capture.article_key)
             what = "this article"
@@ -677,6 +786,8 @@ class Handler(BaseHTTPRequestHandler):
             what = "this URL"
         rows = []
         for item in found:
+            if not self.app.visible(item.url, item.site):
+                continue
             current = item.record_id == capture.record_id
             rows.append(
                 f"<tr{' class=current' if current else ''}>"
@@ -692,7 +803,7 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def versions_section(self, site: str, article_key: str, capture: Capture) -> str:
-        archive = self.server.archive
+        archive = self.app.archive
         versions = text_versions(archive, site, article_key)
         if not versions:
             return ""
@@ -721,7 +832,11 @@ class Handler(BaseHTTPRequestHandler):
         return f"<section><h2>Text versions</h2><ul class=versions>{''.join(items)}</ul></section>"
 
     def coverage_section(self, site: str, article_key: str) -> str:
-        links = article_links(self.server.archive.catalog, site, article_key)
+        links = [
+            link
+            for link in article_links(self.app.archive.catalog, site, article_key)
+            if self.app.visible(link.other.url, link.other.site)
+        ]
         if not links:
             return (
                 "<section><h2>Other coverage</h2><p class=coverage>No article of another site is "
@@ -745,12 +860,16 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def diff_page(self, site: str, article_key: str, params: dict[str, list[str]]) -> None:
-        archive = self.server.archive
+        archive = self.app.archive
         versions = text_versions(archive, site, article_key)
         if not versions:
             raise AccessError(f"no archived text of {site}:{article_key}")
         old_n, new_n = _version_param(params, "from"), _version_param(params, "to")
         article = f"{site}:{article_key}"
+        for version in versions:
+            rule = self.app.withheld(version.url, site)
+            if rule is not None:
+                raise Withheld(withheld_message(f"the article {site}:{article_key}", rule))
         found = self.captures_of_texts(v.text_key for v in versions)
         latest = found.get(versions[-1].text_key)
         back = f"<a href='{capture_path(latest)}'>{_esc(article)}</a>" if latest else _esc(article)
@@ -790,8 +909,9 @@ class Handler(BaseHTTPRequestHandler):
             raise AccessError(f"no such WACZ: {site}/{crawl_id}")
         if not self.crawl_of_site(site, crawl_id):
             raise AccessError(f"no crawl {crawl_id!r} of {site!r} in the catalog")
+        self.app.check_wacz(site, crawl_id)
         key = wacz_key(site, crawl_id)
-        size = self.server.object_size(key) if key_is_safe(key) else None
+        size = self.app.object_size(key) if key_is_safe(key) else None
         if size is None:
             raise AccessError(f"no WACZ of the crawl {crawl_id} in the store")
         try:
@@ -805,20 +925,21 @@ class Handler(BaseHTTPRequestHandler):
             )
             return
         start, end = wanted or (0, size)
-        self.send_response(HTTPStatus.PARTIAL_CONTENT if wanted else HTTPStatus.OK)
-        self.send_header("Content-Type", "application/wacz+zip")
-        self.send_header("Content-Length", str(end - start))
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Content-Disposition", f'attachment; filename="{crawl_id}.wacz"')
+        headers = [
+            ("Content-Type", "application/wacz+zip"),
+            ("Content-Length", str(end - start)),
+            ("Accept-Ranges", "bytes"),
+            ("Content-Disposition", f'attachment; filename="{crawl_id}.wacz"'),
+        ]
         if wanted:
-            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
-        self.end_headers()
-        if self.command == "HEAD":
-            return
-        store = self.server.archive.store
-        for offset in range(start, end, _CHUNK):
-            self.wfile.write(store.get_range(key, offset, min(_CHUNK, end - offset)))
+            headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
+        store = self.app.archive.store
+
+        def chunks() -> Iterator[bytes]:
+            for offset in range(start, end, _CHUNK):
+                yield store.get_range(key, offset, min(_CHUNK, end - offset))
+
+        self.stream(HTTPStatus.PARTIAL_CONTENT if wanted else HTTPStatus.OK, chunks(), headers)
 
     def replay_route(self, rest: list[str], params: dict[str, list[str]]) -> None:
         if len(rest) == 2 and _NAME.match(rest[0]) and _NAME.match(rest[1]):
@@ -833,7 +954,11 @@ class Handler(BaseHTTPRequestHandler):
             raise BadRequest(f"url= must be the http(s) URL of a page of the crawl, not {url!r}")
         if ts and not _TIMESTAMP.match(ts):
             raise BadRequest(f"ts= must be 14 digits (YYYYMMDDhhmmss), not {ts!r}")
-        if not self.server.has_wacz(site, crawl_id):
+        rule = self.app.withheld(url, site)
+        if rule is not None:
+            raise Withheld(withheld_message(url, rule))
+        self.app.check_wacz(site, crawl_id)
+        if not self.app.has_wacz(site, crawl_id):
             raise AccessError(f"no WACZ of the crawl {crawl_id} in the store")
         attributes = {
             "source": wacz_path(site, crawl_id),
@@ -861,7 +986,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def app_file(self, parts: list[str]) -> None:
         """A file of the replaywebpage package: the app, its service worker, their assets."""
-        root = self.server.replaywebpage
+        root = self.app.replaywebpage
         rel = "/".join(parts)
         if (
             root is None
@@ -910,25 +1035,230 @@ def _pick(versions: list[Version], number: int | None, default: int, what: str) 
     raise AccessError(f"{what}={number}: the article has the versions {have}")
 
 
-class ArchiveServer(ThreadingHTTPServer):
-    daemon_threads = True
+def without_credentials(data: bytes, withheld: set[str]) -> bytes:
+    """One record's bytes (a gzip member) as served: a request record without its Cookie,
+    Authorization and Proxy-Authorization headers, marked in ``WARC-Withheld-Headers`` and
+    given the block digest of what is left; any other record unchanged. The names taken out
+    are added to ``withheld``."""
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    for record in ArchiveIterator(io.BytesIO(data)):
+        http = record.http_headers
+        if record.rec_type != "request" or http is None:
+            return data
+        names = [name for name, _ in http.headers if name.lower() in WITHHELD_HEADERS]
+        if not names:
+            return data
+        body = record.content_stream().read()
+        kept = [(n, v) for n, v in http.headers if n.lower() not in WITHHELD_HEADERS]
+        http_headers = StatusAndHeaders(http.statusline, kept, protocol=http.protocol)
+        dropped = ("content-length", "warc-block-digest", WITHHELD_FIELD.lower())
+        fields = [(n, v) for n, v in record.rec_headers.headers if n.lower() not in dropped]
+        fields.append((WITHHELD_FIELD, ", ".join(dict.fromkeys(names))))
+        warc_headers = StatusAndHeaders("", fields, protocol=record.rec_headers.protocol)
+        out = io.BytesIO()
+        writer = WARCWriter(out, gzip=True, warc_version=record.rec_headers.protocol)
+        rewritten = writer.create_warc_record(
+            record.rec_headers.get_header("WARC-Target-URI") or "",
+            "request",
+            payload=io.BytesIO(body),
+            length=len(body),
+            warc_headers=warc_headers,
+            http_headers=http_headers,
+        )
+        writer.write_record(rewritten)
+        withheld.update(dict.fromkeys(names))
+        return out.getvalue()
+    return data
+
+
+def _cut_quietly(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """A CDX answer's chunks; one that runs out of its budget after its first bytes went out
+    is cut (the connection closes before the last chunk, which a client sees as an error),
+    said in one line of the log."""
+    try:
+        yield from chunks
+    except CdxError as exc:
+        logger.warning("a CDX answer was cut: %s", exc)
+        raise _AnswerCut(str(exc)) from None
+
+
+class _AnswerCut(Exception):
+    """Raised into waitress to drop a connection mid-answer (logged in one line, no trace)."""
+
+
+class _QuietCut(logging.Filter):
+    """waitress logs an exception from an answer with its traceback: not for a cut answer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], _AnswerCut):
+            record.exc_info = None
+            record.exc_text = None
+            record.msg, record.args = "answer cut: %s", (record.getMessage(),)
+        return True
+
+
+logging.getLogger("waitress").addFilter(_QuietCut())
+
+
+@dataclass
+class Access:
+    """Who may read, under which names, and what is withheld from them."""
+
+    credentials: Credentials | None = None
+    hosts: frozenset[str] = frozenset({"localhost", "127.0.0.1", "::1"})
+    rules: RulesFile | None = None
+    withhold_credentials: bool = False
+    cdx: CdxOptions = field(default_factory=CdxOptions)
+
+
+class ArchiveApp:
+    """The WSGI application of ``serve``: the archive, the CDX index and the access checks."""
 
     def __init__(
         self,
-        address: tuple[str, int],
         archive: Archive,
-        replay: str | None,
+        replay: str | None = None,
         replaywebpage: Path | None = None,
+        access: Access | None = None,
+        cdx: CdxIndex | None = None,
     ) -> None:
-        super().__init__(address, Handler)
         self.archive = archive
         self.replay = replay.rstrip("/") if replay else None
         self.replaywebpage = replaywebpage.resolve() if replaywebpage else None
-        self.cdx = CdxIndex.from_store(archive)
+        self.access = access or Access()
+        self.withhold_credentials = self.access.withhold_credentials
+        self.cdx = cdx or CdxIndex.from_store(archive.store, options=self.access.cdx)
+        if self.access.rules is not None:
+            self.cdx.hidden = self._hidden_line
         # Stored objects are never replaced: a size once read stays true.
         self._sizes: dict[str, int | None] = {}
+        self._crawls: dict[tuple[str, str, int, str], Rule | None] = {}
         self._lock = Lock()
+        root = getattr(archive.store, "root", None)
+        private = {archive.store.uri, str(root) if root is not None else ""}
+        self._private = sorted((p for p in private if p), key=len, reverse=True)
 
+    # -- WSGI ------------------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        started = time.monotonic()
+        response = self.respond(environ)
+        phrase = HTTPStatus(response.status).phrase if response.status in _STATUSES else ""
+        start_response(f"{response.status} {phrase}".rstrip(), response.headers)
+        logger.info(
+            "%s %s %s %d %.0f ms",
+            environ.get("REMOTE_ADDR", "-"),
+            environ.get("REQUEST_METHOD"),
+            environ.get("REQUEST_URI") or environ.get("PATH_INFO"),
+            response.status,
+            (time.monotonic() - started) * 1000,
+        )
+        return response.body
+
+    def respond(self, environ: Mapping[str, Any]) -> Response:
+        path = str(environ.get("PATH_INFO") or "/")
+        if not host_allowed(environ.get("HTTP_HOST"), self.access.hosts):
+            return self.refusal(
+                400, path, "this server does not answer for that Host (see --allowed-host)"
+            )
+        credentials = self.access.credentials
+        if credentials is not None and credentials.check(environ.get("HTTP_AUTHORIZATION")) is None:
+            refused = self.refusal(
+                401, path, "authentication required: HTTP basic, or a bearer token"
+            )
+            refused.headers.append(
+                ("WWW-Authenticate", 'Basic realm="newsarchive", charset="UTF-8"')
+            )
+            return refused
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            refused = self.refusal(501, path, "only GET and HEAD: this server is read-only")
+            refused.headers.append(("Allow", "GET, HEAD"))
+            return refused
+        handler = Handler(self, environ)
+        try:
+            handler.handle()
+        except Exception:  # a fault of ours, not of the request: a 500 that names nothing
+            logger.exception("%s: failed", handler.path)
+            return self.refusal(500, path, "internal error: the server's log says more")
+        return handler.response
+
+    def refusal(self, status: int, path: str, message: str) -> Response:
+        if path == "/cdx" or path.startswith("/cdx/"):
+            body, kind = (
+                json.dumps({"message": message}).encode(),
+                "application/json; charset=utf-8",
+            )
+        else:
+            body, kind = message.encode() + b"\n", "text/plain; charset=utf-8"
+        headers = [
+            ("Content-Type", kind),
+            ("Content-Length", str(len(body))),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+        return Response(status, headers, [body])
+
+    def public(self, message: str) -> str:
+        """A message as a client may read it: the store's place is not named."""
+        for private in self._private:
+            message = message.replace(private, "the store")
+        return message
+
+    # -- access rules ----------------------------------------------------------------------------
+    def rules(self) -> AccessRules | None:
+        return self.access.rules.current() if self.access.rules is not None else None
+
+    def withheld(self, url: str, site: str | None) -> Rule | None:
+        rules = self.rules()
+        return rules.withheld(url, site) if rules else None
+
+    def visible(self, url: str, site: str | None) -> bool:
+        return self.withheld(url, site) is None
+
+    def _hidden_line(self, urlkey: str, site: str | None) -> bool:
+        rules = self.rules()
+        return bool(rules) and rules is not None and rules.withheld_key(urlkey, site) is not None
+
+    def check_wacz(self, site: str, crawl_id: str) -> None:
+        """A crawl's WACZ holds all its captures, as captured: none may be withheld."""
+        if self.withhold_credentials:
+            raise Withheld(
+                "the crawl's WACZ holds its request records as captured, credentials included, "
+                "which this server withholds (--withhold-credentials)",
+                403,
+            )
+        rule = self.crawl_withheld(site, crawl_id)
+        if rule is not None:
+            raise Withheld(withheld_message(f"a capture of the crawl {crawl_id}", rule))
+
+    def crawl_withheld(self, site: str, crawl_id: str) -> Rule | None:
+        rules = self.rules()
+        if not rules:
+            return None
+        today = datetime.now(UTC).date().isoformat()
+        key = (site, crawl_id, id(rules), today)
+        with self._lock:
+            if key in self._crawls:
+                return self._crawls[key]
+        c = captures.c
+        query = select(c.url).where(c.site == site, c.crawl_id == crawl_id).distinct()
+        found = None
+        with self.archive.catalog.engine.connect() as conn:
+            for (url,) in conn.execute(query):
+                found = rules.withheld(url, site)
+                if found is not None:
+                    break
+        with self._lock:
+            self._crawls[key] = found
+        return found
+
+    def wacz_served(self, site: str, crawl_id: str) -> bool:
+        if self.withhold_credentials or self.crawl_withheld(site, crawl_id) is not None:
+            return False
+        return self.has_wacz(site, crawl_id)
+
+    # -- the store -------------------------------------------------------------------------------
     def object_size(self, key: str) -> int | None:
         """The size of a stored object, None when the store lacks it."""
         with self._lock:
@@ -949,6 +1279,9 @@ class ArchiveServer(ThreadingHTTPServer):
     def has_wacz(self, site: str, crawl_id: str) -> bool:
         key = wacz_key(site, crawl_id)
         return key_is_safe(key) and self.object_size(key) is not None
+
+
+_STATUSES = {int(s) for s in HTTPStatus}
 
 
 def check_replaywebpage(path: str | Path) -> Path:
@@ -973,7 +1306,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, *, allow_remote: bool) -> None:
+def check_bind(host: str, *, allow_remote: bool, authenticated: bool = False) -> None:
     """A non-loopback address needs ``allow_remote`` (``--allow-remote``), and is logged."""
     if is_loopback(host):
         return
@@ -982,7 +1315,62 @@ def check_bind(host: str, *, allow_remote: bool) -> None:
             f"--host {host} would serve the archive beyond this machine: "
             "add --allow-remote to mean it"
         )
-    logger.warning("serving on %s: the archive is readable from the network, unauthenticated", host)
+    logger.warning(
+        "serving on %s: the archive is readable from the network%s",
+        host,
+        "" if authenticated else ", unauthenticated",
+    )
+
+
+def access_options(
+    host: str,
+    *,
+    allow_remote: bool = False,
+    auth_file: str | None = None,
+    no_auth: bool = False,
+    allowed_host: Sequence[str] = (),
+    access_file: str | None = None,
+    withhold_credentials: bool = False,
+    cdx_paged: bool = False,
+    cdx_budget: float | None = 10.0,
+) -> Access:
+    """What ``serve``'s options say about access, checked before anything is opened."""
+    credentials = Credentials.load(auth_file)
+    if credentials is not None and no_auth:
+        raise AccessError(
+            "--no-auth, but credentials are given (--auth-file or $NEWSARCHIVE_SERVE_AUTH)"
+        )
+    if allow_remote and not is_loopback(host) and credentials is None and not no_auth:
+        raise AccessError(
+            f"--host {host} --allow-remote serves the archive to the network: give --auth-file "
+            "FILE (or set $NEWSARCHIVE_SERVE_AUTH) for who may read, or --no-auth to let anyone "
+            "who reaches it read"
+        )
+    names = list(allowed_host)
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_unspecified:
+            import socket
+
+            names += [socket.gethostname(), socket.getfqdn()]
+    except ValueError:
+        pass
+    try:
+        cdx = CdxOptions(paged=cdx_paged, budget=cdx_budget)
+    except ValueError as exc:
+        raise AccessError(f"--cdx-budget: {exc}") from None
+    return Access(
+        credentials=credentials,
+        hosts=allowed_hosts(host, names),
+        rules=RulesFile(access_file) if access_file else None,
+        withhold_credentials=withhold_credentials,
+        cdx=cdx,
+    )
+
+
+def hash_password_line(name: str, secret: str) -> str:
+    """The credentials file's line for a password (``serve --hash-password``)."""
+    hashed = hash_password(secret)
+    return f"{name}:{hashed}" if name else hashed
 
 
 def serve(
@@ -993,20 +1381,30 @@ def serve(
     replay: str | None = None,
     replaywebpage: str | Path | None = None,
     allow_remote: bool = False,
+    access: Access | None = None,
+    server: httpd.ServerConfig | None = None,
 ) -> None:
-    check_bind(host, allow_remote=allow_remote)
-    app = check_replaywebpage(replaywebpage) if replaywebpage else None
+    access = access or Access(hosts=allowed_hosts(host))
+    check_bind(host, allow_remote=allow_remote, authenticated=access.credentials is not None)
+    unpacked = check_replaywebpage(replaywebpage) if replaywebpage else None
+    app = ArchiveApp(archive, replay, unpacked, access)
     try:
-        server = ArchiveServer((host, port), archive, replay, app)
+        running = httpd.create(app, host, port, server or httpd.ServerConfig())
     except OSError as exc:  # the port is taken, or not ours to take
         raise AccessError(
             f"cannot listen on http://{host}:{port}/: {exc.strerror or exc} (--port)"
         ) from None
-    bound_port = server.server_address[1]
-    print(f"serving {archive.store.uri} on http://{host}:{bound_port}/ (read-only)", flush=True)
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"serving {archive.store.uri} on http://{shown}:{httpd.bound_port(running)}/ (read-only"
+        + (", authenticated" if access.credentials else "")
+        + (", access rules" if access.rules else "")
+        + ")",
+        flush=True,
+    )
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        httpd.run(running)
     finally:
-        server.server_close()
+        closer = getattr(app.cdx.sources, "close", None)
+        if closer is not None:
+            closer()
