@@ -411,6 +411,7 @@ class ArchiveCatalog:
             return
         with self._rows_lock:
             texts = dict(self._texts)
+        done: set[str] = set()
         if rows:
             joined = []
             for row in rows:
@@ -419,9 +420,11 @@ class ArchiveCatalog:
                     row = dataclasses.replace(
                         row, text_digest=text[0], text_key=text[1], version=text[2]
                     )
+                    done.add(row.record_id)
                 joined.append(row)
             self.catalog.add_captures(joined)
-        done = {r.record_id for r in rows}
+        # Only the texts joined here are done: one that came for these rows after the copy
+        # above joins them at the next flush (dropping it left the capture without its text).
         if texts:
             # Texts of captures recorded by an earlier batch; the rest wait for theirs.
             done |= self.catalog.set_capture_texts(texts)
