@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from crawler.constants import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from crawler.text.extract import SiteRules
@@ -174,6 +174,13 @@ def add_commands(sub: Any, rules_factory: RulesFactory = spider_rules) -> None:
     )
     cmd.set_defaults(func=lambda ns: cmd_reextract(ns, rules_factory))
 
+    def one_line(message: str) -> NoReturn:
+        # argparse prints the whole usage first; the help is one --help away.
+        print(f"error: {message} (newsarchive reextract --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+    cmd.error = one_line
+
 
 def main(argv: Sequence[str], rules: Mapping[str, SiteRules] | None = None) -> int:
     """``newsarchive reextract ARGV…`` with these site rules instead of the spiders' (trying
@@ -213,7 +220,7 @@ def _sites(values: Sequence[str] | None) -> tuple[str, ...]:
 
 def _reextract(ns: argparse.Namespace, rules_factory: RulesFactory) -> int:
     from crawler.access.cli import open_archive
-    from crawler.access.query import parse_time
+    from crawler.access.query import AccessError, parse_time
     from crawler.crawl.reextract import Reextractor, Selection
     from crawler.options import load_options, setting_choice
     from crawler.store.base import store_options
@@ -244,8 +251,11 @@ def _reextract(ns: argparse.Namespace, rules_factory: RulesFactory) -> int:
         mode = setting_choice(settings, "ARCHIVE_TEXT_MODE", TEXT_MODES)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    since = None if ns.since is None else parse_time(ns.since)
-    until = None if ns.until is None else parse_time(ns.until, end=True)
+    try:
+        since = None if ns.since is None else parse_time(ns.since)
+        until = None if ns.until is None else parse_time(ns.until, end=True)
+    except AccessError as exc:
+        raise UsageError(str(exc)) from None
     if since and until and since >= until:
         raise UsageError(f"--from {ns.since} is not before --to {ns.until}")
     archive = open_archive(ns, resolver=False)
