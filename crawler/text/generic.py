@@ -449,7 +449,10 @@ def _select(page: _Page, container: int, title: str | None) -> list[str]:
     out: list[str] = []
     title_key = title.casefold() if title else None
     good = [i for i, block in enumerate(kept) if block.kind == _GOOD]
-    first, last = (good[0], good[-1]) if good else (len(kept), -1)
+    if not good:
+        # Headings and short lines alone are a list or a form, not an article.
+        return []
+    first, last = good[0], good[-1]
     for i, block in enumerate(kept):
         if (
             block.kind == _SHORT
