@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,36 +70,56 @@ def raise_fd_limit() -> int:
     return int(soft) if soft != resource.RLIM_INFINITY else 65536
 
 
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM, as SIGINT raises KeyboardInterrupt."""
+class _Stop(SystemExit):
+    """Raised in the main thread by SIGTERM, as SIGINT raises KeyboardInterrupt: waitress's
+    loop lets both through its handlers, stops its threads and returns."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to the address (OSError when it cannot be had, nothing left open)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def create(app: Callable[..., Any], host: str, port: int, config: ServerConfig) -> Any:
     """A bound waitress server for ``app`` (OSError when the address cannot be had)."""
     from waitress.server import create_server
 
+    sock = bind(host, port)
     fds = raise_fd_limit()
     # waitress stops accepting at connection_limit; the rest wait in the backlog.
     limit = max(64, fds - _RESERVED_FDS - config.threads)
     # Each request is logged by the app; waitress's queue warnings say only that all
     # threads are busy, once per queued request.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    return create_server(
-        app,
-        host=host.strip("[]"),
-        port=port,
-        threads=config.threads,
-        backlog=listen_backlog(),
-        connection_limit=limit,
-        channel_timeout=config.idle_timeout,
-        cleanup_interval=max(1, min(10, config.idle_timeout // 2)),
-        asyncore_use_poll=True,  # select() cannot watch a descriptor above 1023
-        ident="",  # no Server header, no version anywhere
-        expose_tracebacks=False,
-        max_request_header_size=config.max_header_bytes,
-        max_request_body_size=config.max_body_bytes,
-        clear_untrusted_proxy_headers=True,
-    )
+    try:
+        return create_server(
+            app,
+            sockets=[sock],
+            threads=config.threads,
+            backlog=listen_backlog(),
+            connection_limit=limit,
+            channel_timeout=config.idle_timeout,
+            cleanup_interval=max(1, min(10, config.idle_timeout // 2)),
+            asyncore_use_poll=True,  # select() cannot watch a descriptor above 1023
+            ident="",  # no Server header, no version anywhere
+            expose_tracebacks=False,
+            max_request_header_size=config.max_header_bytes,
+            max_request_body_size=config.max_body_bytes,
+            clear_untrusted_proxy_headers=True,
+        )
+    except BaseException:
+        sock.close()
+        raise
 
 
 def bound_port(server: Any) -> int:
@@ -113,10 +134,7 @@ def run(server: Any) -> None:
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        server.run()  # returns on KeyboardInterrupt, having stopped its threads
-    except _Stop as exc:
-        logger.info("stopping on %s", exc)
-        server.task_dispatcher.shutdown()
+        server.run()  # returns on SIGINT or SIGTERM, having stopped its threads
     finally:
         signal.signal(signal.SIGTERM, previous)
         close(server)

@@ -1040,6 +1040,16 @@ def without_credentials(data: bytes, withheld: set[str]) -> bytes:
     Authorization and Proxy-Authorization headers, marked in ``WARC-Withheld-Headers`` and
     given the block digest of what is left; any other record unchanged. The names taken out
     are added to ``withheld``."""
+    from warcio.exceptions import ArchiveLoadFailed
+
+    try:
+        return _without_credentials(data, withheld)
+    except (ArchiveLoadFailed, ValueError, OSError, EOFError) as exc:
+        # Unreadable, so it cannot be told free of credentials: not served.
+        raise AccessError(f"a record of this capture cannot be read ({exc})") from None
+
+
+def _without_credentials(data: bytes, withheld: set[str]) -> bytes:
     from warcio.archiveiterator import ArchiveIterator
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
