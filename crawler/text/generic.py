@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -135,7 +136,6 @@ _HIDDEN_CLASS_RE: Final = re.compile(
 )
 _HIDDEN_STYLE_RE: Final = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 _SENTENCE_END_RE: Final = re.compile(r"[.!?;:。！？؟۔…\"'”’»)]\s*$")
-_WS_RE: Final = re.compile(r"\s+")
 
 _ARTICLE_TYPES: Final = frozenset(
     {
@@ -239,7 +239,18 @@ class _Page:
 
 
 def _collapse(text: str) -> str:
-    return _WS_RE.sub(" ", text).strip()
+    return " ".join(text.split())
+
+
+@lru_cache(maxsize=4096)
+def _name_flags(name: str) -> tuple[bool, bool]:
+    """Whether a class-and-id string names the article body, and whether it names chrome
+    (hidden, or a navigation, sharing, comment, related or advertising part).
+
+    Cached: a page repeats its class names, and a site its pages'."""
+    return bool(_BODY_RE.search(name)), bool(
+        _HIDDEN_CLASS_RE.search(name) or _CHROME_RE.search(_words(name))
+    )
 
 
 def _words(name: str) -> str:
@@ -281,34 +292,39 @@ def _walk(body: LexborNode) -> _Page:
 
     def open_element(node: LexborNode, tag: str) -> None:
         attrs = node.attributes
-        name = " ".join(v for k in ("class", "id") if (v := attrs.get(k)))
+        classes, ident = attrs.get("class"), attrs.get("id")
+        name = f"{classes} {ident}" if classes and ident else classes or ident or ""
         index = len(tags)
-        parent.append(open_elements[-1] if open_elements else -1)
+        up = open_elements[-1] if open_elements else -1
+        parent.append(up)
         tags.append(tag)
         names.append(name)
         first_block.append(len(blocks))
         end_block.append(len(blocks))
         role = attrs.get("role") or ""
+        body_name, chrome_name = _name_flags(name) if name else (False, False)
         is_body = (
-            tag in ("article", "main")
+            body_name
+            or tag in ("article", "main")
             or role == "main"
             or attrs.get("itemprop") == "articleBody"
-            or bool(name and _BODY_RE.search(name))
         )
         bodyish.append(is_body)
-        up = parent[index]
         in_article.append(is_body or (up >= 0 and in_article[up]))
         style = attrs.get("style")
         chrome.append(
             index > 0
             and (
-                (tag in _CHROME_TAGS and not (tag == "header" and in_article[index]))
+                (chrome_name and not is_body)
+                or (tag in _CHROME_TAGS and not (tag == "header" and in_article[index]))
                 or role in _ROLES_CHROME
                 or "hidden" in attrs
                 or attrs.get("aria-hidden") == "true"
-                or bool(style and _HIDDEN_STYLE_RE.search(style))
-                or bool(name and _HIDDEN_CLASS_RE.search(name))
-                or bool(name and not is_body and _CHROME_RE.search(_words(name)))
+                or bool(
+                    style
+                    and ("none" in style or "hidden" in style)
+                    and _HIDDEN_STYLE_RE.search(style)
+                )
             )
         )
         open_elements.append(index)
