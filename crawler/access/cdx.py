@@ -368,13 +368,12 @@ class CdxIndex:
         # pywb merges its index files on each line's JSON form, where it has added the file's
         # name as "source": that order, not the lines' text order, is the order of its answer.
         return (
-            entry
-            for _, entry in heapq.merge(
+            key.entry
+            for key in heapq.merge(
                 *(
-                    ((_merge_key(entry, source.name), entry) for entry in map(_entry, lines))
+                    (_MergeKey(entry, source.name) for entry in map(_entry, lines))
                     for source, lines in zip(sources, ranges, strict=True)
-                ),
-                key=lambda pair: pair[0],
+                )
             )
         )
 
@@ -512,6 +511,9 @@ def _chunks(lines: Iterable[str]) -> Iterator[bytes]:
         yield "".join(batch).encode("utf-8")
 
 
+_json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
 def _entry(line: str) -> Entry:
     """pywb's CDXObject of a CDXJ line: alias names resolved, non-ASCII URLs %-quoted."""
     urlkey, timestamp, rest = line.split(" ", 2)
@@ -529,6 +531,29 @@ def _entry(line: str) -> Entry:
 
 def _merge_key(entry: Entry, source: str) -> str:
     return json.dumps(entry)[:-1] + ', "source": ' + json.dumps(source) + "}"
+
+
+class _MergeKey:
+    """``_merge_key`` compared lazily: its start (urlkey and timestamp, as JSON strings, which
+    no other such start is a prefix of) decides, the whole JSON only between equals."""
+
+    __slots__ = ("_full", "entry", "head", "source")
+
+    def __init__(self, entry: Entry, source: str) -> None:
+        self.entry = entry
+        self.source = source
+        self.head = _json_string(entry["urlkey"]) + _json_string(entry["timestamp"])
+        self._full: str | None = None
+
+    def full(self) -> str:
+        if self._full is None:
+            self._full = _merge_key(self.entry, self.source)
+        return self._full
+
+    def __lt__(self, other: _MergeKey) -> bool:
+        if self.head != other.head:
+            return self.head < other.head
+        return self.full() < other.full()
 
 
 def search_range(url: str, match_type: str) -> tuple[str, str]:
