@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    delete,
     insert,
     select,
     update,
@@ -96,6 +97,9 @@ class DoneRow:
         return list(json.loads(self.records)) if self.records else []
 
 
+_DONE = tuple(f.name for f in fields(DoneRow))
+
+
 def _row(cls: type[Any], mapping: Any) -> Any:
     return cls(**{f.name: mapping[f.name] for f in fields(cls)})
 
@@ -158,20 +162,22 @@ class Checkpoints:
     def put(self, rows: Sequence[DoneRow]) -> None:
         """Record these outcomes in one transaction (a record's later outcome replaces its
         earlier one: ``writing`` becomes ``changed``)."""
-        if not rows:
+        latest = {(row.run_id, row.record_id): row for row in rows}
+        if not latest:
             return
+        by_run: dict[str, list[str]] = {}
+        for run_id, record_id in latest:
+            by_run.setdefault(run_id, []).append(record_id)
+        t = reextract_done.c
         with self.engine.begin() as conn:
-            for row in rows:
-                values = asdict(row)
-                done = conn.execute(
-                    update(reextract_done)
-                    .where(
-                        and_(
-                            reextract_done.c.run_id == row.run_id,
-                            reextract_done.c.record_id == row.record_id,
+            for run_id, ids in by_run.items():
+                for start in range(0, len(ids), 500):
+                    conn.execute(
+                        delete(reextract_done).where(
+                            and_(t.run_id == run_id, t.record_id.in_(ids[start : start + 500]))
                         )
                     )
-                    .values(**values)
-                ).rowcount
-                if not done:
-                    conn.execute(insert(reextract_done).values(**values))
+            conn.execute(
+                insert(reextract_done),
+                [{name: getattr(row, name) for name in _DONE} for row in latest.values()],
+            )
