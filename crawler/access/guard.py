@@ -90,7 +90,8 @@ class Credential:
                     return cls(name, "sha256", (0, 0, 0), b"", digest)
             if parts[0] == "scrypt" and len(parts) == 6:
                 n, r, p = (int(v) for v in parts[1:4])
-                if n > 1 and n & (n - 1) == 0 and n <= 2**20 and 0 < r <= 32 and 0 < p <= 16:
+                # scrypt needs 128·N·r bytes: at most 128 MiB a check.
+                if n > 1 and n & (n - 1) == 0 and r > 0 and 128 * n * r <= 2**27 and 0 < p <= 16:
                     return cls(name, "scrypt", (n, r, p), _unb64(parts[4]), _unb64(parts[5]))
         except (ValueError, binascii.Error):
             pass
@@ -104,9 +105,12 @@ class Credential:
         if self.scheme == "sha256":
             return hmac.compare_digest(hashlib.sha256(data).digest(), self.digest)
         n, r, p = self.cost
-        found = hashlib.scrypt(
-            data, salt=self.salt, n=n, r=r, p=p, dklen=len(self.digest), maxmem=2**28
-        )
+        try:
+            found = hashlib.scrypt(
+                data, salt=self.salt, n=n, r=r, p=p, dklen=len(self.digest), maxmem=2**28
+            )
+        except ValueError:  # beyond what this machine's OpenSSL gives scrypt: no match
+            return False
         return hmac.compare_digest(found, self.digest)
 
 
