@@ -760,3 +760,33 @@ def test_on_s3_every_warc_read_is_a_ranged_get(
     assert {f["detail"] for f in again["failures"]} == {gone}
     asked = [p for m, p, _r, _s in recorder.seen if m == "GET" and p.endswith(gone)]
     assert len(asked) == 1  # the file's other records were not asked for again
+
+
+# -- a PostgreSQL catalog -------------------------------------------------------------------------
+def test_on_a_postgresql_catalog_the_same_versions(
+    demo_all_store: Path, expected: set[str], clean_run: Any, fresh_pg: str, tmp_path: Path
+) -> None:
+    """The selection's window query, the checkpoints and the versions on the shared kind of
+    catalog: the same end state as the clean run on SQLite."""
+    from sqlalchemy import create_engine, text
+
+    store = copy_store(demo_all_store, tmp_path / "store")
+    rebuilt = cli("reindex", "--store", str(store), "--catalog", fresh_pg, "--quiet")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    proc, summary = reextract(store, "--catalog", fresh_pg, "--workers", "2", kill="recorded:1")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    proc, summary = reextract(store, "--catalog", fresh_pg, "--workers", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert summary is not None and {c["article_key"] for c in summary["changes"]} == expected
+    engine = create_engine(fresh_pg)
+    try:
+        with engine.connect() as conn:
+            texts = conn.execute(
+                text(
+                    "SELECT text_key, site, article_key, version, text_digest, "
+                    "extractor_version, rules_digest FROM texts ORDER BY 1"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in texts] == state(clean_run[0] / ".catalog.sqlite")["texts"]

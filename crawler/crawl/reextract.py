@@ -791,7 +791,8 @@ class Reextractor:
         sites = sorted({i.capture.site for i in todo} | set(open_runs))
         for site in sites:
             runs[site] = self._open_run(site, selection, fingerprint, open_runs.get(site), dry_run)
-            summary.runs[site] = runs[site].run_id
+            if not dry_run:
+                summary.runs[site] = runs[site].run_id
             runs[site].summary.selected = sum(1 for i in todo if i.capture.site == site) + sum(
                 1 for r in final.values() if r.run_id == runs[site].run_id
             )
