@@ -140,6 +140,15 @@ class Checkpoints:
         with self.engine.connect() as conn:
             return [_row(RunRow, r) for r in conn.execute(query).mappings()]
 
+    def adopt(self, run_id: str, host: str, pid: int) -> None:
+        """The process that resumes a run is the one its row names from now on."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(reextract_runs)
+                .where(reextract_runs.c.run_id == run_id)
+                .values(host=host, pid=pid)
+            )
+
     def finish(self, run_id: str, when: str, summary: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
             conn.execute(

@@ -779,6 +779,11 @@ class Reextractor:
         fingerprint = self.fingerprint(selection)
         open_runs: dict[str, RunRow] = {}
         for row in [] if dry_run else self.checkpoints.unfinished(fingerprint):
+            if row.host == self.host and row.pid and row.pid != os.getpid() and _alive(row.pid):
+                raise ReextractError(
+                    f"the run {row.run_id} of this selection is running now (pid {row.pid} "
+                    "on this host): let it finish, or stop it (it resumes when started again)"
+                )
             open_runs.setdefault(row.site, row)
         done = self.checkpoints.done(r.run_id for r in open_runs.values())
         final = {k: v for k, v in done.items() if v.outcome != "writing"}
@@ -862,6 +867,7 @@ class Reextractor:
                 warc_spool_dir(self.spool, site, found.run_id),
                 resumed=True,
             )
+            self.checkpoints.adopt(run.run_id, self.host, os.getpid())
             # What a killed start left in its WARC files: repaired, and known by record id.
             recover_open_files(run.spool)
             for path in sorted(run.spool.glob(f"*{WARC_GZ_SUFFIX}")):
@@ -1590,6 +1596,16 @@ class Reextractor:
             path.unlink(missing_ok=True)
         with suppress(OSError):  # not empty (a file another process left): kept
             run.spool.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def _with_text(capture: Capture, sidecar: Mapping[str, Any]) -> Capture:
