@@ -354,6 +354,15 @@ def cmd_export(ns: argparse.Namespace) -> int:
         return EXIT_FAILED
     if len(taken) > 1:
         print("in all: " + grand.line(f"{len(taken)} sites ({', '.join(taken)}) {span}", ns.dest))
+    if grand.corrupt:
+        for line in grand.corrupt:
+            print(f"skipped: {line}", file=sys.stderr)
+        print(
+            f"error: {len(grand.corrupt)} records failed their check and were left out of "
+            f"{ns.dest} (`newsarchive verify` lists every corrupt object)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -732,3 +741,7 @@ def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> N
     add_research_commands(
         sub, resolver_factory, run=_run, common=_common, open_archive=open_archive
     )
+
+    from crawler.access.verify import add_command as add_verify_command
+
+    add_verify_command(sub, _run, _common, UsageError, _site_names)

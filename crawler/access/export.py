@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -26,7 +26,13 @@ from crawler.access.query import (
     describe_published,
     text_conditions,
 )
-from crawler.access.records import Location, extract_warcinfo, linked_for_many, read_records
+from crawler.access.records import (
+    Location,
+    RecordError,
+    extract_warcinfo,
+    linked_for_many,
+    read_verified,
+)
 from crawler.catalog.db import Capture, captures
 from crawler.catalog.stories import story_ids
 from crawler.layout import TEXT_PREFIX
@@ -109,19 +115,24 @@ class Summary:
     rows: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    # Records refused because their bytes fail their digests (or are not there): one line each.
+    corrupt: list[str] = field(default_factory=list)
 
     def line(self, what: str, dest: str) -> str:
         seconds = self.seconds or 1e-9
         mb = self.bytes / 1e6
+        skipped = f"; {len(self.corrupt)} corrupt, skipped" if self.corrupt else ""
         return (
             f"exported {self.rows} articles ({mb:.2f} MB) of {what} to {dest} in "
             f"{self.seconds:.2f}s ({self.rows / seconds:,.0f} rows/s, {mb / seconds:.2f} MB/s)"
+            f"{skipped}"
         )
 
     def add(self, other: Summary) -> None:
         self.rows += other.rows
         self.bytes += other.bytes
         self.seconds += other.seconds
+        self.corrupt.extend(other.corrupt)
 
 
 class Progress:
@@ -331,7 +342,11 @@ class Export:
         # The other records of a whole batch in one query, not one per row.
         links = linked_for_many(self.archive.catalog.engine, [c.record_id for c in batch])
         for capture in batch:
-            summary.bytes += self._write_one(capture, links[capture.record_id])
+            try:
+                summary.bytes += self._write_one(capture, links[capture.record_id])
+            except RecordError as exc:
+                summary.corrupt.append(str(exc))
+                continue
             summary.rows += 1
             if progress is not None:
                 progress(summary.rows, summary.bytes)
@@ -339,7 +354,13 @@ class Export:
     def _write_one(self, capture: Capture, links: list[Location]) -> int:
         archive = self.archive
         if self.fmt == "warc":
-            data = read_records(archive.store, [archive.locations(capture, [])[0], *links])
+            locations = [archive.locations(capture, [])[0], *links]
+            try:
+                data = read_verified(archive.store, locations)
+            except FileNotFoundError:
+                raise RecordError(
+                    f"record {capture.record_id}: {capture.warc_key} is not in the store"
+                ) from None
             return self._write(data)
         text = archive.text(capture)
         if self.fmt == "text":

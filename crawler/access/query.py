@@ -18,11 +18,12 @@ from sqlalchemy import and_, func, or_, select
 
 from crawler.access.records import (
     Location,
+    RecordError,
     ensure_tables,
     extract_warcinfo,
     linked_for,
     payload_of,
-    read_records,
+    read_verified,
 )
 from crawler.catalog.db import Capture, Catalog, captures, iso, texts
 from crawler.constants import CHALLENGE_RECORD
@@ -596,7 +597,14 @@ class Archive:
             f"{capture.site}): its {capture.record_type} record, then its request, metadata "
             "and conversion records, copied unchanged from the store",
         )
-        return info + read_records(self.store, self.locations(capture))
+        try:
+            return info + read_verified(self.store, self.locations(capture))
+        except RecordError as exc:
+            raise AccessError(f"refused: {exc}") from None
+        except FileNotFoundError as exc:
+            raise AccessError(
+                f"{capture.warc_key} is in the catalog but not in the store {self.store.uri}"
+            ) from exc
 
     def html(self, capture: Capture) -> tuple[str, str]:
         """The archived payload, content coding removed and decoded: (text, content type)."""

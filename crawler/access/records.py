@@ -12,8 +12,8 @@ import io
 import json
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -223,6 +223,77 @@ def linked_records(entries: Iterable[WarcEntry]) -> dict[str, list[Location]]:
 def read_records(store: Store, locations: Sequence[Location]) -> bytes:
     """The records at these places, concatenated: a valid WARC (gzip member per record)."""
     return b"".join(store.get_range(loc.warc_key, loc.offset, loc.length) for loc in locations)
+
+
+def record_problems(
+    stream: IO[bytes], on_record: Callable[[], None] | None = None
+) -> Iterator[tuple[int, str, str]]:
+    """Every record of a WARC stream whose block or payload digest fails, or that cannot be
+    read: (offset, record id, what is wrong), read once front to back with warcio's checks.
+    A record that cannot be read ends the stream (nothing after it can be found)."""
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.exceptions import ArchiveLoadFailed
+
+    found: list[tuple[int, str, str]] = []
+    offset = 0
+    record_id = ""
+    said = io.StringIO()  # warcio writes a broken gzip member to stderr and reads on
+    try:
+        with redirect_stderr(said):
+            records = ArchiveIterator(stream, check_digests=True)
+            for record in records:
+                record_id = record.rec_headers.get_header("WARC-Record-ID") or ""
+                if on_record is not None:
+                    on_record()
+                while record.raw_stream.read(CHUNK):
+                    pass  # the digests are taken as the record is read
+                offset = int(records.get_record_offset())  # asked before, it reads the record
+                checker = record.digest_checker
+                left = int(getattr(record.raw_stream, "limit", 0) or 0)
+                if said.getvalue().strip() or left > 0:
+                    cause = said.getvalue().strip() or "the file ends first"
+                    found.append((offset, record_id, f"cut short, {left} bytes missing ({cause})"))
+                elif checker.passed is False:
+                    found.append((offset, record_id, "; ".join(map(str, checker.problems))))
+                said.seek(0)
+                said.truncate()
+                record_id = ""
+    except (ArchiveLoadFailed, OSError, EOFError, ValueError, zlib.error) as exc:
+        where = f"after {record_id}" if record_id else "unreadable"
+        found.append((offset, record_id, f"{where}: {_short(exc)}"))
+    yield from found
+
+
+def _short(exc: BaseException) -> str:
+    """An exception in one short printable line (warcio quotes the bytes it could not read)."""
+    text = " ".join(str(exc).split())
+    text = "".join(c if c.isprintable() and ord(c) < 128 else "?" for c in text)
+    return f"{exc.__class__.__name__}: {text[:100]}{'…' if len(text) > 100 else ''}"
+
+
+def check_record_bytes(data: bytes, location: Location) -> None:
+    """``RecordError`` naming the record and its WARC unless ``data`` is exactly the record the
+    catalog places there, whole, its block and payload digests passing."""
+    place = f"record {location.record_id} in {location.warc_key} at {location.offset}"
+    if len(data) != location.length:
+        raise RecordError(f"{place}: {len(data)} of its {location.length} bytes in the store")
+    found = list(record_problems(io.BytesIO(data)))
+    if found:
+        raise RecordError(f"{place} is corrupt: {found[0][2]}")
+    record, _payload = wire_payload_of(data)
+    ident = record.rec_headers.get_header("WARC-Record-ID") or ""
+    if location.record_id and ident != location.record_id:
+        raise RecordError(f"{place}: record {ident or '(none)'} there instead")
+
+
+def read_verified(store: Store, locations: Sequence[Location]) -> bytes:
+    """As ``read_records``, each record checked (``check_record_bytes``): RecordError else."""
+    parts = []
+    for loc in locations:
+        data = store.get_range(loc.warc_key, loc.offset, loc.length)
+        check_record_bytes(data, loc)
+        parts.append(data)
+    return b"".join(parts)
 
 
 def extract_warcinfo(

@@ -92,7 +92,16 @@ class LocalStore:
         self.uri = self.root.as_uri()
 
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*check_key(key).split("/"))
+        """The key's file, refused (StoreError) when it or a directory on the way is a link
+        that leads out of the root: the store never reads or writes outside it."""
+        path = self.root.joinpath(*check_key(key).split("/"))
+        try:
+            resolved = path.resolve()
+        except (OSError, RuntimeError) as exc:  # a link loop
+            raise StoreError(f"{key} cannot be resolved in {self.uri}: {exc}") from None
+        if not resolved.is_relative_to(self.root):
+            raise StoreError(f"{key} leads out of the store {self.uri} (a link): refused")
+        return path
 
     def check_writable(self) -> None:
         try:
@@ -180,7 +189,14 @@ class LocalStore:
         return self._path(key).read_bytes()
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Exactly ``length`` bytes from ``offset``; a negative offset or length, or a range
+        that does not lie within the object, is a StoreError (never "the rest of the file")."""
+        if offset < 0 or length < 0:
+            raise StoreError(f"{key}: no range at offset {offset} of length {length}")
         with self._path(key).open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if offset + length > size:
+                raise StoreError(f"{key}: the range {offset}+{length} lies beyond its {size} bytes")
             fh.seek(offset)
             return fh.read(length)
 
@@ -205,8 +221,11 @@ class LocalStore:
                 if name.startswith("."):
                     continue
                 key = Path(dirpath, name).relative_to(self.root).as_posix()
-                if key.startswith(prefix):
-                    yield key
+                if not key.startswith(prefix):
+                    continue
+                if not Path(dirpath, name).resolve().is_relative_to(self.root):
+                    continue  # a link out of the store is no object of it
+                yield key
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
