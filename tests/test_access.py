@@ -395,8 +395,10 @@ def test_reindex_from_an_s3_bucket_gives_the_same_answers(
     monkeypatch.setenv("ARCHIVE_STORE_S3_ADDRESSING_STYLE", "path")
     monkeypatch.setenv("ARCHIVE_SPOOL_DIR", str(tmp_path / "spool"))
     uri = f"s3://{bucket}/news"
+    # No catalog yet on this machine: said in one line, and none is made by a read.
     empty = cli("get", sample_refs(store)[0], "--store", uri)
-    assert empty.code == 1 and "run `newsarchive reindex" in empty.err
+    assert empty.code == 2 and "run `newsarchive reindex" in empty.err
+    assert not (tmp_path / "spool").exists()
     done = cli("reindex", "--store", uri, "--quiet")
     assert done.code == 0, done.err
     # One catalog per remote store, beside the spool.
@@ -425,21 +427,28 @@ def test_serve_on_a_busy_port_is_one_line(store: Path) -> None:
 def test_bad_input_is_one_line_and_a_non_zero_exit(store: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    cases = [
-        (("snapshots", "https://unknown.example/x"), "no capture of"),
-        (("get", "https://unknown.example/x"), "no capture of"),
-        (("snapshots", "tdi:world-polio-day-2023", "--from", "June 2025"), "unparseable date"),
-        (("get", "tdi:world-polio-day-2023", "--at", "2025-02-30"), "unparseable date"),
+    cases = [  # data the archive lacks: 1; a value that cannot be meant: 2 (usage)
+        (("snapshots", "https://unknown.example/x"), "no capture of", 1),
+        (("get", "https://unknown.example/x"), "no capture of", 1),
+        (("snapshots", "tdi:world-polio-day-2023", "--from", "June 2025"), "unparseable date", 2),
+        (("get", "tdi:world-polio-day-2023", "--at", "2025-02-30"), "unparseable date", 2),
+        (("snapshots", "--site", "tdi", "--to", "9999"), "out of range", 2),
     ]
-    for args, message in cases:
+    for args, message, code in cases:
         got = cli(*args, "--store", str(store))
-        assert got.code == 1, args
+        assert got.code == code, args
         assert got.err.count("\n") == 1 and message in got.err, got.err
     no_manifests = cli("reindex", "--store", str(empty))
     assert no_manifests.code == 1 and no_manifests.err.count("\n") == 1
     assert "no manifests" in no_manifests.err
     missing = cli("snapshots", "x", "--store", str(tmp_path / "nothing-here"))
     assert missing.code == 2 and missing.err.count("\n") == 1
+    # A read command on a directory without a catalog writes nothing into it.
+    untouched = tmp_path / "untouched"
+    untouched.mkdir()
+    bare = cli("snapshots", "--site", "tdi", "--store", str(untouched))
+    assert bare.code == 2 and "no catalog at" in bare.err and "reindex" in bare.err
+    assert sorted(p.name for p in untouched.iterdir()) == []
 
 
 # ------------------------------------------------------------------ serve

@@ -30,7 +30,9 @@ class UsageError(Exception):
     """Bad input on the command line: said in one line, exit 2."""
 
 
-def open_archive(ns: argparse.Namespace, *, resolver: bool = True) -> Any:
+def open_archive(ns: argparse.Namespace, *, resolver: bool = True, create: bool = False) -> Any:
+    """The store and catalog the options name. Only ``create`` (reindex) makes a catalog (and
+    a spool for it) where there is none: a read command never writes into a store."""
     from crawler.access.query import Archive
     from crawler.catalog.db import Catalog, CatalogMismatch
     from crawler.layout import default_catalog_url, spool_dir_for
@@ -56,8 +58,14 @@ def open_archive(ns: argparse.Namespace, *, resolver: bool = True) -> Any:
     if not url:
         spool = str(settings.get("ARCHIVE_SPOOL_DIR") or "")
         spool_dir = spool_dir_for(local_root(store), Path(spool).expanduser() if spool else None)
-        spool_dir.mkdir(parents=True, exist_ok=True)
         url = default_catalog_url(local_root(store), spool_dir, store.uri)
+        path = Path(url.removeprefix("sqlite:///"))
+        if not create and not path.exists():
+            raise UsageError(
+                f"no catalog at {path}: run `newsarchive reindex --store {store.uri}` to build "
+                "one from the store (or crawl into it first)"
+            )
+        spool_dir.mkdir(parents=True, exist_ok=True)
     try:
         catalog = Catalog(url)
     except Exception as exc:  # any database error: one line, not a traceback
@@ -369,7 +377,7 @@ def cmd_export(ns: argparse.Namespace) -> int:
 def cmd_reindex(ns: argparse.Namespace) -> int:
     from crawler.access.reindex import reindex
 
-    archive = open_archive(ns, resolver=False)
+    archive = open_archive(ns, resolver=False, create=True)
     summary = reindex(archive.store, archive.catalog, None if ns.quiet else print)
     print(
         f"reindexed {summary.crawls} crawls ({summary.from_parquet} from their Parquet index, "
@@ -452,15 +460,16 @@ def _port(value: str) -> int:
 
 def _run(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def wrapped(ns: argparse.Namespace) -> int:
-        from crawler.access.query import AccessError, UnknownSite
+        from crawler.access.query import AccessError, BadInput
+        from crawler.access.records import RecordError
         from crawler.store.base import StoreError
 
         try:
             return func(ns)
-        except (UsageError, UnknownSite) as exc:
+        except (UsageError, BadInput) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        except (AccessError, StoreError) as exc:
+        except (AccessError, StoreError, RecordError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
         finally:

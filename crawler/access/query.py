@@ -49,8 +49,13 @@ class AccessError(Exception):
     """A researcher's request that cannot be answered: one line, said as it is."""
 
 
-class UnknownSite(AccessError):
-    """A site name the catalog does not hold: a usage error (a typo, most often)."""
+class BadInput(AccessError):
+    """A value on the command line or in a query that cannot be meant: a usage error (exit 2,
+    a 400), where an AccessError proper is data the archive lacks (exit 1, a 404)."""
+
+
+class UnknownSite(BadInput):
+    """A site name the catalog does not hold (a typo, most often)."""
 
 
 def parse_time(value: str, *, end: bool = False) -> str:
@@ -61,27 +66,30 @@ def parse_time(value: str, *, end: bool = False) -> str:
     """
     match = _DATE.match(value.strip())
     if not match:
-        raise AccessError(f"unparseable date {value!r} (use e.g. 2025-06, 2025-06-30T12:00Z)")
+        raise BadInput(f"unparseable date {value!r} (use e.g. 2025-06, 2025-06-30T12:00Z)")
     parts = [int(p) if p else None for p in match.groups()[:6]]
     given = sum(p is not None for p in parts)
     fields = [p if p is not None else d for p, d in zip(parts, (0, 1, 1, 0, 0, 0), strict=True)]
     try:
         moment = datetime(*fields, tzinfo=UTC)  # type: ignore[arg-type,misc]
     except ValueError as exc:
-        raise AccessError(f"unparseable date {value!r}: {exc}") from exc
-    offset = match.group(7)
-    if offset and offset != "Z":
-        sign = 1 if offset[0] == "+" else -1
-        digits = offset[1:].replace(":", "")
-        moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    if end:
-        if given == 1:
-            moment = moment.replace(year=moment.year + 1)
-        elif given == 2:
-            moment = (moment.replace(day=28) + timedelta(days=4)).replace(day=1)
-        else:
-            step = (timedelta(days=1), timedelta(hours=1), timedelta(minutes=1))
-            moment += step[given - 3] if given < 6 else timedelta(seconds=1)
+        raise BadInput(f"unparseable date {value!r}: {exc}") from exc
+    try:
+        offset = match.group(7)
+        if offset and offset != "Z":
+            sign = 1 if offset[0] == "+" else -1
+            digits = offset[1:].replace(":", "")
+            moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        if end:
+            if given == 1:
+                moment = moment.replace(year=moment.year + 1)
+            elif given == 2:
+                moment = (moment.replace(day=28) + timedelta(days=4)).replace(day=1)
+            else:
+                step = (timedelta(days=1), timedelta(hours=1), timedelta(minutes=1))
+                moment += step[given - 3] if given < 6 else timedelta(seconds=1)
+    except (ValueError, OverflowError):  # --to 9999: its end is past the last day there is
+        raise BadInput(f"date {value!r} is out of range (years 1 to 9998)") from None
     return iso(moment)
 
 
@@ -255,7 +263,7 @@ def publication_day(value: str | None, *, end: bool = False) -> str | None:
     if value is None:
         return None
     if not _DAY.match(value.strip()):
-        raise AccessError(
+        raise BadInput(
             f"publication dates are days: give a year, month or day (2025, 2025-06, "
             f"2025-06-11), not {value!r}"
         )

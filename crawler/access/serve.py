@@ -42,7 +42,7 @@ from sqlalchemy import and_, func, select
 from crawler.access import httpd
 from crawler.access.cdx import CdxError, CdxIndex, CdxOptions
 from crawler.access.guard import Credentials, allowed_hosts, hash_password, host_allowed
-from crawler.access.query import AccessError, Archive, publication_day
+from crawler.access.query import AccessError, Archive, BadInput, publication_day
 from crawler.access.records import extract_warcinfo, read_records
 from crawler.access.research import Version, marked, site_list, text_versions, version_text
 from crawler.access.rules import AccessRules, Rule, RulesFile
@@ -268,7 +268,7 @@ class Handler:
         segments = [unquote(s) for s in parts.path.split("/") if s]
         try:
             self.route(segments, params)
-        except BadRequest as exc:
+        except (BadRequest, BadInput) as exc:
             body = f"<h1>Bad request</h1><p class=error>{_esc(self.app.public(str(exc)))}</p>"
             self.html_page("bad request", body, 400, query=_param(params, "q"))
         except Withheld as exc:

@@ -463,9 +463,19 @@ class S3Store:
         return self._get(key)
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
-        if length <= 0:
+        """Exactly ``length`` bytes from ``offset`` (one ranged GET); a negative offset or
+        length, or a range not within the object, is a StoreError, as in the local store."""
+        if offset < 0 or length < 0:
+            raise StoreError(f"{key}: no range at offset {offset} of length {length}")
+        if length == 0:
             return b""
-        return self._get(key, Range=f"bytes={offset}-{offset + length - 1}")
+        data = self._get(key, Range=f"bytes={offset}-{offset + length - 1}")
+        if len(data) != length:
+            raise StoreError(
+                f"{key}: the range {offset}+{length} lies beyond the object ({len(data)} bytes "
+                "of it answered)"
+            )
+        return data
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
