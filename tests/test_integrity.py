@@ -79,6 +79,19 @@ def test_verify_names_a_deleted_object_and_passes_an_intact_store(store: Path) -
     bad = cli("verify", "--store", str(store), cwd=store.parent)
     assert bad.returncode == 1
     assert f"missing: {gone}" in bad.stdout
+    # reindex names it too (into a catalog of its own), and rebuilds the rest.
+    again = cli(
+        "reindex",
+        "--store",
+        str(store),
+        "--quiet",
+        "--catalog",
+        f"sqlite:///{store.parent / 'other.sqlite'}",
+        cwd=store.parent,
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"missing: {gone} (listed by manifests/tdi/" in again.stderr
+    assert "1 objects the manifests list are not in the store" in again.stdout
 
 
 def test_a_link_out_of_the_store_is_refused(store: Path) -> None:

@@ -379,12 +379,20 @@ def cmd_reindex(ns: argparse.Namespace) -> int:
 
     archive = open_archive(ns, resolver=False, create=True)
     summary = reindex(archive.store, archive.catalog, None if ns.quiet else print)
+    for name in summary.missing:
+        print(f"missing: {name}", file=sys.stderr)
     print(
         f"reindexed {summary.crawls} crawls ({summary.from_parquet} from their Parquet index, "
         f"{summary.from_warcs} from their WARC files): {summary.captures} captures "
         f"({summary.added} new), {summary.articles} articles, into {archive.catalog.url}; "
         f"{summary.texts} text versions newly searchable, {summary.links} new links between "
         "sites' stories"
+        + (
+            f"; {len(summary.missing)} objects the manifests list are not in the store "
+            "(`newsarchive verify` checks every object)"
+            if summary.missing
+            else ""
+        )
     )
     return EXIT_OK
 

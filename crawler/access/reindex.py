@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from sqlalchemy import and_, delete, insert, or_, update
@@ -39,6 +39,7 @@ class ReindexSummary:
     articles: int = 0
     texts: int = 0  # text versions added to the search index
     links: int = 0  # links made between articles of different sites (the same story)
+    missing: list[str] = field(default_factory=list)  # objects a manifest lists, not stored
 
 
 def manifests(store: Store) -> list[str]:
@@ -57,6 +58,7 @@ def reindex(
     ensure_tables(catalog.engine)
     summary = ReindexSummary()
     latest: dict[tuple[str, str], dict[str, Any]] = {}
+    stored = set(store.list())  # one listing: what each manifest names must be there
     for key in keys:
         try:
             manifest = json.loads(store.get_bytes(key))
@@ -64,6 +66,11 @@ def reindex(
             objects = {str(o["key"]): int(o["size"]) for o in manifest["objects"]}
         except (ValueError, KeyError, TypeError) as exc:
             raise AccessError(f"unreadable manifest {key}: {exc}") from exc
+        for name in sorted(set(objects) - stored):
+            # Named, not fatal: the rest of the crawl is still worth its rows (`verify`
+            # checks sizes and digests too).
+            summary.missing.append(f"{name} (listed by {key})")
+        objects = {name: size for name, size in objects.items() if name in stored}
         rows = _crawl_rows(store, site, crawl_id, objects, summary)
         summary.crawls += 1
         summary.captures += len(rows)
