@@ -388,10 +388,11 @@ def test_a_killed_run_resumes_to_the_state_of_a_clean_one(
     clean_store, clean_summary, _before = clean_run
     store = copy_store(demo_all_store, tmp_path / "store")
     run_ids = set()
-    # Killed: after the first new version is recorded (capture row and checkpoint not yet);
-    # then after the next one's conversion record is written (nothing else yet); then after
-    # five records are decided; then left to finish.
-    for kill in ("recorded:1", "warc-written:1", "records:5", None):
+    # Killed: after five records are decided (their checkpoint rows not yet written); then
+    # after the first new version is recorded (its capture row and checkpoint not yet); then
+    # after the next one's conversion record is written (nothing else yet); then left to
+    # finish. (TDI's WARC file is read last: every start reaches its kill point.)
+    for kill in ("records:5", "recorded:1", "warc-written:1", None):
         proc, summary = reextract(store, "--workers", "2", kill=kill)
         if kill:
             assert proc.returncode == -signal.SIGKILL, (kill, proc.stderr[-2000:])
