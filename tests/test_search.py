@@ -279,3 +279,22 @@ def test_a_text_with_nul_bytes_is_recorded_and_found(catalog: Catalog) -> None:
     body = "Broken\x00 page\n\nA body with a NUL\x00 byte from a hostile site, Samarkand.\n"
     assert record(catalog, "tdi", "nul", body) == (1, True)
     assert keys(search(catalog, SearchQuery("Samarkand"))) == [("tdi", "nul")]
+
+
+def test_a_query_over_its_budget_is_stopped(catalog: Catalog) -> None:
+    """What serve --query-budget relies on: a runaway statement is stopped, on both databases,
+    and the catalog answers the next one."""
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    catalog.bound_queries(0.3)
+    endless = (
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r"
+    )
+    started = time.monotonic()
+    with pytest.raises(OperationalError), catalog.engine.connect() as conn:
+        conn.execute(text(endless)).all()
+    assert time.monotonic() - started < 3
+    assert keys(search(catalog, SearchQuery("Mezher"))) == [("irna", "1")]

@@ -432,6 +432,8 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     except (AccessError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     archive = open_archive(ns)
+    if ns.query_budget:
+        archive.catalog.bound_queries(ns.query_budget)
     serve(
         archive,
         ns.host,
@@ -729,6 +731,13 @@ def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> N
         type=float,
         default=10.0,
         help="the most a CDX query may take (default 10; 0: no bound)",
+    )
+    srv.add_argument(
+        "--query-budget",
+        metavar="SECONDS",
+        type=float,
+        default=10.0,
+        help="the most a catalog query may take (search, listings, diffs; default 10; 0: none)",
     )
     srv.add_argument("--threads", type=_positive, default=8, help="requests at once (default 8)")
     srv.add_argument(

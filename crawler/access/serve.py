@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from sqlalchemy import and_, func, select
+from sqlalchemy.exc import OperationalError
 
 from crawler.access import httpd
 from crawler.access.cdx import CdxError, CdxIndex, CdxOptions
@@ -277,6 +278,13 @@ class Handler:
             self.text(HTTPStatus.NOT_FOUND, self.app.public(str(exc)))
         except FileNotFoundError:
             self.text(HTTPStatus.NOT_FOUND, "the catalog names an object the store does not hold")
+        except OperationalError as exc:  # the query budget (Catalog.bound_queries), or the DB
+            logger.warning("%s: the catalog query stopped: %s", self.path, str(exc).split("\n")[0])
+            self.text(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "the catalog query took longer than this server allows (or the catalog failed): "
+                "narrow it, or try again",
+            )
         except (StoreError, OSError) as exc:
             logger.warning("%s: the store could not be read: %s", self.path, exc)
             self.text(HTTPStatus.SERVICE_UNAVAILABLE, "the store could not be read; try again")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -553,6 +554,38 @@ class Catalog:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
             conn.commit()
+
+    def bound_queries(self, seconds: float) -> None:
+        """Stop any statement of this catalog's connections after ``seconds`` (a read-only
+        service's budget per query): PostgreSQL's ``statement_timeout``, SQLite's progress
+        handler. A stopped statement raises ``QueryTooLong``'s OperationalError."""
+        budget = max(0.001, seconds)
+        self.engine.dispose()  # connections made from now on carry the bound
+        if self.engine.dialect.name == "postgresql":
+            millis = int(budget * 1000)
+
+            @event.listens_for(self.engine, "connect")
+            def _pg_timeout(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute(f"SET statement_timeout = {millis}")
+                cursor.close()
+                dbapi_connection.commit()
+
+        elif self.engine.dialect.name == "sqlite":
+            started: dict[int, float] = {}
+
+            @event.listens_for(self.engine, "before_cursor_execute")
+            def _start(conn: Any, *_args: Any) -> None:
+                started[id(conn.connection.dbapi_connection)] = time.monotonic()
+
+            @event.listens_for(self.engine, "connect")
+            def _sqlite_budget(dbapi_connection: Any, _record: Any) -> None:
+                key = id(dbapi_connection)
+
+                def over() -> int:  # non-zero: SQLite interrupts the statement
+                    return int(time.monotonic() - started.get(key, time.monotonic()) > budget)
+
+                dbapi_connection.set_progress_handler(over, 20_000)
 
     def __str__(self) -> str:
         """The catalog's URL without its password."""
