@@ -25,15 +25,17 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from crawler.capture.records import RecordBuilder, build_response_head
-from crawler.capture.writer import WarcFileWriter
-from crawler.catalog.db import Capture, Catalog, iso
-from crawler.crawl.reextract import Reextractor, Selection
-from crawler.layout import sqlite_url, text_key, warc_key
-from crawler.store.base import LocalStore
 from crawler.text.extract import ExtractionError, SiteRules, extract_article
 from crawler.text.page import page_text
+
+if TYPE_CHECKING:
+    from crawler.catalog.db import Catalog
+    from crawler.store.base import LocalStore
+
+# The writing side is imported where it is used: the pool's processes import this module as
+# their main, and should pay for the extractor only, as they do under `newsarchive`.
 
 MIRROR = Path(__file__).resolve().parent.parent / "crawler" / "mirror" / "sites"
 SITES = ("almasirah", "irna", "president", "presstv", "tdi")
@@ -85,6 +87,12 @@ def article_pages(rules: dict[str, SiteRules]) -> list[Page]:
 
 def build(root: Path, pages: list[Page], count: int) -> tuple[LocalStore, Catalog]:
     """``count`` archived responses with their captures and texts."""
+    from crawler.capture.records import RecordBuilder, build_response_head
+    from crawler.capture.writer import WarcFileWriter
+    from crawler.catalog.db import Capture, Catalog, iso
+    from crawler.layout import sqlite_url, text_key, warc_key
+    from crawler.store.base import LocalStore
+
     store = LocalStore(root)
     catalog = Catalog(sqlite_url(root / ".catalog.sqlite"))
     now = datetime.now(UTC)
@@ -159,6 +167,8 @@ def engine_rate(
 ) -> tuple[float, float]:
     """Records per second of a whole run, by the clock and (one worker: all of it in this
     process) by CPU time."""
+    from crawler.crawl.reextract import Reextractor, Selection
+
     engine = Reextractor(store, catalog, rules, workers=workers)
     wall, cpu = time.perf_counter(), time.process_time()
     summary = engine.run(Selection())
