@@ -281,7 +281,8 @@ def describe_machine() -> str:
             versions.append(f"{name} missing")
     return (
         f"{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"{', '.join(versions)}; newsarchive {commit or '?'}"
+        f"{', '.join(versions)}; newsarchive {commit or '?'} at the start "
+        "(the working tree, with what others had not committed yet)"
     )
 
 
@@ -298,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     modes = [m for m in MODES if m in ns.modes]
     encodings = [e for e in ENCODINGS if e in ns.encodings]
+    machine = describe_machine()  # the commit the crawls start from
     work = Path(tempfile.mkdtemp(prefix="newsarchive-bench-"))
     work.chmod(0o755)  # nginx's worker (nobody, under root) reads the pages below it
     started = time.time()
@@ -342,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     summary = summarize(results, ns.rounds)
     listings = -(-ns.pages // PER_LISTING)
-    print(describe_machine())
+    print(machine)
     print(
         f"{ns.pages:,} synthetic articles of 60–125 KB + {listings} listing pages + robots.txt "
         f"= {expect:,} responses per crawl, from nginx on 127.0.0.1 (no proxy); "
