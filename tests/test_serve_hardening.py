@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import gzip
+import hashlib
 import http.client
 import io
 import json
@@ -518,6 +519,17 @@ def test_authentication_on_and_off(plain: Server, store: Path, tmp_path: Path) -
     assert "--auth-file" in proc.stderr and not proc.stdout
 
 
+@contextlib.contextmanager
+def patch_scrypt(replacement: Any) -> Iterator[None]:
+    """hashlib.scrypt counted for one check (the guard calls it through hashlib)."""
+    real = hashlib.scrypt
+    hashlib.scrypt = replacement  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        hashlib.scrypt = real
+
+
 def test_credentials_are_hashed_and_checked() -> None:
     line = "alice:" + hash_password(PASSWORD, salt=b"0" * 16)
     found = Credentials.parse([line, f"ci:{hash_token(TOKEN)}"], "test")
@@ -532,6 +544,22 @@ def test_credentials_are_hashed_and_checked() -> None:
     env = Credentials.load(None, {"NEWSARCHIVE_SERVE_AUTH": f"ci:{hash_token(TOKEN)}"})
     assert env is not None and env.check(f"Bearer {TOKEN}") == "ci"
     assert Credentials.load(None, {}) is None
+    # A name not in the file costs the same scrypt work as a wrong password: the refusals'
+    # times do not tell which names exist.
+    calls: list[int] = []
+    real = hashlib.scrypt
+
+    def counting(*args: object, **kwargs: object) -> bytes:
+        calls.append(int(kwargs["n"]))  # type: ignore[call-overload]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    fresh = Credentials.parse([line], "test")
+    for user in ("alice", "mallory"):
+        with patch_scrypt(counting):
+            assert (
+                fresh.check("Basic " + base64.b64encode(f"{user}:nope".encode()).decode()) is None
+            )
+    assert len(calls) == 2 and calls[0] == calls[1]
 
 
 def test_a_wrong_host_is_refused(plain: Server, store: Path, tmp_path: Path) -> None:

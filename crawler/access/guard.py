@@ -123,6 +123,10 @@ class Credentials:
         self.by_name = {c.name: c for c in self.entries}
         self._passed: OrderedDict[bytes, str] = OrderedDict()
         self._lock = threading.Lock()
+        # A password check for names that have none, at the file's own scrypt cost.
+        costs = [c.cost for c in self.entries if c.scheme == "scrypt"]
+        n, r, p = max(costs) if costs else (SCRYPT_N, SCRYPT_R, SCRYPT_P)
+        self._decoy = Credential("", "scrypt", (n, r, p), os.urandom(16), os.urandom(32))
 
     @classmethod
     def parse(cls, lines: Iterable[str], origin: str) -> Credentials:
@@ -173,7 +177,14 @@ class Credentials:
                 self._passed.move_to_end(key)
                 return self._passed[key]
         entry = self.by_name.get(user)
-        name = entry.name if entry is not None and entry.verify(secret) else self._token(secret)
+        if entry is None or entry.scheme != "scrypt":
+            # The same scrypt work for a name not in the file: a refusal's time does not
+            # say which names exist.
+            self._decoy.verify(secret)
+            passed = False
+        else:
+            passed = entry.verify(secret)
+        name = entry.name if entry is not None and passed else self._token(secret)
         if name is not None:
             with self._lock:
                 self._passed[key] = name
