@@ -40,7 +40,6 @@ from twisted.internet.error import (
     TCPTimedOutError,
 )
 from twisted.internet.error import TimeoutError as TxTimeoutError
-from w3lib.encoding import html_body_declared_encoding, resolve_encoding
 
 from crawler.constants import (
     META_ARTICLE_KEY,
@@ -58,7 +57,8 @@ from crawler.crawl.items import ArticlePage
 from crawler.crawl.report import FailedUrl
 from crawler.fetch.archive import ReplayMiss
 from crawler.fetch.netguard import ForbiddenAddressError
-from crawler.text.extract import detect_encoding, parse_datetime
+from crawler.text.extract import parse_datetime
+from crawler.text.page import mend_decoding
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -290,22 +290,7 @@ def page_text(response: TextResponse) -> tuple[str, str]:
     instead of becoming U+FFFD. A label the bytes cannot disprove (the same bytes sent as
     ``iso-8859-1``) is followed, as browsers do. The WARC keeps the bytes either way.
     """
-    text, encoding = response.text, response.encoding
-    if "\ufffd" not in text:
-        return text, encoding
-    body = response.body
-    declared = html_body_declared_encoding(body)
-    candidates = (encoding, resolve_encoding(declared) if declared else None, detect_encoding(body))
-    for candidate in candidates:
-        if not candidate:
-            continue
-        try:
-            decoded = body.decode(candidate)
-        except (UnicodeDecodeError, LookupError):
-            continue
-        # The declared encoding was right after all: the page itself holds U+FFFD.
-        return (text, encoding) if candidate == encoding else (decoded, candidate)
-    return text, encoding
+    return mend_decoding(response.body, response.text, response.encoding)
 
 
 def _iso(value: str | None) -> str | None:

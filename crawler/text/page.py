@@ -170,6 +170,14 @@ def page_text(body: bytes, content_type: str | None) -> tuple[str, str]:
         encoding, text = html_to_unicode(
             header, body, auto_detect_fun=_inferred, default_encoding="ascii"
         )
+    return mend_decoding(body, text, encoding)
+
+
+def mend_decoding(body: bytes, text: str, encoding: str) -> tuple[str, str]:
+    """``text`` (``body`` read in ``encoding``) again in the first candidate the bytes are
+    valid in, when it holds U+FFFD: a charset the body is not valid in is a server's mistake
+    (Arabic windows-1256 bytes sent as ``charset=utf-8``). The spider and the archive's
+    readers (reextract, replay) both read pages through it."""
     if "\ufffd" not in text:
         return text, encoding
     declared = html_body_declared_encoding(body)
