@@ -649,6 +649,11 @@ class Catalog:
         if title:  # PostgreSQL's text takes no NUL (a hostile page's headline may hold one)
             title = title.replace("\x00", "")
         where = and_(articles.c.site == site, articles.c.article_key == article_key)
+
+        def text_row(version: int, words: str) -> TextRow:
+            fields = (url, text_key, text_digest, capture_time, title, words, published)
+            return TextRow.of(site, article_key, version, *fields, facts)
+
         for _attempt in range(ATTEMPTS):
             try:
                 with self.engine.begin() as conn:
@@ -670,22 +675,7 @@ class Catalog:
                             )
                         )
                         if body is not None:
-                            self._insert_text(
-                                conn,
-                                TextRow.of(
-                                    site,
-                                    article_key,
-                                    1,
-                                    url,
-                                    text_key,
-                                    text_digest,
-                                    capture_time,
-                                    title,
-                                    body,
-                                    published,
-                                    facts,
-                                ),
-                            )
+                            self._insert_text(conn, text_row(1, body))
                         return 1, True
                     decision = decide_version(_row(ArchivedArticle, current), text_digest)
                     # Never back in time: a text remade from an older capture (reextract)
@@ -710,22 +700,7 @@ class Catalog:
                     )
                     if conn.execute(update(articles).where(unchanged).values(**values)).rowcount:
                         if decision.new and body is not None:
-                            self._insert_text(
-                                conn,
-                                TextRow.of(
-                                    site,
-                                    article_key,
-                                    decision.version,
-                                    url,
-                                    text_key,
-                                    text_digest,
-                                    capture_time,
-                                    title,
-                                    body,
-                                    published,
-                                    facts,
-                                ),
-                            )
+                            self._insert_text(conn, text_row(decision.version, body))
                         return decision.version, decision.new
             except IntegrityError:
                 pass  # another process recorded the first version in between
