@@ -8,6 +8,8 @@ obeyed, no proxy middleware) and differs only in what it adds:
 
 * ``plain``: plain Scrapy, a spider that follows the listings' article links and does nothing
   with the bodies (bench/baseline.py);
+* ``plain-tuned``: the same with ``CONCURRENT_ITEMS`` as the newsarchive add-on sets it (8, not
+  Scrapy's 100): the project's own crawls have it, so its ratios are also given against this;
 * ``naive``: the same with a naive warcio extension (bench/naive_warc.py);
 * ``naive-text``: the naive one with ``trafilatura.extract`` in the article callback;
 * ``addon-off``: the project's spider (``NewsSpider``) with the newsarchive add-on off;
@@ -25,14 +27,19 @@ their memory is Scrapy's. Figures (bench/meter.py): the crawl from ``crawl()`` t
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-PLAIN_MODES = ("plain", "naive", "naive-text")
+PLAIN_MODES = ("plain", "plain-tuned", "naive", "naive-text")
+# What crawler/crawl/addon.py sets (not imported: the plain modes load nothing of the project).
+TUNED = {"CONCURRENT_ITEMS": 8}
 PROJECT_MODES = ("addon-off", "capture", "rules", "generic", "page")
 MODES = PLAIN_MODES + PROJECT_MODES
+# In the crawl's environment: a file to write the names of the modules it loaded into.
+MODULES_ENV = "BENCH_MODULES"
 
 # The same for every mode: what differs is only what each mode adds.
 COMMON: dict[str, Any] = {
@@ -59,7 +66,9 @@ def mode_settings(mode: str, work: Path) -> tuple[dict[str, Any], type[Any]]:
     if mode in PLAIN_MODES:
         from bench.baseline import PlainSpider, TrafilaturaSpider
 
-        if mode != "plain":
+        if mode == "plain-tuned":
+            settings.update(TUNED)
+        elif mode != "plain":
             settings["EXTENSIONS"]["bench.naive_warc.NaiveWarcWriter"] = 500
             settings["BENCH_NAIVE_WARC"] = str(work / "naive.warc.gz")
         return settings, TrafilaturaSpider if mode == "naive-text" else PlainSpider
@@ -97,6 +106,9 @@ def main() -> None:
     process.crawl(crawler, listings=listings)
     process.start()
     t2, c2 = time.perf_counter(), cpu_s()
+    if os.environ.get(MODULES_ENV):
+        # The modules the crawl loaded, in the order they were first imported.
+        Path(os.environ[MODULES_ENV]).write_text("\n".join(sys.modules) + "\n", encoding="utf-8")
     meter = crawler.get_extension(BenchMeter) if crawler.extensions is not None else None
     if meter is None or meter.closed is None:
         raise SystemExit("bench: the crawl never closed its spider")

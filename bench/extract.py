@@ -27,10 +27,18 @@ negatives.
 Every extractor gets the same str (the page's bytes decoded once, as the crawl's spider
 decodes them, ``crawler.text.page.page_text``) and returns the body: for the project's
 ``extract_article`` the paragraphs without the headline, since trafilatura's ``extract`` gives
-no headline either. They run interleaved, page by page, in an order that rotates from page to
-page; pages/s is pages over the time spent inside the extractor's call. Each set is split in
-two by the sha256 of the page's name (its file or directory name): an even first byte is the
-dev half (tune on it), an odd one the held-out half (report it).
+no headline either. They run interleaved, page by page, in an order shuffled afresh for each
+page; pages/s is pages over the CPU time spent inside the extractor's call (the process's, so
+other load on the machine does not count; "wall p/s" is the same by the clock, beside it, and
+the ratio to trafilatura is by CPU). Each set is split in two by the sha256 of the page's
+name (its file or directory name): an even first byte is the dev half (tune on it), an odd one
+the held-out half (report it).
+
+**The site-rule path** is timed too, on the mirror's article pages (``crawler/mirror/sites/``,
+the pages each of the five spiders takes for an article, with that site's rules: what
+``bench/reextract.py`` reads): pages/s of ``extract_article`` with the site's rules, and, on
+the same pages, of the generic path (no rules) and trafilatura's default. No quality figure
+there: the site rules' texts are the samples, checked byte for byte by the tests.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import argparse
 import hashlib
 import importlib
 import json
+import random
 import re
 import sys
 import time
@@ -140,14 +149,20 @@ _CJK = r"\u2e80-\u2fdf\u3040-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900
 _TOKEN_RE = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
 
 
+def tokens_in_order(text: str) -> list[str]:
+    """A text's tokens as the score counts them (casefolded), in order."""
+    return _TOKEN_RE.findall(text.casefold())
+
+
 def tokens(text: str) -> Counter[str]:
-    return Counter(_TOKEN_RE.findall(text.casefold()))
+    return Counter(tokens_in_order(text))
 
 
 def readability_pages(root: Path) -> list[Page]:
     pages = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        expected = lxml_html.fromstring((folder / "expected.html").read_bytes())
+        # (UTF-8, without a charset of its own: read as bytes, lxml would take it for Latin-1.)
+        expected = lxml_html.fromstring((folder / "expected.html").read_text(encoding="utf-8"))
         gold = tokens(expected.text_content())
         url = f"http://readability.invalid/{folder.name}/"
         html = _decode(folder / "source.html")
@@ -186,11 +201,22 @@ def overlap(gold: Counter[str], result: str | None) -> tuple[float, float, float
 @dataclass
 class Score:
     pages: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # CPU time inside the extractor's calls
+    wall: float = 0.0  # the clock's
     errors: int = 0
     empty: int = 0
     counts: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # tp fp fn tn
     sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # p r f1 (macro)
+
+    @property
+    def rate(self) -> float:
+        return self.pages / self.seconds if self.seconds else 0.0
+
+    def f1(self, snippets: bool) -> float:
+        if snippets:
+            tp, fp, fn, _ = self.counts
+            return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+        return self.sums[2] / (self.pages or 1)
 
     def row(self, snippets: bool) -> str:
         if snippets:
@@ -205,7 +231,8 @@ class Score:
             p, r, f1 = (s / n for s in self.sums)
             figures = f"{p:6.3f} {r:6.3f} {f1:6.3f}      -"
         rate = self.pages / self.seconds if self.seconds else 0.0
-        return f"{figures} {rate:8.1f} {self.empty:6d} {self.errors:6d}"
+        wall = self.pages / self.wall if self.wall else 0.0
+        return f"{figures} {rate:8.1f} {wall:8.1f} {self.empty:6d} {self.errors:6d}"
 
 
 @dataclass
@@ -224,18 +251,22 @@ def run(
     names = list(extractors)
     for set_name, pages in sets.items():
         for index, page in enumerate(pages):
-            # Rotate the order so no extractor always runs first (cold caches) or last.
-            shift = index % len(names)
-            for name in names[shift:] + names[:shift]:
+            # A new order for each page (seeded by it): none always runs first, on cold
+            # caches, nor always right after trafilatura (a rotation keeps each extractor's
+            # neighbour, and the one after trafilatura found the caches flushed every time).
+            order = names[:]
+            random.Random(index).shuffle(order)
+            for name in order:
                 score = scores.setdefault((set_name, page.half, name), Score())
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 try:
                     result = extractors[name](page.html, page.url)
                 except Exception as exc:  # a crash is a miss, as in trafilatura's evaluation
                     result = None
                     score.errors += 1
                     print(f"{name} failed on {page.name}: {exc!r}", file=sys.stderr)
-                score.seconds += time.perf_counter() - start
+                score.seconds += time.process_time() - cpu
+                score.wall += time.perf_counter() - start
                 score.pages += 1
                 if not result or not result.strip():
                     score.empty += 1
@@ -257,6 +288,48 @@ def run(
     return scores, misses
 
 
+# --------------------------------------------------------------------------- the site-rule path
+
+
+def mirror_speed(passes: int) -> None:
+    """Pages/s of the site-rule path on the mirror's article pages, beside the generic path
+    and trafilatura on the same pages (decoded once, as the spider decodes them)."""
+    from bench.reextract import article_pages, site_rules
+    from crawler.text.extract import SiteRules, extract_article
+
+    pages = article_pages(site_rules())
+    decoded = [(page_text(p.body, p.content_type)[0], p.url, p.rules) for p in pages]
+    runs: dict[str, Callable[[str, str, SiteRules], object]] = {
+        "site rules": lambda html, url, rules: extract_article(html, url, rules),
+        "generic (no rules)": lambda html, url, rules: extract_article(html, url),
+        "trafilatura": lambda html, url, rules: _trafilatura_default(html, url),
+    }
+    for html, url, rules in decoded[:1]:
+        for function in runs.values():
+            function(html, url, rules)  # warm up
+    seconds = dict.fromkeys(runs, 0.0)
+    wall = dict.fromkeys(runs, 0.0)
+    names = list(runs)
+    for round_ in range(passes):
+        for index, (html, url, rules) in enumerate(decoded):
+            order = names[:]
+            random.Random(round_ * len(decoded) + index).shuffle(order)
+            for name in order:
+                start, cpu = time.perf_counter(), time.process_time()
+                runs[name](html, url, rules)
+                seconds[name] += time.process_time() - cpu
+                wall[name] += time.perf_counter() - start
+    sites = len({p.site for p in pages})
+    count = len(decoded) * passes
+    print(f"\nmirror article pages — {len(decoded)} pages of {sites} sites, {passes} passes")
+    print(f"{'extractor':24} {'pages/s':>8} {'ms/page':>8} {'wall p/s':>8}")
+    for name in names:
+        print(
+            f"{name:24} {count / seconds[name]:8.1f} {1000 * seconds[name] / count:8.2f} "
+            f"{count / wall[name]:8.1f}"
+        )
+
+
 def report(scores: dict[tuple[str, str, str], Score], sets: dict[str, list[Page]]) -> None:
     names = list(dict.fromkeys(key[2] for key in scores))
     for set_name, pages in sets.items():
@@ -269,11 +342,21 @@ def report(scores: dict[tuple[str, str, str], Score], sets: dict[str, list[Page]
             print(f"\n{set_name} — {half} half, {count} pages ({how})")
             print(
                 f"{'extractor':24} {'P':>6} {'R':>6} {'F1':>6} {'acc':>6} {'pages/s':>8} "
-                f"{'empty':>6} {'errors':>6}"
+                f"{'wall p/s':>8} {'empty':>6} {'errors':>6}"
             )
             for name in names:
                 if score := scores.get((set_name, half, name)):
                     print(f"{name:24} {score.row(snippets)}")
+            base = scores.get((set_name, half, "trafilatura"))
+            if base is None:
+                continue
+            for name in names:
+                score = scores.get((set_name, half, name))
+                if name == "trafilatura" or score is None:
+                    continue
+                points = 100 * (score.f1(snippets) - base.f1(snippets))
+                speed = score.rate / base.rate if base.rate else 0.0
+                print(f"  {name} vs trafilatura: F1 {points:+.1f} points, {speed:.1f}x pages/s")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -309,6 +392,13 @@ def main(argv: list[str] | None = None) -> None:
         help="another extractor: FUNCTION(html: str, url: str) -> str | None",
     )
     parser.add_argument("--misses", metavar="NAME", help="list the pages NAME got wrong")
+    parser.add_argument(
+        "--mirror-passes",
+        type=int,
+        default=3,
+        metavar="N",
+        help="passes over the mirror's article pages for the site-rule speed (0: skip it)",
+    )
     args = parser.parse_args(argv)
 
     if not (args.devsets / "trafilatura" / "evaldata.json").is_file():
@@ -335,6 +425,8 @@ def main(argv: list[str] | None = None) -> None:
     for miss in misses:
         print(f"{miss.page}: {miss.detail}")
     report(scores, sets)
+    if args.mirror_passes > 0:
+        mirror_speed(args.mirror_passes)
 
 
 if __name__ == "__main__":

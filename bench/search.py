@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from crawler.access.stories import link_text
-from crawler.catalog.db import Catalog, TextFacts, TextRow, texts
+from crawler.catalog.db import Catalog, TextFacts, TextRecord, TextRow, texts
 from crawler.catalog.search import SearchQuery, search
 from crawler.layout import sqlite_url
 
@@ -128,16 +128,18 @@ def record_cost(directory: Path, count: int) -> tuple[float, float, float]:
         started = time.perf_counter()
         for r in rows:
             catalog.record_text(
-                site=r.site,
-                article_key=r.article_key,
-                url=r.url,
-                capture_time=r.captured,
-                text_digest=r.text_digest,
-                text_key=r.text_key,
-                title=r.title,
-                published=r.published_text,
-                body=r.body if with_body else None,
-                facts=TextFacts(language=r.language, crawl_id=r.crawl_id),
+                TextRecord(
+                    site=r.site,
+                    article_key=r.article_key,
+                    url=r.url,
+                    capture_time=r.captured,
+                    text_digest=r.text_digest,
+                    text_key=r.text_key,
+                    title=r.title,
+                    published=r.published_text,
+                    body=r.body if with_body else None,
+                    facts=TextFacts(language=r.language, crawl_id=r.crawl_id),
+                )
             )
             if mode == "linked":
                 text_id = catalog.text_id(r.text_key)

@@ -8,8 +8,17 @@ META_ARTICLE_KEY = "archive_article_key"  # canonical article key decided by the
 META_CAPTURE = "archive_capture"  # CaptureInfo of the captured response (set by WarcCapture)
 META_CONDITIONAL = "archive_conditional"  # True: send If-None-Match/If-Modified-Since if known
 META_SKIP_CAPTURE = "archive_skip_capture"  # True: do not write this exchange to WARC
+# (payload as received, Content-Encoding values, Content-Length) of an article response, kept
+# from response_downloaded until the spider checks the payload is whole (crawl/spider.py).
+META_WIRE_PAYLOAD = "archive_wire_payload"
 # "feed", "sitemap" or "listing": a discovery request, whose failure is a failed source.
 META_SOURCE = "archive_source"
+# True: an article whose last answer was "gone" (GONE_STATUSES), asked again at its recheck.
+META_GONE = "archive_gone"
+# The answers that say an article URL is gone for good: 410 by definition, 404 as sites remove
+# posts. Not 403 or 451 (a site blocking us, often all of it), nor 429 or 5xx (passing): the
+# site's health must still see those every crawl.
+GONE_STATUSES = (404, 410)
 
 # Stats keys.
 STATS_WARC_RECORDS = "archive/warc/records"
@@ -27,6 +36,10 @@ STATS_ARTICLES_REVISED = "archive/articles/revised"  # a new text version of an 
 STATS_ARTICLES_UNCHANGED = "archive/articles/unchanged"  # re-fetched, same text
 STATS_ARTICLES_FAILED = "archive/articles/failed"
 STATS_ARTICLES_FAILED_REASON = "archive/articles/failed/{reason}"
+# A text far below the site's usual size: stored flagged beside, never a version (pipeline.py).
+STATS_ARTICLES_DEGENERATE = "archive/articles/degenerate"
+# A page whose decoding is suspect (mojibake, U+FFFD past the threshold): its sidecar says so.
+STATS_TEXT_DECODING_SUSPECT = "archive/text/decoding_suspect"
 STATS_SKIPPED = "archive/skipped/{reason}"
 STATS_SOURCES_REQUESTED = "archive/sources/requested"  # feed, sitemap and listing requests sent
 STATS_TEXT_BYTES = "archive/text/bytes"

@@ -4,6 +4,7 @@ The store layout is the same under a local directory and an S3 prefix::
 
     warc/<site>/<YYYY>/<MM>/<DD>/<prefix>-<YYYYmmddHHMMSS>-<serial>-<host>.warc.gz
     text/<site>/<YYYY>/<MM>/<DD>/<article-id>[.v<N>].txt   (+ .json, the sidecar)
+    flagged/<site>/<YYYY>/<MM>/<DD>/<article-id>.<HHMMSS>-<token>.txt   (+ .json): degenerate
     index/<site>/<YYYY>/<MM>/<DD>/<warc name>.cdxj           index/<site>/<crawl-id>.parquet
     wacz/<site>/<crawl-id>.wacz
     reports/<site>/<crawl-id>.json                          manifests/<site>/<crawl-id>.json
@@ -20,6 +21,7 @@ from urllib.parse import unquote
 
 WARC_PREFIX = "warc/"
 TEXT_PREFIX = "text/"
+FLAGGED_PREFIX = "flagged/"  # degenerate texts: kept, never an article's version
 INDEX_PREFIX = "index/"
 WACZ_PREFIX = "wacz/"
 REPORT_PREFIX = "reports/"
@@ -84,6 +86,16 @@ def text_key(site: str, article_id: str, capture_date: str, version: int = 1) ->
     yyyy, mm, dd = capture_date[:4], capture_date[5:7], capture_date[8:10]
     suffix = "" if version == 1 else f".v{version}"
     return f"{TEXT_PREFIX}{site}/{yyyy}/{mm}/{dd}/{safe_key_part(article_id)}{suffix}.txt"
+
+
+def flagged_text_key(site: str, article_id: str, capture_date: str, crawl_id: str) -> str:
+    """A degenerate text (crawler/text/quality.py), kept beside the article's versions and
+    never one of them: outside ``text/``, which reindex and a killed crawl's adoption read as
+    versions. The capture's time and the crawl's token keep two crawls' names apart."""
+    yyyy, mm, dd = capture_date[:4], capture_date[5:7], capture_date[8:10]
+    stamp = "".join(c for c in capture_date[11:19] if c.isdigit())
+    name = f"{safe_key_part(article_id)}.{stamp}-{crawl_token(crawl_id)}"
+    return f"{FLAGGED_PREFIX}{site}/{yyyy}/{mm}/{dd}/{name}.txt"
 
 
 def sidecar_key(text: str) -> str:

@@ -7,6 +7,7 @@ environment (``ARCHIVE_*`` names and ``NEWSARCHIVE_STORE``), then ``-s NAME=VALU
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -181,3 +182,22 @@ def setting_choice(settings: Any, name: str, choices: Sequence[str]) -> str:
     if text not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return text
+
+
+def positive_arg(value: str) -> int:
+    """An argparse type: a whole number of at least 1 (``--limit``, ``--threads``, versions)."""
+    number = not_negative_arg(value)
+    if number == 0:
+        raise argparse.ArgumentTypeError(f"a positive whole number, not {value!r}")
+    return number
+
+
+def not_negative_arg(value: str) -> int:
+    """An argparse type: a whole number of at least 0 (``--offset``)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, not {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"a whole number of 0 or more, not {value!r}")
+    return number

@@ -9,6 +9,8 @@ keep_tldextract_offline()
 BOT_NAME = "newsarchive"
 SPIDER_MODULES = ["spiders"]
 NEWSPIDER_MODULE = "spiders"
+# The spiders of spiders/ plus one generic spider per entry of the sources file.
+SPIDER_LOADER_CLASS = "crawler.crawl.generic.SourcesSpiderLoader"
 
 # The add-on wires in WARC capture, text writing and the crawl report (see settings/defaults.py).
 ADDONS = {"crawler.crawl.addon.Addon": 0}

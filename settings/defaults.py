@@ -71,8 +71,10 @@ ARCHIVE_WARC_PREFIX = ""
 ARCHIVE_WARC_MAX_SIZE = 1_000_000_000
 # ... or when the open file is older than this many seconds (0 = never by age).
 ARCHIVE_WARC_MAX_AGE = 3600
-# gzip level of each record's member: 6 is zlib's default; 1-3 trade size for CPU.
-ARCHIVE_WARC_COMPRESS_LEVEL = 6
+# gzip level of each record's member, on zlib's 0-9 scale: 1-3 deflate with ISA-L (zlib's
+# ratio at that level for 2-5x less CPU: at 2, files ~15 % larger than zlib's 6 for a tenth of
+# its CPU), 4-9 with zlib (6 is zlib's default), 0 stores uncompressed.
+ARCHIVE_WARC_COMPRESS_LEVEL = 2
 # Who runs this crawler: written into every warcinfo record (a URL or an e-mail address).
 ARCHIVE_WARC_OPERATOR = ""
 
@@ -83,6 +85,14 @@ ARCHIVE_TEXT_MODE = "article"
 # Threads extracting text. Extraction is CPU-bound Python: more threads than one mostly add
 # lock contention (measured: 2 threads, no faster; 10 threads, +65 % CPU per page).
 ARCHIVE_TEXT_WORKERS = 1
+# The degenerate-text guard: a text whose body (paragraphs under the headline, in characters)
+# is below RATIO times the median body of the site's latest 200 texts (once it has MIN_TEXTS
+# of them), or below MIN_CHARS on any site, is stored flagged beside the article's versions
+# (flagged/<site>/…, "quality": "degenerate" in its sidecar), never as a version; the crawl
+# report lists it. See crawler/text/quality.py.
+ARCHIVE_TEXT_DEGENERATE_RATIO = 0.05
+ARCHIVE_TEXT_DEGENERATE_MIN_CHARS = 20
+ARCHIVE_TEXT_DEGENERATE_MIN_TEXTS = 20
 
 # --- Catalog and incremental crawling ---------------------------------------------------------
 # Record every capture and each article's text versions; skip articles already archived.
@@ -102,6 +112,11 @@ ARCHIVE_LEASE_TTL = "2m"
 ARCHIVE_SCHEDULED_START = ""
 # Fetch every discovered article again, archived or not (the spider argument refresh=1 too).
 ARCHIVE_REFRESH = False
+# An article URL whose last answer was 404 or 410 (a dead link a feed or sitemap keeps
+# listing) is not requested again for this many days, counted as skipped "gone"; asked again
+# after that and still gone, it is listed in the report but not counted against the site's
+# health (a new URL that 404s still is). 0 = ask it again every crawl.
+ARCHIVE_GONE_RECHECK_DAYS = 7
 
 # --- Indexes for researchers (crawler/access/indexes.py), written at crawl end --------------
 # A CDXJ per WARC (index/<site>/Y/M/D/<name>.cdxj), a Parquet capture index per crawl
@@ -110,6 +125,10 @@ ARCHIVE_INDEX_ENABLED = True
 # Also a WACZ package per crawl (wacz/<site>/<crawl-id>.wacz) for ReplayWeb.page; it holds a
 # copy of the crawl's WARC files, so it doubles what the crawl stores.
 ARCHIVE_WACZ_ENABLED = True
+# Captures the crawl-end step holds at once (their rows, texts and CDXJ lines; a Parquet row
+# group each): its memory stays the same whatever the crawl's size. Everything else waits on
+# disk, in a scratch file in the spool.
+ARCHIVE_INDEX_BATCH = 500
 
 # --- Replay: a crawl answered from the archive (`newsarchive crawl SITE --from-archive`) ---------
 # The real spider (discovery, parsing, text) with a download handler that answers every request
@@ -191,6 +210,11 @@ ARCHIVE_SCHEDULE_REVISIONS_CRON = "30 */6 * * *"
 ARCHIVE_SCHEDULE: dict[str, object] = {}
 # Operator-editable schedule file (TOML); "" = none.
 ARCHIVE_SCHEDULE_FILE = ""
+# News sources run by the generic spider (crawler/crawl/sources.py): a TOML file of
+# [sources.<name>] tables, written by `newsarchive sources add URL`. Empty = "sources.toml"
+# beside ARCHIVE_SCHEDULE_FILE when that is set, else ./sources.toml when it exists. A file
+# named here must exist; every entry is checked before any crawl starts.
+ARCHIVE_SOURCES_FILE = ""
 # Each start is moved by up to this many seconds at random (spreads load on the sites).
 ARCHIVE_SCHEDULE_JITTER = 300
 # A crawl running longer than this many seconds is stopped (SIGTERM, SIGKILL after the grace).

@@ -215,6 +215,22 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
         yield SeaweedFS(endpoint, workdir)
 
 
+@pytest.fixture
+def recorder(seaweedfs: SeaweedFS) -> Iterator[Any]:
+    """A proxy in front of SeaweedFS that records every S3 request it forwards (method, path,
+    Range): what a replay or a reextract asked of the store (tests.replay_helper.S3Recorder)."""
+    import threading
+
+    from tests.replay_helper import S3Recorder
+
+    server = S3Recorder(seaweedfs.endpoint)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
 # ------------------------------------------------------------------ PostgreSQL on loopback
 
 

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 import scrapy
 from scrapy.http import Response
+from scrapy.settings import Settings
 
 from crawler.crawl.spider import NewsSpider
 from crawler.text.extract import SiteRules
@@ -40,6 +41,21 @@ MIRROR_SETTINGS = {
     # The saved pages carry their real (old) dates: no 30-day discovery window.
     "ARCHIVE_DISCOVERY_WINDOW_DAYS": "0",
 }
+
+
+def addon_settings(**project: Any) -> Settings:
+    """The project's settings as the add-on leaves them, with ``project`` values set at the
+    project's priority (as a project module would)."""
+    from scrapy.utils.project import get_project_settings
+
+    from crawler.crawl.addon import Addon
+
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
+    settings = get_project_settings()
+    for name, value in project.items():
+        settings.set(name, value, priority="project")
+    Addon().update_settings(settings)
+    return settings
 
 
 def mirror_settings(mirror: Any) -> dict[str, str]:

@@ -45,6 +45,7 @@ LISTING_PAGES = 5  # HostileSpider.listing_max_pages; the listing itself never e
 SITEMAP_DEPTH = NewsSpider.sitemap_max_depth
 ARABIC = "أعلن وزير الخارجية اليوم عن مبادرة جديدة للسلام في المنطقة."
 PERSIAN = "پيام چهارم گفتگو درباره صلح"
+LATIN = "Café naïve résumé"
 TITLE = "Hostile input"
 MB = 1024 * 1024
 CRAWL_SETTINGS = {
@@ -228,6 +229,15 @@ def sitemapindex(locs: list[str]) -> str:
     )
 
 
+def twice(text: str) -> str:
+    """``text``'s UTF-8 read as cp1252 (its undefined bytes as Latin-1's C1 controls), as a CMS
+    that encodes UTF-8 twice writes it: "Ø§Ù„" for "ال"."""
+    return "".join(
+        chr(b) if b in (0x81, 0x8D, 0x8F, 0x90, 0x9D) else bytes([b]).decode("cp1252")
+        for b in text.encode()
+    )
+
+
 def a(slug: str) -> str:
     return f"{H}/news/{slug}/"
 
@@ -256,12 +266,21 @@ def _cases() -> Iterator[Case]:
             "text/html; charset=iso-8859-1",
             PERSIAN,
         ),
-        ("cs-utf8-label-1256", story(ARABIC).encode(), "text/html; charset=windows-1256", ""),
+        # UTF-8 bytes under a one-byte label: UTF-8 (read in the label, mojibake).
+        ("cs-utf8-label-1256", story(ARABIC).encode(), "text/html; charset=windows-1256", ARABIC),
         (
             "cs-utf8-meta-1256",
             story(ARABIC, head=arabic_meta).encode(),
             "text/html",
-            "",
+            ARABIC,
+        ),
+        # A label the bytes cannot disprove is followed, as browsers do: marked as mojibake.
+        ("cs-1256-label-latin1", ar_page, "text/html; charset=iso-8859-1", ""),
+        (
+            "cs-persian-utf8-label-1256",
+            story(PERSIAN).encode(),
+            "text/html; charset=windows-1256",
+            PERSIAN,
         ),
         ("cs-utf16le-bom", b"\xff\xfe" + utf16.encode("utf-16-le"), "text/html", ARABIC),
         ("cs-utf16be-bom", b"\xfe\xff" + utf16.encode("utf-16-be"), "text/html", ARABIC),
@@ -277,7 +296,7 @@ def _cases() -> Iterator[Case]:
             "text/html; charset=utf-16le",
             ARABIC,
         ),
-        ("cs-utf16le-nobom-nolabel", utf16.encode("utf-16-le"), "text/html", ""),
+        ("cs-utf16le-nobom-nolabel", utf16.encode("utf-16-le"), "text/html", ARABIC),
         ("cs-utf16be-nobom-label-utf8", utf16.encode("utf-16-be"), "text/html; charset=utf-8", ""),
         (
             "cs-utf8-bom-label-1256",
@@ -316,6 +335,14 @@ def _cases() -> Iterator[Case]:
             "text/html; charset=utf-8",
             "",
         ),
+        # UTF-8 encoded twice (valid UTF-8 that reads "Ø§Ù„"): repaired, and on record.
+        (
+            "cs-double-utf8-arabic",
+            twice(story(ARABIC)).encode(),
+            "text/html; charset=utf-8",
+            ARABIC,
+        ),
+        ("cs-double-utf8-persian", twice(story(PERSIAN)).encode(), "text/html", PERSIAN),
         ("cs-no-content-type", good.encode(), "", "ordinary paragraph"),
         ("cs-octet-stream", good.encode(), "application/octet-stream", "ordinary"),
         ("cs-image-png", good.encode(), "image/png", "ordinary"),
@@ -342,11 +369,21 @@ def _cases() -> Iterator[Case]:
         yield Case(
             f"z-{enc}-corrupt",
             "article",
-            # gzip: Scrapy keeps what decodes before the damage (a CRC error is ignored);
-            # brotli too; a zlib stream fails.
-            "skip:download-error" if enc == "deflate" else "archived",
+            # gzip: Scrapy keeps what decodes before the damage (a CRC error is ignored), brotli
+            # too: archived in the WARC, never a text (its CRC fails; brotli stops short); a
+            # zlib stream fails in Scrapy.
+            {"gzip": "skip:bad-content-coding", "br": "skip:truncated"}.get(
+                enc, "skip:download-error"
+            ),
             encoded(_flip(data, len(data) // 2), enc),
-            contains=None if enc == "deflate" else "word0 word1",
+        )
+        # The whole body as sent (Content-Length right), but the coded stream cut: Scrapy keeps
+        # what came out, the start of the page; the spider checks the coding reached its end.
+        yield Case(
+            f"z-{enc}-stream-cut",
+            "article",
+            "skip:truncated",
+            encoded(data[: len(data) // 2], enc),
         )
         yield Case(
             f"z-{enc}-not-encoded", "article", "skip:download-error", encoded(long_html, enc)
@@ -355,9 +392,19 @@ def _cases() -> Iterator[Case]:
     yield Case(
         "z-gzip-bad-crc",
         "article",
-        "archived",
+        # Every byte inflates, but not to what the server compressed: no text.
+        "skip:bad-content-coding",
         encoded(gz[:-8] + b"\0\0\0\0" + gz[-4:], "gzip"),
-        contains="word3999",
+    )
+    # The known case: a page cut after its headline and date, as a gzip stream that stops
+    # there (a 118-byte "article" was counted new): no text, named in the report.
+    noise = " ".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(100))
+    whole = html(f"<p>Published 11 June 2025.</p><p>{noise}</p>").encode()
+    yield Case(
+        "z-gzip-cut-after-headline",
+        "article",
+        "skip:truncated",
+        encoded(gzip.compress(whole)[: whole.index(b"<p>Published") + 100], "gzip"),
     )
     yield Case(
         "z-gzip-twice",
@@ -396,13 +443,13 @@ def _cases() -> Iterator[Case]:
             _bomb(bomb, size, enc),
         )
     # Over the warning size (8 MiB) once decompressed, under the limit: archived with a warning.
-    big = html("<p>A big page.</p>" + " " * (12 * MB))
+    big = html("<p>A big page, mostly spaces.</p>" + " " * (12 * MB))
     yield Case(
         "bomb-gzip-under-limit",
         "article",
         "archived",
         encoded(gzip.compress(big.encode(), 1), "gzip"),
-        contains="A big page.",
+        contains="A big page, mostly spaces.",
     )
 
     # --- size ----------------------------------------------------------------------------------
@@ -423,22 +470,22 @@ def _cases() -> Iterator[Case]:
             f"deep-{tag}-10000",
             "article",
             "archived",
-            resp(html("<p>Before the depths.</p>" + nested(tag, 10_000))),
-            contains="Before the depths.",
+            resp(html("<p>Before the depths, a paragraph.</p>" + nested(tag, 10_000))),
+            contains="Before the depths, a paragraph.",
         )
     yield Case(
         "deep-p-unclosed-10000",
         "article",
         "archived",
-        resp(html("<p>Top.</p>" + "<div><p>x" * 10_000)),
-        contains="Top.",
+        resp(html("<p>At the top of the story.</p>" + "<div><p>x" * 10_000)),
+        contains="At the top of the story.",
     )
     yield Case(
         "deep-100000",
         "article",
         "archived",
-        resp(html("<p>Top.</p>" + nested("div", 100_000))),
-        contains="Top.",
+        resp(html("<p>At the top of the story.</p>" + nested("div", 100_000))),
+        contains="At the top of the story.",
     )
     yield Case(
         "nul-in-text", "article", "archived", resp(story("before\0after NUL")), contains="after NUL"
@@ -458,11 +505,34 @@ def _cases() -> Iterator[Case]:
         contains="Starts with NUL.",
     )
     yield Case("nul-only", "article", "failed:empty-document", resp(b"\0" * 5000))
+    # NULs, no charset anywhere and one stray byte: was read whole as a one-byte charset
+    # (mojibake, no word of it in the sidecar); now UTF-8, the NULs dropped and counted.
+    yield Case(
+        "nul-utf8-stray-byte",
+        "article",
+        "archived",
+        resp(story(LATIN + "\0 and more\0").encode() + b"\x80", "text/html"),
+        contains=LATIN + " and more",
+    )
+    yield Case(
+        "nul-arabic-stray-byte",
+        "article",
+        "archived",
+        resp(story(ARABIC + "\0").encode() + b"\x80", "text/html"),
+        contains=ARABIC,
+    )
+    # A page that parses, with a headline and a date line and no body: degenerate.
+    yield Case(
+        "tiny-body",
+        "article",
+        "failed:degenerate",
+        resp(html("<p>11 June 2025</p>")),
+    )
     yield Case(
         "nul-utf16-looking",
         "article",
         "archived",
-        resp(story("x").replace("x", "a\0b\0c\0 text")),
+        resp(story("x").replace("x", "a\0b\0c\0 text that follows")),
         contains="text",
     )
     yield Case(
@@ -503,15 +573,21 @@ def _cases() -> Iterator[Case]:
         "many-attributes",
         "article",
         "archived",
-        resp(html("<p " + " ".join(f"a{i}='{i}'" for i in range(20_000)) + ">Attributes.</p>")),
-        contains="Attributes.",
+        resp(
+            html(
+                "<p "
+                + " ".join(f"a{i}='{i}'" for i in range(20_000))
+                + ">Attributes, twenty thousand.</p>"
+            )
+        ),
+        contains="Attributes, twenty thousand.",
     )
     yield Case(
         "many-h1",
         "article",
         "archived",
-        resp(html("<p>Many titles.</p>" + "<h1>again</h1>" * 10_000)),
-        contains="Many titles.",
+        resp(html("<p>Many titles, one paragraph.</p>" + "<h1>again</h1>" * 10_000)),
+        contains="Many titles, one paragraph.",
     )
     yield Case(
         "html-xxe",
@@ -520,7 +596,8 @@ def _cases() -> Iterator[Case]:
         lambda m: MirrorResponse(
             body=(
                 _xxe_doctype(m, "html")
-                + "<html><body><h1>XXE</h1><div class='story'><p>x &xxe; &remote; y</p>"
+                + "<html><body><h1>XXE</h1><div class='story'>"
+                + "<p>x &xxe; &remote; y and the rest</p>"
                 + "</div></body></html>"
             ).encode(),
             content_type="text/html",
@@ -533,7 +610,8 @@ def _cases() -> Iterator[Case]:
         "archived",
         resp(
             _laughs_doctype("html")
-            + "<html><body><h1>Laughs</h1><div class='story'><p>&lol9; end</p></div></body></html>"
+            + "<html><body><h1>Laughs</h1><div class='story'><p>&lol9; end of the laughs</p>"
+            + "</div></body></html>"
         ),
         contains="end",
     )
@@ -550,8 +628,8 @@ def _cases() -> Iterator[Case]:
         "no-title",
         "article",
         "archived",
-        resp("<html><body><div class='story'><p>No headline.</p></div></body></html>"),
-        contains="No headline.",
+        resp("<html><body><div class='story'><p>No headline, only a body.</p></div></body></html>"),
+        contains="No headline, only a body.",
     )
     yield Case(
         "title-only",
@@ -650,18 +728,23 @@ def _cases() -> Iterator[Case]:
             "offsite" if not target.startswith("file:") else "archived",
             resp(
                 html(
-                    "<p>Refreshing.</p>",
+                    "<p>Refreshing, elsewhere.</p>",
                     head=f'<meta http-equiv="refresh" content="0; url={target}">',
                 )
             ),
-            contains="Refreshing." if target.startswith("file:") else None,
+            contains="Refreshing, elsewhere." if target.startswith("file:") else None,
         )
     yield Case(
         "base-href-loopback",
         "article",
         "archived",
-        resp(html("<p>Base.</p><a href='/x'>x</a>", head="<base href='http://127.0.0.1/'>")),
-        contains="Base.",
+        resp(
+            html(
+                "<p>Base href points elsewhere.</p><a href='/x'>x</a>",
+                head="<base href='http://127.0.0.1/'>",
+            )
+        ),
+        contains="Base href points elsewhere.",
     )
 
     # --- Retry-After floods, slowloris ---------------------------------------------------------
@@ -1103,6 +1186,19 @@ class HostileRun:
         return [
             json.loads(p.read_text(encoding="utf-8"))
             for p in sorted(self.store.glob(f"text/{HostileSpider.name}/*/*/*/*.json"))
+        ]
+
+    def sidecar_of(self, url: str) -> dict[str, Any] | None:
+        for sidecar in self.sidecars():
+            if url in (sidecar["url"], sidecar["request_url"]):
+                return sidecar
+        return None
+
+    def flagged(self) -> list[dict[str, Any]]:
+        """The sidecars of degenerate texts, kept beside the versions (``flagged/``)."""
+        return [
+            json.loads(p.read_text(encoding="utf-8"))
+            for p in sorted(self.store.glob(f"flagged/{HostileSpider.name}/*/*/*/*.json"))
         ]
 
     def text_of(self, url: str) -> str | None:

@@ -112,15 +112,26 @@ def install(spec: str) -> None:
     elif phase in ("catalog-before", "catalog-after"):
         record_text = Catalog.record_text
 
-        def hooked_record(self: Catalog, **kwargs: Any) -> Any:
+        def hooked_record(self: Catalog, record: Any) -> Any:
             if phase == "catalog-before" and due():
                 _die()
-            result = record_text(self, **kwargs)
+            result = record_text(self, record)
             if phase == "catalog-after" and due():
                 _die()
             return result
 
         Catalog.record_text = hooked_record  # type: ignore[method-assign]
+        record_texts = Catalog.record_texts
+
+        def hooked_batch(self: Catalog, records: Any) -> Any:  # the crawl's group commit
+            if phase == "catalog-before" and sum(due() for _ in records):
+                _die()
+            result = record_texts(self, records)
+            if phase == "catalog-after" and sum(due() for _ in records):
+                _die()
+            return result
+
+        Catalog.record_texts = hooked_batch  # type: ignore[method-assign]
     elif phase == "upload-after":
         put_single = S3Store._put_single
 

@@ -95,11 +95,11 @@ def install(spec: str) -> None:
     else:
         record_text = Catalog.record_text
 
-        def hooked_record(self: Catalog, **kwargs: Any) -> tuple[int, bool]:
-            new_text = kwargs.get("body") is not None
+        def hooked_record(self: Catalog, record: Any) -> tuple[int, bool]:
+            new_text = record.body is not None
             if new_text and phase == "text-stored" and due():
                 _die()
-            found = record_text(self, **kwargs)
+            found = record_text(self, record)
             if new_text and phase == "recorded" and due():
                 _die()
             return found

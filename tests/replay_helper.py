@@ -9,16 +9,20 @@ also sent through a proxy on a closed loopback port, so an attempt the guard mis
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from tests.conftest import ROOT, venv_program
 
@@ -31,8 +35,16 @@ import os
 import socket
 
 _LOG = os.environ["NEWSARCHIVE_TEST_SOCKET_LOG"]
+# The one address a process may reach (an S3 store on loopback), "host:port"; none if unset.
+_ALLOWED = {
+    (host, int(port))
+    for host, _, port in (
+        a.rpartition(":") for a in os.environ.get("NEWSARCHIVE_TEST_SOCKET_ALLOW", "").split()
+    )
+}
 _connect = socket.socket.connect
 _connect_ex = socket.socket.connect_ex
+_getaddrinfo = socket.getaddrinfo
 
 
 def _refuse(what):
@@ -42,19 +54,21 @@ def _refuse(what):
 
 
 def connect(self, address):
-    if self.family in (socket.AF_INET, socket.AF_INET6):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and tuple(address[:2]) not in _ALLOWED:
         _refuse(f"connect {address!r}")
     return _connect(self, address)
 
 
 def connect_ex(self, address):
-    if self.family in (socket.AF_INET, socket.AF_INET6):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and tuple(address[:2]) not in _ALLOWED:
         _refuse(f"connect_ex {address!r}")
     return _connect_ex(self, address)
 
 
-def getaddrinfo(host, *args, **kwargs):
-    _refuse(f"getaddrinfo {host!r}")
+def getaddrinfo(host, port=None, *args, **kwargs):
+    if (host, port) not in _ALLOWED:
+        _refuse(f"getaddrinfo {host!r}")
+    return _getaddrinfo(host, port, *args, **kwargs)
 
 
 socket.socket.connect = connect
@@ -125,27 +139,43 @@ def closed_port() -> int:
     return port
 
 
-def guarded_env(work: Path, pythonpath: Iterable[Path] = ()) -> tuple[dict[str, str], Path]:
-    """The environment of a process (and its children) that cannot reach the network, and
-    the file where each attempt is recorded."""
+def guarded_env(
+    work: Path,
+    pythonpath: Iterable[Path] = (),
+    *,
+    base: Mapping[str, str] | None = None,
+    allow: Iterable[tuple[str, int]] = (),
+) -> tuple[dict[str, str], Path]:
+    """The environment of a process (and its children) that cannot reach the network (but
+    the addresses ``allow`` names: an S3 store's), and the file where each attempt is
+    recorded."""
     guard = work / "guard"
     guard.mkdir(parents=True, exist_ok=True)
     (guard / "sitecustomize.py").write_text(_GUARD, encoding="utf-8")
     socket_log = work / "sockets.log"
     path = os.pathsep.join(str(p) for p in (guard, *pythonpath, ROOT))
-    env = {**os.environ, "PYTHONPATH": path, "NEWSARCHIVE_TEST_SOCKET_LOG": str(socket_log)}
+    env = {
+        **(os.environ if base is None else base),
+        "PYTHONPATH": path,
+        "NEWSARCHIVE_TEST_SOCKET_LOG": str(socket_log),
+        "NEWSARCHIVE_TEST_SOCKET_ALLOW": " ".join(f"{h}:{p}" for h, p in allow),
+    }
     return env, socket_log
 
 
 def replay(
-    store: Path,
+    store: Path | str,
     work: Path,
     *args: str,
     settings: dict[str, str] | None = None,
     pythonpath: Iterable[Path] = (),
+    base_env: Mapping[str, str] | None = None,
+    allow: Iterable[tuple[str, int]] = (),
 ) -> Replay:
-    """``newsarchive crawl ARGS --from-archive --store STORE`` with the socket guard on."""
-    env, socket_log = guarded_env(work, pythonpath)
+    """``newsarchive crawl ARGS --from-archive --store STORE`` with the socket guard on
+    (``allow``: the addresses it lets through, an S3 store's; ``base_env``: the environment
+    it starts from)."""
+    env, socket_log = guarded_env(work, pythonpath, base=base_env, allow=allow)
     log_dir = work / "logs"
     cli = venv_program("newsarchive")
     cmd = [str(cli)] if cli else [sys.executable, "-m", "crawler.ops.cli"]
@@ -190,3 +220,78 @@ def archived_texts(store: Path, site: str) -> dict[str, bytes]:
 
 def sha256_label(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+# -- an S3 store seen from outside --------------------------------------------------------------
+class S3Recorder(ThreadingHTTPServer):
+    """A loopback proxy in front of SeaweedFS that notes every request it forwards."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Forward)
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.seen: list[tuple[str, str, str | None, int]] = []
+        self.lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Forward(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: S3Recorder
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _body(self) -> bytes | None:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                chunk = self.rfile.read(size + 2)[:size]
+                if not size:
+                    while self.rfile.readline() not in (b"\r\n", b""):
+                        pass
+                    return out
+                out += chunk
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else None
+
+    def _forward(self) -> None:
+        body = self._body()
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding",)}
+        if body is not None:
+            headers["Content-Length"] = str(len(body))
+        upstream = http.client.HTTPConnection(*self.server.upstream, timeout=60)
+        upstream.request(self.command, self.path, body=body, headers=headers)
+        answer = upstream.getresponse()
+        data = answer.read()
+        with self.server.lock:
+            self.server.seen.append(
+                (
+                    self.command,
+                    unquote(urlsplit(self.path).path),
+                    self.headers.get("Range"),
+                    len(data),
+                )
+            )
+        self.send_response(answer.status, answer.reason)
+        for name, value in answer.getheaders():
+            if name.lower() in ("transfer-encoding", "connection"):
+                continue
+            if name.lower() == "content-length" and self.command != "HEAD":
+                continue
+            self.send_header(name, value)
+        if self.command != "HEAD":
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        else:
+            self.end_headers()
+        upstream.close()
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward

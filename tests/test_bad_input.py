@@ -288,8 +288,9 @@ def test_arabic_text_whatever_the_charset_label(bad_crawl: BadCrawl) -> None:
     labelled UTF-8 are not valid UTF-8, so the label is dropped and the page's own declaration
     (windows-1256) reads them: the Arabic text. The same bytes labelled ISO-8859-1 are valid in
     that charset (every byte is), so the label is followed and the text is mojibake, exactly
-    what a browser shows; the sidecar names the encoding used and the WARC keeps the bytes to
-    redo it. A page with no charset anywhere is detected (valid UTF-8 here).
+    what a browser shows; the sidecar names the encoding used, on whose word, and marks the
+    text as mojibake, and the WARC keeps the bytes to redo it. A page with no charset anywhere
+    is detected (valid UTF-8 here).
     """
     expected = f"{ARABIC_TITLE}\n\n{ARABIC_TEXT}\n\n{ARABIC_TEXT}\n"
     assert bad_crawl.text("arabic-utf8-label") == expected
@@ -299,6 +300,10 @@ def test_arabic_text_whatever_the_charset_label(bad_crawl: BadCrawl) -> None:
     mojibake = expected.encode("cp1256").decode("cp1252")
     assert bad_crawl.text("arabic-latin1-label") == mojibake
     assert bad_crawl.sidecar("arabic-latin1-label")["encoding"] == "cp1252"
+    decoding = bad_crawl.sidecar("arabic-latin1-label")["decoding"]
+    assert (decoding["source"], decoding["mojibake"], decoding["suspect"]) == ("header", True, True)
+    assert bad_crawl.sidecar("arabic-utf8-label")["decoding"]["source"] == "meta"
+    assert bad_crawl.sidecar("arabic-no-charset")["decoding"]["mojibake"] is False
     assert "\ufffd" not in "".join(
         bad_crawl.text(n) for n in ("arabic-utf8-label", "arabic-latin1-label", "arabic-no-charset")
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.catalog.db import Capture, Catalog, iso
+from crawler.catalog.db import Capture, Catalog, TextRecord, iso
 from crawler.layout import sqlite_url
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -55,16 +55,21 @@ def test_captures_are_recorded_once(catalog: Catalog) -> None:
 
 def test_text_versions(catalog: Catalog) -> None:
     args = {"site": "tdi", "article_key": "a", "url": "https://x/a/", "text_key": "text/a.txt"}
-    assert catalog.record_text(capture_time=iso(T0), text_digest="sha256:1", **args) == (1, True)
+    assert catalog.record_text(
+        TextRecord(capture_time=iso(T0), text_digest="sha256:1", **args)
+    ) == (1, True)
     # The same text later: still version 1, only checked.
     later = iso(T0 + timedelta(hours=2))
-    assert catalog.record_text(capture_time=later, text_digest="sha256:1", **args) == (1, False)
+    assert catalog.record_text(TextRecord(capture_time=later, text_digest="sha256:1", **args)) == (
+        1,
+        False,
+    )
     state = catalog.article("tdi", "a")
     assert state is not None
     assert (state.version, state.first_captured, state.last_checked) == (1, iso(T0), later)
     # Edited text: version 2.
     assert catalog.record_text(
-        capture_time=iso(T0 + timedelta(days=1)), text_digest="sha256:2", **args
+        TextRecord(capture_time=iso(T0 + timedelta(days=1)), text_digest="sha256:2", **args)
     ) == (2, True)
     assert catalog.known_keys("tdi") == {"a"}
     assert catalog.known_keys("irna") == set()
@@ -96,9 +101,11 @@ def test_due_for_revision(
     now = T0 + timedelta(days=60)
     first = now - first_age
     args = {"site": "tdi", "article_key": "a", "url": "https://x/a/", "text_key": "k"}
-    catalog.record_text(capture_time=iso(first), text_digest="d", **args)
+    catalog.record_text(TextRecord(capture_time=iso(first), text_digest="d", **args))
     if checked_after_first:
-        catalog.record_text(capture_time=iso(first + checked_after_first), text_digest="d", **args)
+        catalog.record_text(
+            TextRecord(capture_time=iso(first + checked_after_first), text_digest="d", **args)
+        )
     assert [a.article_key for a in catalog.due_for_revision("tdi", now)] == (["a"] if due else [])
 
 
@@ -130,8 +137,14 @@ def test_the_same_catalog_on_postgresql(postgres_url: str) -> None:
     assert catalog.add_capture(capture(1))
     assert not catalog.add_capture(capture(1))
     args = {"site": "tdi", "article_key": "a", "url": "https://x/a/", "text_key": "k"}
-    assert catalog.record_text(capture_time=iso(T0), text_digest="d1", **args) == (1, True)
-    assert catalog.record_text(capture_time=iso(T0), text_digest="d2", **args) == (2, True)
+    assert catalog.record_text(TextRecord(capture_time=iso(T0), text_digest="d1", **args)) == (
+        1,
+        True,
+    )
+    assert catalog.record_text(TextRecord(capture_time=iso(T0), text_digest="d2", **args)) == (
+        2,
+        True,
+    )
     other = Catalog(postgres_url)  # another process's view, e.g. a second machine
     state = other.article("tdi", "a")
     assert state is not None and state.version == 2
@@ -140,3 +153,58 @@ def test_the_same_catalog_on_postgresql(postgres_url: str) -> None:
     assert catalog.get_validators(["https://x/feed/"]) == {"https://x/feed/": ('"e1"', None)}
     catalog.close()
     other.close()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_gone_keys_are_the_articles_whose_last_answer_was_404_or_410(
+    request: pytest.FixtureRequest, tmp_path: Path, database: str
+) -> None:
+    url = (
+        sqlite_url(tmp_path / "catalog.sqlite")
+        if database == "sqlite"
+        else request.getfixturevalue("fresh_pg")
+    )
+    catalog = Catalog(url)
+    answers = [  # (article key, minute, status, record type)
+        ("archived", 1, 200, "response"),
+        ("dead", 2, 404, "response"),
+        ("dead", 12, 404, "revisit"),  # the same 404 page a crawl later
+        ("moved-to-404", 3, 301, "response"),
+        ("moved-to-404", 3, 410, "response"),
+        ("came-back", 4, 404, "response"),
+        ("came-back", 5, 200, "response"),
+        ("removed", 5, 200, "response"),
+        ("removed", 6, 410, "response"),
+        ("retried", 7, 503, "response"),
+        ("retried", 7, 404, "response"),  # the same second: the 404 is the answer
+        ("down-since", 8, 404, "response"),
+        ("down-since", 9, 503, "response"),  # passing, no sign it came back
+        ("blocked", 10, 404, "response"),
+        ("blocked", 11, 403, "challenge"),  # a challenge page is no answer at all
+        ("other-site", 2, 404, "response"),
+    ]
+    try:
+        catalog.add_captures(
+            capture(
+                n,
+                article_key=key,
+                site="irna" if key == "other-site" else "tdi",
+                url=f"https://thediplomaticinsight.com/{key}/",
+                capture_time=iso(T0 + timedelta(minutes=minute)),
+                status=status,
+                record_type=kind,
+            )
+            for n, (key, minute, status, kind) in enumerate(answers)
+        )
+        catalog.add_capture(capture(99, article_key=None, status=404))  # no article's answer
+        assert catalog.gone_keys("tdi") == {
+            "dead": iso(T0 + timedelta(minutes=12)),
+            "moved-to-404": iso(T0 + timedelta(minutes=3)),
+            "removed": iso(T0 + timedelta(minutes=6)),
+            "retried": iso(T0 + timedelta(minutes=7)),
+            "down-since": iso(T0 + timedelta(minutes=8)),
+            "blocked": iso(T0 + timedelta(minutes=10)),
+        }
+        assert catalog.gone_keys("presstv") == {}
+    finally:
+        catalog.close()

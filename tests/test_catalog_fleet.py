@@ -23,6 +23,7 @@ from crawler.catalog.db import (
     Catalog,
     CatalogMismatch,
     Run,
+    TextRecord,
     iso,
     metadata,
 )
@@ -310,13 +311,15 @@ def test_a_catalog_of_an_older_newsarchive_is_upgraded(catalog_url: str) -> None
     assert found == str(SCHEMA_VERSION)
     # The text index came with the upgrade: a text recorded now is searchable.
     catalog.record_text(
-        site="tdi",
-        article_key="k",
-        url="https://tdi.example/k",
-        capture_time="2026-01-02T00:00:00Z",
-        text_digest="sha256:k",
-        text_key="text/tdi/k.txt",
-        body="Headline\n\nWords of an upgraded catalog.\n",
+        TextRecord(
+            site="tdi",
+            article_key="k",
+            url="https://tdi.example/k",
+            capture_time="2026-01-02T00:00:00Z",
+            text_digest="sha256:k",
+            text_key="text/tdi/k.txt",
+            body="Headline\n\nWords of an upgraded catalog.\n",
+        )
     )
     assert [h.article_key for h in search(catalog, SearchQuery("upgraded"))] == ["k"]
     catalog.close()
@@ -339,6 +342,18 @@ KEYS = [f"article-{n}" for n in range(20)]
 WRITERS = 4
 
 
+def _text(key: str, article_key: str, digest: str) -> TextRecord:
+    """A text of ``key``'s page (``article_key``: the key or its "-same" twin)."""
+    return TextRecord(
+        site="tdi",
+        article_key=article_key,
+        url=f"https://x/{key}/",
+        capture_time=iso(T0),
+        text_digest=digest,
+        text_key=f"text/{digest}",
+    )
+
+
 def _record_texts(index: int, barrier: Any, url: str) -> list[tuple[str, int, bool]]:
     """Every writer records its own text (a new version each) under each key, and under each
     key's "-same" twin the one text they all share."""
@@ -347,14 +362,7 @@ def _record_texts(index: int, barrier: Any, url: str) -> list[tuple[str, int, bo
     barrier.wait(60)
     for key in KEYS:
         for article_key, digest in [(key, f"d{index}"), (f"{key}-same", "same")]:
-            version, new = catalog.record_text(
-                site="tdi",
-                article_key=article_key,
-                url=f"https://x/{key}/",
-                capture_time=iso(T0),
-                text_digest=digest,
-                text_key=f"text/{digest}",
-            )
+            version, new = catalog.record_text(_text(key, article_key, digest))
             found.append((article_key, version, new))
     catalog.close()
     return found
@@ -369,14 +377,7 @@ def test_versions_decided_by_processes_at_once_never_collide(
     first = 1 if archived else 0
     for key in KEYS if archived else []:
         for article_key, digest in [(key, "d-first"), (f"{key}-same", "same")]:
-            catalog.record_text(
-                site="tdi",
-                article_key=article_key,
-                url=f"https://x/{key}/",
-                capture_time=iso(T0),
-                text_digest=digest,
-                text_key=f"text/{digest}",
-            )
+            catalog.record_text(_text(key, article_key, digest))
     decided: dict[str, list[tuple[int, bool]]] = {}
     for found in in_processes(_record_texts, catalog_url, count=WRITERS):
         for key, version, new in found:

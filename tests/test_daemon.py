@@ -209,7 +209,10 @@ def test_status_checks_log_stale_sites_once_per_hour(caplog: pytest.LogCaptureFi
 
 
 SLOW_SITE = "almasirah"
-SLOW_DELAY = 3.0  # seconds before each of its article pages answers
+# Seconds before each of its article pages answers: long enough that the stop reaches the
+# crawl while they are in flight even on a loaded machine (3 s was not, in a CI run at load 8:
+# the crawl finished before the signal, its report said so, and the test lost its moment).
+SLOW_DELAY = 5.0
 
 
 @dataclass
@@ -331,7 +334,7 @@ def _wait_for_mid_crawl(
                 for q in mirror.requests
                 if "/post/" in q.url and q.time >= begun.timestamp() + 0.5
             ]
-            if articles_asked:  # its article pages are being fetched (each takes 3 s)
+            if articles_asked:  # its article pages are being fetched (each takes SLOW_DELAY)
                 return metrics_text, running[0]
         time.sleep(0.3)
     pytest.fail(f"no mid-crawl moment in 90 s; runs: {_runs(store)}\n{log.read_text()[-5000:]}")
@@ -541,6 +544,33 @@ def test_stop_event_sends_one_sigterm(tmp_path: Path) -> None:
     outcome = crawl.wait(stop, tick=0.05)
     assert outcome.exit_code == 11  # exactly one SIGTERM, however often wait() looped
     assert outcome.result == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("finish_reason", "result", "failure"),
+    [("finished", "ok", None), ("shutdown", "stopped", "stopped at shutdown")],
+)
+def test_a_stop_that_meets_a_finished_crawl_records_it_as_the_crawl_says(
+    tmp_path: Path, finish_reason: str, result: str, failure: str | None
+) -> None:
+    """The SIGTERM arrives while the crawl writes its report and it exits 0: a crawl that says
+    it finished its work is ok; one that says it stopped for the shutdown is stopped."""
+    report = tmp_path / "r.json"
+    script = (
+        "import json, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "time.sleep(0.8)\n"
+        f"open({str(report)!r}, 'w').write(json.dumps({{'finish_reason': {finish_reason!r}}}))\n"
+        "sys.exit(0)\n"
+    )
+    stop = threading.Event()
+    crawl = ScriptCrawl(CrawlRequest("tdi", grace=30), report, script)
+    crawl.start()
+    time.sleep(0.3)
+    stop.set()
+    outcome = crawl.wait(stop, tick=0.05)
+    assert outcome.exit_code == 0
+    assert (outcome.result, outcome.failure) == (result, failure)
 
 
 def test_crawl_command_passes_sigterm_on_once_and_records_the_run(tmp_path: Path) -> None:

@@ -77,8 +77,8 @@ def test_sample_004_metadata() -> None:
 def test_generic_extraction_of_the_tdi_page_drops_the_chrome() -> None:
     article = extract_article(tdi_page(), SAMPLE_URL)
     expected = expected_004().rstrip("\n").split("\n\n")
-    assert article.extractor == "trafilatura"
-    assert "no site rules; used trafilatura" in article.warnings
+    assert article.extractor == "generic"
+    assert "no site rules; used the generic extractor" in article.warnings
     assert "Also read" not in article.text
     assert "Previous article" not in article.text
     assert "A dedicated and passionate" not in article.text
@@ -133,7 +133,7 @@ OTHER_URL = "https://harbour.example/business/ports-deal-signed-in-karachi"
 
 def test_generic_extraction_of_another_layout() -> None:
     article = extract_article(OTHER_LAYOUT, OTHER_URL)
-    assert article.extractor == "trafilatura"
+    assert article.extractor == "generic"
     assert article.title == "Ports deal signed in Karachi"
     assert article.paragraphs[0].startswith("KARACHI: Two port operators signed")
     assert article.paragraphs[-1].startswith("Traders welcomed the agreement")
@@ -147,10 +147,10 @@ def test_generic_extraction_of_another_layout() -> None:
     assert article.language == "en"
 
 
-def test_site_rules_that_miss_fall_back_to_trafilatura_with_a_warning() -> None:
+def test_site_rules_that_miss_fall_back_to_the_generic_extractor_with_a_warning() -> None:
     article = extract_article(OTHER_LAYOUT, OTHER_URL, RULES)
-    assert article.extractor == "trafilatura"
-    assert "body selector missed; fell back to trafilatura" in article.warnings
+    assert article.extractor == "generic"
+    assert "body selector missed; fell back to the generic extractor" in article.warnings
     assert article.paragraphs[0].startswith("KARACHI:")
     assert "Related:" not in article.text
 
@@ -550,3 +550,45 @@ def test_extraction_in_threads_gives_the_same_text() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         texts = list(pool.map(lambda s: extract_text(pages[s], f"{SITE}/{s}/", RULES), slugs))
     assert texts == [alone[slug] for slug in slugs]
+
+
+@pytest.mark.parametrize("page", ["tdi", "other"])
+def test_the_one_parse_generic_path_reads_the_same_metadata_as_lxml(page: str) -> None:
+    # Without rules the page is parsed once, by lexbor; with rules that miss, lxml reads the
+    # metadata and the same generic extractor the body: every field must agree.
+    html, url = (tdi_page(), SAMPLE_URL) if page == "tdi" else (OTHER_LAYOUT, OTHER_URL)
+    missing = SiteRules(title=(), body=("div.no-such-body",))
+    one, two = extract_article(html, url), extract_article(html, url, missing)
+    assert one.extractor == two.extractor == "generic"
+    for name in (
+        "title",
+        "paragraphs",
+        "published",
+        "published_text",
+        "modified",
+        "authors",
+        "tags",
+        "section",
+        "language",
+        "description",
+        "canonical_url",
+        "images",
+    ):
+        assert getattr(one, name) == getattr(two, name), name
+    assert one.authors and one.published is not None and one.tags
+
+
+def test_rules_digest_is_of_every_field_and_follows_a_change() -> None:
+    # Kept per rules after the first text: still the digest of the rules' JSON, and rules that
+    # differ in any field (or are rebuilt equal) get theirs.
+    import hashlib
+
+    from crawler.text.extract import rules_digest
+
+    fields = json.dumps(dataclasses.asdict(RULES), sort_keys=True, ensure_ascii=False)
+    expected = "sha256:" + hashlib.sha256(fields.encode("utf-8")).hexdigest()
+    assert rules_digest(RULES) == rules_digest(RULES) == expected
+    assert rules_digest(dataclasses.replace(RULES)) == expected
+    changed = dataclasses.replace(RULES, drop=(*RULES.drop, "div.more"))
+    assert rules_digest(changed) not in (None, expected)
+    assert rules_digest(None) is None

@@ -355,6 +355,160 @@ def test_the_summary_has_a_failures_line() -> None:
     )
 
 
+# ------------------------------------------------------------------ articles gone last time
+
+
+def still_gone(url: str, status: int = 404) -> FailedUrl:
+    """An article gone (404, 410) at its last answer, asked again at its recheck: gone still."""
+    return FailedUrl(url, "fetch", f"http-{status}", status, f"HTTP {status}", gone=True)
+
+
+def test_an_article_still_gone_at_its_recheck_is_listed_but_does_not_fail_the_site() -> None:
+    # A later crawl: the rest archived, the dead link the sitemap keeps listing asked again.
+    failures = FailureLog()
+    failures.add(still_gone("dead"))
+    got = health(stats(discovered=10, requested=1, sources=1), failures, **{"already-archived": 9})
+    assert got["status"] == "ok" and got["problems"] == [] and got["still_gone"] == 1
+    report = failures.report()
+    assert [(u["url"], u["cause"], u["gone"]) for u in report["urls"]] == [
+        ("dead", "http-404", True)
+    ]
+    assert report["total"] == 1 and report["still_gone"] == 1
+
+
+def test_the_same_404_from_a_url_never_seen_gone_fails_the_site() -> None:
+    failures = FailureLog()
+    failures.add(FailedUrl("dead", "fetch", "http-404", 404))
+    got = health(stats(discovered=10, requested=1, sources=1), failures, **{"already-archived": 9})
+    assert got["problems"] == ["1 article requested, none archived (fetch http-404: 1)"]
+    assert got["still_gone"] == 0 and failures.report()["urls"][0]["gone"] is False
+
+
+def test_a_new_dead_url_beside_a_still_gone_one_fails_the_site() -> None:
+    failures = FailureLog()
+    failures.add(still_gone("old", 410))
+    failures.add(FailedUrl("new", "fetch", "http-404", 404))
+    got = health(stats(discovered=10, requested=2, sources=1), failures, **{"already-archived": 8})
+    assert got["problems"] == ["1 article requested, none archived (fetch http-404: 1)"]
+    assert got["still_gone"] == 1
+    # The report lists both, and counts them by cause as ever.
+    assert failures.report()["by_cause"] == {"http-404": 1, "http-410": 1}
+
+
+def test_a_layout_change_where_every_new_article_404s_still_fails_the_site() -> None:
+    failures = FailureLog()
+    for i in range(3):  # the old dead links, gone still
+        failures.add(still_gone(f"old{i}"))
+    for i in range(5):  # every new article
+        failures.add(FailedUrl(f"new{i}", "fetch", "http-404", 404))
+    got = health(stats(discovered=8, requested=8), failures)
+    assert got["problems"] == ["5 articles requested, none archived (fetch http-404: 5)"]
+    # Beside two archived revisions: 5 of the 7 asked that could tell, over half.
+    got = health(stats(discovered=10, requested=10, unchanged=2), failures)
+    assert got["problems"] == ["5 of 7 requested articles failed (fetch http-404: 5)"]
+
+
+def test_rechecks_still_gone_do_not_tip_the_failed_share() -> None:
+    # 20 dead links asked again beside 10 articles, all archived: no failure of the site.
+    failures = FailureLog()
+    for i in range(20):
+        failures.add(still_gone(f"old{i}"))
+    assert health(stats(discovered=30, requested=30, new=10), failures)["status"] == "ok"
+    # Three real failures among those 10 are 3 of 10, not 23 of 30.
+    for i in range(3):
+        failures.add(FailedUrl(f"f{i}", "fetch", "http-503", 503))
+    assert health(stats(discovered=30, requested=30, new=7), failures)["status"] == "ok"
+    for i in range(3, 6):
+        failures.add(FailedUrl(f"f{i}", "fetch", "http-503", 503))
+    got = health(stats(discovered=30, requested=30, new=4), failures)
+    assert got["problems"] == ["6 of 10 requested articles failed (fetch http-503: 6)"]
+
+
+def test_the_summary_says_what_is_still_gone() -> None:
+    from datetime import UTC, datetime
+
+    from crawler.crawl.report import CrawlFacts
+
+    failures = FailureLog()
+    failures.add(still_gone("dead", 410))
+    facts = CrawlFacts(
+        crawl_id="c1",
+        site="s",
+        store_uri="/tmp/x",
+        started=datetime.now(UTC),
+        t0=0.0,
+        cpu0=0.0,
+        health=HealthConfig(),
+        failures=failures,
+    )
+    figures = {**stats(discovered=3, requested=1), "downloader/response_count": 3}
+    report = build_report(facts, figures, "finished")
+    assert report["health"]["status"] == "ok"
+    assert crawl_failed(report) is None
+    assert "failures: 1 by stage (fetch: 1), by cause (http-410: 1); 1 gone at their last " in (
+        format_summary(report)
+    )
+
+
+def answer(spider: NewsSpider, request: Any, status: int) -> None:
+    """The article request answered ``status``: Scrapy's HttpError to the spider's errback."""
+    from scrapy.http import HtmlResponse
+    from scrapy.spidermiddlewares.httperror import HttpError
+    from twisted.python.failure import Failure
+
+    response = HtmlResponse(request.url, status=status, request=request, body=b"")
+    failure = Failure(HttpError(response, "Ignoring non-200 response"))
+    failure.request = request  # as Scrapy sets it for an errback
+    spider.request_failed(failure)
+
+
+def test_the_spider_skips_a_gone_article_until_its_recheck_and_marks_the_recheck() -> None:
+    from scrapy.utils.test import get_crawler
+
+    from crawler.constants import META_GONE
+
+    crawler = get_crawler(FailingSpider)
+    spider = FailingSpider.from_crawler(crawler)
+    found: list[FailedUrl] = []
+    spider.on_failure = found.append
+    # one: gone, not asked yet; two: gone, its recheck due; three: archived, then gone.
+    gone = {"one": True, "two": False, "three": True}
+    spider.use_catalog(lambda key: key not in ("three", "four"), [], gone)
+    assert list(spider._article_request(f"{H}/news/one/", {})) == []
+    assert list(spider._article_request(f"{H}/news/one/", {})) == []  # counted once
+    assert list(spider._article_request(f"{H}/news/three/", {})) == []
+    assert list(spider._article_request(f"{H}/news/four/", {})) == []  # archived
+    [recheck] = spider._article_request(f"{H}/news/two/", {})
+    [new] = spider._article_request(f"{H}/news/five/", {})
+    assert recheck.meta[META_GONE] is True and META_GONE not in new.meta
+    got = crawler.stats.get_stats()
+    assert got["archive/skipped/gone"] == 2 and got["archive/skipped/already-archived"] == 1
+    assert got["archive/articles/requested"] == 2
+    # Gone still (404 or 410): marked; a 503 from it, or a 404 from a new URL, are failures.
+    answer(spider, recheck, 404)
+    answer(spider, recheck, 410)
+    answer(spider, recheck, 503)
+    answer(spider, new, 404)
+    assert [(f.url, f.cause, f.gone) for f in found] == [
+        (f"{H}/news/two/", "http-404", True),
+        (f"{H}/news/two/", "http-410", True),
+        (f"{H}/news/two/", "http-503", False),
+        (f"{H}/news/five/", "http-404", False),
+    ]
+
+
+def test_refresh_asks_gone_articles_again() -> None:
+    from scrapy.utils.test import get_crawler
+
+    from crawler.constants import META_GONE
+
+    crawler = get_crawler(FailingSpider)
+    spider = FailingSpider.from_crawler(crawler, refresh="1")
+    spider.use_catalog(lambda key: False, [], {"one": True})
+    [request] = spider._article_request(f"{H}/news/one/", {})
+    assert request.meta[META_GONE] is True
+
+
 # ------------------------------------------------------------------ causes of download errors
 
 

@@ -132,7 +132,8 @@ def test_two_daemons_with_one_schedule_run_each_start_once(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             done = rows(fresh_pg, "SELECT site, result FROM runs WHERE result = 'ok'")
-            if Counter(site for site, _ in done) == {"tdi": 2, "irna": 2}:
+            counted = Counter(site for site, _ in done)
+            if counted["tdi"] >= 2 and counted["irna"] >= 2:
                 break
             assert all(d.poll() is None for d in daemons), "a daemon exited"
             time.sleep(0.5)
@@ -144,12 +145,17 @@ def test_two_daemons_with_one_schedule_run_each_start_once(
             d.send_signal(signal.SIGTERM)
         for d in daemons:
             assert d.wait(60) == 0
-    runs = rows(fresh_pg, "SELECT site, result, host FROM runs ORDER BY started")
-    # Each due start ran once: on one daemon, the other's attempt skipped (or never made).
-    ok = Counter(site for site, result, _ in runs if result == "ok")
-    assert ok == {"tdi": 2, "irna": 2}, runs
-    # (a third start the test's SIGTERM met ends "stopped")
-    assert {result for _, result, _ in runs} <= {"ok", "skipped", "stopped"}, runs
+    runs = rows(fresh_pg, "SELECT site, result, host, crawl_id FROM runs ORDER BY started")
+    # Each due start ran once: on one daemon, the other's attempt skipped (or never made). A
+    # start is the schedule's time in the crawl id (site-YYYYmmddTHHMMSSZ-suffix); a crawl of
+    # 8-13 s on a 10 s schedule may finish a third start of one site before the other's second.
+    ok = Counter(
+        (site, crawl_id.split("-")[1]) for site, result, _, crawl_id in runs if result == "ok"
+    )
+    assert all(n == 1 for n in ok.values()), runs
+    assert Counter(site for site, _start in ok) >= Counter({"tdi": 2, "irna": 2}), runs
+    # (a start the test's SIGTERM met ends "stopped")
+    assert {result for _, result, _, _ in runs} <= {"ok", "skipped", "stopped"}, runs
     # Every archived article captured once (pages that are no article, a gallery, are asked
     # again by each start: they have no text).
     captured = rows(
@@ -316,6 +322,14 @@ def test_archived_means_stored_or_a_row_says_where_it_waits(
     assert again.returncode == 0, again.stdout + again.stderr[-3000:]
     assert rows(catalog, "SELECT waits_in FROM articles WHERE waits_in IS NOT NULL") == []
     assert unaccounted() == []
+    # Killed between spooling a new text and recording it, A left a sidecar B wrote its own of
+    # (B archived the same text under the same key): set aside, named, and the text is stored.
+    refused = tmp_path / "a" / "spool" / "refused"
+    for kept in (p for p in refused.rglob("*") if p.is_file()):
+        key = kept.relative_to(refused).as_posix()
+        assert key in in_bucket() and json.loads(kept.read_text())["text_key"] in in_bucket()
+        logs = "".join(p.read_text() for p in (tmp_path / "a" / "logs").rglob("*.log"))
+        assert f"{key}: the store holds this text's sidecar from another crawl" in logs
     # No run is left running: the command saw its crawl die ("failed", ended by SIGKILL), or,
     # had the command died with it, the takeover of its lease marked it "killed".
     results = sorted(r for (r,) in rows(catalog, "SELECT result FROM runs"))

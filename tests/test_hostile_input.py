@@ -18,8 +18,10 @@ from tests.crawl_helper import ROOT
 from tests.hostile_cases import (
     ARABIC,
     CASES,
+    LATIN,
     LISTING_PAGES,
     OTHER,
+    PERSIAN,
     SECRET_FILE,
     SECRET_MARK,
     H,
@@ -95,6 +97,134 @@ def test_archived_texts_hold_their_content(hostile: HostileRun) -> None:
         if case.contains == ARABIC:
             assert "\ufffd" not in text, case.name
         assert "\0" not in text, case.name
+
+
+def _case(name: str) -> str:
+    [case] = [c for c in CASES if c.name == name]
+    return case.url
+
+
+def _failure(hostile: HostileRun, name: str) -> dict[str, object]:
+    [failure] = [f for f in hostile.report["failures"]["urls"] if f["url"] == _case(name)]
+    return dict(failure)
+
+
+@pytest.mark.parametrize(
+    ("name", "cause", "error"),
+    [
+        # The coded stream stops short though every byte the server sent came.
+        ("z-gzip-stream-cut", "truncated", "gzip: the stream ends before its last member"),
+        ("z-deflate-stream-cut", "truncated", "deflate: the stream ends before its last block"),
+        ("z-br-stream-cut", "truncated", "br: the stream ends before its last block"),
+        ("z-gzip-cut-after-headline", "truncated", "gzip: the stream ends before"),
+        ("z-gzip-corrupt", "bad-content-coding", "gzip: Error -3"),
+        ("z-gzip-bad-crc", "bad-content-coding", "incorrect data check"),
+        # Cut on the wire: shorter than its Content-Length.
+        ("size-length-lies", "truncated", ""),
+        ("z-gzip-truncated", "truncated", ""),
+    ],
+)
+def test_a_truncated_response_never_makes_a_text(
+    hostile: HostileRun, name: str, cause: str, error: str
+) -> None:
+    url = _case(name)
+    assert hostile.sidecar_of(url) is None
+    assert url not in {f["url"] for f in hostile.flagged()}
+    failure = _failure(hostile, name)
+    assert (failure["stage"], failure["cause"], failure["status"]) == ("parse", cause, 200)
+    assert error in str(failure["error"])
+    assert f"Skipped {url} ({cause}, HTTP 200)" in hostile.result.stderr
+
+
+def test_a_degenerate_text_is_kept_flagged_never_a_version(hostile: HostileRun) -> None:
+    url = _case("tiny-body")
+    assert hostile.sidecar_of(url) is None  # no version under text/
+    [flagged] = [f for f in hostile.flagged() if f["url"] == url]
+    assert flagged["quality"] == "degenerate"
+    assert flagged["version"] is None
+    assert flagged["quality_reason"].startswith("body of 12 characters, below 20: the floor")
+    key = flagged["text_key"]
+    assert key.startswith("flagged/hostile/") and key.endswith(".txt")
+    assert (hostile.store / key).read_text(encoding="utf-8") == "Hostile input\n\n11 June 2025\n"
+    failure = _failure(hostile, "tiny-body")
+    assert (failure["stage"], failure["cause"]) == ("text", "degenerate")
+    assert f"kept as {key}" in str(failure["error"])
+    articles = hostile.report["articles"]
+    assert articles["degenerate"] == 1
+    assert articles["failed_by_reason"]["degenerate"] == 1
+    # Every sidecar of a version says its text is ok.
+    assert {s["quality"] for s in hostile.sidecars()} == {"ok"}
+
+
+def test_the_decoding_is_on_record(hostile: HostileRun) -> None:
+    def decoding(name: str) -> dict[str, object]:
+        sidecar = hostile.sidecar_of(_case(name))
+        assert sidecar is not None, name
+        assert sidecar["encoding"] == sidecar["decoding"]["name"]
+        return dict(sidecar["decoding"])
+
+    def text(name: str) -> str:
+        found = hostile.text_of(_case(name))
+        assert found is not None, name
+        return found
+
+    # Arabic windows-1256 labelled UTF-8: the page's own <meta> reads it.
+    got = decoding("cs-1256-label-utf8")
+    assert (got["name"], got["source"], got["header"], got["meta"]) == (
+        "cp1256",
+        "meta",
+        "utf-8",
+        "cp1256",  # Python's name for the <meta>'s windows-1256
+    )
+    assert ARABIC in text("cs-1256-label-utf8")
+    # Persian UTF-8 labelled windows-1256: the bytes are UTF-8.
+    got = decoding("cs-persian-utf8-label-1256")
+    assert (got["name"], got["source"], got["header"]) == ("utf-8", "detected", "windows-1256")
+    assert PERSIAN in text("cs-persian-utf8-label-1256")
+    assert not got["suspect"]
+    # An ordinary page: the header's charset, nothing to say.
+    got = decoding("header-flood")
+    assert got == {
+        "name": "utf-8",
+        "source": "header",
+        "header": "utf-8",
+        "meta": None,
+        "replacement_chars": 0,
+        "nul_dropped": 0,
+        "mojibake": False,
+        "mojibake_reason": None,
+        "repaired": 0,
+        "suspect": False,
+    }
+    # NULs dropped and counted; the stray byte does not turn the page into mojibake.
+    got = decoding("nul-utf8-stray-byte")
+    assert (got["name"], got["nul_dropped"], got["replacement_chars"]) == ("utf-8", 4, 1)
+    assert LATIN + " and more" in text("nul-utf8-stray-byte")
+    assert "Ã" not in text("nul-utf8-stray-byte")
+    assert decoding("nul-in-text")["nul_dropped"] == 2
+    assert decoding("nul-arabic-stray-byte")["name"] == "utf-8"
+    # A Latin-1 label the bytes cannot disprove is followed, and the result marked.
+    got = decoding("cs-1256-label-latin1")
+    assert (got["name"], got["mojibake"], got["suspect"]) == ("cp1252", True, True)
+    sidecar = hostile.sidecar_of(_case("cs-1256-label-latin1"))
+    assert sidecar is not None
+    assert any("mojibake" in w for w in sidecar["warnings"])
+    assert got["mojibake_reason"] == "mess" and got["repaired"] == 0
+    # UTF-8 encoded twice: repaired, on record, in the warnings and the suspect count.
+    for name, words in (("cs-double-utf8-arabic", ARABIC), ("cs-double-utf8-persian", PERSIAN)):
+        got = decoding(name)
+        assert (got["name"], got["mojibake"], got["mojibake_reason"], got["suspect"]) == (
+            "utf-8",
+            True,
+            "double-utf8",
+            True,
+        )
+        assert got["repaired"] == 2 * sum(1 for c in words if not c.isascii())
+        assert words in text(name) and "Ø" not in text(name)
+        sidecar = hostile.sidecar_of(_case(name))
+        assert sidecar is not None
+        assert any("UTF-8 encoded twice" in w for w in sidecar["warnings"])
+    assert hostile.result.stats["archive/text/decoding_suspect"] >= 3
 
 
 def test_private_addresses_other_hosts_and_files_are_never_requested(hostile: HostileRun) -> None:

@@ -250,3 +250,31 @@ def test_no_validators_are_kept_when_an_article_was_lost(tmp_path: Path) -> None
         # article asked failed again, and none came through: the crawl fails.
         crawl(mirror, store, tmp_path / "2.json", exit_code=1, RETRY_TIMES="0")
         assert feed_requests(mirror) == [None]
+
+
+def test_a_dead_link_that_comes_back_is_archived(tmp_path: Path) -> None:
+    """An article that answered 404 is gone; asked again at its recheck (0 days: every crawl)
+    and there again, it is archived like any new article and is gone no more."""
+    store = tmp_path / "store"
+    site = load_site(SITE_DIR)
+    [page] = [r for r in site.routes if r.url == ARTICLE]
+    with MirrorServer(sites=[SITE_DIR]) as mirror:
+        mirror.add_route(Route(url=ARTICLE, status=404, body=b"Not Found\n"))
+        first = crawl(mirror, store, tmp_path / "1.json")
+        assert [(f["url"], f["cause"], f["gone"]) for f in first.report["failures"]["urls"]] == [
+            (ARTICLE, "http-404", False)
+        ]
+        catalog = Catalog(sqlite_url(store / ".catalog.sqlite"))
+        try:
+            assert list(catalog.gone_keys("tdi")) == ["zambia-independence-day-2023"]
+            mirror.add_route(page)
+            mirror.clear_requests()
+            second = crawl(mirror, store, tmp_path / "2.json", ARCHIVE_GONE_RECHECK_DAYS="0")
+            assert article_fetches(mirror) == [ARTICLE]
+            assert second.report["articles"]["new"] == 1
+            assert second.report["failures"]["total"] == 0
+            assert "gone" not in second.report["skipped"]
+            assert catalog.gone_keys("tdi") == {}
+            assert "zambia-independence-day-2023" in catalog.known_keys("tdi")
+        finally:
+            catalog.close()

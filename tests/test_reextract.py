@@ -11,7 +11,6 @@ GET, counted by a recording proxy in front of it.
 from __future__ import annotations
 
 import gzip
-import http.client
 import io
 import json
 import os
@@ -20,14 +19,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import zipfile
 import zlib
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import pytest
 from warcio.archiveiterator import ArchiveIterator
@@ -35,6 +30,7 @@ from warcio.archiveiterator import ArchiveIterator
 from crawler.text.extract import EXTRACTOR_VERSION, SiteRules, extract_article, rules_digest
 from tests.conftest import ROOT, SeaweedFS, s3_env
 from tests.reextract_runner import KILL_ENV, changed_tdi
+from tests.replay_helper import S3Recorder
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +40,20 @@ TDI = "https://thediplomaticinsight.com/{}/"
 
 # -- helpers ------------------------------------------------------------------------------------
 def copy_store(source: Path, target: Path) -> Path:
-    """The demo store with its catalog (``.catalog.sqlite*``); its logs and spool stay."""
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".logs", ".spool"))
+    """The demo store with its catalog; its logs and spool stay. The catalog is copied by
+    SQLite's backup, which reads through its WAL: copying the ``-wal`` file itself failed now
+    and then, a connection to the demo's catalog closing meanwhile (which deletes it)."""
+    ignore = shutil.ignore_patterns(".logs", ".spool", ".catalog.sqlite*")
+    shutil.copytree(source, target, ignore=ignore)
+    src, dst = (
+        sqlite3.connect(source / ".catalog.sqlite"),
+        sqlite3.connect(target / ".catalog.sqlite"),
+    )
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
     return target
 
 
@@ -218,6 +226,54 @@ def test_payload_is_decoded_as_the_crawl_decodes_it(
     ours_body, _left = undo_content_coding(wire, [coding] if coding else [])
     assert ours_body == response.body
     assert page_text(ours_body, headers["Content-Type"]) == spider_page_text(response)
+
+
+def test_a_whole_gzip_member_is_inflated_at_once_as_scrapy_inflates_it() -> None:
+    """The worker's fast path (one whole gzip member, by ISA-L) gives Scrapy's own bytes, and
+    declines every payload where Scrapy's reading could differ (several members, bytes after
+    the member, a cut or corrupt stream): those go to ``undo_content_coding``."""
+    from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware
+    from scrapy.http import HtmlResponse, Request
+    from scrapy.utils.test import get_crawler
+
+    from crawler.crawl.reextract_worker import _one_gzip_member
+
+    middleware = HttpCompressionMiddleware.from_crawler(get_crawler())
+    request = Request("https://example.org/article")
+
+    def scrapy_body(wire: bytes) -> bytes:
+        sent = {"Content-Type": "text/html", "Content-Encoding": "gzip"}
+        response = HtmlResponse(request.url, body=wire, headers=sent, request=request)
+        return middleware.process_response(request, response).body
+
+    for body in (b"", b"<p>caf\xc3\xa9</p>" * 5000, bytes(range(256)) * 400):
+        for level in (1, 6, 9):
+            wire = gzip.compress(body, level)
+            assert _one_gzip_member(wire) == scrapy_body(wire) == body
+    member = gzip.compress(b"<p>one</p>" * 100)
+    corrupt = bytearray(member)
+    corrupt[-8] ^= 1  # its CRC
+    for wire in (member + member, member + b"\0\0", member[:-5], bytes(corrupt), b"<p>no gzip"):
+        assert _one_gzip_member(wire) is None, wire[-12:]
+
+
+def test_checkpoints_replace_only_a_writing_row_and_count_outcomes(tmp_path: Path) -> None:
+    """A decision is inserted (a second one of the same record refused by the table's key);
+    a record named in ``replace`` has its ``writing`` row replaced; the counts are SQL's."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import IntegrityError
+
+    from crawler.catalog.checkpoints import Checkpoints, DoneRow
+
+    points = Checkpoints(create_engine(f"sqlite:///{tmp_path / 'c.sqlite'}"))
+    at = "2026-12-07T00:00:00Z"
+    points.put([DoneRow("r", "a", "unchanged", at), DoneRow("r", "b", "writing", at)])
+    points.put([DoneRow("r", "b", "changed", at, text_key="t/b.v2.txt", version=2)], replace={"b"})
+    assert points.counts("r") == {"unchanged": 1, "changed": 1}
+    assert set(points.done(["r"], "changed")) == {"b"}
+    with pytest.raises(IntegrityError):
+        points.put([DoneRow("r", "a", "failed", at, reason="x")])
+    assert points.done(["r"])["a"].outcome == "unchanged"  # the refused batch left nothing
 
 
 # -- a local store --------------------------------------------------------------------------------
@@ -428,6 +484,69 @@ def test_a_killed_run_resumes_to_the_state_of_a_clean_one(
     assert not list((store / ".spool").rglob("*.warc.gz*"))  # stored, nothing left behind
 
 
+def test_a_run_left_on_another_host_is_named_not_taken_over(
+    demo_all_store: Path, clean_run: Any, tmp_path: Path
+) -> None:
+    """A run another host started (its row names that host) is never taken over behind its
+    back: with nothing written yet, only ``--resume RUN_ID`` takes it; once it has written a
+    version, whose conversion record waits in that host's spool, not even that (one line
+    naming the run and the host, nothing changed). Where its spool is, it resumes as ever."""
+    store = copy_store(demo_all_store, tmp_path / "store")
+    catalog = store / ".catalog.sqlite"
+
+    def started_on_host_a(site: str) -> str:
+        with sqlite3.connect(catalog) as db:
+            db.execute(
+                "UPDATE reextract_runs SET host = 'host-a', pid = 4242 WHERE site = ?", (site,)
+            )
+            [run_id] = db.execute(
+                "SELECT run_id FROM reextract_runs WHERE site = ? AND finished IS NULL", (site,)
+            ).fetchone()
+        return str(run_id)
+
+    # Almasirah's rules are today's: its run writes nothing.
+    proc, _ = reextract(store, "--site", "almasirah", "--workers", "1", kill="records:1")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    run_id = started_on_host_a("almasirah")
+    proc, _ = reextract(store, "--site", "almasirah", "--workers", "1")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert (
+        f"the run {run_id} of this selection is unfinished on host host-a (pid 4242, started "
+        in proc.stderr
+    )
+    assert f"or here with --resume {run_id} if it is no longer running there" in proc.stderr
+    proc, summary = reextract(store, "--resume", run_id, "--workers", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert summary is not None and summary["resumed"] == [run_id]
+    # TDI's run, killed after its first new version is recorded, as if on host A.
+    proc, _ = reextract(store, "--site", "tdi", "--workers", "1", kill="recorded:1")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    run_id = started_on_host_a("tdi")
+    [spool] = [p for p in store.rglob(run_id) if p.is_dir()]
+    elsewhere = tmp_path / "host-a-spool"
+    spool.rename(elsewhere)  # as if on host A's disk
+    before = (state(catalog), text_objects(store))
+    for args in (("--site", "tdi"), ("--resume", run_id)):
+        proc, _ = reextract(store, "--workers", "1", *args)
+        assert proc.returncode == 2, (args, proc.stderr[-2000:])
+        assert proc.stderr.count("\n") == 1, proc.stderr
+        assert (
+            f"the run {run_id} of this selection was started on host host-a (pid 4242"
+            in proc.stderr
+        )
+        assert "left 1 new versions whose WARC records wait in that host's spool" in proc.stderr
+        assert f"resume it there (newsarchive reextract --resume {run_id})" in proc.stderr
+        assert (state(catalog), text_objects(store)) == before
+    elsewhere.rename(spool)  # a spool both hosts share
+    proc, summary = reextract(store, "--site", "tdi", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert summary is not None and summary["resumed"] == [run_id]
+    clean_store = clean_run[0]
+    assert state(catalog) == state(clean_store / ".catalog.sqlite")
+    assert text_objects(store) == text_objects(clean_store)
+
+
 def test_a_digest_mismatch_a_corrupt_record_and_a_missing_warc_are_counted_and_named(
     demo_all_store: Path, expected: set[str], tmp_path: Path
 ) -> None:
@@ -496,6 +615,33 @@ def test_a_digest_mismatch_a_corrupt_record_and_a_missing_warc_are_counted_and_n
     assert "failed [corrupt-record: 1" in text
 
 
+def test_a_remade_text_far_below_the_sites_usual_size_is_no_version(
+    demo_all_store: Path, expected: set[str], tmp_path: Path
+) -> None:
+    # The crawl's degenerate-text rule, with a floor no TDI article reaches: every text the
+    # changed rules remake is refused by name, and each article keeps the version it had.
+    store = copy_store(demo_all_store, tmp_path / "store")
+    catalog = store / ".catalog.sqlite"
+    before = state(catalog)
+    texts_before = text_objects(store)
+    floor = "ARCHIVE_TEXT_DEGENERATE_MIN_CHARS=1000000"
+    proc, summary = reextract(store, "--site", "tdi", "-s", floor)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert summary is not None
+    assert summary["failed_by_reason"] == {"degenerate": len(expected)}
+    assert summary["changes"] == []
+    refused = {f["article_key"]: f["detail"] for f in summary["failures"]}
+    assert set(refused) == expected
+    assert all("below 1000000" in detail for detail in refused.values())
+    assert state(catalog)["articles"] == before["articles"]
+    assert state(catalog)["texts"] == before["texts"]
+    assert not set(text_objects(store)) - set(texts_before)
+    # A typo in the rule's setting is one line, not a guard switched off.
+    proc, summary = reextract(store, "--site", "tdi", "-s", "ARCHIVE_TEXT_DEGENERATE_RATIO=0")
+    assert proc.returncode == 2 and summary is None
+    assert "ARCHIVE_TEXT_DEGENERATE_RATIO" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_selection_options_and_bad_options(
     clean_run: Any, expected: set[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -526,10 +672,10 @@ def test_selection_options_and_bad_options(
         assert out is not None
         selected.append(out["selected"])
     assert sum(selected) == summary["selected"] and all(selected)
-    # Every text here was made by extractor version 1, the crawl's as the remade ones.
-    code, out, _err = run("--dry-run", "--json", "--extractor-below", "1")
+    # Every text here was made by today's extractor, the crawl's as the remade ones.
+    code, out, _err = run("--dry-run", "--json", "--extractor-below", str(EXTRACTOR_VERSION))
     assert out is not None and out["selected"] == 0
-    code, out, _err = run("--dry-run", "--json", "--extractor-below", "2")
+    code, out, _err = run("--dry-run", "--json", "--extractor-below", str(EXTRACTOR_VERSION + 1))
     assert out is not None and out["selected"] == summary["selected"]
     for args, said in [
         (["--shard", "3/2"], "--shard"),
@@ -583,96 +729,12 @@ def test_a_dry_run_shows_word_diffs_and_writes_nothing(
 
 
 # -- an S3 store ----------------------------------------------------------------------------------
-class _Recorder(ThreadingHTTPServer):
-    """A loopback proxy in front of SeaweedFS that notes every request it forwards."""
-
-    daemon_threads = True
-
-    def __init__(self, upstream: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Forward)
-        parts = urlsplit(upstream)
-        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self.seen: list[tuple[str, str, str | None, int]] = []
-        self.lock = threading.Lock()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Forward(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Recorder
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _body(self) -> bytes | None:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            out = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0], 16)
-                chunk = self.rfile.read(size + 2)[:size]
-                if not size:
-                    while self.rfile.readline() not in (b"\r\n", b""):
-                        pass
-                    return out
-                out += chunk
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else None
-
-    def _forward(self) -> None:
-        body = self._body()
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding",)}
-        if body is not None:
-            headers["Content-Length"] = str(len(body))
-        upstream = http.client.HTTPConnection(*self.server.upstream, timeout=60)
-        upstream.request(self.command, self.path, body=body, headers=headers)
-        answer = upstream.getresponse()
-        data = answer.read()
-        with self.server.lock:
-            self.server.seen.append(
-                (
-                    self.command,
-                    unquote(urlsplit(self.path).path),
-                    self.headers.get("Range"),
-                    len(data),
-                )
-            )
-        self.send_response(answer.status, answer.reason)
-        for name, value in answer.getheaders():
-            if name.lower() in ("transfer-encoding", "connection"):
-                continue
-            if name.lower() == "content-length" and self.command != "HEAD":
-                continue
-            self.send_header(name, value)
-        if self.command != "HEAD":
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        else:
-            self.end_headers()
-        upstream.close()
-
-    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
-
-
-@pytest.fixture
-def recorder(seaweedfs: SeaweedFS) -> Iterator[_Recorder]:
-    server = _Recorder(seaweedfs.endpoint)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 def test_on_s3_every_warc_read_is_a_ranged_get(
     demo_all_store: Path,
     expected: set[str],
     clean_run: Any,
     seaweedfs: SeaweedFS,
-    recorder: _Recorder,
+    recorder: S3Recorder,
     tmp_path: Path,
 ) -> None:
     from crawler.store.uri import open_store

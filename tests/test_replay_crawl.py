@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,8 +39,17 @@ from crawler.fetch.archive import (
     ReplayMiss,
     make_response,
 )
-from tests.conftest import ROOT
-from tests.replay_helper import SITES, DemoReplay, archived_texts, guarded_env, replay
+from tests.conftest import ROOT, SeaweedFS, s3_env
+from tests.replay_helper import (
+    SITES,
+    DemoReplay,
+    S3Recorder,
+    archived_texts,
+    guarded_env,
+    replay,
+    sha256_label,
+    store_state,
+)
 
 MIRROR = ROOT / "crawler" / "mirror" / "sites"
 # End to end over the all-sites demo's store (its crawl is shared with the other modules).
@@ -81,6 +92,26 @@ subprocess.run([sys.executable, "-c", "import socket; socket.getaddrinfo('a.test
     assert "test guard" in proc.stdout, proc.stderr
     lines = socket_log.read_text().splitlines()
     assert len(lines) == 2 and "connect" in lines[0] and "getaddrinfo 'a.test'" in lines[1]
+    # The one address it may let through (an S3 store's): that one, and no other.
+    with socket.socket() as store:
+        store.bind(("127.0.0.1", 0))
+        store.listen()
+        port = store.getsockname()[1]
+        env, socket_log = guarded_env(tmp_path / "allowing", allow=[("127.0.0.1", port)])
+        code = f"""
+import socket
+socket.create_connection(("127.0.0.1", {port}), timeout=10).close()
+print("store reached")
+try:
+    socket.create_connection(("127.0.0.1", {port + 1 if port < 65535 else port - 1}))
+except ConnectionRefusedError as exc:
+    print(exc)
+"""
+        proc = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        )
+    assert "store reached" in proc.stdout and "test guard" in proc.stdout, proc.stderr
+    assert len(socket_log.read_text().splitlines()) == 1
 
 
 def test_the_summary_says_how_many_texts_differ(demo_replay: DemoReplay) -> None:
@@ -124,6 +155,73 @@ def test_a_selector_change_shows_as_the_texts_that_differ(
         if entry["same"] is False:
             assert re.search(r"\d+ words? added", entry["change"]), entry
             assert f"{entry['url']}: {entry['change']}" in run.proc.stdout
+
+
+def test_write_makes_the_texts_that_differ_new_versions_through_reextract(
+    demo_replay: DemoReplay, tmp_path: Path
+) -> None:
+    """``--write`` after the replay with TDI's "Also read:" rule dropped: exactly the articles
+    whose text differs get their next version, with the text the replay made, reextract's
+    provenance and checkpoints; the others are as they were; a second replay finds nothing
+    that differs and writes nothing."""
+    from crawler.layout import sidecar_key
+
+    store = tmp_path / "store"
+    shutil.copytree(demo_replay.store, store)
+    texts_before = archived_texts(store, "tdi")
+    versions_before = article_versions(store, "tdi")
+    settings = {"SPIDER_MODULES": "tests.replay_spiders"}
+    run = replay(store, tmp_path / "run", "tdi", "--write", settings=settings)
+    assert run.proc.returncode == 0, run.output
+    assert run.attempts == []
+    report = run.report("tdi")
+    differ = {e["article_id"]: e for e in report["replay"]["list"] if e["same"] is False}
+    changed = {p.stem for p in (MIRROR / "tdi").glob("*.html") if "Also read:" in p.read_text()}
+    assert set(differ) == changed
+    assert f"tdi        write: {len(changed)} articles whose text differs" in run.proc.stdout
+    assert f"{len(changed)} selected: {len(changed)} changed, 0 unchanged, 0 failed" in (
+        run.proc.stdout
+    )
+    texts_after = archived_texts(store, "tdi")
+    versions_after = article_versions(store, "tdi")
+    assert set(texts_after) == set(texts_before)
+    for key, text in texts_after.items():
+        if key not in changed:
+            assert (text, versions_after[key]) == (texts_before[key], versions_before[key])
+            continue
+        assert versions_after[key][0] == versions_before[key][0] + 1
+        assert sha256_label(text) == differ[key]["text_digest"]  # the replay's own text
+        car = json.loads((store / sidecar_key(versions_after[key][1])).read_text())
+        assert car["warc"]["record_id"] == differ[key]["capture"]["record_id"]
+        again = car["reextracted"]
+        assert again["run_id"].startswith("tdi-reextract-")
+        assert again["replaces"]["version"] == versions_before[key][0]
+        assert again["replaces"]["text_key"] == versions_before[key][1]
+        assert [r["record_type"] for r in again["records"]] == ["conversion", "metadata"]
+    with sqlite3.connect(store / ".catalog.sqlite") as db:
+        runs = db.execute("SELECT run_id, finished, selection FROM reextract_runs").fetchall()
+        assert len(runs) == 1 and runs[0][1] is not None
+        chosen = json.loads(runs[0][2])["record_ids"]
+        assert sorted(chosen) == sorted(e["capture"]["record_id"] for e in differ.values())
+        done = db.execute("SELECT outcome, COUNT(*) FROM reextract_done GROUP BY 1").fetchall()
+        assert done == [("changed", len(changed))]
+    assert (store / "manifests" / "tdi" / f"{runs[0][0]}.json").is_file()
+    files = store_state(store)
+    run = replay(store, tmp_path / "again", "tdi", "--write", settings=settings)
+    assert run.proc.returncode == 0, run.output
+    assert "tdi        write: no text differs from the archived one; nothing written" in (
+        run.proc.stdout
+    )
+    assert store_state(store) == files
+
+
+def article_versions(store: Path, site: str) -> dict[str, tuple[int, str]]:
+    """Article key -> (version, text key) of its current text."""
+    with sqlite3.connect(f"file:{store / '.catalog.sqlite'}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT article_key, version, text_key FROM articles WHERE site = ?", (site,)
+        ).fetchall()
+    return {str(key): (int(version), str(text_key)) for key, version, text_key in rows}
 
 
 def test_a_missing_warc_or_a_corrupt_record_fails_only_that_request(
@@ -176,6 +274,79 @@ def test_a_missing_warc_or_a_corrupt_record_fails_only_that_request(
     assert f"{others} articles replayed: {others} same text as archived" in run.line("tdi")
 
 
+def test_a_replay_from_an_s3_store_reads_each_record_by_range(
+    demo_replay: DemoReplay, seaweedfs: SeaweedFS, recorder: S3Recorder, tmp_path: Path
+) -> None:
+    """The archive in a SeaweedFS bucket: the replay reaches nothing but the store (the guard
+    lets through its address alone), writes nothing there, and reads every record it answers
+    with by one ranged GET, never a whole WARC object."""
+    from crawler.store.uri import open_store
+
+    bucket = seaweedfs.new_bucket()
+    uri = f"s3://{bucket}/news"
+    s3 = open_store(uri, seaweedfs.options())
+    local = demo_replay.store
+    for path in sorted(local.rglob("*")):
+        rel = path.relative_to(local)
+        if path.is_file() and not rel.parts[0].startswith("."):
+            s3.put_file(rel.as_posix(), path)
+    catalog = tmp_path / "catalog.sqlite"  # the catalog as a machine sharing the bucket has it
+    with sqlite3.connect(local / ".catalog.sqlite") as src, sqlite3.connect(catalog) as dst:
+        src.backup(dst)
+    with sqlite3.connect(catalog) as db:
+        sizes = {
+            str(r[0]): int(r[1])
+            for r in db.execute(
+                "SELECT warc_key, MAX(warc_offset + warc_length) FROM captures GROUP BY 1"
+            )
+        }
+    before = bucket_objects(seaweedfs, bucket)
+    run = replay(
+        uri,
+        tmp_path,
+        "tdi",
+        settings={
+            "ARCHIVE_CATALOG_URL": f"sqlite:///{catalog}",
+            "ARCHIVE_STORE_S3_ADDRESSING_STYLE": "path",
+            "ARCHIVE_SPOOL_DIR": str(tmp_path / "spool"),
+        },
+        base_env=s3_env(recorder.endpoint),
+        allow=[("127.0.0.1", recorder.server_address[1])],
+    )
+    assert run.proc.returncode == 0, run.output
+    assert run.attempts == [], "a replay reached past its store"
+    report = run.report("tdi")
+    archived = len(archived_texts(local, "tdi"))
+    assert report["replay"]["store"].rstrip("/") == uri
+    assert report["replay"]["articles"]["same"] == archived > 0
+    assert report["replay"]["articles"]["differ"] == 0
+    answered = report["replay"]["pages"]["answered"]
+    with recorder.lock:
+        seen = list(recorder.seen)
+    assert {method for method, *_ in seen} <= {"GET", "HEAD"}, seen  # nothing written
+    assert bucket_objects(seaweedfs, bucket) == before
+    warc_gets = [
+        (path, rng, size)
+        for method, path, rng, size in seen
+        if method == "GET" and "/warc/" in path
+    ]
+    print(
+        f"\nS3 replay of tdi: {answered} responses answered by {len(warc_gets)} GETs of WARC "
+        f"objects, every one ranged; {len(seen)} requests to the store in all"
+    )
+    assert len(warc_gets) == answered
+    for path, rng, size in warc_gets:
+        assert rng is not None and rng.startswith("bytes="), path
+        key = path.split(f"/{bucket}/news/", 1)[-1]
+        start, end = (int(x) for x in rng.removeprefix("bytes=").split("-"))
+        assert size == end - start + 1 < sizes[key]
+
+
+def bucket_objects(seaweedfs: SeaweedFS, bucket: str) -> dict[str, str]:
+    pages = seaweedfs.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+
+
 def test_a_replay_that_cannot_start_says_why_in_one_line(
     demo_replay: DemoReplay, tmp_path: Path
 ) -> None:
@@ -204,6 +375,7 @@ def test_a_replay_that_cannot_start_says_why_in_one_line(
             "error: tdi: cannot replay: no catalog at "
         ),
         ("tdi", "--store", store, "--crawl-id", irna): "error: --crawl-id needs --from-archive",
+        ("tdi", "--store", store, "--write"): "error: --write needs --from-archive",
     }
     for args, said in cases.items():
         proc = crawl(*args)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.catalog.db import Catalog, TextFacts
+from crawler.catalog.db import Catalog, TextFacts, TextRecord
 from crawler.catalog.search import (
     MARK_END,
     MARK_START,
@@ -43,16 +43,18 @@ def record(
 ) -> tuple[int, bool]:
     digest = f"sha256:{abs(hash(body)):x}"
     return catalog.record_text(
-        site=site,
-        article_key=key,
-        url=f"https://{site}.example/{key}",
-        capture_time=when,
-        text_digest=digest,
-        text_key=f"text/{site}/{key}/{digest[7:19]}.txt",
-        title=body.split("\n", 1)[0],
-        published=published,
-        body=body,
-        facts=TextFacts(language=language, published_text=published_text, crawl_id="c1"),
+        TextRecord(
+            site=site,
+            article_key=key,
+            url=f"https://{site}.example/{key}",
+            capture_time=when,
+            text_digest=digest,
+            text_key=f"text/{site}/{key}/{digest[7:19]}.txt",
+            title=body.split("\n", 1)[0],
+            published=published,
+            body=body,
+            facts=TextFacts(language=language, published_text=published_text, crawl_id="c1"),
+        )
     )
 
 

@@ -230,7 +230,8 @@ def test_a_chromium_page_to_a_forbidden_address_is_refused_before_the_browser_st
     """The page itself, on a stand-in handler; Chromium's own requests (subresources, each
     redirect hop, preconnects) meet the same guard in its egress proxy (test_egress.py,
     test_render_egress.py)."""
-    from crawler.fetch.render import Renderers, RenderingDownloadHandler
+    from crawler.fetch.chromium import RenderingDownloadHandler
+    from crawler.fetch.render import Renderers
 
     guard, _, stats = make_guard(ARCHIVE_PROXY=MIRROR_PROXY)
     handler = SimpleNamespace(

@@ -128,9 +128,18 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def serving(
-    store: Path, log: Path, *args: str, ready: dict[str, str] | None = None, **env: str
+    store: Path,
+    log: Path,
+    *args: str,
+    ready: dict[str, str] | None = None,
+    sigint_ignored: bool = False,
+    **env: str,
 ) -> Iterator[Server]:
     port = free_port()
     with log.open("wb") as fh:
@@ -139,6 +148,8 @@ def serving(
             stdout=fh,
             stderr=subprocess.STDOUT,
             env=_env(**env),
+            # As a shell without job control starts `serve &`: SIGINT inherited ignored.
+            preexec_fn=_ignore_sigint if sigint_ignored else None,
         )
     server = Server(f"http://127.0.0.1:{port}", port, proc, log)
     try:
@@ -279,6 +290,10 @@ def test_sigterm_stops_it_cleanly(store: Path, tmp_path: Path) -> None:
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(10) == 0
     with serving(store, tmp_path / "serve2.log") as server:
+        server.proc.send_signal(signal.SIGINT)
+        assert server.proc.wait(10) == 0
+    # Started in the background of a script (SIGINT ignored), `kill -INT` still stops it.
+    with serving(store, tmp_path / "serve3.log", sigint_ignored=True) as server:
         server.proc.send_signal(signal.SIGINT)
         assert server.proc.wait(10) == 0
 

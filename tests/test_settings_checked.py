@@ -72,17 +72,22 @@ BAD: dict[str, Bad] = {
     "ARCHIVE_TEXT_ENABLED": Bad("maybe", BOOL, CRAWL),
     "ARCHIVE_TEXT_MODE": Bad("fancy", r"one of article, page", CRAWL),
     "ARCHIVE_TEXT_WORKERS": Bad("zero", WHOLE, CRAWL),
+    "ARCHIVE_TEXT_DEGENERATE_RATIO": Bad("0", r"more than 0", CRAWL),
+    "ARCHIVE_TEXT_DEGENERATE_MIN_CHARS": Bad("-1", r"at least 0", CRAWL),
+    "ARCHIVE_TEXT_DEGENERATE_MIN_TEXTS": Bad("few", WHOLE, CRAWL),
     # catalog
     "ARCHIVE_CATALOG_ENABLED": Bad("maybe", BOOL, CRAWL),
     "ARCHIVE_CATALOG_URL": Bad("not a url", r"SQLAlchemy URL like postgresql\+psycopg://", CRAWL),
     "ARCHIVE_REVISION_AGES": Bad("1hour", r"not a duration like 90m, 1h, 1d or 7d", CRAWL),
     "ARCHIVE_REFRESH": Bad("maybe", BOOL, CRAWL),
+    "ARCHIVE_GONE_RECHECK_DAYS": Bad("a week", WHOLE, CRAWL),
     # replay from the archive
     "ARCHIVE_REPLAY_ENABLED": Bad("maybe", BOOL, CRAWL),
     "ARCHIVE_REPLAY_CRAWL_ID": Bad("../etc", r"letters, digits, '\.', '_' or '-'", CRAWL),
     # indexes
     "ARCHIVE_INDEX_ENABLED": Bad("maybe", BOOL, CRAWL),
     "ARCHIVE_WACZ_ENABLED": Bad("maybe", BOOL, CRAWL),
+    "ARCHIVE_INDEX_BATCH": Bad("many", WHOLE, CRAWL),
     # discovery, retries
     "ARCHIVE_DISCOVERY_WINDOW_DAYS": Bad("a month", WHOLE, CRAWL),
     "ARCHIVE_RETRY_BACKOFF": Bad("slow", NUMBER, CRAWL),
@@ -116,6 +121,7 @@ BAD: dict[str, Bad] = {
     "ARCHIVE_SCHEDULE_REVISIONS_CRON": Bad("61 * * * *", r"bad cron expression", OPERATOR),
     "ARCHIVE_SCHEDULE": Bad("not json", r"a JSON object like", OPERATOR),
     "ARCHIVE_SCHEDULE_FILE": Bad("{tmp}/nowhere.toml", r"TOML schedule file that exists", OPERATOR),
+    "ARCHIVE_SOURCES_FILE": Bad("{tmp}/nowhere.toml", r"does not exist", OPERATOR),
     "ARCHIVE_SCHEDULE_JITTER": Bad("soon", DURATION, OPERATOR),
     "ARCHIVE_SCHEDULE_TIME_LIMIT": Bad("forever", DURATION, OPERATOR),
     "ARCHIVE_SCHEDULE_GRACE": Bad("later", DURATION, OPERATOR),

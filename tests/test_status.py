@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from crawler.catalog.db import Catalog, Run, iso
+from crawler.catalog.db import Catalog, Run, TextRecord, iso
 from crawler.layout import report_key, sqlite_url
 from crawler.logs import JsonFormatter, log_format
 from crawler.ops.cli import main
@@ -34,12 +34,14 @@ def fill(store: Path, newest: dict[str, timedelta], runs: dict[str, str] | None 
         for site, age in newest.items():
             for n, extra in enumerate((timedelta(days=5), timedelta(0))):
                 catalog.record_text(
-                    site=site,
-                    article_key=f"{site}-{n}",
-                    url=f"https://{site}.example/{n}",
-                    capture_time=iso(now - age - extra),
-                    text_digest=f"sha1:{n}",
-                    text_key=f"text/{site}/{n}.txt",
+                    TextRecord(
+                        site=site,
+                        article_key=f"{site}-{n}",
+                        url=f"https://{site}.example/{n}",
+                        capture_time=iso(now - age - extra),
+                        text_digest=f"sha1:{n}",
+                        text_key=f"text/{site}/{n}.txt",
+                    )
                 )
         for site, result in (runs or {}).items():
             catalog.finish_run(
@@ -384,12 +386,14 @@ def test_job_history_in_the_catalog(backend: str, tmp_path: Path, request: Any) 
         assert catalog.first_runs()[site] == "2026-11-23T10:00:00Z"
         assert [r.new_articles for r in catalog.runs(site)] == [None, 4]
         catalog.record_text(
-            site=site,
-            article_key="a",
-            url="https://x.example/a",
-            capture_time="2026-11-23T10:03:00Z",
-            text_digest="sha1:x",
-            text_key="text/a.txt",
+            TextRecord(
+                site=site,
+                article_key="a",
+                url="https://x.example/a",
+                capture_time="2026-11-23T10:03:00Z",
+                text_digest="sha1:x",
+                text_key="text/a.txt",
+            )
         )
         assert catalog.newest_articles()[site] == "2026-11-23T10:03:00Z"
     finally:

@@ -681,7 +681,7 @@ def test_the_next_crawl_uploads_the_backlog_first(seaweedfs: SeaweedFS, tmp_path
     proc = _run([*_cli(), "demo", "--store", uri, "--sites", "tdi"], env, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [log] = (tmp_path / "logs" / "tdi").glob("tdi-*.log")  # beside the spool
-    assert "backlog of earlier crawls: 3 objects uploaded, 0 still pending" in log.read_text()
+    assert "backlog of earlier crawls: 3 objects uploaded, 0 not (named above)" in log.read_text()
     store = open_store(uri, seaweedfs.options())
     assert store.get_bytes("text/tdi/2020/01/01/old.txt") == b"from the outage"
     old = json.loads(store.get_bytes("manifests/tdi/tdi-0.json"))
@@ -773,6 +773,44 @@ def test_files_a_killed_crawl_left_unlisted_are_adopted_by_the_next_drain(
     ]
     assert not (spool / "pending" / "tdi-killed.json").exists()
     assert not (spool / "pending" / "tdi-killed").exists()
+
+
+def test_a_killed_crawls_file_the_store_holds_other_bytes_for_is_set_aside_not_retried(
+    s3store: S3Store, tmp_path: Path
+) -> None:
+    """Machine A killed with a new text in its spool, unrecorded; machine B archived the same
+    text under the same key meanwhile (its sidecar names its own capture). A's drain must not
+    leave the sidecar pending forever (its crawl's rows would say they wait there): it moves to
+    ``refused/``, named; a real conflict (another text) is told apart as an error."""
+    from crawler.store.spool import Backlog, drain_backlog, pending_backlogs
+
+    def sidecar(crawl: str, digest: str) -> bytes:
+        return json.dumps({"text_key": "text/tdi/a.txt", "text_digest": digest,
+                           "crawl_id": crawl}).encode()  # fmt: skip
+
+    s3store.put_bytes("text/tdi/a.txt", b"the text")
+    s3store.put_bytes("text/tdi/a.json", sidecar("tdi-b", "sha1:same"))
+    s3store.put_bytes("text/tdi/c.json", sidecar("tdi-b", "sha1:theirs"))
+    spool = tmp_path / "spool"
+    killed = Backlog(spool, "tdi-a", s3store.uri)
+    killed.write_aside("text/tdi/a.txt", b"the text")
+    killed.write_aside("text/tdi/a.json", sidecar("tdi-a", "sha1:same"))
+    killed.write_aside("text/tdi/c.json", sidecar("tdi-a", "sha1:ours"))
+    killed.write_aside("text/tdi/d.txt", b"only ours")
+    killed.unlock()
+
+    uploaded, failed = drain_backlog(s3store, spool)
+    assert sorted(o.key for o in uploaded) == ["text/tdi/a.txt", "text/tdi/d.txt"]
+    [same, other] = sorted(failed)
+    assert same.startswith("text/tdi/a.json: archived by crawl tdi-b already")
+    assert other.startswith("text/tdi/c.json:") and "different content" in other
+    # Nothing lost, nothing left waiting: both kept aside, the backlog gone, the store as it was.
+    assert json.loads((spool / "refused/text/tdi/a.json").read_bytes())["crawl_id"] == "tdi-a"
+    kept = json.loads((spool / "refused/text/tdi/c.json").read_bytes())
+    assert kept["text_digest"] == "sha1:ours"
+    assert pending_backlogs(spool) == []
+    assert json.loads(s3store.get_bytes("text/tdi/a.json"))["crawl_id"] == "tdi-b"
+    assert drain_backlog(s3store, spool) == ([], [])
 
 
 def test_a_live_crawls_files_on_their_way_up_are_not_touched(

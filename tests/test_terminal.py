@@ -206,6 +206,27 @@ def test_the_summary_names_what_waits_and_what_failed() -> None:
     assert "2 outside since/until" in since[0]
 
 
+def test_the_summary_says_what_is_gone_and_what_is_gone_still() -> None:
+    r = report(discovered=15, new=0)
+    # One dead link skipped before its recheck, another asked again: gone still.
+    r["skipped"] = {"already-archived": 13, "gone": 1, "http-status": 1}
+    r["failures"] = {
+        "total": 1,
+        "by_cause": {"http-410": 1},
+        "urls": [{"url": "https://x.test/a/2", "stage": "fetch", "cause": "http-410",
+                  "status": 410, "attempts": 1, "gone": True}],
+    }  # fmt: skip
+    lines = explain(r, window_days=30, since_given=False)
+    assert lines[0] == (
+        "15 discovered: 13 already archived, "
+        "1 gone (404 or 410 last time; asked again after ARCHIVE_GONE_RECHECK_DAYS), "
+        "1 not fetched or not archived (http-status: 1)"
+    )
+    assert lines[2] == (
+        "  fetch 410 http-410: https://x.test/a/2 (gone last time too: not held against the site)"
+    )
+
+
 class FakeTTY(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -99,6 +99,42 @@ def test_words_are_normalised() -> None:
     assert words("می‌خواهم سَلام") == ["می\u200cخواهم", "سَلام"]
 
 
+def test_apostrophes_join_only_inside_a_word() -> None:
+    assert words("O'Brien's rock ’n’ roll, a''b, 'quoted' `x` Iranʼs") == [
+        "obriens",
+        "rock",
+        "n",
+        "roll",
+        "a",
+        "b",
+        "quoted",
+        "x",
+        "irans",
+    ]
+    assert names("He met John Smith's aide and Ali Larijani’s team in the city.") == {
+        "john smith",
+        "ali larijani",
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "O'Brien's rock 'n' roll, a''b, 'quoted' `x` don`t",
+        'US-Iran talks\tin\x1fTehran_2025: 2,000 people (50%) said "no"; snake_case ok.',
+        "UPPER lower MiXeD 1st 2nd_3rd ___ ' ` '' a'b'c",
+        "",
+        " \t\n ",
+    ],
+)
+def test_words_of_ascii_text_are_those_of_the_unicode_path(text: str) -> None:
+    # ASCII text takes a shortcut (lower, translate, split): it must give the words the
+    # Unicode path gives. A no-break space (a separator once NFKC'd) sends the same text there.
+    assert text.isascii()
+    assert words(text) == words(text + "\u00a0")
+    assert signature(text).hashvalues == signature(text + "\u00a0").hashvalues
+
+
 def test_shingles() -> None:
     assert shingles([]) == frozenset()
     assert shingles(["a", "b"]) == {"a b"}
@@ -130,6 +166,113 @@ def test_signature_is_stable_bytes() -> None:
         "c61abf394d184ef03ca83e8d586eada25b6c4c1ae107c52bc92e27693292a8f7"
     )
     assert bands(sig)[:2] == [(0, 3586309023668063767), (1, 7064842418530564727)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "one",
+        "five words and no more",
+        "six words here and one more",
+        "Iran’s “Press-TV” ﬁnal WORD, 2,000 people می‌خواهم سَلام " * 3,
+        "Ünïcödé wörds, ﬁve by ﬁve; ÆØÅ and Ωμέγα too, then plain ascii words to close.",
+    ],
+)
+def test_signature_is_datasketchs_minhash(text: str) -> None:
+    # The signature is computed without datasketch (its package imports SciPy): it must stay
+    # byte for byte datasketch's affine64 MinHash of the UTF-8 shingles, which stored rows hold.
+    from datasketch import MinHash
+
+    sketch = MinHash(num_perm=NUM_PERM, seed=1, scheme="affine64")
+    grams = shingles(words(text))
+    sketch.update_batch([gram.encode("utf-8") for gram in grams])
+    sig = signature(text)
+    assert sig.hashvalues == sketch.hashvalues.astype("<u8").tobytes()
+    assert sig.size == len(grams)
+
+
+def test_signature_of_whole_articles_is_datasketchs_minhash() -> None:
+    from datasketch import MinHash
+
+    articles = [mezher(site) for site in MEZHER] + [other(name)[1] for name in OTHERS]
+    for text in articles:
+        sketch = MinHash(num_perm=NUM_PERM, seed=1, scheme="affine64")
+        sketch.update_batch([gram.encode("utf-8") for gram in shingles(words(text))])
+        assert signature(text).hashvalues == sketch.hashvalues.astype("<u8").tobytes()
+
+
+def test_signatures_of_long_texts_in_threads_are_datasketchs_minhash() -> None:
+    # Each thread permutes its shingles in a block of its own, kept between texts: texts of
+    # several blocks' worth of shingles, signed at once in four threads, give datasketch's.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from datasketch import MinHash
+
+    texts = [
+        " ".join(f"w{(i * 7919 + j * 104729) % 5003} x{j % (n + 3)}" for j in range(n))
+        for i, n in enumerate((5, 130, 129, 257, 700, 1500, 64, 128))
+    ]
+    expected = []
+    for text in texts:
+        sketch = MinHash(num_perm=NUM_PERM, seed=1, scheme="affine64")
+        sketch.update_batch([gram.encode("utf-8") for gram in shingles(words(text))])
+        expected.append(sketch.hashvalues.astype("<u8").tobytes())
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            got = list(pool.map(lambda text: signature(text).hashvalues, texts * 4))
+            assert got == expected * 4
+
+
+def test_names_read_closing_punctuation_before_trailing_space() -> None:
+    # A line ending in punctuation then spaces is a sentence, not a headline: its pairs count;
+    # a title-case line with trailing spaces is still a headline.
+    assert names("Jamil Mezher Met Popular Front Leaders  \n") == frozenset()
+    assert names("He met Jamil Mezher.  \u00a0\n") == {"jamil mezher"}
+    assert names("Talks with Iran’s Foreign Ministry's Envoy (Tehran Times)\t") == {
+        "iran foreign",
+        "foreign ministry",
+        "ministry envoy",
+        "tehran times",
+    }
+    # Punctuation between two capitalised words breaks the pair; a function word opens none.
+    assert names("They said: Gaza, Rafah and The Hague talks.") == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("ascii_text", "expected"),
+    [
+        (
+            "It's Foreign Minister Araghchi's visit.",
+            {"foreign minister", "minister araghchi"},
+        ),
+        ("He met O'Neil Smith and rock'N Roll fans.", {"o'neil smith"}),
+        ("Talks\x1fwith Iran Air\tNews Agency.  ", {"iran air", "air news", "news agency"}),
+        (
+            "The UN Security Council met (New York).",
+            {"un security", "security council", "new york"},
+        ),
+        ("A B's C D 9E F _'G H.", {"b c", "c d"}),
+    ],
+)
+def test_names_of_ascii_sentences_are_those_of_the_tokens(
+    ascii_text: str, expected: set[str]
+) -> None:
+    # An ASCII sentence's pairs are found by one regex; a line with a curly apostrophe goes
+    # through the token list: both give the same names.
+    assert names(ascii_text) == expected
+    curly = ascii_text.replace("'", "’")
+    assert not curly.isascii() or "'" not in ascii_text
+    assert names(curly) == {name.replace("'", "’") for name in expected}
+
+
+def test_signing_a_text_imports_no_scipy() -> None:
+    code = (
+        "import sys; from crawler.text.similar import signature; signature('a b c d e f'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'datasketch')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_signature_is_the_same_in_another_process() -> None:

@@ -197,6 +197,40 @@ def test_every_record_is_its_own_gzip_member_and_locations_are_exact(tmp_path: P
     assert gzip.decompress(data).count(b"WARC/1.1\r\n") == 11
 
 
+MIRROR_PAGE = (
+    REPO
+    / "crawler/mirror/sites/tdi"
+    / "iranian-fm-discusses-gaza-with-hamas-and-islamic-jihad-leaders.html"
+)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 3, 6, 9])
+def test_every_level_writes_members_warcio_reads_and_checks(tmp_path: Path, level: int) -> None:
+    # 1-3 deflate with ISA-L, the rest with zlib: the same gzip format, read by everyone.
+    page = MIRROR_PAGE.read_bytes()
+    builder = RecordBuilder()
+    groups = [exchange(builder, n, page) for n in range(3)]
+    writer = WarcFileWriter(tmp_path, prefix="lvl", hostname="h", compress_level=level)
+    locations = [loc for group in groups for loc in writer.write_sync(group)]
+    [path] = writer.close()
+
+    code, report = warcio_check(path)
+    assert code == 0, report
+    records = [r for group in groups for r in group]
+    info_id = read_records(path)[0][1]["WARC-Record-ID"]
+    for location, record in zip(locations, records, strict=True):
+        assert member_at(path, location) == with_warcinfo_id(record.data, info_id)
+    response_record = groups[0][1]  # the page's response (its request is first)
+    [response] = [loc for loc in locations if loc.record_id == response_record.record_id]
+    member = with_warcinfo_id(response_record.data, info_id)
+    if level == 0:
+        assert response.length > len(member)  # stored, not deflated
+    else:
+        # ISA-L's levels 1-3 keep zlib's ratio at the same level (a few per cent).
+        assert response.length <= 1.05 * len(gzip.compress(member, level))
+        assert response.length < len(member) / 3
+
+
 def test_rollover_by_size_keeps_groups_whole(tmp_path: Path, fake_time: FakeTime) -> None:
     builder = RecordBuilder(clock=fake_time.clock)
     closed: list[tuple[Path, str]] = []
@@ -529,3 +563,46 @@ def test_default_hostname_is_sanitised(tmp_path: Path, monkeypatch: pytest.Monke
     [location] = writer.write_sync(exchange(RecordBuilder(), 1)[:1])
     writer.close()
     assert location.filename.endswith("-box-7--.warc.gz")
+
+
+def test_a_writer_behind_makes_its_callers_wait_instead_of_queueing_without_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past max_queued bytes of records not yet written, write() waits for the writer thread
+    (the crawl's downloads with it); the writer itself never waits for itself."""
+    builder = RecordBuilder()
+    groups = [exchange(builder, n) for n in range(3)]
+    size = max(sum(len(r.data) for r in group) for group in groups)
+    writer = WarcFileWriter(tmp_path, prefix="m", hostname="h", max_queued=size + 1)
+    go = threading.Event()
+    original = writer._write_group
+
+    def slow(records: Any) -> list[RecordLocation]:
+        assert go.wait(10)
+        return original(records)
+
+    monkeypatch.setattr(writer, "_write_group", slow)
+    first = writer.write(groups[0])  # queued: the writer holds it until `go`
+    second_done = threading.Event()
+    futures: list[Any] = []
+
+    def caller() -> None:
+        futures.append(writer.write(groups[1]))
+        second_done.set()
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    assert not second_done.wait(0.5), "the second group was queued past max_queued"
+    assert writer._queued == sum(len(r.data) for r in groups[0])
+    go.set()
+    assert second_done.wait(10)
+    thread.join()
+    # A write from the writer's own thread (a future's callback) is taken at once.
+    third: list[Any] = []
+    first.result(10)
+    futures[0].add_done_callback(lambda _f: third.append(writer.write(groups[2])))
+    futures[0].result(10)
+    third[0].result(10)
+    [path] = writer.close()
+    assert len(read_records(path)) == 1 + sum(len(group) for group in groups)
+    assert writer._queued == 0

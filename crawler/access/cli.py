@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.constants import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from crawler.options import positive_arg
 
 # URL -> [(site, article key)] by each site's own rule (host aliases, slugs). The crawl side
 # (ops/cli.py) supplies it from the spiders; without them, exact URLs and site:key still work.
@@ -30,20 +31,11 @@ class UsageError(Exception):
     """Bad input on the command line: said in one line, exit 2."""
 
 
-def open_archive(ns: argparse.Namespace, *, resolver: bool = True, create: bool = False) -> Any:
-    """The store and catalog the options name. Only ``create`` (reindex) makes a catalog (and
-    a spool for it) where there is none: a read command never writes into a store."""
-    from crawler.access.query import Archive
-    from crawler.catalog.db import Catalog, CatalogMismatch
-    from crawler.layout import default_catalog_url, spool_dir_for
+def open_named_store(ns: argparse.Namespace) -> tuple[Any, Any]:
+    """The settings and the store the options name (``--store``, else ``ARCHIVE_STORE_URI``);
+    a store that cannot be opened, or a local one that is not there, is a UsageError."""
     from crawler.options import load_options
-    from crawler.store.base import (
-        LocalStore,
-        StoreError,
-        local_root,
-        store_identity,
-        store_options,
-    )
+    from crawler.store.base import LocalStore, StoreError, store_options
     from crawler.store.uri import open_store
 
     settings = load_options(ns.settings)
@@ -54,6 +46,21 @@ def open_archive(ns: argparse.Namespace, *, resolver: bool = True, create: bool 
         raise UsageError(str(exc)) from exc
     if isinstance(store, LocalStore) and not store.root.is_dir():
         raise UsageError(f"no store at {store.root} (give --store or set NEWSARCHIVE_STORE)")
+    return settings, store
+
+
+def open_archive(ns: argparse.Namespace, *, resolver: bool = True, create: bool = False) -> Any:
+    """The store and catalog the options name. Only ``create`` (reindex) makes a catalog (and
+    a spool for it) where there is none: a read command never writes into a store."""
+    from crawler.access.query import Archive
+    from crawler.catalog.db import Catalog, CatalogMismatch
+    from crawler.layout import default_catalog_url, spool_dir_for
+    from crawler.store.base import (
+        local_root,
+        store_identity,
+    )
+
+    settings, store = open_named_store(ns)
     url = ns.catalog or str(settings.get("ARCHIVE_CATALOG_URL") or "")
     if not url:
         spool = str(settings.get("ARCHIVE_SPOOL_DIR") or "")
@@ -489,16 +496,6 @@ def _run(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
     return wrapped
 
 
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"a positive whole number, not {value!r}")
-    return number
-
-
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None, help=STORE_HELP)
     parser.add_argument("--catalog", default=None, help=CATALOG_HELP)
@@ -552,7 +549,7 @@ def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> N
     snap.add_argument("--day", default=None, help="captured that day (or month, or year)")
     snap.add_argument("--from", dest="since", default=None, help="captured at or after (ISO date)")
     snap.add_argument("--to", dest="until", default=None, help="captured up to (inclusive)")
-    snap.add_argument("--limit", type=_positive, default=None, help="at most this many captures")
+    snap.add_argument("--limit", type=positive_arg, default=None, help="at most this many captures")
     _add_published(snap)
     snap.add_argument(
         "--json",
@@ -739,11 +736,11 @@ def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> N
         default=10.0,
         help="the most a catalog query may take (search, listings, diffs; default 10; 0: none)",
     )
-    srv.add_argument("--threads", type=_positive, default=8, help="requests at once (default 8)")
+    srv.add_argument("--threads", type=positive_arg, default=8, help="requests at once (default 8)")
     srv.add_argument(
         "--idle-timeout",
         metavar="SECONDS",
-        type=_positive,
+        type=positive_arg,
         default=30,
         help="an idle connection is closed after this long (default 30)",
     )
@@ -770,4 +767,4 @@ def add_commands(sub: Any, resolver_factory: ResolverFactory | None = None) -> N
 
     from crawler.access.verify import add_command as add_verify_command
 
-    add_verify_command(sub, _run, _common, UsageError, _site_names)
+    add_verify_command(sub, _run, _common, open_named_store, _site_names)

@@ -132,11 +132,15 @@ def run(server: Any) -> None:
     def stop(signum: int, frame: FrameType | None) -> None:
         raise _Stop(signal.Signals(signum).name)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    # SIGINT too: a process started in the background of a shell without job control (a
+    # script's `serve &`, a CI runner) inherits SIGINT ignored, and Ctrl-C or `kill -INT`
+    # would then never stop it.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.run()  # returns on SIGINT or SIGTERM, having stopped its threads
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         close(server)
 
 

@@ -12,7 +12,9 @@ import hashlib
 import io
 import json
 import logging
+import os
 import struct
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +31,10 @@ from crawler.access.records import (
     Location,
     WarcEntry,
     index_warc,
+    index_warc_into,
     linked_records,
 )
+from crawler.access.scratch import RecordTable, SortedLines
 from crawler.catalog.db import Capture, Catalog, captures
 from crawler.constants import CHALLENGE_RECORD
 
@@ -122,30 +126,50 @@ def crawl_rows(
     }
     rows = []
     for entry in index.captures:
-        car: Mapping[str, Any] | None = by_record.get(entry.record_id)
-        row_known = (known or {}).get(entry.record_id)
-        article_key = car.get("article_id") if car else None
-        text_key = car.get("text_key") if car else None
-        text_digest = car.get("text_digest") if car else None
-        version = car.get("version") if car else None
-        if row_known is not None:
-            article_key = article_key or row_known.article_key
-            if text_key is None and row_known.text_key:
-                text_key, text_digest = row_known.text_key, row_known.text_digest
-                version = row_known.version
-                car = read_sidecar(text_key)
-        capture = capture_of(
+        capture, car = capture_fields(
             entry,
             site,
             crawl_id,
-            article_key=article_key,
-            text_digest=text_digest,
-            text_key=text_key,
-            version=version,
+            by_record.get(entry.record_id),
+            (known or {}).get(entry.record_id),
+            read_sidecar,
         )
-        text = read_text(text_key) if text_key else None
+        text = read_text(capture.text_key) if capture.text_key else None
         rows.append(table.row(capture, index.links.get(entry.record_id, ()), car, text))
     return rows
+
+
+def capture_fields(
+    entry: WarcEntry,
+    site: str,
+    crawl_id: str,
+    car: Mapping[str, Any] | None,
+    row_known: Capture | None,
+    read_sidecar: Callable[[str], Mapping[str, Any] | None],
+) -> tuple[Capture, Mapping[str, Any] | None]:
+    """A capture's catalog row and the sidecar of its text: its own (``car``), else, for a
+    capture that produced no new text, the catalog's row (``row_known``) names the text it
+    matched, whose sidecar is read."""
+    article_key = car.get("article_id") if car else None
+    text_key = car.get("text_key") if car else None
+    text_digest = car.get("text_digest") if car else None
+    version = car.get("version") if car else None
+    if row_known is not None:
+        article_key = article_key or row_known.article_key
+        if text_key is None and row_known.text_key:
+            text_key, text_digest = row_known.text_key, row_known.text_digest
+            version = row_known.version
+            car = read_sidecar(text_key)
+    capture = capture_of(
+        entry,
+        site,
+        crawl_id,
+        article_key=article_key,
+        text_digest=text_digest,
+        text_key=text_key,
+        version=version,
+    )
+    return capture, car
 
 
 def page_mimes(entries: Iterable[WarcEntry]) -> dict[str, str | None]:
@@ -193,27 +217,80 @@ def pages_jsonl(
     that captured no article lists its HTML pages answered 200 (start and listing pages), so
     no package is without pages.
     """
-    captured = [
-        item
-        for item in rows
-        if item.get("record_type") in CAPTURE_TYPES and item.get("status") == 200
-    ]
-    chosen = [item for item in captured if item.get("article_key") or item.get("text_key")]
+    captured = [item for item in rows if _is_page(item)]
+    chosen = [item for item in captured if _is_article(item)]
     if not chosen and mimes is not None:
         chosen = [item for item in captured if _is_html(mimes.get(str(item["record_id"])))]
-    lines: list[dict[str, Any]] = [{"format": "json-pages-1.0", "id": "pages", "title": "Pages"}]
-    for item in chosen:
-        page: dict[str, Any] = {
-            "id": hashlib.sha1(str(item["record_id"]).encode()).hexdigest()[:24],
-            "url": item["url"],
-            "ts": page_time(str(item["warc_date"])),
-            "title": item.get("title") or item["url"],
-            "status": item.get("status"),
-        }
-        if item.get("text"):
-            page["text"] = item["text"]
-        lines.append(page)
-    return b"".join(json.dumps(line, ensure_ascii=False).encode() + b"\n" for line in lines)
+    return PAGES_HEADER + b"".join(page_line(item) for item in chosen)
+
+
+PAGES_HEADER = b'{"format": "json-pages-1.0", "id": "pages", "title": "Pages"}\n'
+
+
+def _is_page(item: Mapping[str, Any]) -> bool:
+    return item.get("record_type") in CAPTURE_TYPES and item.get("status") == 200
+
+
+def _is_article(item: Mapping[str, Any]) -> bool:
+    return bool(item.get("article_key") or item.get("text_key"))
+
+
+def page_line(item: Mapping[str, Any]) -> bytes:
+    """One line of pages.jsonl: a capture table row as the package lists it."""
+    page: dict[str, Any] = {
+        "id": hashlib.sha1(str(item["record_id"]).encode()).hexdigest()[:24],
+        "url": item["url"],
+        "ts": page_time(str(item["warc_date"])),
+        "title": item.get("title") or item["url"],
+        "status": item.get("status"),
+    }
+    if item.get("text"):
+        page["text"] = item["text"]
+    return json.dumps(page, ensure_ascii=False).encode() + b"\n"
+
+
+class PageLines:
+    """pages.jsonl written to a file as the capture table's rows go by, a batch at a time
+    (``pages_jsonl`` of all of them, without holding them): the article pages, else, for a
+    crawl that captured none, its HTML pages (``mimes`` of the rows' records)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.articles = directory / ".pages-articles.jsonl"
+        self.html = directory / ".pages-html.jsonl"
+        self._articles = self.articles.open("wb")
+        self._html = self.html.open("wb")
+        for out in (self._articles, self._html):
+            out.write(PAGES_HEADER)
+        self.count = 0
+
+    def add(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        mimes: Callable[[Sequence[str]], Mapping[str, str | None]],
+    ) -> None:
+        captured = [item for item in rows if _is_page(item)]
+        for item in captured:
+            if _is_article(item):
+                self._articles.write(page_line(item))
+                self.count += 1
+        if self.count:
+            return  # an article page: the HTML pages will not be listed
+        found = mimes([str(item["record_id"]) for item in captured])
+        for item in captured:
+            if _is_html(found.get(str(item["record_id"]))):
+                self._html.write(page_line(item))
+
+    def finish(self) -> Path:
+        """The file with the lines the package lists."""
+        self._articles.close()
+        self._html.close()
+        return self.articles if self.count else self.html
+
+    def close(self) -> None:
+        for out in (self._articles, self._html):
+            out.close()
+        self.articles.unlink(missing_ok=True)
+        self.html.unlink(missing_ok=True)
 
 
 # -- originals of revisits --------------------------------------------------------------------
@@ -333,6 +410,105 @@ def write_originals(
     return result
 
 
+@dataclass
+class CopiedOriginals:
+    """The originals WARC written for a package, its records in the crawl's ``RecordTable``
+    (origin 1): how many copied, how many not found; its sorted CDXJ in ``cdxj``."""
+
+    copied: int = 0
+    missing: int = 0
+    cdxj: Path | None = None
+
+
+def _record_head(data: bytes) -> tuple[str, str, str | None] | None:
+    """The id, type and WARC-Refers-To of the first record in ``data``."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    for record in ArchiveIterator(io.BytesIO(data)):
+        headers = record.rec_headers
+        return (
+            str(headers.get_header("WARC-Record-ID") or ""),
+            str(record.rec_type),
+            headers.get_header("WARC-Refers-To"),
+        )
+    return None
+
+
+def copy_originals(
+    path: Path,
+    name: str,
+    records: RecordTable,
+    locate: Callable[[Sequence[str]], Mapping[str, Location]],
+    read_range: Callable[[str, int, int], bytes],
+    lines: SortedLines,
+    batch: int,
+) -> CopiedOriginals:
+    """``write_originals`` for a crawl of any size: the revisits among ``records`` (origin 0)
+    give the originals to copy, ``batch`` ids at a time; the WARC at ``path`` is then indexed
+    into ``records`` (origin 1) and its CDXJ lines into ``lines``. The same file, record for
+    record, as ``write_originals`` writes."""
+    result = CopiedOriginals()
+
+    def copy_of(place: Location) -> tuple[bytes, tuple[str, str, str | None]] | None:
+        try:
+            data = read_range(place.warc_key, place.offset, place.length)
+            head = _record_head(data) if len(data) == place.length else None
+            if head is not None and head[0] == place.record_id:
+                return data, head
+            logger.warning("original %s: not at its catalog place", place.record_id)
+        except Exception as exc:  # an unreadable original costs its revisit, not the package
+            logger.warning("original %s not readable: %s", place.record_id, exc)
+        return None
+
+    sink = records.entry_sink(1)
+    with path.open("wb") as out, ThreadPoolExecutor(8, thread_name_prefix="originals") as pool:
+        while records.next_originals():
+            for wanted in records.wanted(max(batch, 1)):
+                places = locate(wanted)
+                result.missing += sum(1 for i in wanted if i not in places)
+                records.add_places(places.values())
+            added = 0
+            for found in records.places(64):
+                for copy in pool.map(copy_of, found):
+                    if copy is None:
+                        result.missing += 1
+                        continue
+                    data, (record_id, record_type, refers_to) = copy
+                    # Enough of the record for the next round to find its own original.
+                    sink(
+                        WarcEntry(
+                            name,
+                            out.tell(),
+                            len(data),
+                            record_type,
+                            record_id,
+                            "",
+                            "",
+                            None,
+                            None,
+                            None,
+                            refers_to,
+                            None,
+                        )
+                    )
+                    out.write(data)
+                    added += 1
+            if not added:
+                break
+            result.copied += added
+    records.forget(1)
+    if result.copied:
+        with path.open("rb") as fh:
+            index_warc_into(fh, name, sink, lines.add)
+        records.flush()
+    if result.missing:
+        logger.warning(
+            "%d revisit originals not found; their revisits will not replay from this package",
+            result.missing,
+        )
+    return result
+
+
 # -- the package ------------------------------------------------------------------------------
 # An extra field no reader interprets (the id Android's zipalign pads with): it evens the
 # lengths of a member's local and central extra fields when zipfile gives them ZIP64 fields of
@@ -389,14 +565,15 @@ def write_wacz(
     path: Path,
     warc_keys: Sequence[str],
     opener: Opener,
-    cdxj: str,
-    pages: bytes,
+    cdxj: str | Path,
+    pages: bytes | Path,
     title: str,
     sizes: Mapping[str, int] | None = None,
 ) -> None:
     """A WACZ 1.1.1 package: WARCs stored as they are, the merged CDXJ, pages, datapackage.
 
     ``sizes`` are the WARCs' sizes when known (else they are measured through ``opener``).
+    The index and the pages are given as they are, or as files streamed into the package.
     """
     resources = []
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -412,13 +589,22 @@ def write_wacz(
                     digest.update(chunk)
                     out.write(chunk)
             resources.append((name, size, digest.hexdigest()))
-        for name, data in (
-            ("indexes/index.cdx", cdxj.encode()),
+        for name, content in (
+            ("indexes/index.cdx", cdxj.encode() if isinstance(cdxj, str) else cdxj),
             ("pages/pages.jsonl", pages),
         ):
-            with _member(zf, name, len(data), zipfile.ZIP_DEFLATED) as out:
-                out.write(data)
-            resources.append((name, len(data), hashlib.sha256(data).hexdigest()))
+            digest = hashlib.sha256()
+            if isinstance(content, bytes):
+                size = len(content)
+                source: IO[bytes] = io.BytesIO(content)
+            else:
+                size = content.stat().st_size
+                source = content.open("rb")
+            with source, _member(zf, name, size, zipfile.ZIP_DEFLATED) as out:
+                while chunk := source.read(_COPY):
+                    digest.update(chunk)
+                    out.write(chunk)
+            resources.append((name, size, digest.hexdigest()))
         package = {
             "profile": "data-package",
             "resources": [
@@ -449,6 +635,50 @@ def write_wacz(
 
 def merged_cdxj(parts: Iterable[str]) -> str:
     return "".join(sorted(line for part in parts for line in part.splitlines(keepends=True)))
+
+
+def known_rows(catalog: Catalog, crawl_id: str, record_ids: Sequence[str]) -> dict[str, Capture]:
+    """The catalog's rows of these captures of the crawl (``catalog_rows``, a batch of it)."""
+    out: dict[str, Capture] = {}
+    with catalog.engine.connect() as conn:
+        for start in range(0, len(record_ids), 500):
+            part = list(record_ids[start : start + 500])
+            found = conn.execute(
+                captures.select().where(
+                    captures.c.record_id.in_(part), captures.c.crawl_id == crawl_id
+                )
+            ).mappings()
+            out.update((r["record_id"], table.capture_of(r)) for r in found)
+    return out
+
+
+def index_crawl_into(
+    warc_keys: Iterable[str],
+    opener: Opener,
+    records: RecordTable,
+    directory: Path,
+    batch: int,
+    on_cdxj: Callable[[str, Path], None],
+) -> int:
+    """``index_crawl`` for a crawl of any size: each WARC's records into ``records`` (origin
+    0), its CDXJ sorted (``batch`` lines at most in memory) into a file handed to
+    ``on_cdxj(warc_key, path)``, one WARC at a time; how many CDXJ lines in all."""
+    count = 0
+    sink = records.entry_sink(0)
+    for key in warc_keys:
+        lines = SortedLines(directory, batch)
+        try:
+            with opener(key) as stream:
+                index_warc_into(stream, key, sink, lines.add)
+            fd, name = tempfile.mkstemp(dir=directory, prefix=".cdxj-", suffix=".cdxj")
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+                lines.write_to(out)
+        finally:
+            lines.close()
+        count += lines.count
+        on_cdxj(key, Path(name))
+    records.flush()
+    return count
 
 
 def catalog_rows(catalog: Catalog, crawl_id: str) -> dict[str, Capture]:

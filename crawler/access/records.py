@@ -7,6 +7,7 @@ valid WARC file: a capture's records are fetched without reading the rest of the
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import json
@@ -17,7 +18,6 @@ from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from typing import IO, Any
 
-from cdxj_indexer.main import CDXJIndexer
 from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -126,50 +126,67 @@ def open_object(store: Store, key: str, size: int | None = None) -> Iterator[IO[
     yield io.BufferedReader(RangeReader(store, key, size), CHUNK)
 
 
-class _Indexer(CDXJIndexer):  # type: ignore[misc]
-    """cdxj-indexer's pywb-compatible lines, and every record's place on the side."""
+@functools.cache
+def _indexer_class() -> type[Any]:
+    """The indexer, made on first use: cdxj-indexer's imports (surt, tldextract, requests)
+    take ~28 MB that a crawl needs only once it ends (issue 22: crawl-time memory)."""
+    from cdxj_indexer.main import CDXJIndexer
 
-    def __init__(self, warc_key: str) -> None:
-        super().__init__(io.StringIO(), [])
-        self.warc_key = warc_key
-        self.entries: list[WarcEntry] = []
-        self.lines: list[str] = []
-        self._indexed = False
+    class _Indexer(CDXJIndexer):  # type: ignore[misc]
+        """cdxj-indexer's pywb-compatible lines, and every record's place on the side: each
+        handed to ``on_line`` and ``on_entry`` as it is read (kept in ``lines`` and ``entries``
+        without them)."""
 
-    def filter_record(self, record: Any) -> bool:
-        # Every record is seen here; only pywb's default kinds become CDXJ lines.
-        self._indexed = bool(super().filter_record(record))
-        return True
+        def __init__(
+            self,
+            warc_key: str,
+            on_entry: Callable[[WarcEntry], None] | None = None,
+            on_line: Callable[[str], None] | None = None,
+        ) -> None:
+            super().__init__(io.StringIO(), [])
+            self.warc_key = warc_key
+            self.entries: list[WarcEntry] = []
+            self.lines: list[str] = []
+            self.on_entry = on_entry or self.entries.append
+            self.on_line = on_line or self.lines.append
+            self._indexed = False
 
-    def process_index_entry(self, it: Any, record: Any, filename: str, output: Any) -> None:
-        headers = record.rec_headers
-        challenge = headers.get_header(CHALLENGE_FIELD)
-        if self._indexed:
-            out = io.StringIO()
-            super().process_index_entry(it, record, filename, out)
-            line = out.getvalue()
-            self.lines.append(_challenge_line(line, challenge) if challenge else line)
-        status = None
-        if record.rec_type in CAPTURE_TYPES and record.http_headers:
-            code = record.http_headers.get_statuscode()
-            status = int(code) if code and code.isdigit() else None
-        self.entries.append(
-            WarcEntry(
-                warc_key=self.warc_key,
-                offset=int(it.get_record_offset()),
-                length=int(it.get_record_length()),
-                record_type=record.rec_type,
-                record_id=headers.get_header("WARC-Record-ID") or "",
-                target_uri=headers.get_header("WARC-Target-URI") or "",
-                date=headers.get_header("WARC-Date") or "",
-                mime=self.get_field(record, "mime", it, filename),
-                status=status,
-                payload_digest=headers.get_header("WARC-Payload-Digest"),
-                refers_to=headers.get_header("WARC-Refers-To"),
-                concurrent_to=headers.get_header("WARC-Concurrent-To"),
-                challenge=challenge,
+        def filter_record(self, record: Any) -> bool:
+            # Every record is seen here; only pywb's default kinds become CDXJ lines.
+            self._indexed = bool(super().filter_record(record))
+            return True
+
+        def process_index_entry(self, it: Any, record: Any, filename: str, output: Any) -> None:
+            headers = record.rec_headers
+            challenge = headers.get_header(CHALLENGE_FIELD)
+            if self._indexed:
+                out = io.StringIO()
+                super().process_index_entry(it, record, filename, out)
+                line = out.getvalue()
+                self.on_line(_challenge_line(line, challenge) if challenge else line)
+            status = None
+            if record.rec_type in CAPTURE_TYPES and record.http_headers:
+                code = record.http_headers.get_statuscode()
+                status = int(code) if code and code.isdigit() else None
+            self.on_entry(
+                WarcEntry(
+                    warc_key=self.warc_key,
+                    offset=int(it.get_record_offset()),
+                    length=int(it.get_record_length()),
+                    record_type=record.rec_type,
+                    record_id=headers.get_header("WARC-Record-ID") or "",
+                    target_uri=headers.get_header("WARC-Target-URI") or "",
+                    date=headers.get_header("WARC-Date") or "",
+                    mime=self.get_field(record, "mime", it, filename),
+                    status=status,
+                    payload_digest=headers.get_header("WARC-Payload-Digest"),
+                    refers_to=headers.get_header("WARC-Refers-To"),
+                    concurrent_to=headers.get_header("WARC-Concurrent-To"),
+                    challenge=challenge,
+                )
             )
-        )
+
+    return _Indexer
 
 
 def _challenge_line(line: str, challenge: str) -> str:
@@ -187,9 +204,21 @@ def _challenge_line(line: str, challenge: str) -> str:
 
 def index_warc(stream: IO[bytes], warc_key: str) -> tuple[list[WarcEntry], str]:
     """Every record's place, and the sorted CDXJ (pywb's format, cdxj-indexer's lines)."""
-    indexer = _Indexer(warc_key)
+    indexer = _indexer_class()(warc_key)
     indexer.process_one(stream, None, warc_key.rsplit("/", 1)[-1])
     return indexer.entries, "".join(sorted(indexer.lines))
+
+
+def index_warc_into(
+    stream: IO[bytes],
+    warc_key: str,
+    on_entry: Callable[[WarcEntry], None],
+    on_line: Callable[[str], None],
+) -> None:
+    """As ``index_warc``, each record's place and CDXJ line handed on as it is read (in the
+    file's order, the lines unsorted): nothing of the file is held."""
+    indexer = _indexer_class()(warc_key, on_entry, on_line)
+    indexer.process_one(stream, None, warc_key.rsplit("/", 1)[-1])
 
 
 def linked_records(entries: Iterable[WarcEntry]) -> dict[str, list[Location]]:
@@ -447,27 +476,23 @@ def add_linked(engine: Engine, links: dict[str, list[Location]]) -> int:
         return added
 
 
-def linked_for_many(engine: Engine, ids: Sequence[str]) -> dict[str, list[Location]]:
-    """The other records of many captures in one query."""
+def linked_for_many(
+    engine: Engine, ids: Sequence[str], record_type: str | None = None
+) -> dict[str, list[Location]]:
+    """The other records of many captures in one query (of ``record_type`` only, if given),
+    each capture's in WARC file and offset order."""
     out: dict[str, list[Location]] = {i: [] for i in ids}
     if not ids:
         return out
+    c = capture_records.c
+    query = select(
+        c.capture_record_id, c.record_type, c.record_id, c.warc_key, c.warc_offset, c.warc_length
+    ).where(c.capture_record_id.in_(list(ids)))
+    if record_type is not None:
+        query = query.where(c.record_type == record_type)
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(capture_records)
-            .where(capture_records.c.capture_record_id.in_(list(ids)))
-            .order_by(capture_records.c.warc_key, capture_records.c.warc_offset)
-        ).mappings()
-        for r in rows:
-            out[r["capture_record_id"]].append(
-                Location(
-                    r["record_type"],
-                    r["record_id"],
-                    r["warc_key"],
-                    r["warc_offset"],
-                    r["warc_length"],
-                )
-            )
+        for capture, *place in conn.execute(query.order_by(c.warc_key, c.warc_offset)):
+            out[capture].append(Location(*place))
     return out
 
 

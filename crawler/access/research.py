@@ -29,6 +29,7 @@ from crawler.access.query import (
 from crawler.catalog.db import Capture, captures, texts
 from crawler.catalog.search import MARK_END, MARK_START, Hit, SearchError, SearchQuery, search
 from crawler.constants import EXIT_FAILED, EXIT_OK
+from crawler.options import not_negative_arg, positive_arg
 
 _BOLD, _RESET = "\x1b[1;33m", "\x1b[0m"
 EXPORT_LIMIT = 1_000_000  # hits an export takes when no --limit is given
@@ -352,11 +353,11 @@ def add_commands(
     parser.add_argument("--language", default=None, help="language code (en takes en-GB too)")
     parser.add_argument(
         "--limit",
-        type=_positive,
+        type=positive_arg,
         default=None,
         help="hits to show (default 20; every hit with --export)",
     )
-    parser.add_argument("--offset", type=_not_negative, default=0, help="hits to skip (paging)")
+    parser.add_argument("--offset", type=not_negative_arg, default=0, help="hits to skip (paging)")
     parser.add_argument(
         "--all-versions", action="store_true", help="every matching version, not one per article"
     )
@@ -404,8 +405,8 @@ def add_commands(
         formatter_class=raw,
     )
     diff.add_argument("ref", help="article URL, site:key, or article key")
-    diff.add_argument("--from", dest="old", type=_positive, default=None, help="old version")
-    diff.add_argument("--to", dest="new", type=_positive, default=None, help="new version")
+    diff.add_argument("--from", dest="old", type=positive_arg, default=None, help="old version")
+    diff.add_argument("--to", dest="new", type=positive_arg, default=None, help="new version")
     diff.add_argument(
         "--context",
         type=int,
@@ -418,20 +419,3 @@ def add_commands(
     )
     _common(diff)
     diff.set_defaults(func=_run(cmd_diff), **defaults)
-
-
-def _positive(value: str) -> int:
-    number = _not_negative(value)
-    if number == 0:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
-
-
-def _not_negative(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
-    return number

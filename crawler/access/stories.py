@@ -9,13 +9,15 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from crawler.catalog.db import Catalog
+from crawler.catalog.db import Catalog, StoryKeys
 from crawler.catalog.stories import (
     StoryText,
     candidates,
+    forget_keys,
     put_keys,
     put_link,
     story_text,
+    story_text_of_key,
     unkeyed,
 )
 from crawler.text import similar
@@ -32,20 +34,47 @@ def _published(text: StoryText) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
+def story_keys(body: str) -> StoryKeys:
+    """A text's story keys, for ``Catalog.record_text`` to store with its version: those of
+    the body as the catalog keeps it (without NUL), as :func:`link_text` and reindex make them."""
+    body = body.replace("\x00", "")
+    bands = similar.bands(similar.signature(body))
+    return StoryKeys(bands, similar.name_keys(body), similar.SIGNATURE_VERSION)
+
+
 def link_text(catalog: Catalog, text_id: int) -> int:
     """Store a text's story keys and link it to the texts of other sites that tell the same
     story; the number of links made."""
     text = story_text(catalog, text_id)
     if text is None:
         return 0
-    bands = similar.bands(similar.signature(text.body))
-    names = similar.name_keys(text.body)
-    put_keys(catalog, text, bands, names, similar.SIGNATURE_VERSION)
+    keys = story_keys(text.body)
+    put_keys(catalog, text, keys.bands, keys.names, keys.scheme)
+    return _link(catalog, text, keys)
+
+
+def link_recorded(catalog: Catalog, text_key: str, keys: StoryKeys) -> int:
+    """Link a text that ``record_text`` stored with these story keys (they were committed
+    with its version, so of two texts recorded at once the second to look finds the first);
+    the number of links made. If linking fails, the text is marked unkeyed (if the catalog
+    still answers), so that ``reindex`` links it to the texts recorded before it."""
+    try:
+        text = story_text_of_key(catalog, text_key)
+        return 0 if text is None else _link(catalog, text, keys)
+    except Exception:
+        try:
+            forget_keys(catalog, text_key)
+        except Exception as exc:  # the first failure is the one to report
+            logger.debug("%s: not marked unkeyed either: %s", text_key, exc)
+        raise
+
+
+def _link(catalog: Catalog, text: StoryText, keys: StoryKeys) -> int:
     found = candidates(
         catalog,
         text,
-        bands,
-        names,
+        keys.bands,
+        keys.names,
         min_names=similar.SAME_EVENT_NAMES,
         days=similar.SAME_EVENT_DAYS,
     )

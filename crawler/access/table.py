@@ -129,6 +129,9 @@ class ParquetSink:
         if self.rows:
             self.writer.write_table(pa.Table.from_pylist(self.rows, schema=SCHEMA))
             self.rows = []
+            # What the row group took goes back to the system, not kept for the next one
+            # (a crawl's end writes this table in a process that has more to do).
+            pa.default_memory_pool().release_unused()
 
     def close(self) -> None:
         self.flush()

@@ -19,7 +19,7 @@ from typing import IO, Any
 from crawler.access.records import CHUNK, object_size, open_object, record_problems
 from crawler.constants import EXIT_FAILED, EXIT_OK
 from crawler.layout import MANIFEST_PREFIX, is_warc
-from crawler.store.base import Store, StoreError
+from crawler.store.base import Store
 
 MISSING = "missing"
 SIZE = "size"
@@ -155,21 +155,9 @@ def verify(
 
 
 def cmd_verify(ns: argparse.Namespace) -> int:
-    # The command line's own error and --site parser, given by add_command (no import loop).
-    UsageError: type[Exception] = ns.usage_error
+    # The command line's store opener and --site parser, given by add_command (no import loop).
     _site_names: Callable[[list[str] | None], list[str]] = ns.site_names
-    from crawler.options import load_options
-    from crawler.store.base import LocalStore, store_options
-    from crawler.store.uri import open_store
-
-    settings = load_options(ns.settings)
-    uri = ns.store or str(settings.get("ARCHIVE_STORE_URI") or "")
-    try:
-        store = open_store(uri, store_options(settings))
-    except StoreError as exc:
-        raise UsageError(str(exc)) from exc
-    if isinstance(store, LocalStore) and not store.root.is_dir():
-        raise UsageError(f"no store at {store.root} (give --store or set NEWSARCHIVE_STORE)")
+    _settings, store = ns.open_store(ns)
 
     def report(problem: Problem) -> None:
         print(problem.line(), flush=True)
@@ -190,7 +178,7 @@ def add_command(
     sub: Any,
     run: Callable[..., Any],
     common: Callable[..., None],
-    usage_error: type[Exception],
+    open_store: Callable[[argparse.Namespace], tuple[Any, Store]],
     site_names: Callable[[list[str] | None], list[str]],
 ) -> None:
     ver = sub.add_parser(
@@ -209,4 +197,4 @@ def add_command(
     )
     ver.add_argument("--crawl", default=None, help="only this crawl id")
     common(ver)
-    ver.set_defaults(func=run(cmd_verify), usage_error=usage_error, site_names=site_names)
+    ver.set_defaults(func=run(cmd_verify), open_store=open_store, site_names=site_names)

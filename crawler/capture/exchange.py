@@ -125,8 +125,9 @@ def exchange_records(
     )
     extra = exchange.warc_fields
     earlier = None
+    # Hashed once: the revisit lookup and the response record's payload digest share it.
+    digest = sha1_digest(body)
     if revisit_lookup is not None and body and exchange.truncated is None:
-        digest = sha1_digest(body)
         earlier = revisit_lookup(exchange.url, digest, exchange.article_key)
     if earlier is not None:
         # Identical-payload revisit: the head as received now, the payload by reference.
@@ -150,6 +151,7 @@ def exchange_records(
             ip_address=exchange.ip_address,
             truncated=exchange.truncated,
             extra=extra,
+            payload_digest=digest,
         )
     req_head = build_request_head(
         exchange.method, exchange.url, exchange.request_headers, len(exchange.request_body)

@@ -431,8 +431,13 @@ class RecordBuilder:
         record_id: str | None = None,
         concurrent_to: str | None = None,
         extra: Mapping[str, str] | None = None,
+        payload_digest: str | None = None,
     ) -> WarcRecord:
-        """An HTTP response as received; ``truncated`` names why a payload is incomplete."""
+        """An HTTP response as received; ``truncated`` names why a payload is incomplete.
+
+        ``payload_digest``: the payload's :func:`sha1_digest` where the caller computed it
+        already (the revisit lookup needs it first), so the payload is hashed once for it.
+        """
         rid, lines, moment = self._head("response", record_id, date, target_uri)
         self._link(lines, "WARC-Concurrent-To", concurrent_to)
         self._ip(lines, ip_address)
@@ -451,7 +456,7 @@ class RecordBuilder:
             CONTENT_TYPE_HTTP_RESPONSE,
             (http_head, payload),
             block_digest,
-            sha1_digest(payload),
+            payload_digest if payload_digest is not None else sha1_digest(payload),
             moment,
         )
 

@@ -37,6 +37,8 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
+    case,
     create_engine,
     delete,
     event,
@@ -52,6 +54,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from crawler.constants import GONE_STATUSES
 from crawler.util import date_precision
 
 logger = logging.getLogger(__name__)
@@ -377,6 +380,146 @@ class TextRow:
 
 
 @dataclass(frozen=True, slots=True)
+class StoryKeys:
+    """A text's story keys as crawler.text.similar makes them: its MinHash LSH bands
+    (``(band, hash)`` pairs), its proper-name keys, and the scheme that made both."""
+
+    bands: Sequence[tuple[int, int]]
+    names: Sequence[int]
+    scheme: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextRecord:
+    """One text for :meth:`Catalog.record_text` (or several for ``record_texts``): the article
+    it is a text of, the capture it came from, and with ``body`` the text itself, which a new
+    version adds to ``texts`` (``facts`` beside it, ``story_keys`` if made)."""
+
+    site: str
+    article_key: str
+    url: str
+    capture_time: str
+    text_digest: str
+    text_key: str
+    title: str | None = None
+    published: str | None = None
+    waits_in: str | None = None
+    body: str | None = None
+    facts: TextFacts | None = None
+    story_keys: StoryKeys | None = None
+
+
+def _text_row(record: TextRecord, version: int, title: str | None) -> TextRow:
+    assert record.body is not None
+    return TextRow.of(
+        record.site,
+        record.article_key,
+        version,
+        record.url,
+        record.text_key,
+        record.text_digest,
+        record.capture_time,
+        title,
+        record.body,
+        record.published,
+        record.facts,
+    )
+
+
+_TEXT_ROW_FIELDS = tuple(f.name for f in fields(TextRow))
+
+
+# A driver's parameter marker, for the statements a text's 64 band rows go through: handing
+# them to the driver's executemany as tuples costs half the CPU of SQLAlchemy's insert, which
+# processes each row's parameters in Python (0.25 ms of each text's 0.5 on SQLite).
+PARAM_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def insert_rows(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """``rows`` (values in ``columns``' order) into ``table`` in one executemany: as tuples
+    to the driver where its parameter marker is known, else by SQLAlchemy's statement."""
+    if not rows:
+        return
+    mark = PARAM_MARKS.get(str(conn.dialect.paramstyle))
+    if mark is None:
+        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    conn.exec_driver_sql(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))})",
+        list(rows),
+    )
+
+
+def put_story_keys(conn: Connection, text_id: int, site: str, keys: StoryKeys) -> None:
+    """Replace a text's story keys, in the caller's transaction (``texts.story_keys`` is the
+    caller's to set)."""
+    mark = PARAM_MARKS.get(str(conn.dialect.paramstyle))
+    if mark is not None:
+        conn.exec_driver_sql(f"DELETE FROM text_bands WHERE text_id = {mark}", (text_id,))
+        conn.exec_driver_sql(f"DELETE FROM text_names WHERE text_id = {mark}", (text_id,))
+    else:  # another driver's parameter style: SQLAlchemy's own statements
+        conn.execute(text_bands.delete().where(text_bands.c.text_id == text_id))
+        conn.execute(text_names.delete().where(text_names.c.text_id == text_id))
+    insert_rows(
+        conn,
+        text_bands,
+        ("text_id", "band", "hash", "site"),
+        [(text_id, b, h, site) for b, h in keys.bands],
+    )
+    insert_rows(
+        conn,
+        text_names,
+        ("text_id", "key", "site"),
+        [(text_id, k, site) for k in sorted(set(keys.names))],
+    )
+
+
+# record_text's statements, built once: building them at each text (their clauses, their
+# cache keys) cost a tenth of its CPU.
+_ARTICLE = select(articles).where(
+    articles.c.site == bindparam("site"), articles.c.article_key == bindparam("article_key")
+)
+_ADD_ARTICLE = insert(articles)
+_TEXT_ID = select(texts.c.id).where(texts.c.text_key == bindparam("text_key"))
+_ADD_TEXT = insert(texts)
+# The conditional write of a later decision: it holds only while the article's row is still
+# the version it was decided against (w_*: the row as read).
+_UNCHANGED = and_(
+    articles.c.site == bindparam("w_site"),
+    articles.c.article_key == bindparam("w_article_key"),
+    articles.c.version == bindparam("w_version"),
+    articles.c.text_digest == bindparam("w_text_digest"),
+)
+_CHECKED = update(articles).where(_UNCHANGED).values(last_checked=bindparam("last_checked"))
+_REVISED = (
+    update(articles)
+    .where(_UNCHANGED)
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "last_checked",
+                "url",
+                "version",
+                "text_digest",
+                "text_key",
+                "title",
+                "published",
+                "waits_in",
+            )
+        }
+    )
+)
+
+
+class _LostWrite(Exception):
+    """A conditional write of a batch lost to another process: the batch is undone."""
+
+
+@dataclass(frozen=True, slots=True)
 class VersionDecision:
     """What a text is to the archive: its version, and whether that version is new."""
 
@@ -620,24 +763,14 @@ class Catalog:
 
     def record_text(
         self,
-        *,
-        site: str,
-        article_key: str,
-        url: str,
-        capture_time: str,
-        text_digest: str,
-        text_key: str,
-        title: str | None = None,
-        published: str | None = None,
-        waits_in: str | None = None,
-        body: str | None = None,
-        facts: TextFacts | None = None,
+        record: TextRecord,
     ) -> tuple[int, bool]:
-        """The article's version for this text, and whether it is new.
+        """The article's version for this text (:class:`TextRecord`), and whether it is new.
 
         With ``body`` (the text itself), a new version is also added to ``texts`` in the same
         transaction, so the full-text index never lags the versions (``facts``: its language,
-        the publication date as written, the crawl).
+        the publication date as written, the crawl), and with ``story_keys`` its keys too:
+        one commit, and they are there for any text recorded after it to find.
 
         The first text of an article is version 1; a text whose digest differs from the current
         version's becomes the next version; the same text only marks the article checked.
@@ -646,76 +779,115 @@ class Catalog:
         later decision by an UPDATE that holds only while the row is still the version it was
         decided against. A write lost to another process is decided again against its version.
         """
-        if title:  # PostgreSQL's text takes no NUL (a hostile page's headline may hold one)
-            title = title.replace("\x00", "")
-        where = and_(articles.c.site == site, articles.c.article_key == article_key)
-
-        def text_row(version: int, words: str) -> TextRow:
-            fields = (url, text_key, text_digest, capture_time, title, words, published)
-            return TextRow.of(site, article_key, version, *fields, facts)
-
         for _attempt in range(ATTEMPTS):
             try:
                 with self.engine.begin() as conn:
-                    current = conn.execute(select(articles).where(where)).mappings().first()
-                    if current is None:
-                        conn.execute(
-                            insert(articles).values(
-                                site=site,
-                                article_key=article_key,
-                                url=url,
-                                first_captured=capture_time,
-                                last_checked=capture_time,
-                                version=1,
-                                text_digest=text_digest,
-                                text_key=text_key,
-                                title=title,
-                                published=published,
-                                waits_in=waits_in,
-                            )
-                        )
-                        if body is not None:
-                            self._insert_text(conn, text_row(1, body))
-                        return 1, True
-                    decision = decide_version(_row(ArchivedArticle, current), text_digest)
-                    # Never back in time: a text remade from an older capture (reextract)
-                    # checks nothing newer than the article's last check.
-                    values: dict[str, Any] = {
-                        "last_checked": max(current["last_checked"], capture_time)
-                    }
-                    if decision.new:
-                        values.update(
-                            url=url,
-                            version=decision.version,
-                            text_digest=text_digest,
-                            text_key=text_key,
-                            title=title,
-                            published=published,
-                            waits_in=waits_in,
-                        )
-                    unchanged = and_(
-                        where,
-                        articles.c.version == current["version"],
-                        articles.c.text_digest == current["text_digest"],
-                    )
-                    if conn.execute(update(articles).where(unchanged).values(**values)).rowcount:
-                        if decision.new and body is not None:
-                            self._insert_text(conn, text_row(decision.version, body))
-                        return decision.version, decision.new
+                    decided = self._record_in(conn, record)
+                    if decided is not None:
+                        return decided
             except IntegrityError:
                 pass  # another process recorded the first version in between
-            logger.debug("catalog: version of %s/%s decided again", site, article_key)
+            logger.debug("catalog: version of %s/%s decided again", record.site, record.article_key)
         raise CatalogConflict(
-            f"the version of {site}/{article_key} changed {ATTEMPTS} times while deciding it"
+            f"the version of {record.site}/{record.article_key} changed {ATTEMPTS} times while "
+            "deciding it"
         )
 
+    def record_texts(self, records: Sequence[TextRecord]) -> list[tuple[int, bool]]:
+        """Several texts as :meth:`record_text` records each, in one transaction (a group
+        commit): their versions and whether each is new, in order.
+
+        Each is decided as ``record_text`` decides it, by the same conditional writes, one after
+        the other (a later one sees an earlier one's version). If any of them loses its write
+        to another process, nothing of the batch is kept and each is recorded on its own, as
+        ``record_text`` does, decided again against the version it lost to.
+        """
+        if not records:
+            return []
+        try:
+            with self.engine.begin() as conn:
+                decided = []
+                for record in records:
+                    one = self._record_in(conn, record)
+                    if one is None:
+                        raise _LostWrite
+                    decided.append(one)
+                return decided
+        except (IntegrityError, _LostWrite):
+            logger.debug("catalog: a batch of %d texts recorded one by one", len(records))
+        return [self.record_text(record) for record in records]
+
+    def _record_in(self, conn: Connection, record: TextRecord) -> tuple[int, bool] | None:
+        """Decide and write one text's version in ``conn``'s transaction; None when another
+        process changed the article's row since it was read (nothing was written)."""
+        title = record.title
+        if title:  # PostgreSQL's text takes no NUL (a hostile page's headline may hold one)
+            title = title.replace("\x00", "")
+        site, article_key, capture_time = record.site, record.article_key, record.capture_time
+        current = conn.execute(_ARTICLE, {"site": site, "article_key": article_key}).first()
+        if current is None:
+            conn.execute(
+                _ADD_ARTICLE,
+                {
+                    "site": site,
+                    "article_key": article_key,
+                    "url": record.url,
+                    "first_captured": capture_time,
+                    "last_checked": capture_time,
+                    "version": 1,
+                    "text_digest": record.text_digest,
+                    "text_key": record.text_key,
+                    "title": title,
+                    "published": record.published,
+                    "waits_in": record.waits_in,
+                },
+            )
+            if record.body is not None:
+                self._insert_text(conn, _text_row(record, 1, title), record.story_keys)
+            return 1, True
+        was = _row(ArchivedArticle, current._mapping)
+        decision = decide_version(was, record.text_digest)
+        # Never back in time: a text remade from an older capture (reextract) checks nothing
+        # newer than the article's last check.
+        checked = max(was.last_checked, capture_time)
+        params: dict[str, Any] = {
+            "w_site": site,
+            "w_article_key": article_key,
+            "w_version": was.version,
+            "w_text_digest": was.text_digest,
+            "last_checked": checked,
+        }
+        if not decision.new:
+            return (decision.version, False) if conn.execute(_CHECKED, params).rowcount else None
+        params.update(
+            url=record.url,
+            version=decision.version,
+            text_digest=record.text_digest,
+            text_key=record.text_key,
+            title=title,
+            published=record.published,
+            waits_in=record.waits_in,
+        )
+        if not conn.execute(_REVISED, params).rowcount:
+            return None
+        if record.body is not None:
+            row = _text_row(record, decision.version, title)
+            self._insert_text(conn, row, record.story_keys)
+        return decision.version, True
+
     @staticmethod
-    def _insert_text(conn: Connection, row: TextRow) -> bool:
+    def _insert_text(conn: Connection, row: TextRow, keys: StoryKeys | None = None) -> bool:
         """Add a text version unless its key is there already (a re-run, a reindex)."""
-        found = conn.execute(select(texts.c.id).where(texts.c.text_key == row.text_key)).first()
+        found = conn.execute(_TEXT_ID, {"text_key": row.text_key}).first()
         if found is not None:
             return False
-        conn.execute(insert(texts).values(**asdict(row)))
+        values = {name: getattr(row, name) for name in _TEXT_ROW_FIELDS}
+        if keys is not None:
+            values["story_keys"] = keys.scheme
+        added = conn.execute(_ADD_TEXT, values).inserted_primary_key
+        if keys is not None:
+            assert added is not None  # an INSERT of one row
+            put_story_keys(conn, int(added[0]), row.site, keys)
         return True
 
     def add_text(self, row: TextRow) -> bool:
@@ -727,6 +899,22 @@ class Catalog:
         with self.engine.connect() as conn:
             found = conn.execute(select(texts.c.id).where(texts.c.text_key == text_key)).scalar()
         return None if found is None else int(found)
+
+    def text_lengths(self, site: str, limit: int = 200) -> list[int]:
+        """Body characters (the text less its headline) of the site's latest ``limit`` texts:
+        what the degenerate-text guard takes the site's usual size from (text/quality.py)."""
+        # A page-mode text does not start with its headline: nothing to take off.
+        title = texts.c.title
+        headed = and_(title.is_not(None), func.substr(texts.c.body, 1, func.length(title)) == title)
+        chars = func.length(texts.c.body) - case((headed, func.length(title)), else_=0)
+        # The ids first (the site's index holds them), then only those rows' bodies: sorted
+        # together, SQLite would read every body of the site for its 200 latest.
+        latest = select(texts.c.id).where(texts.c.site == site)
+        latest = latest.order_by(texts.c.id.desc()).limit(limit)
+        query = select(chars).where(texts.c.id.in_(latest.scalar_subquery()))
+        query = query.order_by(texts.c.id.desc())
+        with self.engine.connect() as conn:
+            return [max(int(n or 0), 0) for n in conn.execute(query).scalars()]
 
     def texts_count(self) -> int:
         with self.engine.connect() as conn:
@@ -848,6 +1036,34 @@ class Catalog:
             if any(first + age <= now and checked < iso(first + age) for age in ages):
                 due.append(_row(ArchivedArticle, row))
         return due
+
+    def gone_keys(self, site: str) -> dict[str, str]:
+        """The site's article keys gone at their last answer (``GONE_STATUSES``), each with the
+        capture time of their latest gone answer: read from the captures, which hold them all.
+
+        Only a later 2xx says an article came back. A redirect is no answer (a 301 to a 404
+        ends in the 404), nor is a challenge page; a 503 or 429 passes, a 403 says we are
+        blocked: none of them says the page is there again. Within one second the gone answer
+        wins (a retried 503, then the 404).
+        """
+        gone = captures.c.status.in_(GONE_STATUSES)
+        back = and_(captures.c.status >= 200, captures.c.status < 300)
+        gone_at = func.max(case((gone, captures.c.capture_time)))
+        back_at = func.max(case((back, captures.c.capture_time)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(captures.c.article_key, gone_at, back_at)
+                .where(
+                    and_(
+                        captures.c.site == site,
+                        captures.c.article_key.is_not(None),
+                        captures.c.record_type.in_(("response", "revisit")),
+                    )
+                )
+                .group_by(captures.c.article_key)
+                .having(gone_at.is_not(None))
+            ).all()
+        return {key: at for key, at, came_back in rows if came_back is None or came_back <= at}
 
     def captured_urls(self, site: str) -> set[bytes]:
         """The URLs of the site's earlier responses, as ``url_digest`` (8 bytes each): where a

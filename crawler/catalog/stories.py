@@ -10,11 +10,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from crawler.catalog.db import Catalog, text_bands, text_links, text_names, texts
+from crawler.catalog.db import (
+    PARAM_MARKS,
+    Catalog,
+    StoryKeys,
+    put_story_keys,
+    text_bands,
+    text_links,
+    text_names,
+    texts,
+)
 
 # Candidates by shared names, at most this many per text (the most names shared first): a
 # name every text of a period has ("Islamic Republic") must not make every text a candidate.
@@ -68,6 +78,17 @@ def story_text(catalog: Catalog, text_id: int) -> StoryText | None:
     return None if row is None else _story(row)
 
 
+_STORY_OF_KEY = select(*_STORY_COLUMNS).where(texts.c.text_key == bindparam("text_key"))
+
+
+def story_text_of_key(catalog: Catalog, text_key: str) -> StoryText | None:
+    """The text version stored under this text key (one query, where ``text_id`` and
+    :func:`story_text` take two)."""
+    with catalog.engine.connect() as conn:
+        row = conn.execute(_STORY_OF_KEY, {"text_key": text_key}).first()
+    return None if row is None else _story(row)
+
+
 def unkeyed(catalog: Catalog, scheme: str) -> list[int]:
     """Texts whose story keys are missing or of another scheme, oldest first."""
     with catalog.engine.connect() as conn:
@@ -77,6 +98,12 @@ def unkeyed(catalog: Catalog, scheme: str) -> list[int]:
             .order_by(texts.c.id)
         )
         return [int(i) for i in found.scalars()]
+
+
+def forget_keys(catalog: Catalog, text_key: str) -> None:
+    """Mark a text unkeyed (its keys stay until replaced): ``reindex`` links it again."""
+    with catalog.engine.begin() as conn:
+        conn.execute(update(texts).where(texts.c.text_key == text_key).values(story_keys=None))
 
 
 def put_keys(
@@ -89,19 +116,60 @@ def put_keys(
     """A text's keys, in one transaction, before its candidates are looked for: of two texts
     recorded at once by two processes, the second to look finds the first's keys."""
     with catalog.engine.begin() as conn:
-        conn.execute(text_bands.delete().where(text_bands.c.text_id == text.id))
-        conn.execute(text_names.delete().where(text_names.c.text_id == text.id))
-        if bands:
-            conn.execute(
-                insert(text_bands),
-                [{"text_id": text.id, "band": b, "hash": h, "site": text.site} for b, h in bands],
-            )
-        if names:
-            conn.execute(
-                insert(text_names),
-                [{"text_id": text.id, "key": k, "site": text.site} for k in sorted(set(names))],
-            )
+        put_story_keys(conn, text.id, text.site, StoryKeys(bands, names, scheme))
         conn.execute(update(texts).where(texts.c.id == text.id).values(story_keys=scheme))
+
+
+# The candidate queries, built once: a query built at each text cost more CPU (a bound
+# parameter per hash of its IN list, its cache key) than the database took to answer it.
+# hash IN (...): one index search per band (SQLite plans a row-value IN as a scan); the band is
+# checked in Python.
+_BAND_MATCHES = select(text_bands.c.text_id, text_bands.c.band, text_bands.c.hash).where(
+    text_bands.c.hash.in_(bindparam("hashes", expanding=True)),
+    text_bands.c.site != bindparam("site"),
+)
+# The same query as the driver's own SQL, made once per count of hashes: SQLAlchemy expanded
+# the 64 values of the IN list at each text, a third of linking's CPU.
+_BAND_SQL: dict[tuple[str, int], str] = {}
+
+
+def _band_matches(conn: Connection, hashes: list[int], site: str) -> Iterable[Sequence[Any]]:
+    mark = PARAM_MARKS.get(str(conn.dialect.paramstyle))
+    if mark is None:  # another driver's parameter style: SQLAlchemy's statement
+        return conn.execute(_BAND_MATCHES, {"hashes": hashes, "site": site})
+    sql = _BAND_SQL.get((mark, len(hashes)))
+    if sql is None:
+        sql = (
+            "SELECT text_id, band, hash FROM text_bands WHERE hash IN "
+            f"({', '.join([mark] * len(hashes))}) AND site != {mark}"
+        )
+        _BAND_SQL[(mark, len(hashes))] = sql
+    return conn.exec_driver_sql(sql, (*hashes, site))
+
+
+_shared = func.count().label("shared")
+_NAME_MATCHES = (
+    select(text_names.c.text_id, _shared)
+    .join(texts, texts.c.id == text_names.c.text_id)
+    .where(
+        text_names.c.key.in_(bindparam("keys", expanding=True)),
+        text_names.c.site != bindparam("site"),
+    )
+)
+_NAME_MATCHES_DATED = _NAME_MATCHES.where(
+    or_(
+        texts.c.published_date.is_(None),
+        texts.c.published_date.between(bindparam("low"), bindparam("high")),
+    )
+)
+_NAME_MATCHES, _NAME_MATCHES_DATED = (
+    query.group_by(text_names.c.text_id)
+    .having(_shared >= bindparam("min_names"))
+    .order_by(_shared.desc(), text_names.c.text_id)
+    .limit(NAME_CANDIDATES)
+    for query in (_NAME_MATCHES, _NAME_MATCHES_DATED)
+)
+_STORIES = select(*_STORY_COLUMNS).where(texts.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def candidates(
@@ -119,41 +187,26 @@ def candidates(
     ids: set[int] = set()
     with catalog.engine.connect() as conn:
         if bands:
-            # hash IN (...): one index search per band (SQLite plans a row-value IN as a
-            # scan); the band is checked here.
             wanted = set(bands)
-            found = conn.execute(
-                select(text_bands.c.text_id, text_bands.c.band, text_bands.c.hash).where(
-                    text_bands.c.hash.in_(sorted({h for _b, h in bands})),
-                    text_bands.c.site != text.site,
-                )
-            )
+            found = _band_matches(conn, sorted({h for _b, h in bands}), text.site)
             ids.update(int(r[0]) for r in found if (r[1], r[2]) in wanted)
         if len(set(names)) >= min_names:
-            shared = func.count().label("shared")
-            query = (
-                select(text_names.c.text_id, shared)
-                .join(texts, texts.c.id == text_names.c.text_id)
-                .where(text_names.c.key.in_(sorted(set(names))), text_names.c.site != text.site)
-            )
+            params: dict[str, object] = {
+                "keys": sorted(set(names)),
+                "site": text.site,
+                "min_names": min_names,
+            }
+            query = _NAME_MATCHES
             if text.published_date:
                 day = date.fromisoformat(text.published_date)
-                low = (day - timedelta(days=days + 1)).isoformat()
-                high = (day + timedelta(days=days + 1)).isoformat()
-                query = query.where(
-                    or_(texts.c.published_date.is_(None), texts.c.published_date.between(low, high))
-                )
-            query = (
-                query.group_by(text_names.c.text_id)
-                .having(shared >= min_names)
-                .order_by(shared.desc(), text_names.c.text_id)
-                .limit(NAME_CANDIDATES)
-            )
-            ids.update(int(r[0]) for r in conn.execute(query))
+                params["low"] = (day - timedelta(days=days + 1)).isoformat()
+                params["high"] = (day + timedelta(days=days + 1)).isoformat()
+                query = _NAME_MATCHES_DATED
+            ids.update(int(r[0]) for r in conn.execute(query, params))
         ids.discard(text.id)
         if not ids:
             return []
-        rows = conn.execute(select(*_STORY_COLUMNS).where(texts.c.id.in_(sorted(ids))))
+        rows = conn.execute(_STORIES, {"ids": sorted(ids)})
         return [_story(r) for r in rows]
 
 

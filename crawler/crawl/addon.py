@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from scrapy.utils.misc import load_object
+from scrapy.utils.python import global_object_name
 
 from crawler.options import archive_defaults, environment_overrides
 from crawler.util import keep_tldextract_offline
@@ -17,6 +18,20 @@ from crawler.util import keep_tldextract_offline
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
+# Output objects of one response handled at once (Scrapy's CONCURRENT_ITEMS, 100 by default).
+CONCURRENT_ITEMS = 8
+# Bytes of responses Scrapy's scraper holds before the engine starts no new request (Scrapy's
+# SCRAPER_SLOT_MAX_ACTIVE_SIZE, 5,000,000). An article's response stays held until its text is
+# committed, each body twice (the bytes and Scrapy's decoded text): with 5 MB a text crawl held
+# ~80 pages at once where capture held ~45, 10 MiB more RSS (issue 22). 2 MB (~22 articles, the
+# group commit's tenth of a second included) still keeps the text thread fed: the downloads in
+# flight go on landing while the engine waits.
+SCRAPER_SLOT_MAX_ACTIVE_SIZE = 2_000_000
+# Scrapy's default extension that serves Python code over HTTP: the project switches it off
+# (settings/), yet Scrapy imports its module to ask it, and with it aiohttp (7.5 MiB of every
+# crawl's RSS, issue 22). Scrapy also imports every class EXTENSIONS names, even as None: so it
+# leaves Scrapy's base list (EXTENSIONS_BASE) instead.
+REMOTE_CONTROL = "scrapy.extensions.remote_control.RemoteControl"
 # One extension: the composition root builds the run, capture, catalog and indexes itself.
 EXTENSIONS = {"crawler.crawl.archive.ArchiveCrawl": 10}
 ITEM_PIPELINES = {"crawler.crawl.pipeline.ArticlePipeline": 300}
@@ -62,6 +77,22 @@ REPLAY_SETTINGS = {
 }
 
 
+def _drop_remote_control(settings: BaseSettings) -> None:
+    """Scrapy's remote control out of its base extensions while it is switched off, unless the
+    project or spider names it in EXTENSIONS itself (then Scrapy decides, as before)."""
+    try:
+        if settings.getbool("REMOTE_CONTROL_ENABLED"):
+            return
+    except ValueError:  # not a boolean: Scrapy's own check says so, as without the add-on
+        return
+    named = settings.getdict("EXTENSIONS")
+    if REMOTE_CONTROL in (k if isinstance(k, str) else global_object_name(k) for k in named):
+        return
+    base = settings.getdict("EXTENSIONS_BASE")
+    if base.pop(REMOTE_CONTROL, None) is not None:
+        settings.set("EXTENSIONS_BASE", base, priority="addon")
+
+
 def _replaying(settings: BaseSettings) -> bool:
     try:
         return settings.getbool("ARCHIVE_REPLAY_ENABLED")
@@ -96,6 +127,11 @@ class Addon:
         keep_tldextract_offline()
         for name, value in archive_defaults().items():
             settings.set(name, value, priority="addon")
+        # Scrapy starts CONCURRENT_ITEMS (100) asyncio tasks for every response's output, used
+        # or not; a page here yields one item, a listing its requests: 8 keep every pipeline
+        # busy, and the 92 tasks no page needed were a third of plain Scrapy's CPU (issue 22).
+        settings.set("CONCURRENT_ITEMS", CONCURRENT_ITEMS, priority="addon")
+        settings.set("SCRAPER_SLOT_MAX_ACTIVE_SIZE", SCRAPER_SLOT_MAX_ACTIVE_SIZE, priority="addon")
         # The environment beats the add-on defaults and the project module, not the command line.
         for name, value in environment_overrides().items():
             settings.set(name, value, priority="project")
@@ -131,5 +167,6 @@ class Addon:
             for path, order in components.items():
                 # setdefault: a project or spider that names the component (None = off) wins.
                 settings.setdefault_in_component_priority_dict(setting, load_object(path), order)
+        _drop_remote_control(settings)
         if _replaying(settings):
             _replay(settings)

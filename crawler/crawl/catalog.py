@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,15 +25,18 @@ from crawler.catalog.db import (
     Capture,
     Catalog,
     CatalogMismatch,
+    CatalogWriteError,
     Lease,
+    StoryKeys,
     TextFacts,
+    TextRecord,
     iso,
     url_digest,
 )
 from crawler.constants import CHALLENGE_FIELD, CHALLENGE_RECORD
 from crawler.crawl.config import CatalogConfig
 from crawler.crawl.ledger import CrawlLedger
-from crawler.layout import default_catalog_url, warc_key
+from crawler.layout import default_catalog_url, sidecar_key, warc_key
 from crawler.store.base import StoreError, local_root, store_identity
 from crawler.store.spool import SPOOLED_TEXT, spool_identity, waiting_crawls
 from crawler.util import without_password
@@ -45,6 +50,134 @@ logger = logging.getLogger(__name__)
 BATCH = 200  # capture rows per catalog transaction
 FLUSH_SECONDS = 2.0  # ... or fewer, at least this often
 LEASE_LOST = "lease-lost"  # the finish reason of a crawl whose lease was taken over
+# New texts go into the catalog by group commit: this many per transaction at most, the first
+# of a batch waiting this long at most for others (a commit per text was a third of recording).
+GROUP_TEXTS = 32
+GROUP_SECONDS = 0.1
+# Under a local store's spool: <site>/<crawl id>.keys, the text keys a crawl wrote to the store
+# and had not seen committed to the catalog (see TextJournal).
+PENDING_TEXTS = "catalog-pending"
+
+
+class TextJournal:
+    """The texts a crawl into a local store wrote and the catalog may not have yet: their keys,
+    a line each, appended before they are submitted to the group commit (no fsync: a killed
+    process loses no write it made; WAL with synchronous=NORMAL is as durable). A crawl that
+    ends with every text committed removes its file; the next crawl of the site records the
+    texts of a file left (:meth:`ArchiveCatalog.adopt_pending`). A remote store's crawl needs
+    none: its texts wait in the spool's backlog until they are committed, and are adopted from
+    there."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    def add(self, text_key: str) -> None:
+        line = (text_key.replace("\n", " ") + "\n").encode("utf-8", "surrogateescape")
+        with self._lock:
+            if self._fd is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(self._fd, line)
+
+    def close(self, *, committed: bool) -> None:
+        """Close the file; remove it when every text in it was committed."""
+        with self._lock:
+            if self._fd is None:
+                return
+            os.close(self._fd)
+            self._fd = None
+            if committed:
+                self.path.unlink(missing_ok=True)
+
+
+class TextRecorder:
+    """Group commit of a crawl's new texts: ``submit`` queues a text and returns at once; one
+    thread records the queued texts together (``Catalog.record_texts``, one transaction) when
+    ``batch`` are waiting or ``seconds`` after the first of them came, and completes each
+    text's future with its (version, new) once they are committed, or with the error.
+
+    The caller waits for its future before it counts the text archived and before it lets
+    its held spool files go up to the store: a crawl killed with texts waiting loses none of
+    them, since each text and sidecar is whole in the spool (or the store) before it is
+    submitted, and the next crawl records what the catalog does not know (``_record_adopted``).
+
+    After a commit, ``link`` (if given) is called with the text key and story keys of each new
+    text that has them: linking looks for the texts committed before it, its own included.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        batch: int = GROUP_TEXTS,
+        seconds: float = GROUP_SECONDS,
+        link: Callable[[str, StoryKeys], None] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.batch = max(1, batch)
+        self.seconds = seconds
+        self.link = link
+        self._waiting: list[tuple[TextRecord, Future[tuple[int, bool]]]] = []
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="catalog-texts", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: TextRecord) -> Future[tuple[int, bool]]:
+        future: Future[tuple[int, bool]] = Future()
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the catalog's text recorder is closed")
+            self._waiting.append((record, future))
+            if len(self._waiting) in (1, self.batch):
+                self._wake.notify()
+        return future
+
+    def close(self) -> None:
+        """Commit what waits, then stop (every future is done when this returns)."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._waiting and not self._closed:
+                    self._wake.wait()
+                if not self._waiting:
+                    return  # closed, nothing left
+                deadline = time.monotonic() + self.seconds
+                while len(self._waiting) < self.batch and not self._closed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._wake.wait(left)
+                batch = self._waiting[: self.batch]
+                del self._waiting[: self.batch]
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[TextRecord, Future[tuple[int, bool]]]]) -> None:
+        try:
+            decided = self.catalog.record_texts([record for record, _future in batch])
+        except Exception as exc:  # each caller decides what a failed write means
+            for _record, future in batch:
+                future.set_exception(exc)
+            return
+        for (_record, future), result in zip(batch, decided, strict=True):
+            future.set_result(result)
+        if self.link is None:
+            return
+        for (record, _future), (_version, new) in zip(batch, decided, strict=True):
+            if new and record.story_keys is not None:
+                try:
+                    self.link(record.text_key, record.story_keys)
+                except Exception as exc:  # the links are an index: reindex makes them
+                    logger.warning(
+                        "%s: not linked to other sites' stories: %s", record.text_key, exc
+                    )
 
 
 class ArchiveCatalog:
@@ -53,6 +186,8 @@ class ArchiveCatalog:
     An article already archived is not requested again unless it is due for a revision (an
     age from ``ARCHIVE_REVISION_AGES`` passed since its first capture and it was not checked
     since) or the crawl runs with ``ARCHIVE_REFRESH`` (or the spider argument ``refresh``).
+    An article whose last answer was 404 or 410 is not requested again until
+    ``ARCHIVE_GONE_RECHECK_DAYS`` passed since that answer (``gone``).
     """
 
     def __repr__(self) -> str:  # Scrapy logs a failing signal handler by its repr: no address
@@ -67,6 +202,9 @@ class ArchiveCatalog:
         self.crawl_id = ""
         self.known: set[str] = set()
         self.due: dict[str, str] = {}  # article key -> URL, due for a revision
+        # Article keys whose last answer was 404 or 410 -> True while not to be asked again
+        # (their recheck interval not passed), False when this crawl asks them again.
+        self.gone: dict[str, bool] = {}
         # ETag/Last-Modified of the spider's feeds, sitemaps and listings: as stored, and as
         # seen in this crawl (stored at the end only if the crawl lost nothing).
         self.validators: dict[str, tuple[str | None, str | None]] = {}
@@ -89,6 +227,10 @@ class ArchiveCatalog:
         self.spool_place: str | None = None
         self.spool_id = ""
         self._renewal: Any = None  # the LoopingCall renewing it
+        # New texts, committed a batch at a time (made at the first one).
+        self.recorder: TextRecorder | None = None
+        self.journal: TextJournal | None = None  # a local store's crawl: texts not committed
+        self._uncommitted = 0  # texts whose commit failed (their journal stays)
 
     # -- the site's lease ---------------------------------------------------------------------
     async def take_lease(self, spider: Spider) -> str | None:
@@ -202,11 +344,14 @@ class ArchiveCatalog:
             deferToThread(self._open, url, sources, ledger.adopted_sidecars)
         )
         logger.info(
-            "catalog %s: %d articles of %s known, %d due for revision",
+            "catalog %s: %d articles of %s known, %d due for revision, %d gone (404/410; "
+            "%d of them asked again now)",
             self.location,
             len(self.known),
             self.site,
             len(self.due),
+            len(self.gone),
+            sum(1 for resting in self.gone.values() if not resting),
             extra={"spider": spider},
         )
 
@@ -215,16 +360,56 @@ class ArchiveCatalog:
             self.catalog = Catalog(url)
         for sidecar in adopted:
             self._record_adopted(sidecar)
+        if not self.ledger.remote:
+            self.adopt_pending()
+            folder = self.ledger.spool_dir / PENDING_TEXTS / self.site
+            self.journal = TextJournal(folder / f"{self.crawl_id}.keys")
         self.known = self.catalog.known_keys(self.site)
         self.known_urls = self.catalog.captured_urls(self.site)
         if not self.config.refresh:
             self.validators = self.catalog.get_validators(sources)
+        now = datetime.now(UTC)
+        # Gone until a recheck interval after its last 404/410; ARCHIVE_REFRESH asks them all.
+        recheck = self.config.gone_recheck
+        rested = iso(now - recheck)
+        self.gone = {
+            key: bool(recheck) and not self.config.refresh and at > rested
+            for key, at in self.catalog.gone_keys(self.site).items()
+        }
         if self.config.revision_ages:
-            now = datetime.now(UTC)
+            # An archived article the site removed is not due before its recheck either.
             self.due = {
                 a.article_key: a.url
                 for a in self.catalog.due_for_revision(self.site, now, self.config.revision_ages)
+                if not self.gone.get(a.article_key)
             }
+
+    def adopt_pending(self) -> None:
+        """The texts killed crawls of this site wrote to the local store and may not have
+        committed to the catalog (their journals): recorded now, from the store, once. Only
+        the crawl holding the site's lease runs this, so no journal read is a live crawl's."""
+        store = self.ledger.store
+        folder = self.ledger.spool_dir / PENDING_TEXTS / self.site
+        for path in sorted(folder.glob("*.keys")) if folder.is_dir() else []:
+            if path.stem == self.crawl_id:
+                continue
+            keys = dict.fromkeys(path.read_text("utf-8", "surrogateescape").split("\n"))
+            found = 0
+            for key in filter(None, keys):
+                try:
+                    sidecar = json.loads(store.get_bytes(sidecar_key(key)))
+                    sidecar[SPOOLED_TEXT] = store.get_bytes(key).decode("utf-8", "replace")
+                except (OSError, StoreError, ValueError):
+                    continue  # never written whole: no text of the archive
+                if isinstance(sidecar, dict):
+                    self._record_adopted(sidecar)
+                    found += 1
+            logger.info(
+                "%d texts crawl %s wrote are recorded in the catalog now (if they were not)",
+                found,
+                path.stem,
+            )
+            path.unlink()
 
     def _record_adopted(self, sidecar: dict[str, Any]) -> None:
         """An article a killed crawl kept but may not have recorded: recorded now, once."""
@@ -232,16 +417,18 @@ class ArchiveCatalog:
         try:
             when = datetime.fromisoformat(str(sidecar.get("capture_time") or sidecar["crawl_time"]))
             self.catalog.record_text(
-                site=str(sidecar["site"]),
-                article_key=str(sidecar["article_id"]),
-                url=str(sidecar["url"]),
-                capture_time=iso(when),
-                text_digest=str(sidecar["text_digest"]),
-                text_key=str(sidecar["text_key"]),
-                title=sidecar.get("title"),
-                published=sidecar.get("published"),
-                body=sidecar.get(SPOOLED_TEXT),
-                facts=TextFacts.of_sidecar(sidecar),
+                TextRecord(
+                    site=str(sidecar["site"]),
+                    article_key=str(sidecar["article_id"]),
+                    url=str(sidecar["url"]),
+                    capture_time=iso(when),
+                    text_digest=str(sidecar["text_digest"]),
+                    text_key=str(sidecar["text_key"]),
+                    title=sidecar.get("title"),
+                    published=sidecar.get("published"),
+                    body=sidecar.get(SPOOLED_TEXT),
+                    facts=TextFacts.of_sidecar(sidecar),
+                )
             )
         except (KeyError, TypeError, ValueError) as exc:
             logger.warning("a sidecar left by a killed crawl was not recorded: %s", exc)
@@ -251,13 +438,60 @@ class ArchiveCatalog:
         """What an article row of this crawl says of where its objects wait, if anywhere."""
         return None if self.spool_place is None else f"{self.spool_place}#{self.crawl_id}"
 
+    def text_written(self, text_key: str) -> None:
+        """A new text is in the local store: journaled until the catalog commits it."""
+        if self.journal is not None:
+            try:
+                self.journal.add(text_key)
+            except OSError as exc:  # a full disk: the text is kept, the crawl stops on it
+                logger.warning("%s: not journaled until committed: %s", text_key, exc)
+
+    def record_new_text(self, record: TextRecord) -> Future[tuple[int, bool]]:
+        """Record a new text with the crawl's other new texts (group commit, see
+        :class:`TextRecorder`): its future is done once the catalog has it, and once
+        committed, a text with story keys is linked to other sites' stories."""
+        assert self.catalog is not None
+        with self._rows_lock:
+            if self.recorder is None:
+                self.recorder = TextRecorder(
+                    self.catalog, batch=GROUP_TEXTS, seconds=GROUP_SECONDS, link=self._link_story
+                )
+            recorder = self.recorder
+        future = recorder.submit(record)
+        future.add_done_callback(self._count_uncommitted)
+        return future
+
+    def _link_story(self, key: str, keys: StoryKeys) -> None:
+        """Link a new text, committed with its story keys, to the same story on other sites.
+        A failure loses no text: ``newsarchive reindex`` links it."""
+        from crawler.access.stories import link_recorded
+
+        assert self.catalog is not None
+        try:
+            link_recorded(self.catalog, key, keys)
+        except Exception as exc:  # the links are an index: the archive is whole without them
+            logger.warning("%s: not linked to other sites' stories (reindex will): %s", key, exc)
+
+    def _count_uncommitted(self, future: Future[tuple[int, bool]]) -> None:
+        if future.exception() is not None:
+            with self._rows_lock:
+                self._uncommitted += 1
+
     def close(self) -> None:
         if self.catalog is None:
             return
         try:
+            if self.recorder is not None:
+                self.recorder.close()  # the texts still waiting go in first
+            if self.journal is not None:
+                self.journal.close(committed=not self._uncommitted)
             self.flush()
             if self.seen_validators and self._lost_nothing():
                 self.catalog.set_validators(self.seen_validators, iso(datetime.now(UTC)))
+        except CatalogWriteError as exc:
+            # A local catalog on a full disk, a shared one gone: a failed write like any
+            # other (after the crawl stopped for one, the same cause again, not a new error).
+            raise OSError(f"the catalog {self.location}: {exc}") from exc
         finally:
             self._release()
 
@@ -437,6 +671,25 @@ class ArchiveCatalog:
         with self._rows_lock:
             rows, self._rows = self._rows, []
         self._flush(rows)
+
+
+def when_done(future: Future[Any]) -> Any:
+    """A Deferred fired on the reactor thread with a future's result (or error), however the
+    thread that completes it."""
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+
+    fired: Deferred[Any] = Deferred()
+
+    def done(finished: Future[Any]) -> None:
+        error = finished.exception()
+        if error is not None:
+            reactor.callFromThread(fired.errback, error)
+        else:
+            reactor.callFromThread(fired.callback, finished.result())
+
+    future.add_done_callback(done)
+    return fired
 
 
 def _process_gone(lease: Lease) -> bool:

@@ -40,6 +40,7 @@ from crawler.store.base import LocalStore, Store, StoreError, store_options
 from crawler.store.s3 import S3Config
 from crawler.store.uri import open_store
 from crawler.text.extract import TEXT_MODES
+from crawler.text.quality import TextLimits
 from crawler.util import parse_duration, without_password
 
 _T = TypeVar("_T")
@@ -212,12 +213,21 @@ def warc_config(settings: Any) -> WarcConfig:
 class TextConfig:
     mode: str
     workers: int
+    # The degenerate-text guard (crawler/text/quality.py): every value checked, none turns it off.
+    limits: TextLimits = field(default_factory=TextLimits)
 
     @classmethod
     def from_settings(cls, settings: Any) -> TextConfig:
         return cls(
             mode=setting_choice(settings, "ARCHIVE_TEXT_MODE", TEXT_MODES),
             workers=setting_int(settings, "ARCHIVE_TEXT_WORKERS", minimum=1),
+            limits=TextLimits(
+                ratio=setting_float(
+                    settings, "ARCHIVE_TEXT_DEGENERATE_RATIO", above=0.0, maximum=1.0
+                ),
+                min_chars=setting_int(settings, "ARCHIVE_TEXT_DEGENERATE_MIN_CHARS", minimum=0),
+                min_texts=setting_int(settings, "ARCHIVE_TEXT_DEGENERATE_MIN_TEXTS", minimum=1),
+            ),
         )
 
 
@@ -247,6 +257,9 @@ class CatalogConfig:
     refresh: bool
     lease_ttl: timedelta = timedelta(minutes=2)
     scheduled_start: str | None = None
+    # An article whose last answer was 404 or 410 is not asked again for this long (0: every
+    # crawl asks it again); asked again and still gone, it does not count against the site.
+    gone_recheck: timedelta = timedelta(days=7)
 
     @classmethod
     def from_settings(cls, settings: Any) -> CatalogConfig:
@@ -280,6 +293,9 @@ class CatalogConfig:
             refresh=setting_bool(settings, "ARCHIVE_REFRESH"),
             lease_ttl=ttl,
             scheduled_start=start or None,
+            gone_recheck=timedelta(
+                days=setting_int(settings, "ARCHIVE_GONE_RECHECK_DAYS", minimum=0, maximum=3650)
+            ),
         )
 
 
@@ -287,13 +303,18 @@ class CatalogConfig:
 class IndexConfig:
     wacz: bool
     catalog_url: str | None  # None: the catalog is off; "": its default place
+    batch: int = 500  # captures per step of the crawl-end indexes (a Parquet row group)
 
     @classmethod
     def from_settings(cls, settings: Any) -> IndexConfig:
         catalog_url = None
         if setting_bool(settings, "ARCHIVE_CATALOG_ENABLED"):
             catalog_url = str(settings.get("ARCHIVE_CATALOG_URL") or "")
-        return cls(setting_bool(settings, "ARCHIVE_WACZ_ENABLED"), catalog_url)
+        return cls(
+            setting_bool(settings, "ARCHIVE_WACZ_ENABLED"),
+            catalog_url,
+            setting_int(settings, "ARCHIVE_INDEX_BATCH", minimum=1),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,22 +9,23 @@ a fetch component on its own) the fetch layer reads its settings itself.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Self
 
 from scrapy.exceptions import NotConfigured
 
-from crawler.constants import CHALLENGE_FIELD
 from crawler.crawl.archive import ArchiveCrawl
 from crawler.fetch import archive, middlewares, render
-from crawler.fetch.challenge import CHALLENGE_KIND, ChallengeConfig, exchange_is_challenge
+from crawler.fetch.challenge import ChallengeConfig
 from crawler.fetch.challenge import ChallengeMiddleware as _ChallengeMiddleware
+from crawler.fetch.download import ArchiveHTTP11DownloadHandler
 from crawler.fetch.netguard import NetGuard, twisted_resolve
 
 if TYPE_CHECKING:
+    from scrapy import Request
     from scrapy.crawler import Crawler
+    from scrapy.http import Response
 
-    from crawler.capture.exchange import CaptureInfo, Exchange
+    from crawler.fetch.chromium import RenderingDownloadHandler
 
 
 def _root(crawler: Crawler) -> ArchiveCrawl | None:
@@ -34,28 +35,50 @@ def _root(crawler: Crawler) -> ArchiveCrawl | None:
         return None
 
 
-class ArchiveDownloadHandler(render.RenderingDownloadHandler):
-    """Chromium for the requests that ask to be rendered, our HTTP/1.1 handler for the rest."""
+class ArchiveDownloadHandler(ArchiveHTTP11DownloadHandler):
+    """Our HTTP/1.1 handler; the requests that ask to be rendered go to the crawl's browser
+    handler (crawl/browser.py), built on the first of them or the first challenge to solve:
+    only then are Playwright and scrapy-playwright imported."""
 
     def __init__(self, crawler: Crawler) -> None:
-        root = _root(crawler)
-        if root is None:  # fetches, archives nothing
-            super().__init__(crawler)
-            return
-        super().__init__(
-            crawler,
-            capture=root.capture_session,
-            renderers=root.renderers,
-            render=root.config.render,
-        )
-        self.netguard = NetGuard(root.config.netguard, twisted_resolve, crawler.stats)
+        super().__init__(crawler)
+        self._root = _root(crawler)
+        self._browser: RenderingDownloadHandler | None = None
+        if self._root is None:  # fetches, archives nothing
+            self.renderers = render.Renderers()
+            self.render = render.RenderConfig.from_settings(crawler.settings)
+        else:
+            config = self._root.config
+            self.renderers = self._root.renderers
+            # Parsed once at the crawl's start; read here only when rendering is off (a
+            # challenge is still solved in the browser).
+            self.render = config.render or render.RenderConfig.from_settings(crawler.settings)
+            self.netguard = NetGuard(config.netguard, twisted_resolve, crawler.stats)
+        self.renderers.offer(self._make_browser)
 
-    def capture_exchange(self, exchange: Exchange) -> CaptureInfo | None:
-        # A challenge page the browser met is marked as on the Scrapy path (crawl/capture.py).
-        if exchange_is_challenge(exchange):
-            fields = {**(exchange.warc_fields or {}), CHALLENGE_FIELD: CHALLENGE_KIND}
-            exchange = dataclasses.replace(exchange, warc_fields=fields)
-        return super().capture_exchange(exchange)
+    def _make_browser(self) -> RenderingDownloadHandler:
+        from crawler.crawl.browser import ArchiveRenderingHandler
+
+        self._browser = ArchiveRenderingHandler(
+            self._crawler, self._root, self.render, self.renderers
+        )
+        return self._browser
+
+    async def download_request(self, request: Request) -> Response:
+        if request.meta.get("playwright"):
+            browser = self.renderers.browser()
+            assert browser is not None  # offered in __init__
+            rendered: Response = await browser.download_request(request)
+            return rendered
+        return await super().download_request(request)
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            if self._browser is not None:  # Scrapy knows only this handler: its browser too
+                browser, self._browser = self._browser, None
+                await browser.close()
 
 
 class ReplayDownloadHandler(archive.ReplayDownloadHandler):

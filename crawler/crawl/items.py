@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from crawler.capture.exchange import CaptureInfo
+    from crawler.text.page import Decoding
 
 
 @dataclass(slots=True)
@@ -25,3 +26,5 @@ class ArticlePage:
     discovery: list[dict[str, Any]]
     # The WARC capture of the response, attached by the capture middleware; spiders leave it.
     capture: CaptureInfo | None = None
+    # How the bytes became ``html`` (charset, on whose word, U+FFFD, NULs): the sidecar's.
+    decoding: Decoding | None = None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from crawler.store.base import (
     local_root,
 )
 from crawler.store.s3 import DEFAULT_CONCURRENCY
+from crawler.store.scratch import ObjectLog, clean_dead_scratch
 from crawler.store.uploader import Uploader
 from crawler.util import json_bytes
 
@@ -105,8 +107,15 @@ class CrawlLedger:
         return self.uploads.remote
 
     @property
-    def objects(self) -> list[StoredObject]:
+    def objects(self) -> ObjectLog:
+        """Every object the crawl wrote, in order: a file in its scratch folder, read back as
+        it is iterated."""
         return self.uploads.objects
+
+    def scratch_dir(self) -> Path:
+        """The crawl's own scratch folder in the spool (locked while the crawl lives, removed
+        at its end; a dead crawl's is removed by the next one)."""
+        return self.uploads.scratch_dir()
 
     @property
     def pending(self) -> list[str]:
@@ -175,6 +184,8 @@ class CrawlLedger:
         self.uploads.crawl_id = self.crawl_id
         if writes:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
+            # Crawls killed in their crawl-end step left their scratch (record table, runs).
+            clean_dead_scratch(self.spool_dir)
         logger.info(
             "%s %s of %s %s %s",
             "crawl" if writes else "replay",
@@ -236,6 +247,7 @@ class CrawlLedger:
             # Not this crawl's site now: nothing opened, nothing goes to the store.
             self.report = self.build_report(reason)
             self._finish()
+            self.uploads.close_scratch()
             return
         self.uploads.join_drain()
         for name, closer in self._closers:
@@ -244,7 +256,10 @@ class CrawlLedger:
             except Exception as exc:
                 if isinstance(exc, OSError):
                     # Disk full, store gone: the reason is enough, a traceback adds nothing.
-                    logger.error("closing %s failed: %s", name, exc)
+                    # When the crawl already stopped for a failed write, this is the same
+                    # cause again, logged at ERROR once (storage_failed) and noted here.
+                    log = logger.warning if self._stopping else logger.error
+                    log("closing %s failed: %s", name, exc)
                 else:
                     logger.exception("closing %s failed", name)
                 self._notes.append(f"closing {name} failed: {exc}")
@@ -270,6 +285,7 @@ class CrawlLedger:
         if pending is not None:
             self.report["upload"]["pending"] = pending
         self._finish()
+        self.uploads.close_scratch()
         logger.info("%s", format_summary(self.report))
         if self._stopping:
             return  # the pages that failed failed for the reason already logged
@@ -288,7 +304,7 @@ class CrawlLedger:
             t0=self._t0,
             cpu0=self._cpu0,
             health=self.health,
-            objects=list(self.objects),
+            objects=self.objects,
             pending=self.pending,
             spool_dir=self.spool_dir,
             remote=self.remote,
@@ -307,16 +323,42 @@ class CrawlLedger:
 
     def write_report_and_manifest(self, report: dict[str, Any]) -> None:
         self.put_bytes(layout.report_key(self.site, self.crawl_id), json_bytes(report))
-        objects = [{"key": o.key, "size": o.size, "sha256": o.sha256} for o in list(self.objects)]
-        manifest = {
+        head = {
             "crawl_id": self.crawl_id,
             "site": self.site,
             "created": datetime.now(UTC).isoformat(),
             "store": self.store.uri,
-            "objects": objects,
-            "report": report,
         }
-        # The manifest is written last and is not listed in itself.
-        self.uploads.put_bytes_unlisted(
-            layout.manifest_key(self.site, self.crawl_id), json_bytes(manifest)
-        )
+        # Written object by object, as the object list is read, into the crawl's scratch
+        # folder (a crawl's objects are many: held as one list of dicts and its JSON, 200,000
+        # of them took 100 MB), then stored. The manifest is written last and is not listed
+        # in itself.
+        path = self.scratch_dir() / "manifest.json"
+        try:
+            with path.open("w", encoding="utf-8") as out:
+                out.writelines(manifest_json(head, self.objects, report))
+            self.uploads.put_file_unlisted(layout.manifest_key(self.site, self.crawl_id), path)
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def manifest_json(
+    head: Mapping[str, Any], objects: Iterable[StoredObject], report: Mapping[str, Any]
+) -> Iterator[str]:
+    """A crawl's manifest, as ``json_bytes`` writes ``{**head, "objects": [...], "report":
+    report}``, a piece at a time: every object listed with its size and SHA-256."""
+
+    def nested(value: Any, level: int = 1) -> str:
+        return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + "  " * level)
+
+    yield "{\n"
+    for name, value in head.items():
+        yield f"  {nested(name)}: {nested(value)},\n"
+    yield '  "objects": ['
+    listed = 0
+    for o in objects:
+        item = {"key": o.key, "size": o.size, "sha256": o.sha256}
+        yield ("\n    " if listed == 0 else ",\n    ") + nested(item, 2)
+        listed += 1
+    yield "\n  ],\n" if listed else "],\n"
+    yield f'  "report": {nested(report)}\n}}\n'

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
@@ -12,11 +14,18 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from crawler.access.stories import link_text
 from crawler.capture.exchange import CaptureInfo, article_records
 from crawler.capture.session import CaptureSession
-from crawler.catalog.db import Catalog, CatalogWriteError, TextFacts, decide_version, iso
+from crawler.catalog.db import (
+    CatalogWriteError,
+    StoryKeys,
+    TextFacts,
+    TextRecord,
+    decide_version,
+    iso,
+)
 from crawler.constants import (
+    STATS_ARTICLES_DEGENERATE,
     STATS_ARTICLES_FAILED,
     STATS_ARTICLES_FAILED_REASON,
     STATS_ARTICLES_NEW,
@@ -24,16 +33,18 @@ from crawler.constants import (
     STATS_ARTICLES_REVISED,
     STATS_ARTICLES_UNCHANGED,
     STATS_TEXT_BYTES,
+    STATS_TEXT_DECODING_SUSPECT,
 )
 from crawler.crawl.archive import ArchiveCrawl
-from crawler.crawl.catalog import ArchiveCatalog
+from crawler.crawl.catalog import ArchiveCatalog, when_done
 from crawler.crawl.config import TextConfig
 from crawler.crawl.items import ArticlePage
 from crawler.crawl.ledger import CrawlLedger
 from crawler.crawl.report import FailedUrl
 from crawler.crawl.sidecar import text_sidecar
-from crawler.layout import sidecar_key, text_key, warc_key
+from crawler.layout import flagged_text_key, sidecar_key, text_key, warc_key
 from crawler.text.extract import Article, ExtractionError, SiteRules, extract_article
+from crawler.text.quality import DEGENERATE, DegenerateGuard
 from crawler.util import json_bytes
 
 if TYPE_CHECKING:
@@ -42,15 +53,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _link_story(catalog: Catalog, key: str) -> None:
-    """Link a new text to the same story on other sites. A failure loses no text: the text
-    stays without story keys, and ``newsarchive reindex`` links it."""
+def _story_keys(key: str, body: str) -> StoryKeys | None:
+    """A new text's story keys, stored with its version (one commit for both); None if they
+    cannot be made: the text is recorded without them, and ``newsarchive reindex`` links it."""
+    # Imported at the first text: numpy and the MinHash, which a crawl without text (or a
+    # refused one) never needs.
     try:
-        text_id = catalog.text_id(key)
-        if text_id is not None:
-            link_text(catalog, text_id)
+        from crawler.access.stories import story_keys
+
+        return story_keys(body)
     except Exception as exc:  # the links are an index: the archive is whole without them
         logger.warning("%s: not linked to other sites' stories (reindex will): %s", key, exc)
+        return None
 
 
 class ArticlePipeline:
@@ -79,6 +93,8 @@ class ArticlePipeline:
         # A pool of its own: extraction is CPU-bound Python, and on Twisted's shared 10-thread
         # pool the threads fight over the GIL (+65 % CPU per page measured with 10 vs 1).
         self._pool = ThreadPool(minthreads=1, maxthreads=config.workers, name="archive-text")
+        # The degenerate-text rule with each site's usual size, from the catalog once.
+        self.guard = DegenerateGuard(config.limits, self._text_lengths)
 
     def open_spider(self) -> None:
         from twisted.internet import reactor
@@ -110,9 +126,27 @@ class ArticlePipeline:
         rules: SiteRules | None = getattr(spider, "rules", None)
         from twisted.internet import reactor
 
-        return await maybe_deferred_to_future(
-            deferToThreadPool(reactor, self._pool, self.archive_article, item, rules)
+        done = await maybe_deferred_to_future(
+            deferToThreadPool(reactor, self._pool, self.archive_or_fail, item, rules)
         )
+        if isinstance(done, Future):  # a new text waiting for its group commit
+            done = await maybe_deferred_to_future(when_done(done))
+        return done
+
+    def archive_or_fail(
+        self, item: ArticlePage, rules: SiteRules | None
+    ) -> dict[str, Any] | Future[dict[str, Any]]:
+        """:meth:`archive_article`, with any error it did not expect counted and named as the
+        article's failure (``internal-error``, the exception, the URL): the report and the
+        site's health see it, where Scrapy alone would only log it and the crawl would end
+        "ok" with nothing archived. Its text, if already kept, is adopted by the next crawl."""
+        try:
+            return self.archive_article(item, rules)
+        except DropItem:
+            raise
+        except Exception as exc:
+            logger.error("%s: archiving the article failed", item.url, exc_info=True)
+            raise self.fail(item, "internal-error", f"{type(exc).__name__}: {exc}") from exc
 
     def fail(self, item: ArticlePage, reason: str, detail: str) -> DropItem:
         stats = self.crawler.stats
@@ -126,7 +160,11 @@ class ArticlePipeline:
         )
         return DropItem(f"article not archived ({reason}): {item.url} {detail}".rstrip())
 
-    def archive_article(self, item: ArticlePage, rules: SiteRules | None) -> dict[str, Any]:
+    def archive_article(
+        self, item: ArticlePage, rules: SiteRules | None
+    ) -> dict[str, Any] | Future[dict[str, Any]]:
+        """The article's archived sidecar, or its future while the catalog's group commit
+        of its text is to come."""
         ledger = self.ledger
         capture_session = self.capture
         catalog_ext = self.catalog
@@ -158,6 +196,9 @@ class ArticlePipeline:
         date = sidecar.get("capture_time") or sidecar["crawl_time"]
         if catalog_ext is not None and catalog_ext.catalog is None:
             catalog_ext = None  # switched on but not open: nothing to record into
+        flaw = self.guard.check(item.site, article)
+        if flaw is not None:
+            raise self.keep_degenerate(item, sidecar, text, date, flaw)
         current = None
         if catalog_ext is not None and item.article_id in catalog_ext.known:
             # Only an article the catalog had at the start can have an archived version.
@@ -205,6 +246,10 @@ class ArticlePipeline:
         sidecar["text_key"] = key
         # Text and sidecar safe in the spool (or the store) first, then the catalog: an article
         # counts as archived once its text is kept; only then do they go up to a remote store.
+        if catalog_ext is not None:
+            # Journaled before it is written: a kill from here on leaves the key for the next
+            # crawl to adopt (a key whose text never landed whole is passed over then).
+            catalog_ext.text_written(key)
         try:
             held = [
                 ledger.queue_bytes(key, text, hold=True),
@@ -215,22 +260,97 @@ class ArticlePipeline:
             where = f"the spool {ledger.spool_dir}" if ledger.remote else ledger.store.uri
             ledger.storage_failed(f"writing {key} into {where}", exc)
             raise self.fail(item, "storage-failed", str(exc)) from exc
+
+        def archived() -> dict[str, Any]:  # the catalog has the text (if there is one)
+            ledger.release(held)
+            stats.inc_value(STATS_ARTICLES_NEW if current is None else STATS_ARTICLES_REVISED)
+            if not article.title:
+                stats.inc_value(STATS_ARTICLES_NO_TITLE)
+            stats.inc_value(STATS_TEXT_BYTES, len(text))
+            return sidecar
+
         if catalog_ext is not None:
             try:
-                self._record(catalog_ext, item, sidecar, capture, version, key, date, text)
-            except CatalogWriteError as exc:
-                # A local catalog on a full disk, or a shared one gone: the text is kept (the
-                # next crawl adopts what the catalog does not know), the crawl stops.
-                ledger.storage_failed(
-                    f"recording {key} in the catalog {catalog_ext.location}", OSError(str(exc))
+                recording = self._record(
+                    catalog_ext, item, sidecar, capture, version, key, date, text
                 )
-                raise self.fail(item, "storage-failed", str(exc)) from exc
-        ledger.release(held)
-        stats.inc_value(STATS_ARTICLES_NEW if current is None else STATS_ARTICLES_REVISED)
-        if not article.title:
-            stats.inc_value(STATS_ARTICLES_NO_TITLE)
-        stats.inc_value(STATS_TEXT_BYTES, len(text))
-        return sidecar
+            except CatalogWriteError as exc:
+                raise self.catalog_failed(item, catalog_ext, key, exc) from exc
+            if recording is not None:
+                return self.after_commit(recording, item, catalog_ext, key, archived)
+        return archived()
+
+    def catalog_failed(
+        self, item: ArticlePage, catalog_ext: ArchiveCatalog, key: str, exc: Exception
+    ) -> DropItem:
+        """A local catalog on a full disk, or a shared one gone: the text is kept (the next
+        crawl adopts what the catalog does not know), the crawl stops."""
+        self.ledger.storage_failed(
+            f"recording {key} in the catalog {catalog_ext.location}", OSError(str(exc))
+        )
+        return self.fail(item, "storage-failed", str(exc))
+
+    def after_commit(
+        self,
+        recording: Future[tuple[int, bool]],
+        item: ArticlePage,
+        catalog_ext: ArchiveCatalog,
+        key: str,
+        archived: Callable[[], dict[str, Any]],
+    ) -> Future[dict[str, Any]]:
+        """The article's sidecar once its text's batch is committed (its held files released
+        then, as ``archive_or_fail`` would fail it if the write failed)."""
+        result: Future[dict[str, Any]] = Future()
+
+        def finish(done: Future[tuple[int, bool]]) -> None:
+            try:
+                try:
+                    done.result()
+                except CatalogWriteError as exc:
+                    raise self.catalog_failed(item, catalog_ext, key, exc) from exc
+                result.set_result(archived())
+            except DropItem as exc:
+                result.set_exception(exc)
+            except Exception as exc:
+                logger.error("%s: archiving the article failed", item.url, exc_info=True)
+                failed = self.fail(item, "internal-error", f"{type(exc).__name__}: {exc}")
+                result.set_exception(failed)
+
+        recording.add_done_callback(finish)
+        return result
+
+    def _text_lengths(self, site: str, limit: int) -> list[int]:
+        """The body lengths of the site's latest texts (the guard's usual size), if the
+        catalog is open; a catalog gone is a LookupError: the floor still holds."""
+        catalog = self.catalog.catalog if self.catalog is not None else None
+        if catalog is None:
+            return []
+        try:
+            return catalog.text_lengths(site, limit)
+        except CatalogWriteError as exc:
+            raise LookupError(str(exc)) from exc
+
+    def keep_degenerate(
+        self, item: ArticlePage, sidecar: dict[str, Any], text: bytes, date: str, flaw: str
+    ) -> DropItem:
+        """A degenerate text: kept under ``flagged/`` with its sidecar (``quality``:
+        ``degenerate``), never a version, no conversion record, nothing in the catalog's
+        texts (search, export, get and diff never see it, and the article stays due, so the
+        next crawl fetches it again); counted and listed in the report as ``degenerate``."""
+        ledger = self.ledger
+        key = flagged_text_key(item.site, item.article_id, date, ledger.crawl_id)
+        sidecar.update(quality=DEGENERATE, quality_reason=flaw, version=None, text_key=key)
+        try:
+            ledger.queue_bytes(key, text)
+            ledger.queue_bytes(sidecar_key(key), json_bytes(sidecar))
+        except OSError as exc:
+            where = f"the spool {ledger.spool_dir}" if ledger.remote else ledger.store.uri
+            ledger.storage_failed(f"writing {key} into {where}", exc)
+            return self.fail(item, "storage-failed", str(exc))
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.inc_value(STATS_ARTICLES_DEGENERATE)
+        return self.fail(item, DEGENERATE, f"{flaw}; kept as {key}")
 
     @staticmethod
     def _record(
@@ -242,12 +362,15 @@ class ArticlePipeline:
         key: str,
         date: str,
         text: bytes | None,
-    ) -> None:
-        """Record the text's version (``text``: a new text, which the search index gets)."""
+    ) -> Future[tuple[int, bool]] | None:
+        """Record the text's version (``text``: a new text, which the search index gets, and
+        which is committed with others: its future, done once it is in the catalog)."""
         when = date[:19] + "Z" if capture is not None else iso(datetime.fromisoformat(date))
         catalog = catalog_ext.catalog
         assert catalog is not None
-        _version, new = catalog.record_text(
+        body = None if text is None else text.decode("utf-8", "replace")
+        keys = None if body is None else _story_keys(key, body)
+        record = TextRecord(
             site=item.site,
             article_key=item.article_id,
             url=item.url,
@@ -257,13 +380,25 @@ class ArticlePipeline:
             title=sidecar["title"],
             published=sidecar["published"],
             waits_in=catalog_ext.waits_in,
-            body=None if text is None else text.decode("utf-8", "replace"),
+            body=body,
             facts=TextFacts.of_sidecar(sidecar),
+            story_keys=keys,
         )
+        if body is None:
+            catalog.record_text(record)
+            if capture is not None:
+                catalog_ext.capture_text(capture.record_id, sidecar["text_digest"], key, version)
+            return None
+        recording = catalog_ext.record_new_text(record)
         if capture is not None:
-            catalog_ext.capture_text(capture.record_id, sidecar["text_digest"], key, version)
-        if new and text is not None:
-            _link_story(catalog, key)
+            record_id, digest = capture.record_id, sidecar["text_digest"]
+
+            def joined(done: Future[tuple[int, bool]]) -> None:
+                if done.exception() is None:
+                    catalog_ext.capture_text(record_id, digest, key, version)
+
+            recording.add_done_callback(joined)
+        return recording
 
     def sidecar(
         self,
@@ -273,6 +408,10 @@ class ArticlePipeline:
         ledger: CrawlLedger,
         rules: SiteRules | None = None,
     ) -> dict[str, Any]:
+        if item.decoding is not None and item.decoding.suspect:
+            stats = self.crawler.stats
+            assert stats is not None
+            stats.inc_value(STATS_TEXT_DECODING_SUSPECT)
         return text_sidecar(
             article,
             text,
@@ -287,6 +426,7 @@ class ArticlePipeline:
             crawl_time=ledger.started_at.isoformat(),
             text_mode=self.config.mode,
             rules=rules,
+            decoding=item.decoding,
         )
 
     @staticmethod

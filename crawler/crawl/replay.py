@@ -12,7 +12,9 @@ page rendered in Chromium with its archived DOM.
 Nothing is written: the replay pipeline (crawler/crawl/replay_pipeline.py) extracts each
 article as a crawl would and ``ArchiveReplay`` lists it beside the archived version's digest;
 the crawl's report carries that list (``replay``), and the command prints how many texts
-differ. Read failures (a WARC gone from the store, a record that is unreadable or fails its
+differ. Asked to (``--write``), the command then hands the captures of the articles that
+differ to reextract's engine (``crawler.ops.reextract.write_replayed``), the one writer of
+remade texts. Read failures (a WARC gone from the store, a record that is unreadable or fails its
 digest) fail that one request, named in the report with its URL and cause.
 """
 

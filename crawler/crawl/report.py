@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from crawler import __version__
 from crawler.constants import (
+    STATS_ARTICLES_DEGENERATE,
     STATS_ARTICLES_DISCOVERED,
     STATS_ARTICLES_REQUESTED,
     STATS_SOURCES_REQUESTED,
@@ -38,8 +39,13 @@ class FailedUrl:
 
     ``cause``: ``http-<status>``, ``tls``, ``timeout``, ``dns``, ``connection``, ``proxy``,
     ``redirect-loop``, ``parse`` (a feed, sitemap or listing that did not parse),
-    ``truncated``, ``not-html``, ``not-article``, or the text extraction's reason
-    (``empty-body``…). ``attempts``: how many times it was asked (retries included).
+    ``truncated`` (cut on the wire, shorter than its Content-Length, or a content coding that
+    stops short), ``bad-content-coding`` (corrupt coded data, a failed checksum), ``not-html``,
+    ``not-article``, the text extraction's reason (``empty-body``…), or ``degenerate`` (a text
+    far below the site's usual size, kept under ``flagged/``, never a version; ``error`` says
+    why and where). ``attempts``: how many times it was asked (retries included). ``gone``:
+    an article whose last answer was 404 or 410, asked again at its recheck and gone still:
+    listed, but no sign that the site broke.
     """
 
     url: str
@@ -48,6 +54,7 @@ class FailedUrl:
     status: int | None = None
     error: str = ""
     attempts: int = 1
+    gone: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +64,7 @@ class FailedUrl:
             "status": self.status,
             "error": self.error[:MAX_ERROR_CHARS],
             "attempts": self.attempts,
+            "gone": self.gone,
         }
 
 
@@ -69,11 +77,14 @@ class FailureLog:
         self._lock = threading.Lock()
         self._listed: list[FailedUrl] = []
         self._counts: Counter[tuple[str, str]] = Counter()  # (stage, cause) -> failures
+        self._gone: Counter[tuple[str, str]] = Counter()  # ... of those, still gone
         self._sources: set[str] = set()  # URLs of the failed feeds, sitemaps and listings
 
     def add(self, failure: FailedUrl) -> None:
         with self._lock:
             self._counts[failure.stage, failure.cause] += 1
+            if failure.gone:
+                self._gone[failure.stage, failure.cause] += 1
             if failure.stage == "discovery":
                 self._sources.add(failure.url)
             if len(self._listed) < self.limit:
@@ -95,6 +106,12 @@ class FailureLog:
         with self._lock:
             return len(self._sources)
 
+    @property
+    def still_gone(self) -> int:
+        """How many articles gone at their last answer (404, 410) were asked again and are."""
+        with self._lock:
+            return sum(self._gone.values())
+
     def counts(self) -> dict[tuple[str, str], int]:
         with self._lock:
             return dict(self._counts)
@@ -103,9 +120,14 @@ class FailureLog:
         """Failures of one stage by cause."""
         return _sum_by(self.counts(), lambda s, c: c if s == stage else None)
 
-    def of_articles(self) -> dict[str, int]:
-        """Failures after discovery, by "stage cause" (``fetch http-503``, ``text empty-body``)."""
-        return _sum_by(self.counts(), lambda s, c: f"{s} {c}" if s != "discovery" else None)
+    def of_articles(self, *, still_gone: bool = True) -> dict[str, int]:
+        """Failures after discovery, by "stage cause" (``fetch http-503``, ``text empty-body``);
+        without the articles still gone unless ``still_gone``."""
+        counts = self.counts()
+        if not still_gone:
+            with self._lock:
+                counts = dict(Counter(counts) - self._gone)
+        return _sum_by(counts, lambda s, c: f"{s} {c}" if s != "discovery" else None)
 
     def report(self) -> dict[str, Any]:
         counts = self.counts()
@@ -118,6 +140,8 @@ class FailureLog:
             "by_cause": dict(sorted(_sum_by(counts, lambda s, c: c).items())),
             "urls": [f.as_dict() for f in listed],
             "not_listed": total - len(listed),
+            # Articles gone (404, 410) at their last crawl too: not counted against the site.
+            "still_gone": self.still_gone,
         }
 
 
@@ -146,7 +170,7 @@ class CrawlFacts:
     t0: float  # time.monotonic() at the start
     cpu0: float  # time.process_time() at the start
     health: HealthConfig
-    objects: Sequence[StoredObject] = ()
+    objects: Iterable[StoredObject] = ()  # read once, a file of them in a crawl
     pending: Sequence[str] = ()
     spool_dir: Path | None = None
     remote: bool = False
@@ -192,18 +216,21 @@ def site_health(
             f"every source failed: {sources_failed} of {_plural(sources, 'source')} "
             f"({count_list(source_causes)})"
         )
-    article_causes = failures.of_articles()
+    # An article gone (404, 410) at its last crawl and asked again at its recheck, gone still,
+    # is listed but neither asked nor failed here: a dead link a feed keeps listing is no sign
+    # that the site broke. A URL never seen gone counts, as does a gone one now answering 503.
+    still_gone = failures.still_gone
+    article_causes = failures.of_articles(still_gone=False)
     # A page with an article's URL that is no article (a gallery, a video) is listed, but it
     # is the site's other content, asked again every crawl: no sign that the site broke.
     failed = sum(n for k, n in article_causes.items() if not k.endswith(" not-article"))
     requested = stats.get(STATS_ARTICLES_REQUESTED)
-    if requested is not None and int(requested) > 0 and archived == 0 and failed:
+    asked = max(int(requested) - still_gone, 0) if requested is not None else 0
+    if requested is not None and asked > 0 and archived == 0 and failed:
         problems.append(
-            f"{_plural(int(requested), 'article')} requested, none archived "
-            f"({count_list(article_causes)})"
+            f"{_plural(asked, 'article')} requested, none archived ({count_list(article_causes)})"
         )
     elif requested is not None:
-        asked = int(requested)
         if failed >= config.min_failed and failed > config.max_failed_ratio * asked:
             problems.append(
                 f"{failed} of {asked} requested articles failed ({count_list(article_causes)})"
@@ -222,6 +249,7 @@ def site_health(
         "problems": problems,
         "sources": {"requested": sources, "failed": sources_failed},
         "sources_failed": dict(sorted(source_causes.items())),
+        "still_gone": still_gone,
         "empty_body": int(stats.get("archive/articles/failed/empty-body", 0)),
         "no_title": int(stats.get("archive/articles/no_title", 0)),
     }
@@ -254,6 +282,8 @@ def build_report(facts: CrawlFacts, stats: Mapping[str, Any], reason: str) -> di
         "unchanged": int(stats.get("archive/articles/unchanged", 0)),
         "failed": int(stats.get("archive/articles/failed", 0)),
         "failed_by_reason": failed_reasons,
+        # Texts far below the site's usual size: among the failed, kept under flagged/.
+        "degenerate": int(stats.get(STATS_ARTICLES_DEGENERATE, 0)),
         "no_title": int(stats.get("archive/articles/no_title", 0)),
     }
     if "archive/articles/replayed" in stats:  # a replay of the archive: extracted, not written
@@ -337,6 +367,12 @@ def format_summary(report: dict[str, Any]) -> str:
         lines.append(
             f"  failures: {failures['total']} by stage ({count_list(failures['by_stage'])}), "
             f"by cause ({count_list(failures['by_cause'])})"
+            + (
+                f"; {failures['still_gone']} gone at their last crawl too, not counted "
+                "against the site"
+                if failures.get("still_gone")
+                else ""
+            )
         )
     pending = report.get("upload", {}).get("pending", 0)
     if pending:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from crawler.text.extract import EXTRACTOR_VERSION, Article, SiteRules, rules_digest
+from crawler.text.page import Decoding
 from crawler.util import date_precision
 
 
@@ -53,10 +54,17 @@ def text_sidecar(
     crawl_time: str | None,
     text_mode: str,
     rules: SiteRules | None,
+    decoding: Decoding | None = None,
 ) -> dict[str, Any]:
     """The sidecar of one text before its capture and version are known (``capture_time``,
-    ``payload_digest`` and ``warc`` are None; the caller fills them)."""
+    ``payload_digest`` and ``warc`` are None; the caller fills them).
+
+    ``decoding``: how the page's bytes became text (``crawler.text.page.Decoding``): the
+    sidecar's ``decoding`` (None when not known) and its warnings. ``quality`` is ``ok``; a
+    degenerate text (crawler/text/quality.py) is ``degenerate``, with ``quality_reason``."""
     published, published_text, published_from, warnings = publication(discovery, article)
+    if decoding is not None:
+        warnings += decoding.warnings()
     return {
         "url": url,
         "request_url": request_url,
@@ -79,6 +87,10 @@ def text_sidecar(
         "images": [dict(i) for i in article.images],
         "status": status,
         "encoding": encoding,
+        # {name, source: bom|header|meta|detected|fallback, header, meta, replacement_chars,
+        # nul_dropped, mojibake, mojibake_reason, repaired, suspect}: which charset read the
+        # page, on whose word, at what cost
+        "decoding": decoding.record() if decoding is not None else None,
         "crawl_id": crawl_id,
         "crawl_time": crawl_time,
         "capture_time": None,
@@ -87,6 +99,7 @@ def text_sidecar(
         "text_mode": text_mode,
         "text_digest": "sha256:" + hashlib.sha256(text).hexdigest(),
         "text_length": len(text),
+        "quality": "ok",
         "extractor": article.extractor,
         "extractor_version": EXTRACTOR_VERSION,
         "rules_digest": rules_digest(rules),

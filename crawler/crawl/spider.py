@@ -42,12 +42,15 @@ from twisted.internet.error import (
 from twisted.internet.error import TimeoutError as TxTimeoutError
 
 from crawler.constants import (
+    GONE_STATUSES,
     META_ARTICLE_KEY,
     META_CONDITIONAL,
     META_DISCOVERY,
+    META_GONE,
     META_RENDER,
     META_RENDER_READY,
     META_SOURCE,
+    META_WIRE_PAYLOAD,
     STATS_ARTICLES_DISCOVERED,
     STATS_ARTICLES_REQUESTED,
     STATS_SKIPPED,
@@ -58,7 +61,7 @@ from crawler.crawl.report import FailedUrl
 from crawler.fetch.archive import ReplayMiss
 from crawler.fetch.netguard import ForbiddenAddressError
 from crawler.text.extract import parse_datetime
-from crawler.text.page import mend_decoding
+from crawler.text.page import Decoding, payload_problem, settle_decoding
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -169,7 +172,7 @@ class CrawlArgs:
     ``since``/``until`` (dates or ISO times, inclusive) bound the articles requested by the
     dates their feed or sitemap gives; without ``since`` the crawl's discovery window applies
     (``ARCHIVE_DISCOVERY_WINDOW_DAYS``, 30 days): ``since=2020-01-01`` backfills.
-    ``refresh=1`` fetches articles the catalog already has.
+    ``refresh=1`` fetches articles the catalog already has, and those gone (404, 410).
     """
 
     max_articles: int | None = None
@@ -282,15 +285,29 @@ def body_classes(response: Response) -> frozenset[str]:
 
 
 def page_text(response: TextResponse) -> tuple[str, str]:
-    """The page as text, and the encoding it was read in.
+    """The page as text, and the encoding it was read in (:func:`page_decoding`)."""
+    text, decoding = page_decoding(response)
+    return text, decoding.name
+
+
+def page_decoding(response: TextResponse) -> tuple[str, Decoding]:
+    """The page as text, and how it was decoded (``crawler.text.page.settle_decoding``).
 
     Scrapy's order (BOM, HTTP charset, ``<meta charset>``, detection), except that a charset
     the body is not valid in is a server's mistake (Arabic windows-1256 bytes sent as
     ``charset=utf-8``): the page is then read in the next candidate the bytes are valid in,
     instead of becoming U+FFFD. A label the bytes cannot disprove (the same bytes sent as
-    ``iso-8859-1``) is followed, as browsers do. The WARC keeps the bytes either way.
+    ``iso-8859-1``) is followed, as browsers do, and marked as mojibake when it reads as such.
+    UTF-8 bytes under a one-byte label are UTF-8; NUL characters are dropped and counted. The
+    WARC keeps the bytes either way.
     """
-    return mend_decoding(response.body, response.text, response.encoding)
+    content_type = response.headers.get("Content-Type")
+    return settle_decoding(
+        response.body,
+        response.text,
+        response.encoding,
+        content_type.decode("latin-1") if content_type else None,
+    )
 
 
 def _iso(value: str | None) -> str | None:
@@ -399,14 +416,22 @@ class NewsSpider(scrapy.Spider):
         # (key, url) of archived articles due for a revision (an age passed since their first
         # capture), requested at start.
         self.revisions: list[tuple[str, str]] = []
+        # Article keys whose last answer was 404 or 410: True while not asked again (skipped
+        # as "gone"), False when asked again now (still gone, no failure of the site).
+        self.gone: Mapping[str, bool] = {}
         # Each failed URL (a source, an article request or page), given when the crawl opens
         # (the crawl report lists them); None: counted and logged only.
         self.on_failure: Callable[[FailedUrl], None] | None = None
         # The lower bound of discovery dates; from_crawler applies the default window.
         self.window_start: datetime | None = self.args.since
+        # One bound callback for every article request: Scrapy caches its check of a generator
+        # callback (an AST parse of its source, ~3 ms) weakly by the callback object, so a new
+        # bound method per request was parsed again each time the last one had gone.
+        self._parse_article = self.parse_article
         self._follow = [re.compile(p) for p in self.sitemap_follow]
         self._seen: set[str] = set()
         self._archived: set[str] = set()  # keys skipped as already archived (counted once)
+        self._gone: set[str] = set()  # keys skipped as gone (counted once)
         self._outside: set[str] = set()  # keys skipped as outside since/until (counted once)
         self._discovered: set[str] = set()
         # Discovery lists of requests not answered yet; the same list object rides in the
@@ -421,16 +446,24 @@ class NewsSpider(scrapy.Spider):
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
         crawler.signals.connect(spider.request_dropped, signal=signals.request_dropped)
+        crawler.signals.connect(spider.keep_wire_payload, signal=signals.response_downloaded)
         days = crawler.settings.getint("ARCHIVE_DISCOVERY_WINDOW_DAYS", 30)
         if spider.window_start is None and days > 0:
             spider.window_start = datetime.now(UTC) - timedelta(days=days)
         return spider
 
-    def use_catalog(self, wanted: Callable[[str], bool], revisions: list[tuple[str, str]]) -> None:
+    def use_catalog(
+        self,
+        wanted: Callable[[str], bool],
+        revisions: list[tuple[str, str]],
+        gone: Mapping[str, bool] | None = None,
+    ) -> None:
         """What the archive knows, given when the crawl opens: which article keys to fetch,
-        and the archived articles due for a revision (requested first)."""
+        the archived articles due for a revision (requested first), and the keys whose last
+        answer was 404 or 410 (True: not to be asked again yet)."""
         self.article_wanted = wanted
         self.revisions = revisions
+        self.gone = gone or {}
 
     # ------------------------------------------------------------------ site hooks
 
@@ -656,6 +689,13 @@ class NewsSpider(scrapy.Spider):
                 self._outside.add(key)
                 self._count_skip("outside-window")
             return
+        resting = self.gone.get(key)  # None: not gone at its last answer
+        if resting and not self.args.refresh:
+            # A dead link the feed or sitemap still lists: asked again after its recheck.
+            if key not in self._gone:
+                self._gone.add(key)
+                self._count_skip("gone")
+            return
         if (
             not self.args.refresh
             and self.article_wanted is not None
@@ -680,11 +720,14 @@ class NewsSpider(scrapy.Spider):
         self._seen.add(key)
         provenance = self._pending[key] = [discovery]
         self._inc(STATS_ARTICLES_REQUESTED)
+        meta: dict[str, Any] = {META_DISCOVERY: provenance, META_ARTICLE_KEY: key}
+        if resting is not None:
+            meta[META_GONE] = True
         yield Request(
             url,
-            callback=self.parse_article,
+            callback=self._parse_article,
             errback=self.request_failed,
-            meta=self._page_meta({META_DISCOVERY: provenance, META_ARTICLE_KEY: key}),
+            meta=self._page_meta(meta),
         )
 
     def _page_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
@@ -710,6 +753,24 @@ class NewsSpider(scrapy.Spider):
 
     # ------------------------------------------------------------------ articles
 
+    def keep_wire_payload(self, response: Response, request: Request) -> None:
+        """An article's payload as received (``response_downloaded``: before Scrapy undoes its
+        content coding), kept in its meta until ``parse_article`` checks it is whole."""
+        meta = request.meta
+        if META_ARTICLE_KEY not in meta:
+            return
+        headers = response.headers
+        codings = headers.getlist("Content-Encoding")
+        length = None if b"Transfer-Encoding" in headers else headers.get("Content-Length")
+        if codings or length is not None:
+            meta[META_WIRE_PAYLOAD] = (
+                response.body,
+                [c.decode("latin-1") for c in codings],
+                length.decode("latin-1") if length is not None else None,
+            )
+        else:  # a redirect before carried the meta: not this response's
+            meta.pop(META_WIRE_PAYLOAD, None)
+
     def parse_article(self, response: Response) -> Iterator[ArticlePage]:
         key: str | None = response.meta.get(META_ARTICLE_KEY)
         discovery = (self._pending.pop(key, None) if key else None) or response.meta.get(
@@ -727,19 +788,31 @@ class NewsSpider(scrapy.Spider):
             # Archived in the WARC (marked truncated), but part of an article is no article text.
             self._skip_page("truncated", response)
             return
+        wire = response.meta.pop(META_WIRE_PAYLOAD, None)
+        if wire is not None and "rendered" not in response.flags:
+            # A content coding that stops short (Scrapy keeps what came out: a headline and a
+            # date) or a body shorter than its Content-Length: archived, never a text.
+            payload, codings, length = wire
+            problem = payload_problem(
+                payload, codings, decoded=response.body, content_length=length
+            )
+            if problem is not None:
+                self._skip_page(problem[0], response, error=problem[1])
+                return
         if not isinstance(response, HtmlResponse):
             self._skip_page("not-html", response)
             return
         if not self.is_article_page(response):
             self._skip_page("not-article", response)
             return
-        html, encoding = page_text(response)
+        html, decoding = page_decoding(response)
         yield ArticlePage(
             url=response.url,
             site=self.name,
             article_id=final_key,
             html=html,
-            encoding=encoding,
+            encoding=decoding.name,
+            decoding=decoding,
             status=response.status,
             request_url=_first_url(response),
             discovery=list(discovery),
@@ -835,9 +908,11 @@ class NewsSpider(scrapy.Spider):
             return
         if stage is None:
             stage = "discovery" if meta.get(META_SOURCE) else "fetch"
-        self.on_failure(FailedUrl(url, stage, cause, status, error, attempts))
+        # Gone at its last answer and still: listed, but no sign that the site broke.
+        gone = bool(meta.get(META_GONE)) and status in GONE_STATUSES
+        self.on_failure(FailedUrl(url, stage, cause, status, error, attempts, gone=gone))
 
-    def _skip_page(self, reason: str, response: Response) -> None:
+    def _skip_page(self, reason: str, response: Response, error: str = "") -> None:
         self._count_skip(reason)
         request = response.request
         meta: Mapping[str, Any] = request.meta if request is not None else {}
@@ -846,11 +921,12 @@ class NewsSpider(scrapy.Spider):
         failed = response.status != 304
         logger.log(
             logging.WARNING if failed else logging.INFO,
-            "Skipped %s (%s, HTTP %d)%s",
+            "Skipped %s (%s, HTTP %d)%s%s",
             response.url,
             reason,
             response.status,
             _after(attempts),
+            f": {error}" if error else "",
             extra={"spider": self},
         )
         if not failed:
@@ -871,6 +947,7 @@ class NewsSpider(scrapy.Spider):
                 reason,
                 stage="discovery" if meta.get(META_SOURCE) else "parse",
                 status=response.status,
+                error=error,
                 attempts=attempts,
             )
 

@@ -23,7 +23,6 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
-from playwright.async_api import Error as PlaywrightError
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 
@@ -167,7 +166,7 @@ class ChallengeMiddleware:
     async def _solve(self, request: Request, response: Response) -> list[dict[str, object]]:
         stats = self.crawler.stats
         assert stats is not None
-        renderer = self.renderers.owner
+        renderer = self.renderers.browser()  # built, Playwright imported, on first need
         if renderer is None:
             stats.inc_value(STATS_CHALLENGE_FAILED)
             raise ChallengeError(f"{request.url}: a challenge, and no browser handler to solve it")
@@ -176,6 +175,9 @@ class ChallengeMiddleware:
             for name, values in response.headers.items()
             for value in values
         ]
+        # Loaded with the browser handler (crawler/fetch/chromium.py), not by every crawl.
+        from playwright.async_api import Error as PlaywrightError
+
         started = time.monotonic()
         try:
             cookies = await renderer.solve_challenge(

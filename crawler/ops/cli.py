@@ -215,7 +215,7 @@ def cmd_crawl(ns: argparse.Namespace) -> int:
         return EXIT_USAGE
     if ns.dry_run:
         return print_plan(sites, ns.store, settings, spider_args, time_limit)
-    code, _ = run_sites(
+    code, reports = run_sites(
         sites,
         store=ns.store,
         settings=settings,
@@ -224,6 +224,10 @@ def cmd_crawl(ns: argparse.Namespace) -> int:
         time_limit=time_limit,
         terminal=_terminal(ns),
     )
+    if getattr(ns, "write", False):
+        from crawler.ops.reextract import write_replayed
+
+        code = max(code, write_replayed(reports, store=ns.store, settings=settings))
     return code
 
 
@@ -231,6 +235,8 @@ def _replay_options(ns: argparse.Namespace, settings: dict[str, str]) -> str | N
     """--from-archive and --crawl-id as the crawl's settings; an error, or None."""
     crawl_id = getattr(ns, "crawl_id", None)
     if not getattr(ns, "from_archive", False):
+        if getattr(ns, "write", False):
+            return "--write needs --from-archive"
         return "--crawl-id needs --from-archive" if crawl_id else None
     settings["ARCHIVE_REPLAY_ENABLED"] = "True"
     if crawl_id:
@@ -705,6 +711,7 @@ examples:
   newsarchive demo                            the whole pipeline against the loopback mirror
   newsarchive crawl tdi --store s3://archive-bucket/news
   newsarchive upload                          send what an outage left in the spool
+  newsarchive sources add https://news.example.org/   a new site from its URL, no code
 """
 
 
@@ -733,6 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  newsarchive crawl --all\n  newsarchive crawl tdi irna --jobs 2 "
         "--store file:///var/lib/newsarchive\n  newsarchive crawl tdi -a max_articles=10\n"
         "  newsarchive crawl tdi --from-archive          # selectors against archived pages\n"
+        "  newsarchive crawl tdi --from-archive --write  # ... and write the texts that differ\n"
         "  newsarchive crawl tdi --from-archive --crawl-id tdi-20261207T022109Z-f413c6",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -765,8 +773,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-archive",
         action="store_true",
         help="run the real spider with every response taken from the store's WARCs (each "
-        "URL's latest capture): nothing fetched, nothing written; the summary says how many "
-        "article texts differ from the archived ones (a selector change, checked first)",
+        "URL's latest capture): nothing fetched, nothing written (unless --write); the summary "
+        "says how many article texts differ from the archived ones (a selector change, "
+        "checked first)",
     )
     replay.add_argument(
         "--crawl-id",
@@ -774,6 +783,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="with --from-archive: answer with this crawl's captures (a URL it did not "
         "fetch: its last capture before it)",
+    )
+    replay.add_argument(
+        "--write",
+        action="store_true",
+        help="with --from-archive: after the replay, write the texts that differ as new "
+        "versions, through reextract (the same provenance, checkpoints and views)",
     )
     output_options(crawl)
     crawl.set_defaults(func=cmd_crawl)
@@ -867,6 +882,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_deploy_command(sub)  # deploy k8s
     add_access_commands(sub, spider_resolver)  # snapshots, get, export, reindex, serve
     add_reextract_commands(sub)  # reextract
+    from crawler.ops.sources import add_commands as add_sources_commands
+
+    add_sources_commands(sub, settings_option)  # sources add, test, list
     return parser
 
 
@@ -905,8 +923,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(ns, "jobs", 1) < 1:
         print("error: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    code: int = ns.func(ns)
+    previous = _export_sources_file(ns)
+    from crawler.crawl.sources import SourcesError
+
+    try:
+        code: int = ns.func(ns)
+    except SourcesError as exc:  # the sources file, read where the spiders are listed
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        # Called in-process (tests, a script), the next command sees the environment it had.
+        if previous is not _UNSET:
+            if isinstance(previous, str):
+                os.environ["ARCHIVE_SOURCES_FILE"] = previous
+            else:
+                os.environ.pop("ARCHIVE_SOURCES_FILE", None)
     return code
+
+
+_UNSET = object()
+
+
+def _export_sources_file(ns: argparse.Namespace) -> object:
+    """``-s ARCHIVE_SOURCES_FILE=...`` for every spider loader of this command: its own
+    and its crawls' processes (the loader reads the project settings and the environment).
+    Returns the value it replaced (None: there was none), or ``_UNSET`` if nothing was set."""
+    previous: object = _UNSET
+    for pair in getattr(ns, "settings", None) or []:
+        name, sep, value = str(pair).partition("=")
+        if sep and name.strip() == "ARCHIVE_SOURCES_FILE":
+            if previous is _UNSET:
+                previous = os.environ.get("ARCHIVE_SOURCES_FILE")
+            os.environ["ARCHIVE_SOURCES_FILE"] = value.strip()
+    return previous
 
 
 if __name__ == "__main__":

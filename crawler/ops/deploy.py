@@ -12,6 +12,11 @@ file applies, and nothing about when and how long a site crawls is copied by han
 * ``--mode daemon``: a Deployment of N replicas running ``newsarchive run`` with the schedule
   file from a ConfigMap (N > 1 needs the catalog on PostgreSQL, where the site leases live).
 
+A sources file (crawler/crawl/sources.py, found as the daemon finds it) is read and checked by
+its loader, and ships in the same ConfigMap: the daemon, the status check and every crawl
+(whose spider loader lists the sources) get it mounted and named in ``ARCHIVE_SOURCES_FILE``,
+and each source is a site of the schedule like the built-in ones.
+
 A crontab line means one thing to the daemon (APScheduler) and must mean the same to a CronJob
 (Kubernetes' cron parser): the daemon's reading (Sunday as 7, ``fri-sun``) is written in terms a
 CronJob takes, and what cannot be (seconds, ``last``, a day of the month and a weekday both set:
@@ -52,6 +57,8 @@ SPOOL_DIR = "/var/lib/newsarchive/spool"
 SCHEDULE_MAP = "newsarchive-schedule"
 SCHEDULE_DIR = "/etc/newsarchive"
 SCHEDULE_KEY = "schedule.toml"
+# The sources file (crawler/crawl/sources.py), beside the schedule in the same ConfigMap.
+SOURCES_KEY = "sources.toml"
 STATUS_CRON = "*/15 * * * *"
 METRICS_PORT = 9410
 # Kubernetes kills a stopping pod this long after ARCHIVE_SCHEDULE_GRACE (150 s by default).
@@ -317,10 +324,38 @@ def _image() -> Note:
 
 @dataclass(frozen=True, slots=True)
 class Fleet:
-    """What the manifests are made of: the checked schedule and the schedule file's text."""
+    """What the manifests are made of: the checked schedule, the schedule file's text and the
+    sources file's (its entries are sites of the schedule like the built-in spiders)."""
 
     config: ScheduleConfig
     schedule_text: str | None  # None: the schedule comes from the settings alone
+    sources_text: str | None = None  # None: no sources file
+
+    def files(self) -> dict[str, str]:
+        """The ConfigMap's data: the schedule file and the sources file, those there are."""
+        data = {}
+        if self.schedule_text is not None:
+            data[SCHEDULE_KEY] = self.schedule_text
+        if self.sources_text is not None:
+            data[SOURCES_KEY] = self.sources_text
+        return data
+
+    def digest(self) -> str:
+        """The ConfigMap's files hashed (the schedule's text alone where it is the only one)."""
+        files = self.files()
+        if list(files) == [SCHEDULE_KEY]:
+            return hashlib.sha256(files[SCHEDULE_KEY].encode()).hexdigest()
+        hashed = hashlib.sha256()
+        for key, text in files.items():
+            body = text.encode()
+            hashed.update(f"{key}\0{len(body)}\0".encode() + body)
+        return hashed.hexdigest()
+
+    def sources_env(self) -> dict[str, str]:
+        """``ARCHIVE_SOURCES_FILE`` where the sources file is mounted, if there is one."""
+        if self.sources_text is None:
+            return {}
+        return {"ARCHIVE_SOURCES_FILE": f"{SCHEDULE_DIR}/{SOURCES_KEY}"}
 
     @property
     def grace(self) -> int:
@@ -331,22 +366,24 @@ class Fleet:
         env = {"ARCHIVE_SCHEDULE_TIMEZONE": self.config.timezone}
         if self.schedule_text is not None:
             env["ARCHIVE_SCHEDULE_FILE"] = f"{SCHEDULE_DIR}/{SCHEDULE_KEY}"
+        env.update(self.sources_env())
         env["ARCHIVE_SCHEDULE_GRACE"] = _seconds(self.config.grace)
         return env
 
     def schedule_map(self) -> dict[str, Any]:
-        assert self.schedule_text is not None
+        assert self.files()
         return {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": _metadata(SCHEDULE_MAP, {LABEL_NAME: "newsarchive"}),
-            "data": {SCHEDULE_KEY: self.schedule_text},
+            "data": self.files(),
         }
 
     def _volumes(
         self, *, schedule: bool, spool_read_only: bool = False
     ) -> tuple[list[Any], list[Any]]:
-        """(volume mounts, volumes): the spool claim, and the schedule file if there is one."""
+        """(volume mounts, volumes): the spool claim, and the ConfigMap's files if there are
+        any (``schedule``: both; else the sources file alone, which every crawl reads)."""
         spool_mount: dict[str, Any] = {"name": "spool", "mountPath": SPOOL_DIR}
         if spool_read_only:
             spool_mount["readOnly"] = True
@@ -354,9 +391,13 @@ class Fleet:
         volumes: list[Any] = [
             {"name": "spool", "persistentVolumeClaim": {"claimName": SPOOL_CLAIM}}
         ]
-        if schedule and self.schedule_text is not None:
+        if schedule and self.files():
             mounts.append({"name": "schedule", "mountPath": SCHEDULE_DIR, "readOnly": True})
             volumes.append({"name": "schedule", "configMap": {"name": SCHEDULE_MAP}})
+        elif self.sources_text is not None:
+            mounts.append({"name": "sources", "mountPath": SCHEDULE_DIR, "readOnly": True})
+            only = [{"key": SOURCES_KEY, "path": SOURCES_KEY}]
+            volumes.append({"name": "sources", "configMap": {"name": SCHEDULE_MAP, "items": only}})
         return mounts, volumes
 
     def crawl_cronjob(self, site: SiteSchedule, kind: str, schedule: str) -> dict[str, Any]:
@@ -365,14 +406,17 @@ class Fleet:
         args = ["crawl", site.site, "--time-limit", _seconds(site.time_limit)]
         for arg, value in sorted(site.args.items()):
             args += ["-a", f"{arg}={value}"]
-        mounts, volumes = self._volumes(schedule=False)  # a crawl reads no schedule
+        # A crawl reads no schedule; the sources file, where there is one, names its spider.
+        mounts, volumes = self._volumes(schedule=False)
         container = {
             "name": "crawl",
             "image": _image(),
             "args": args,
             "envFrom": [{"configMapRef": {"name": CONFIG_MAP}}],
             "env": _secret_env("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ARCHIVE_CATALOG_URL")
-            + _value_env({"ARCHIVE_SCHEDULE_GRACE": _seconds(self.config.grace)}),
+            + _value_env(
+                {**self.sources_env(), "ARCHIVE_SCHEDULE_GRACE": _seconds(self.config.grace)}
+            ),
             "resources": {
                 "requests": {"cpu": "500m", "memory": "512Mi"},
                 "limits": {"memory": "2Gi"},
@@ -440,6 +484,7 @@ class Fleet:
                     "ARCHIVE_SCHEDULE_TIMEZONE": self.config.timezone,
                 }
             )
+        env += _value_env(self.sources_env())
         security = _pod_security()
         del security["fsGroup"]  # it writes nothing
         return {
@@ -488,7 +533,7 @@ class Fleet:
         labels = {LABEL_NAME: "newsarchive", LABEL_COMPONENT: "daemon"}
         mounts, volumes = self._volumes(schedule=True)
         running = self.config.max_running
-        digest = hashlib.sha256(self.schedule_text.encode()).hexdigest()
+        digest = self.digest()
         container = {
             "name": "daemon",
             "image": _image(),
@@ -537,7 +582,8 @@ class Fleet:
                     "metadata": {
                         "labels": labels,
                         "annotations": Note(
-                            "The daemon reads its schedule at start: a changed file rolls it.",
+                            "The daemon reads its schedule and sources files at start: a "
+                            "changed file rolls it.",
                             {"newsarchive/schedule-sha256": digest},
                         ),
                     },
@@ -579,7 +625,7 @@ def cronjobs(fleet: Fleet) -> Rendered:
     """The schedule ConfigMap, a CronJob per enabled site (and its revisions), the status one."""
     config = fleet.config
     docs: list[dict[str, Any]] = []
-    if fleet.schedule_text is not None:
+    if fleet.files():
         docs.append(fleet.schedule_map())
     folded, disabled = [], []
     for site in config.sites:
@@ -807,7 +853,10 @@ def add_deploy_command(sub: Any) -> None:
         "(unless its starts are crawl starts anyway), the site's time limit, spider arguments "
         "and the schedule's time zone, and the status CronJob. --mode daemon: a Deployment of "
         "--replicas daemons (`newsarchive run`) with the schedule file as a ConfigMap; more "
-        "than one needs ARCHIVE_CATALOG_URL on PostgreSQL. The containers say `image: "
+        "than one needs ARCHIVE_CATALOG_URL on PostgreSQL. A sources file (found as the daemon "
+        "finds it: ARCHIVE_SOURCES_FILE, else sources.toml beside the schedule file, else "
+        "./sources.toml) goes into the ConfigMap too, mounted in every pod that lists the "
+        "spiders; its sources are sites like the built-in ones. The containers say `image: "
         "newsarchive`, which kustomization.yaml's images: maps. Exit 2 on a bad schedule or "
         "option, with one line saying why.",
         epilog=HELP_EXAMPLES,
@@ -910,16 +959,57 @@ def header(ns: argparse.Namespace, config: ScheduleConfig, mode: str, replicas: 
     ]
 
 
+def read_sources(settings: Any, schedule: str | None) -> tuple[Path | None, list[str], str | None]:
+    """(path, source names, text) of the sources file the daemon would read: as
+    crawler/crawl/sources.py finds it (``ARCHIVE_SOURCES_FILE``, else beside the schedule
+    file, here ``--schedule`` too, else ``./sources.toml``), each entry checked by its loader.
+    (None, [], None): there is none."""
+    from crawler.crawl.sources import SourcesError, load_sources, sources_file
+
+    names = {
+        "ARCHIVE_SOURCES_FILE": settings.get("ARCHIVE_SOURCES_FILE"),
+        "ARCHIVE_SCHEDULE_FILE": schedule or settings.get("ARCHIVE_SCHEDULE_FILE"),
+    }
+    path, named = sources_file(names)
+    if path is None:
+        return None, [], None
+    if named and not path.is_file():
+        raise DeployError(
+            f"ARCHIVE_SOURCES_FILE: {path} does not exist (`newsarchive sources add URL` makes it)"
+        )
+    try:
+        entries = load_sources(path)
+        text = path.read_text(encoding="utf-8")
+    except SourcesError as exc:
+        raise DeployError(str(exc)) from None
+    except OSError as exc:
+        raise DeployError(f"sources file {path}: cannot read it: {exc}") from None
+    return path, [entry.name for entry in entries], text
+
+
 def render(ns: argparse.Namespace) -> tuple[str, str]:
     """(the YAML, a one-line summary); raises DeployError or ScheduleError."""
-    from crawler.ops.common import archive_settings, spider_names
+    from crawler.ops.common import archive_settings
+    from crawler.ops.sources import builtin_spiders
 
     mode = ns.mode
     if mode not in MODES:
         raise DeployError(f"--mode must be {' or '.join(MODES)}, got {mode!r}")
     replicas = _replicas(ns.replicas, mode)
     settings = archive_settings(ns.settings)
-    config = ScheduleConfig.from_settings(settings, spider_names(), file=ns.schedule)
+    sources_path, source_names, sources_text = read_sources(settings, ns.schedule)
+    sites = builtin_spiders()
+    for name in source_names:
+        if name in sites:
+            raise DeployError(
+                f"sources file {sources_path}: [sources.{name}]: the name is a built-in "
+                "spider's (choose another)"
+            )
+    if sources_path is not None:
+        # The schedule reads the sources' own schedules from this file, as the pods will.
+        settings = settings.copy()
+        settings.set("ARCHIVE_SOURCES_FILE", str(sources_path), priority="cmdline")
+    config = ScheduleConfig.from_settings(settings, sorted(sites + source_names), file=ns.schedule)
     _check_args(config)
     text = None
     if config.source != "settings":
@@ -927,7 +1017,7 @@ def render(ns: argparse.Namespace) -> tuple[str, str]:
             text = Path(config.source).read_text(encoding="utf-8")
         except OSError as exc:
             raise DeployError(f"schedule file {config.source}: cannot read it: {exc}") from exc
-    fleet = Fleet(config, text)
+    fleet = Fleet(config, text, sources_text)
     if mode == "daemon":
         if text is None:
             raise DeployError(
@@ -939,6 +1029,11 @@ def render(ns: argparse.Namespace) -> tuple[str, str]:
     else:
         rendered = cronjobs(fleet)
     lines = [*header(ns, config, mode, replicas), "", *rendered.notes]
+    if sources_path is not None:
+        lines.append(
+            f"Sources file {_comment_text(str(sources_path))} in the ConfigMap, read by every "
+            f"pod: {', '.join(source_names) or 'no source'}."
+        )
     kinds: dict[str, int] = {}
     for doc in rendered.docs:
         kinds[doc["kind"]] = kinds.get(doc["kind"], 0) + 1

@@ -234,6 +234,10 @@ class CrawlProcess:
 
     def _classify(self, code: int, report: dict[str, Any] | None) -> tuple[str, str | None]:
         grace = self.request.grace
+        if code == EXIT_OK and report is not None and report.get("finish_reason") == "finished":
+            # The SIGTERM met a crawl that had already done its work (it was writing its
+            # report): its own record says finished, and the run's must not say otherwise.
+            return "ok", None
         if self._killed:
             return "killed", f"killed: still running {grace:.0f}s after SIGTERM"
         if self._why_stopped == "timeout":

@@ -16,6 +16,7 @@ from types import FrameType
 from typing import IO, Any, NoReturn
 
 from crawler.constants import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from crawler.options import positive_arg
 from crawler.text.extract import SiteRules
 
 RulesFactory = Callable[[], Mapping[str, SiteRules]]
@@ -41,29 +42,23 @@ class UsageError(Exception):
     """A bad option: one line, exit 2."""
 
 
-def spider_rules() -> dict[str, SiteRules]:
-    """Each site's rules, as its spider declares them (``rules`` on the spider class)."""
+def spider_rules(overrides: Mapping[str, str] | None = None) -> dict[str, SiteRules]:
+    """Each site's rules, as its spider declares them (``rules`` on the spider class);
+    ``overrides``: settings given to a crawl (its ``SPIDER_MODULES``: the spiders it ran)."""
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
     from scrapy.spiderloader import get_spider_loader
     from scrapy.utils.project import get_project_settings
 
-    loader = get_spider_loader(get_project_settings())
+    settings = get_project_settings()
+    if overrides:
+        settings.setdict(dict(overrides), priority="cmdline")
+    loader = get_spider_loader(settings)
     found: dict[str, SiteRules] = {}
     for name in loader.list():
         rules = getattr(loader.load(name), "rules", None)
         if isinstance(rules, SiteRules):
             found[name] = rules
     return found
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"a positive whole number, not {value!r}")
-    return number
 
 
 def _shard(value: str) -> tuple[int, int]:
@@ -116,7 +111,7 @@ def add_commands(sub: Any, rules_factory: RulesFactory = spider_rules) -> None:
     cmd.add_argument("--crawl-id", default=None, help="only captures of this crawl")
     cmd.add_argument(
         "--extractor-below",
-        type=_positive,
+        type=positive_arg,
         default=None,
         metavar="N",
         help="only texts made by an extractor version below N (texts from before versions "
@@ -129,10 +124,10 @@ def add_commands(sub: Any, rules_factory: RulesFactory = spider_rules) -> None:
         metavar="I/N",
         help="the I-th of N parts (by a stable hash of site:article): N machines, no overlap",
     )
-    cmd.add_argument("--limit", type=_positive, default=None, help="at most this many articles")
+    cmd.add_argument("--limit", type=positive_arg, default=None, help="at most this many articles")
     cmd.add_argument(
         "--workers",
-        type=_positive,
+        type=positive_arg,
         default=os.cpu_count() or 1,
         help=f"processes reading and extracting (default: every core, {os.cpu_count()})",
     )
@@ -221,10 +216,10 @@ def _sites(values: Sequence[str] | None) -> tuple[str, ...]:
 def _reextract(ns: argparse.Namespace, rules_factory: RulesFactory) -> int:
     from crawler.access.cli import open_archive
     from crawler.access.query import AccessError, parse_time
+    from crawler.crawl.config import TextConfig
     from crawler.crawl.reextract import Reextractor, Selection
-    from crawler.options import load_options, setting_choice
+    from crawler.options import load_options
     from crawler.store.base import store_options
-    from crawler.text.extract import TEXT_MODES
 
     sites = _sites(ns.site)
     chosen = (
@@ -248,7 +243,7 @@ def _reextract(ns: argparse.Namespace, rules_factory: RulesFactory) -> int:
         raise UsageError(f"--progress must be a number of seconds above 0, not {ns.progress}")
     settings = load_options(ns.settings)
     try:
-        mode = setting_choice(settings, "ARCHIVE_TEXT_MODE", TEXT_MODES)
+        text = TextConfig.from_settings(settings)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -272,7 +267,8 @@ def _reextract(ns: argparse.Namespace, rules_factory: RulesFactory) -> int:
             archive.store,
             archive.catalog,
             rules,
-            mode=mode,
+            mode=text.mode,
+            limits=text.limits,
             workers=ns.workers,
             store_options=store_options(settings),
             spool_dir=Path(spool).expanduser() if spool else None,
@@ -294,7 +290,7 @@ def _reextract(ns: argparse.Namespace, rules_factory: RulesFactory) -> int:
             )
         if not ns.json:
             what = "dry run: nothing is written; " if ns.dry_run else ""
-            print(f"reextract ({what}{mode} mode): {selection.describe()}", flush=True)
+            print(f"reextract ({what}{text.mode} mode): {selection.describe()}", flush=True)
         with _stopping(engine):
             summary = engine.run(selection, dry_run=ns.dry_run)
         progress.close()
@@ -446,3 +442,97 @@ def _print_summary(summary: Any, *, color: bool) -> None:
         print(f"manifest: {key}")
     if summary.stopped:
         print("stopped: the same command (or --resume RUN_ID) finishes the run")
+
+
+# -- crawl --from-archive --write ---------------------------------------------------------------
+def write_replayed(
+    reports: Mapping[str, Mapping[str, Any] | None],
+    *,
+    store: str | None,
+    settings: Mapping[str, str],
+) -> int:
+    """``newsarchive crawl SITE --from-archive --write``: each site's articles whose replayed
+    text differs from the archived one, handed to reextract's engine, the archive's one writer
+    of remade texts: the capture the replay answered with is read again by range, checked and
+    extracted with the rules the replay ran (its ``SPIDER_MODULES``), and a text that differs
+    becomes the next version, with the provenance, checkpoint and views of any reextract run.
+    Exit 0; 1 when a record failed or the write was stopped; 2 when a site's write cannot
+    start (one line each: the archive does not open, a run of it is another host's)."""
+    worst = EXIT_OK
+    for site in sorted(reports):
+        report = reports[site]
+        if report is None:
+            continue  # the crawl itself failed: its summary said so
+        replayed = report.get("replay") or {}
+        chosen = sorted(
+            {
+                str(entry["capture"]["record_id"])
+                for entry in replayed.get("list") or []
+                if entry.get("same") is False and entry.get("capture")
+            }
+        )
+        if not chosen:
+            print(f"{site:10} write: no text differs from the archived one; nothing written")
+            continue
+        print(
+            f"{site:10} write: {len(chosen)} articles whose text differs, to reextract "
+            f"(replayed crawl {replayed.get('replayed_crawl')})",
+            flush=True,
+        )
+        try:
+            summary = _write_site(site, chosen, store, settings)
+        except (UsageError, ValueError) as exc:
+            print(f"error: {site}: cannot write: {exc}", file=sys.stderr)
+            worst = max(worst, EXIT_USAGE)
+            continue
+        _print_summary(summary, color=sys.stdout.isatty())
+        left = len(chosen) - summary.selected
+        if left:
+            print(
+                f"{site:10} write: {left} of the replay's captures hold no archived text "
+                "to replace: not written"
+            )
+        if summary.failed or summary.stopped:
+            worst = max(worst, EXIT_FAILED)
+    return worst
+
+
+def _write_site(
+    site: str, chosen: Sequence[str], store: str | None, settings: Mapping[str, str]
+) -> Any:
+    from crawler.access.cli import UsageError as AccessUsage
+    from crawler.access.cli import open_archive
+    from crawler.access.query import AccessError
+    from crawler.crawl.config import TextConfig
+    from crawler.crawl.reextract import ReextractError, Reextractor, Selection
+    from crawler.options import load_options
+    from crawler.store.base import StoreError, store_options
+
+    pairs = [f"{name}={value}" for name, value in settings.items()]
+    options = load_options(pairs)
+    text = TextConfig.from_settings(options)
+    ns = argparse.Namespace(store=store, catalog=None, settings=pairs)
+    try:
+        archive = open_archive(ns, resolver=False)
+    except (AccessUsage, AccessError, StoreError) as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        spool = str(options.get("ARCHIVE_SPOOL_DIR") or "")
+        engine = Reextractor(
+            archive.store,
+            archive.catalog,
+            spider_rules(settings),
+            mode=text.mode,
+            limits=text.limits,
+            workers=min(os.cpu_count() or 1, max(1, len(chosen) // 200)),
+            store_options=store_options(options),
+            spool_dir=Path(spool).expanduser() if spool else None,
+            examples=0,
+        )
+        with _stopping(engine):
+            try:
+                return engine.run(Selection(sites=(site,), record_ids=tuple(chosen)))
+            except (ReextractError, AccessError, StoreError) as exc:
+                raise UsageError(str(exc)) from exc
+    finally:
+        archive.catalog.close()

@@ -202,6 +202,9 @@ class ScheduleConfig:
             settings.get("ARCHIVE_STATUS_MAX_FAILED_RUNS", 3), "ARCHIVE_STATUS_MAX_FAILED_RUNS"
         )
         per_site = _per_site_setting(settings.get("ARCHIVE_SCHEDULE"), sites)
+        for site, cron in _source_schedules(settings, sites, timezone).items():
+            # A source's own schedule (sources file): below ARCHIVE_SCHEDULE and the file.
+            per_site.setdefault(site, {}).setdefault("crawl", cron)
         for site, entry in per_site.items():  # checked before the file can override it
             _site_schedule(
                 site, {**defaults, **entry}, "ARCHIVE_SCHEDULE", timezone, complete=False
@@ -400,6 +403,23 @@ def _per_site_setting(value: object, sites: Sequence[str]) -> dict[str, dict[str
         _check_keys(entry, f"ARCHIVE_SCHEDULE: site {site}")
         out[str(site)] = dict(entry)
     return out
+
+
+def _source_schedules(settings: BaseSettings, sites: Sequence[str], tz: str) -> dict[str, str]:
+    """``schedule`` of each configured source (crawler/crawl/sources.py), checked."""
+    from crawler.crawl.sources import SourcesError, configured_sources
+
+    try:
+        entries = configured_sources(settings)
+    except SourcesError as exc:
+        raise ScheduleError(str(exc)) from None
+    found = {}
+    for entry in entries:
+        if entry.schedule and entry.name in sites:
+            what = f"sources file: [sources.{entry.name}] schedule"
+            cron_trigger(entry.schedule, timezone=tz, jitter=None, what=what)
+            found[entry.name] = entry.schedule
+    return found
 
 
 def _schedule_file_setting(value: object) -> str:

@@ -103,6 +103,7 @@ def explain(report: Mapping[str, Any], *, window_days: int | None, since_given: 
     already = int(skipped.get("already-archived", 0))
     outside = int(skipped.get("outside-window", 0))
     over = int(skipped.get("max-articles", 0))
+    gone = int(skipped.get("gone", 0))
     kinds = ("new", "revised", "unchanged", "replayed", "failed")
     parts = [f"{arts[k]} {k}" for k in kinds if arts.get(k)]
     if already:
@@ -117,16 +118,20 @@ def explain(report: Mapping[str, Any], *, window_days: int | None, since_given: 
             parts.append(f"{outside} outside since/until")
     if over:
         parts.append(f"{over} over max_articles")
+    if gone:
+        parts.append(
+            f"{gone} gone (404 or 410 last time; asked again after ARCHIVE_GONE_RECHECK_DAYS)"
+        )
     discovered = int(arts.get("discovered", 0))
     failures = report.get("failures")
     by_cause = failures.get("by_cause", {}) if isinstance(failures, Mapping) else {}
     if not_article := int(by_cause.get("not-article", 0)):
         parts.append(f"{not_article} no article page (a video, a gallery)")
     named = sum(int(arts.get(k) or 0) for k in kinds)
-    rest = discovered - named - already - outside - over - not_article
+    rest = discovered - named - already - outside - over - not_article - gone
     if rest > 0:
         # The numbers add up: what else became of the rest, by the crawl's skip counts.
-        known = {"already-archived", "outside-window", "max-articles", "not-article"}
+        known = {"already-archived", "outside-window", "max-articles", "not-article", "gone"}
         why = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items()) if k not in known)
         parts.append(f"{rest} not fetched or not archived" + (f" ({why})" if why else ""))
     if parts or discovered:
@@ -147,6 +152,7 @@ def explain(report: Mapping[str, Any], *, window_days: int | None, since_given: 
             lines.append(
                 f"  {entry.get('stage', '?')}{status} {entry.get('cause', '?')}: {entry['url']}"
                 + (f" ({tries} attempts)" if tries > 1 else "")
+                + (" (gone last time too: not held against the site)" if entry.get("gone") else "")
             )
         more = int(failures["total"]) - min(len(urls), SHOWN_FAILURES)
         if more > 0:

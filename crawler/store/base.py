@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +17,8 @@ from typing import Any, Protocol
 from crawler.layout import key_is_safe
 
 _CHUNK = 1024 * 1024
+_DIRS_REMEMBERED = 4096  # directories a LocalStore remembers as checked (then forgets all)
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class StoreError(OSError):
@@ -79,6 +83,17 @@ def sha256_file(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``, then close it (no buffer object: no fstat, lseek or
+    isatty calls, as ``open`` makes for each file)."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 def file_digest(path: Path, sha256: str | None = None) -> tuple[int, str]:
     """Size and SHA-256 of a file: the digest its writer computed, or read and hashed now."""
     return (path.stat().st_size, sha256) if sha256 else sha256_file(path)
@@ -90,6 +105,12 @@ class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.uri = self.root.as_uri()
+        self._root = str(self.root)
+        # Directories put_bytes checked to lie inside the root (and made): their (st_dev,
+        # st_ino) then. The same inode at the same path (one lstat) needs no new check; a
+        # directory replaced, removed or swapped for a link is checked (resolved) again.
+        self._dirs: dict[str, tuple[int, int]] = {}
+        self._names = itertools.count()
 
     def _path(self, key: str) -> Path:
         """The key's file, refused (StoreError) when it or a directory on the way is a link
@@ -124,14 +145,14 @@ class LocalStore:
             return StoredObject(key, size, digest)
         if move:
             try:
-                os.link(path, target)  # never over an object another writer made meanwhile
-                path.unlink()
-            except FileExistsError:
-                return self.put_file(key, path, move=move, sha256=digest)
+                self._publish(path, target, key, size, digest)
+            except StoreError:
+                raise
             except OSError:
-                # Another file system: copy through a temporary name, then drop the source.
+                # Another file system (or none with hard links): copy through a temporary
+                # name, then drop the source.
                 self._copy_atomic(path, target, key)
-                path.unlink()
+            path.unlink()
         else:
             self._copy_atomic(path, target, key)
         stored_size, stored_digest = sha256_file(target)
@@ -140,19 +161,66 @@ class LocalStore:
         return StoredObject(key, size, digest)
 
     def put_bytes(self, key: str, data: bytes) -> StoredObject:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        """Write ``data`` under a temporary name in the key's directory, then link it to the
+        key: a reader never sees a partial object, and the link fails (then the bytes held
+        are compared) when the key exists, so an object is never replaced. No fsync (as
+        ever: the crawl's durability points are the WARC and the catalog)."""
+        directory, name = self._directory(check_key(key))
         digest = hashlib.sha256(data).hexdigest()
-        if self._same_or_conflict(key, target, len(data), digest):
-            return StoredObject(key, len(data), digest)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            self._publish(Path(tmp), target, key, len(data), digest)
+            tmp = self._write_aside(directory, name, data)
+        except FileNotFoundError:  # the directory went after it was checked: once more
+            self._dirs.pop(directory, None)
+            directory, name = self._directory(key)
+            tmp = self._write_aside(directory, name, data)
+        try:
+            self._publish(tmp, f"{directory}/{name}", key, len(data), digest)
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         return StoredObject(key, len(data), digest)
+
+    def _directory(self, key: str) -> tuple[str, str]:
+        """The key's directory (made when missing, refused when a link leads out of the
+        root) and the key's name in it."""
+        parent, _, name = key.rpartition("/")
+        directory = f"{self._root}/{parent}" if parent else self._root
+        known = self._dirs.get(directory)
+        if known is not None:
+            try:
+                st = os.lstat(directory)
+            except FileNotFoundError:
+                pass
+            else:
+                if stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) == known:
+                    return directory, name
+            self._dirs.pop(directory, None)
+        self._path(key)  # the whole key resolved inside the root, before anything is made
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        self._path(key)  # and after: nothing swapped a link in meanwhile
+        st = os.lstat(directory)
+        if stat.S_ISDIR(st.st_mode):  # a link to a directory of the store is checked each time
+            if len(self._dirs) >= _DIRS_REMEMBERED:
+                self._dirs.clear()
+            self._dirs[directory] = (st.st_dev, st.st_ino)
+        return directory, name
+
+    def _write_aside(self, directory: str, name: str, data: bytes) -> str:
+        """``data`` in a new hidden file of ``directory`` (made with O_EXCL); its path."""
+        while True:
+            tmp = f"{directory}/.{name}.{os.getpid()}.{next(self._names)}"
+            try:
+                fd = os.open(tmp, _TMP_FLAGS, 0o600)
+                break
+            except FileExistsError:  # left by a killed process of the same id: another name
+                continue
+        try:
+            write_all(fd, data)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return tmp
 
     def _same_or_conflict(self, key: str, target: Path, size: int, digest: str) -> bool:
         """True when ``key`` holds these bytes already; StoreConflictError when it holds others
@@ -168,12 +236,22 @@ class LocalStore:
             f"not {digest[:16]}…): an object is never replaced"
         )
 
-    def _publish(self, tmp: Path, target: Path, key: str, size: int, digest: str) -> None:
-        """``tmp`` becomes ``target`` only if no other writer made ``target`` meanwhile."""
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            self._same_or_conflict(key, target, size, digest)
+    def _publish(
+        self, source: str | Path, target: str | Path, key: str, size: int, digest: str
+    ) -> None:
+        """``source`` linked as ``target``, never over an object another writer made: when
+        ``target`` exists, it must hold these bytes (StoreConflictError when it holds others).
+        An entry that exists yet cannot be read (a dangling link) is a StoreError, never a
+        silent success; an entry gone between the link and the check is linked again."""
+        for _ in range(2):
+            try:
+                os.link(source, target)
+                return
+            except FileExistsError:
+                # Compared through _path: a link out of the store is refused, not read.
+                if self._same_or_conflict(key, self._path(key), size, digest):
+                    return
+        raise StoreError(f"{key} cannot be published in {self.uri}: a dangling entry")
 
     def _copy_atomic(self, source: Path, target: Path, key: str) -> None:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")

@@ -17,13 +17,15 @@ from typing import IO, Any
 from crawler.layout import is_sidecar
 from crawler.store.base import (
     Store,
+    StoreConflictError,
     StoredObject,
     StoreError,
     StoreUnavailableError,
     check_key,
     sha256_file,
+    write_all,
 )
-from crawler.util import json_bytes
+from crawler.store.scratch import clean_dead_scratch
 
 logger = logging.getLogger(__name__)
 
@@ -50,18 +52,43 @@ class Backlog:
         self.dir = spool / "pending"
         self.list_path = self.dir / f"{crawl_id}.json"
         self.files = self.dir / crawl_id
-        self.entries: list[dict[str, Any]] = []
+        # The listed objects by key, in the list's order: a crawl during a long outage lists
+        # tens of thousands, each added, asked after and removed in constant time.
+        self._entries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._lock_fh: IO[bytes] | None = None
         self._saved_at = 0.0
         self._unsaved = False
+        # What write_aside knows already, so as not to ask the file system for each file: the
+        # list exists (written or seen since the lock was taken; forgotten when save removes
+        # it) and directories it made (made again if removed meanwhile).
+        self._listed = False
+        self._dirs: set[Path] = set()
 
     @classmethod
     def load(cls, list_path: Path) -> Backlog:
         data = json.loads(list_path.read_text(encoding="utf-8"))
         backlog = cls(list_path.parent.parent, str(data["crawl_id"]), str(data["store"]))
-        backlog.entries = list(data["objects"])
+        backlog._entries = {str(e["key"]): e for e in data["objects"]}
         return backlog
+
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        """The listed objects (key, path under the spool, size, SHA-256), in order; a copy."""
+        return list(self._entries.values())
+
+    @property
+    def count(self) -> int:
+        return len(self._entries)
+
+    def holds(self, key: str) -> bool:
+        return key in self._entries
+
+    def discard(self, key: str) -> None:
+        """``key`` off the list (the store has it); saved lazily."""
+        with self._lock:
+            self._entries.pop(key, None)
+            self.save(lazy=True)
 
     def lock(self) -> bool:
         """Take the backlog's lock without waiting; False when another process holds it."""
@@ -104,12 +131,25 @@ class Backlog:
         target = self.path_of(key)
         with self._lock:
             self.lock()
-            if not self.list_path.exists():
-                # The list names the store: a drain must know where unlisted files belong.
-                self._write_list()
-        target.parent.mkdir(parents=True, exist_ok=True)
+            if not self._listed:
+                if not self.list_path.exists():
+                    # The list names the store: a drain must know where unlisted files belong.
+                    self._write_list()
+                self._listed = True
+        parent = target.parent
+        if parent not in self._dirs:
+            parent.mkdir(parents=True, exist_ok=True)
+            if len(self._dirs) >= 4096:
+                self._dirs.clear()
+            self._dirs.add(parent)
         tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(data)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileNotFoundError:  # the directory went since: made again
+            parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, flags, 0o666)
+        write_all(fd, data)
         os.replace(tmp, target)
         return target
 
@@ -120,22 +160,20 @@ class Backlog:
     def _add(self, obj: StoredObject, target: Path, *, lazy: bool = False) -> None:
         with self._lock:
             self.lock()
-            self.entries = [e for e in self.entries if e["key"] != obj.key]
-            self.entries.append(
-                {
-                    "key": obj.key,
-                    "path": target.relative_to(self.spool).as_posix(),
-                    "size": obj.size,
-                    "sha256": obj.sha256,
-                }
-            )
+            self._entries.pop(obj.key, None)  # listed again: last
+            self._entries[obj.key] = {
+                "key": obj.key,
+                "path": target.relative_to(self.spool).as_posix(),
+                "size": obj.size,
+                "sha256": obj.sha256,
+            }
             self.save(lazy=lazy)
 
     def unlisted(self) -> list[Path]:
         """Whole files in the directory that the list does not name (in flight, or orphaned)."""
         if not self.files.is_dir():
             return []
-        listed = {str(e["path"]) for e in self.entries}
+        listed = {str(e["path"]) for e in self._entries.values()}
         return [
             path
             for path in sorted(self.files.rglob("*"))
@@ -147,7 +185,7 @@ class Backlog:
     @property
     def waiting(self) -> int:
         """Objects waiting for the store: listed ones and whole unlisted files."""
-        return len(self.entries) + len(self.unlisted())
+        return len(self._entries) + len(self.unlisted())
 
     def adopt_unlisted(self) -> int:
         """List the files a killed crawl left in the directory unlisted; they go up first."""
@@ -164,7 +202,9 @@ class Backlog:
                 len(adopted),
             )
             with self._lock:
-                self.entries = adopted + self.entries
+                listed = {str(e["key"]): e for e in adopted}
+                listed.update((k, e) for k, e in self._entries.items() if k not in listed)
+                self._entries = listed
                 self.save()
         return len(adopted)
 
@@ -175,9 +215,11 @@ class Backlog:
             return
         self._unsaved = False
         self._saved_at = time.monotonic()
-        if not self.entries and not self._has_files():
+        if not self._entries and not self._has_files():
             self.list_path.unlink(missing_ok=True)
             shutil.rmtree(self.files, ignore_errors=True)
+            self._listed = False
+            self._dirs.clear()
             (self.dir / f"{self.crawl_id}.lock").unlink(missing_ok=True)
             return
         self._write_list()
@@ -194,9 +236,15 @@ class Backlog:
 
     def _write_list(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        data = {"crawl_id": self.crawl_id, "store": self.store_uri, "objects": self.entries}
+        # One object a line, each by json's C encoder (an indented dump of a long list is
+        # json's Python encoder: rewritten each second during an outage, it cost a third of a
+        # core at 20,000 objects).
+        head = json.dumps({"crawl_id": self.crawl_id, "store": self.store_uri})
+        lines = ",\n".join(json.dumps(e, ensure_ascii=False) for e in self._entries.values())
+        objects = f"[\n{lines}\n]" if lines else "[]"
+        body = f'{head[:-1]}, "objects": {objects}}}\n'
         tmp = self.list_path.with_name(f".{self.list_path.name}.tmp")
-        tmp.write_bytes(json_bytes(data))
+        tmp.write_bytes(body.encode("utf-8"))
         os.replace(tmp, self.list_path)
 
 
@@ -291,9 +339,11 @@ def drain_backlog(
 
     Each object is uploaded, verified against the size and SHA-256 recorded when it was
     spooled, and only then removed locally (kept under ``<spool>/kept/`` with keep_local).
+    The scratch folders of dead crawls (killed in their crawl-end step) are removed first.
     """
     uploaded: list[StoredObject] = []
     failed: list[str] = []
+    clean_dead_scratch(spool)
     for list_path in pending_backlogs(spool):
         try:
             backlog = Backlog.load(list_path)
@@ -307,11 +357,20 @@ def drain_backlog(
             continue
         try:
             backlog.adopt_unlisted()
-            for entry in list(backlog.entries):
+            for entry in backlog.entries:  # a copy: entries go as they are stored
                 key, path = str(entry["key"]), spool / str(entry["path"])
                 try:
                     obj = _upload_spooled(store, spool, key, path, entry, keep_local)
+                except StoreConflictError as exc:
+                    # Never uploadable: kept aside, off the list, so the rest of the crawl's
+                    # objects can settle (its rows stop saying they wait here).
+                    failed.append(_set_aside_refused(store, spool, key, path, exc))
+                    if progress is not None:
+                        progress(f"refused  {key}: {exc}")
+                    backlog.discard(key)
+                    continue
                 except (StoreError, OSError) as exc:
+                    logger.warning("backlog %s: %s not uploaded: %s", backlog.crawl_id, key, exc)
                     failed.append(f"{key}: {exc}")
                     if progress is not None:
                         progress(f"failed   {key}: {exc}")
@@ -320,9 +379,7 @@ def drain_backlog(
                         return uploaded, failed
                     continue
                 uploaded.append(obj)
-                with backlog._lock:
-                    backlog.entries.remove(entry)
-                    backlog.save(lazy=True)
+                backlog.discard(key)
                 if progress is not None:
                     progress(f"uploaded {key} ({obj.size:,} bytes, sha256 {obj.sha256[:12]}…)")
         finally:
@@ -348,11 +405,61 @@ def _upload_spooled(
     # The digest just checked: the store need not read the file once more to get it.
     obj = store.put_file(key, path, move=not keep_local, sha256=digest)
     if keep_local:
-        keep_local_copy(spool, key, path)
+        move_aside(spool, "kept", key, path)
     return obj
 
 
-def keep_local_copy(spool: Path, key: str, path: Path) -> None:
-    target = spool.joinpath("kept", *key.split("/"))
+def _set_aside_refused(
+    store: Store, spool: Path, key: str, path: Path, exc: StoreConflictError
+) -> str:
+    """The store holds other bytes under ``key``: the spooled file moves to
+    ``<spool>/refused/<key>`` (kept, named in the log) and the failure message is returned.
+
+    A crawl killed before its catalog knew of a new text, then taken over by another machine
+    that archived the same text under the same key, leaves such a file: its sidecar differs
+    from the stored one only in the capture it names, and that capture is in its WARC and
+    the catalog. Said apart (as a warning) from a real conflict (an error)."""
+    same = is_sidecar(key) and _same_text(store, key, path)
+    kept = aside_path(spool, "refused", key)
+    with contextlib.suppress(FileNotFoundError):
+        move_aside(spool, "refused", key, path)
+    if same:
+        logger.warning(
+            "%s: the store holds this text's sidecar from another crawl (%s); ours is kept in %s",
+            key,
+            same,
+            kept,
+        )
+        return f"{key}: archived by crawl {same} already; this copy kept in {kept}"
+    logger.error("%s: refused by the store, kept in %s: %s", key, kept, exc)
+    return f"{key}: {exc}; kept in {kept}"
+
+
+def _same_text(store: Store, key: str, path: Path) -> str:
+    """The crawl id of the stored sidecar at ``key`` when it names the same text as the one
+    at ``path`` (same text key and digest); "" otherwise."""
+    try:
+        ours = json.loads(path.read_bytes())
+        theirs = json.loads(store.get_bytes(key))
+    except (OSError, ValueError, StoreError):
+        return ""
+    if not isinstance(ours, dict) or not isinstance(theirs, dict):
+        return ""
+    fields = ("text_key", "text_digest")
+    if any(not ours.get(f) or ours.get(f) != theirs.get(f) for f in fields):
+        return ""
+    return str(theirs.get("crawl_id") or "unknown")
+
+
+def aside_path(spool: Path, folder: str, key: str) -> Path:
+    """Where a spooled object set aside lies: ``<spool>/<folder>/<key>`` (folder ``kept``:
+    stored and kept locally; ``refused``: the store holds other bytes under its key)."""
+    return spool.joinpath(folder, *key.split("/"))
+
+
+def move_aside(spool: Path, folder: str, key: str, path: Path) -> Path:
+    """Move the spooled file ``path`` to :func:`aside_path`; where it lies now."""
+    target = aside_path(spool, folder, key)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, target)
+    return target

@@ -25,11 +25,13 @@ from crawler.store.base import (
     StoreError,
     file_digest,
 )
+from crawler.store.scratch import CrawlScratch, ObjectLog, new_scratch
 from crawler.store.spool import (
     Backlog,
     adopt_leftovers,
+    aside_path,
     drain_backlog,
-    keep_local_copy,
+    move_aside,
     pending_backlogs,
 )
 
@@ -42,7 +44,8 @@ OnStored = Callable[[StoredObject, bool], None]
 
 
 class Uploader:
-    """Writes one crawl's objects and remembers them (the manifest lists ``objects``)."""
+    """Writes one crawl's objects and lists them (the manifest lists ``objects``): in a file of
+    the crawl's scratch folder in the spool (``crawler/store/scratch.py``), not in memory."""
 
     def __init__(
         self,
@@ -61,7 +64,8 @@ class Uploader:
         self.concurrency = concurrency
         self.on_stored = on_stored
         self.crawl_id = ""
-        self.objects: list[StoredObject] = []
+        self._scratch: CrawlScratch | None = None
+        self.objects = ObjectLog(self.scratch)
         self.notes: list[str] = []
         # Keys the store refused because they hold other bytes: errors that fail the crawl.
         self.refused: list[str] = []
@@ -76,6 +80,26 @@ class Uploader:
     @property
     def remote(self) -> bool:
         return not isinstance(self.store, LocalStore)
+
+    # -- the crawl's scratch folder ------------------------------------------------------------
+    def scratch(self) -> CrawlScratch:
+        """The crawl's scratch folder in the spool (made and locked by its ``open``)."""
+        with self._lock:
+            if self._scratch is None:
+                self._scratch = new_scratch(self.spool_dir, self.crawl_id)
+            return self._scratch
+
+    def scratch_dir(self) -> Path:
+        """The crawl's scratch folder, made and locked now if it was not yet."""
+        return self.scratch().open()
+
+    def close_scratch(self) -> None:
+        """The crawl is over: its object list and scratch folder go (``len(objects)`` stays)."""
+        self.objects.close()
+        with self._lock:
+            scratch = self._scratch
+        if scratch is not None:
+            scratch.remove()
 
     # -- what earlier crawls left ----------------------------------------------------------------
     def start_draining(self) -> list[dict[str, Any]]:
@@ -98,7 +122,7 @@ class Uploader:
         )
         if uploaded or failed:
             logger.info(
-                "backlog of earlier crawls: %d objects uploaded, %d still pending",
+                "backlog of earlier crawls: %d objects uploaded, %d not (named above)",
                 len(uploaded),
                 len(failed),
             )
@@ -132,7 +156,7 @@ class Uploader:
                 self._store_failed(key, exc)
             else:
                 if keep:
-                    keep_local_copy(self.spool_dir, key, path)
+                    move_aside(self.spool_dir, "kept", key, path)
                 self._record(obj)
                 return obj
         size, digest = file_digest(path, sha256)
@@ -162,6 +186,23 @@ class Uploader:
                 self._store_failed(key, exc)
         obj = StoredObject(key, len(data), hashlib.sha256(data).hexdigest())
         self._spool_backlog().add_bytes(obj, data)
+        return obj
+
+    def put_file_unlisted(self, key: str, path: Path) -> StoredObject:
+        """Store a file, moved, without listing it among ``objects`` (a large manifest)."""
+        if not self.remote:
+            try:
+                return self.store.put_file(key, path, move=True)
+            except StoreConflictError as exc:
+                return self._keep_refused(key, exc, path=path, move=True)
+        if self._store_is_up():
+            try:
+                return self.store.put_file(key, path, move=True)
+            except StoreError as exc:
+                self._store_failed(key, exc)
+        size, digest = file_digest(path)
+        obj = StoredObject(key, size, digest)
+        self._spool_backlog().add_file(obj, path, move=True)
         return obj
 
     def queue_bytes(self, key: str, data: bytes, *, hold: bool = False) -> StoredObject:
@@ -212,7 +253,7 @@ class Uploader:
                     self._store_failed(obj.key, exc)
                 else:
                     if keep:
-                        keep_local_copy(self.spool_dir, obj.key, path)
+                        move_aside(self.spool_dir, "kept", obj.key, path)
                     self._record(obj)
                     return
             self._spool_backlog().add_spooled(obj, path, lazy=True)
@@ -236,12 +277,12 @@ class Uploader:
         """Let go of this crawl's backlog: the objects still pending in it (None: it has none)."""
         if self._backlog is None:
             return None
-        pending = len(self._backlog.entries)
+        pending = self._backlog.count
         self._backlog.unlock()
         return pending
 
     def store_has(self, obj: StoredObject) -> bool:
-        return self._backlog is None or all(e["key"] != obj.key for e in self._backlog.entries)
+        return self._backlog is None or not self._backlog.holds(obj.key)
 
     @property
     def pending(self) -> list[str]:
@@ -263,7 +304,7 @@ class Uploader:
         """A local store refused ``key`` (it holds other bytes): the bytes are kept in
         ``<spool>/refused/<key>``, the key listed as refused (the crawl fails by name)."""
         self._store_failed(key, exc)
-        kept = self.spool_dir / "refused" / key
+        kept = aside_path(self.spool_dir, "refused", key)
         kept.parent.mkdir(parents=True, exist_ok=True)
         if data is not None:
             kept.write_bytes(data)
@@ -298,7 +339,6 @@ class Uploader:
             return self._backlog
 
     def _record(self, obj: StoredObject, *, pending: bool = False) -> None:
-        with self._lock:
-            self.objects.append(obj)
+        self.objects.append(obj, pending=pending)
         if self.on_stored is not None:
             self.on_stored(obj, pending)

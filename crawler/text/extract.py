@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import trafilatura
 from charset_normalizer import from_bytes
 from cssselect import HTMLTranslator, SelectorError
 from lxml import etree
@@ -25,6 +24,8 @@ from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
 from w3lib.encoding import html_to_unicode
 
+from crawler.text.generic import INLINE_TAGS, GenericResult, PageHead, extract_main
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
@@ -32,9 +33,11 @@ logger = logging.getLogger(__name__)
 
 TEXT_MODES: Final = ("article", "page")
 # The generic extraction's version, recorded with every text (sidecar, catalog): raised when
-# a change to this module changes texts, so `newsarchive reextract --extractor-below N` finds
-# the texts made before it. Texts recorded before versions were: version 0.
-EXTRACTOR_VERSION: Final = 1
+# a change to this module or to crawler.text.generic changes texts (2: generic.py replaced
+# trafilatura for pages without site rules; 3: its body choice retuned, bylines and tags read from
+# the body, doubly encoded UTF-8 repaired; 4: the body's blocks kept by a learned scorer), so
+# `newsarchive reextract --extractor-below N` finds the texts made before it. Before: version 0.
+EXTRACTOR_VERSION: Final = 4
 DEFAULT_BLOCKS: Final = "p, h2, h3, h4, h5, h6, blockquote, li"
 
 
@@ -117,6 +120,13 @@ def rules_digest(rules: SiteRules | None) -> str | None:
     the same digest were made by the same selectors. None without rules."""
     if rules is None:
         return None
+    return _rules_digest(rules)
+
+
+@lru_cache(maxsize=64)
+def _rules_digest(rules: SiteRules) -> str:
+    # Once per site's rules (frozen, hashable by value), not at each text's sidecar: asdict and
+    # JSON of every selector were 0.05 ms of each text.
     fields = json.dumps(asdict(rules), sort_keys=True, ensure_ascii=False)
     return "sha256:" + hashlib.sha256(fields.encode("utf-8")).hexdigest()
 
@@ -231,7 +241,7 @@ def _parser() -> Any:
             collect_ids=False,
             default_doctype=False,
         )
-        # HtmlElement (trafilatura takes only those) through a lookup done in C: lxml.html's own
+        # HtmlElement (lxml.html's element API) through a lookup done in C: lxml.html's own
         # parser picks each element's class in Python, ~10 % of the whole extraction.
         parser.set_element_class_lookup(
             etree.ElementDefaultClassLookup(
@@ -311,6 +321,7 @@ _ASCII_WS_RE: Final = re.compile(r"[ \t\n\r\f\v]+")
 # regex over the str.
 _SPACE_CONTROLS: Final = bytes.maketrans(b"\x0b\x0c", b"  ")
 _CONTROL_BYTES: Final = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
+_SPACE_AND_CONTROLS: Final = "".join(map(chr, [*range(0x00, 0x21), 0x7F]))
 # Things that never hold article text, inside any body.
 _SKIP_TAGS: Final = frozenset(
     {
@@ -337,45 +348,6 @@ _SKIP_TAGS: Final = frozenset(
         "title",
         "meta",
         "link",
-    }
-)
-# Elements that do not break a line; any other element inside a block is a word boundary.
-_INLINE_TAGS: Final = frozenset(
-    {
-        "a",
-        "abbr",
-        "b",
-        "bdi",
-        "bdo",
-        "cite",
-        "code",
-        "data",
-        "dfn",
-        "em",
-        "font",
-        "i",
-        "ins",
-        "del",
-        "kbd",
-        "mark",
-        "q",
-        "s",
-        "samp",
-        "small",
-        "span",
-        "strike",
-        "strong",
-        "sub",
-        "sup",
-        "time",
-        "tt",
-        "u",
-        "var",
-        "wbr",
-        "nobr",
-        # trafilatura's output vocabulary
-        "hi",
-        "ref",
     }
 )
 # Related-link lines that generic extraction keeps but the archive never wants in a body.
@@ -412,12 +384,12 @@ def _inline_text(node: Any) -> str:
             if tag in _SKIP_TAGS and element is not node:
                 walker.skip_subtree()
                 continue
-            if tag not in _INLINE_TAGS:
+            if tag not in INLINE_TAGS:
                 parts.append(" ")
             if element.text:
                 parts.append(element.text)
         else:
-            if tag not in _INLINE_TAGS:
+            if tag not in INLINE_TAGS:
                 parts.append(" ")
             if element.tail and element is not node:
                 parts.append(element.tail)
@@ -443,7 +415,7 @@ def _block_texts(body: Any, blocks: set[Any], skip: set[Any]) -> Iterator[str]:
                     yield "".join(stack[-1])
                     stack[-1] = []
                 stack.append([])
-            elif stack and tag not in _INLINE_TAGS:
+            elif stack and tag not in INLINE_TAGS:
                 stack[-1].append(" ")
             if stack and element.text:
                 stack[-1].append(element.text)
@@ -452,7 +424,7 @@ def _block_texts(body: Any, blocks: set[Any], skip: set[Any]) -> Iterator[str]:
             if not skipped:
                 if element in blocks:
                     yield "".join(stack.pop())
-                elif stack and tag not in _INLINE_TAGS:
+                elif stack and tag not in INLINE_TAGS:
                     stack[-1].append(" ")
             if stack and element.tail and element is not body:
                 stack[-1].append(element.tail)
@@ -597,13 +569,26 @@ def _read_meta(root: Any, warnings: list[str]) -> _Meta:
                     links[rel] = href.strip()
         elif element.get("type") == "application/ld+json" and element.text:
             ld_blocks.append(element.text)
+    lang = root.get("lang") or root.get("xml:lang")
+    return _build_meta(props, links, ld_blocks, lang.strip() if lang else None, warnings)
+
+
+def _build_meta(
+    props: dict[str, list[str]],
+    links: dict[str, str],
+    ld_blocks: list[str],
+    lang: str | None,
+    warnings: list[str],
+) -> _Meta:
+    """The page's own account of itself, from its meta tags, links and JSON-LD (as read from
+    lxml's tree for site rules, or from lexbor's by :mod:`crawler.text.generic`)."""
     ld_article: dict[str, Any] | None = None
     ld_by_id: dict[str, dict[str, Any]] = {}
     site_name = None
     for block in ld_blocks:
         try:
             data = json.loads(block)
-        except ValueError:
+        except (ValueError, RecursionError):
             warnings.append("bad JSON-LD block ignored")
             continue
         for item in _ld_items(data):
@@ -614,8 +599,7 @@ def _read_meta(root: Any, warnings: list[str]) -> _Meta:
                 ld_article = item
             if site_name is None and "WebSite" in types and isinstance(item.get("name"), str):
                 site_name = item["name"]
-    lang = root.get("lang") or root.get("xml:lang")
-    meta = _Meta(props, links, lang.strip() if lang else None, ld_article, ld_by_id, None)
+    meta = _Meta(props, links, lang, ld_article, ld_by_id, None)
     meta.site_name = meta.get("og:site_name") or site_name
     return meta
 
@@ -750,15 +734,28 @@ class _Fields:
 
 
 def _fields(
-    root: Any, meta: _Meta, rules: SiteRules | None, url: str, warnings: list[str]
+    root: Any,
+    meta: _Meta,
+    rules: SiteRules | None,
+    url: str,
+    warnings: list[str],
+    head: PageHead | None = None,
 ) -> _Fields:
+    """The article's fields from the page's metadata and, with site rules, its selectors.
+    ``root`` is lxml's tree; without rules it may be None, with ``head`` (lexbor's reading)
+    giving the first ``<h1>`` and the ``<title>``."""
     zone = _zone(rules.timezone) if rules and rules.timezone else None
     title = _first(root, rules.title, meta=meta) if rules else None
     if title is None:
         headline = meta.ld("headline")
         og_title = meta.get("og:title", "twitter:title")
-        h1 = _values(root, "h1")
-        page_title = _values(root, "title")
+        if head is not None:
+            h1 = [text] if head.h1 and (text := _collapse(head.h1)) else []
+            title_tag = _collapse(head.title_tag) if head.title_tag else ""
+            page_title = [title_tag] if title_tag else []
+        else:
+            h1 = _values(root, "h1")
+            page_title = _values(root, "title")
         for candidate in (
             _collapse(headline) if isinstance(headline, str) else None,
             _strip_site_name(og_title, meta.site_name) if og_title else None,
@@ -918,49 +915,6 @@ def _images(body: Any, skip: set[Any], url: str) -> list[dict[str, str]]:
     return list(images.values())
 
 
-_TRAFILATURA_ERRORS: Final = (
-    ValueError,
-    TypeError,
-    AttributeError,
-    IndexError,
-    KeyError,
-    RecursionError,
-    etree.LxmlError,
-)
-
-
-def _trafilatura_body(
-    root: Any, url: str, patterns: list[re.Pattern[str]], need_meta: bool
-) -> tuple[list[str], Any]:
-    try:
-        # The parsed tree is handed over (trafilatura copies it), so the page is parsed once.
-        document = trafilatura.bare_extraction(
-            root,
-            url=url,
-            favor_precision=True,
-            # No second opinion from readability/jusText: this is the fallback for pages with
-            # no site rules, and the comparison costs ~40 % of trafilatura's time.
-            fast=True,
-            include_comments=False,
-            include_tables=False,
-            with_metadata=need_meta,
-        )
-    except _TRAFILATURA_ERRORS as exc:
-        # A third-party heuristic failing on odd markup means "no text", never a crash.
-        logger.debug("trafilatura failed on %s: %r", url, exc)
-        return [], None
-    if document is None or isinstance(document, dict) or document.body is None:
-        return [], None
-    paragraphs: list[str] = []
-    for child in document.body:
-        items = child.iter("item") if child.tag == "list" else (child,)
-        for item in items:
-            text = _collapse(_inline_text(item))
-            if _keep(text, patterns):
-                paragraphs.append(text)
-    return paragraphs, document
-
-
 def _page_paragraphs(text: str) -> list[str]:
     try:
         # resiliparse's defaults (alt texts, comment sections) are what the sample corpus used.
@@ -998,7 +952,8 @@ def extract_article(
 
     ``article`` mode gives the archive's clean text (headline, then body paragraphs); ``page`` mode
     gives resiliparse's main-content text, the style of corpora built that way. Site rules are
-    used when given and their body selector matches; otherwise trafilatura, with a warning.
+    used when given and their body selector matches; otherwise the generic extractor
+    (:mod:`crawler.text.generic`, one lexbor parse of the page), with a warning.
     Raises ExtractionError (and nothing else) when the input holds no article text.
     """
     if mode not in TEXT_MODES:
@@ -1007,41 +962,21 @@ def extract_article(
     if not text.strip():
         raise ExtractionError("empty-document")
     warnings: list[str] = []
-    root, too_deep = _parse(text)
-    if too_deep:
-        warnings.append("document nested too deeply; read to depth 256")
-    meta = _read_meta(root, warnings)
-    fields = _fields(root, meta, rules, url, warnings)
     images: list[dict[str, str]] = []
-    if mode == "page":
-        # resiliparse's main-content test walks up to <body> from every node: quadratic in the
-        # nesting depth (seconds for 10,000 levels). Past libxml2's limit it reads lxml's tree.
-        paragraphs = _page_paragraphs(
-            etree.tostring(root, method="html", encoding="unicode") if too_deep else text
-        )
-        extractor = "resiliparse"
+    if mode == "article" and rules is None:
+        # No site rules: one lexbor parse gives the metadata and the body (crawler.text.generic).
+        if not text.strip(_SPACE_AND_CONTROLS).strip():
+            raise ExtractionError("empty-document")
+        generic = extract_main(text, url)
+        head = generic.head or PageHead({}, {}, [], None, None, None)
+        meta = _build_meta(head.props, head.links, head.ld_blocks, head.lang, warnings)
+        fields = _fields(None, meta, None, url, warnings, head)
+        warnings.append("no site rules; used the generic extractor")
+        paragraphs = [p for p in generic.paragraphs if _keep(p, _GENERIC_DROP_TEXT)]
+        extractor = "generic"
+        _fill_from_generic(fields, generic, None, warnings)
     else:
-        found = _rules_body(root, rules, url) if rules else None
-        if found and found[0]:
-            paragraphs, images = found
-            extractor = "rules"
-        else:
-            if rules is None:
-                warnings.append("no site rules; used trafilatura")
-            elif found is None:
-                warnings.append("body selector missed; fell back to trafilatura")
-            else:
-                warnings.append("body selector matched no text; fell back to trafilatura")
-            patterns = (
-                [*_GENERIC_DROP_TEXT, *(_regex(p) for p in rules.drop_text)]
-                if rules
-                else list(_GENERIC_DROP_TEXT)
-            )
-            need_meta = fields.title is None or fields.published is None
-            paragraphs, document = _trafilatura_body(root, url, patterns, need_meta)
-            extractor = "trafilatura"
-            if need_meta and document is not None:
-                _fill_from_trafilatura(fields, document, rules, warnings)
+        paragraphs, images, meta, fields, extractor = _with_lxml(text, url, rules, mode, warnings)
     if (
         mode == "article"
         and fields.title
@@ -1087,22 +1022,64 @@ def extract_article(
     )
 
 
-def _fill_from_trafilatura(
-    fields: _Fields, document: Any, rules: SiteRules | None, warnings: list[str]
+def _with_lxml(
+    text: str, url: str, rules: SiteRules | None, mode: str, warnings: list[str]
+) -> tuple[list[str], list[dict[str, str]], _Meta, _Fields, str]:
+    """Paragraphs, images, metadata, fields and extractor name from lxml's tree: site rules
+    (the generic extractor when their body selector misses), or page mode."""
+    root, too_deep = _parse(text)
+    if too_deep:
+        warnings.append("document nested too deeply; read to depth 256")
+    meta = _read_meta(root, warnings)
+    fields = _fields(root, meta, rules, url, warnings)
+    images: list[dict[str, str]] = []
+    if mode == "page":
+        # resiliparse's main-content test walks up to <body> from every node: quadratic in the
+        # nesting depth (seconds for 10,000 levels). Past libxml2's limit it reads lxml's tree.
+        paragraphs = _page_paragraphs(
+            etree.tostring(root, method="html", encoding="unicode") if too_deep else text
+        )
+        extractor = "resiliparse"
+    else:
+        found = _rules_body(root, rules, url) if rules else None
+        if found and found[0]:
+            paragraphs, images = found
+            extractor = "rules"
+        else:
+            if rules is None:
+                warnings.append("no site rules; used the generic extractor")
+            elif found is None:
+                warnings.append("body selector missed; fell back to the generic extractor")
+            else:
+                warnings.append("body selector matched no text; fell back to the generic extractor")
+            patterns = (
+                [*_GENERIC_DROP_TEXT, *(_regex(p) for p in rules.drop_text)]
+                if rules
+                else list(_GENERIC_DROP_TEXT)
+            )
+            generic = extract_main(text, url)
+            paragraphs = [p for p in generic.paragraphs if _keep(p, patterns)]
+            extractor = "generic"
+            _fill_from_generic(fields, generic, rules, warnings)
+    return paragraphs, images, meta, fields, extractor
+
+
+def _fill_from_generic(
+    fields: _Fields, generic: GenericResult, rules: SiteRules | None, warnings: list[str]
 ) -> None:
-    if fields.title is None and isinstance(document.title, str) and document.title.strip():
-        fields.title = _collapse(document.title)
-    if fields.published is None and isinstance(document.date, str):
+    """What the page's meta tags and JSON-LD left open, from the generic extractor's reading
+    (its headline falls back to the first ``<h1>``, its date to ``time[datetime]``)."""
+    if fields.title is None and generic.title:
+        fields.title = generic.title
+    if not fields.authors:
+        fields.authors = list(generic.authors)
+    if not fields.tags:
+        fields.tags = list(generic.tags)
+    if fields.published is None and generic.published:
         zone = _zone(rules.timezone) if rules and rules.timezone else None
         fields.published, fields.published_text = _dated(
-            [document.date], zone, warnings, "published"
+            [generic.published], zone, warnings, "published"
         )
-    if not fields.authors and isinstance(document.author, str) and document.author.strip():
-        fields.authors = _unique(_collapse(a) for a in document.author.split(";"))
-    if not fields.tags and document.tags:
-        fields.tags = _unique(_collapse(t) for t in document.tags)
-    if fields.section is None and document.categories:
-        fields.section = _collapse(document.categories[0])
 
 
 def extract_text(

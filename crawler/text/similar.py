@@ -35,20 +35,23 @@ so scripts without it (Arabic, Persian) get no names and so no same-event links.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
+import random
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
 import numpy as np
-import numpy.typing as npt
-from datasketch import MinHash
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+
+    import numpy.typing as npt
 
 SHINGLE_WORDS: Final = 5
 NUM_PERM: Final = 192
@@ -91,12 +94,27 @@ SOURCE_SITES: Final[Mapping[str, str]] = {
 }
 
 _BAND_MASK: Final = (1 << 63) - 1
-_APOSTROPHES = re.compile(r"(?<=\w)['’ʼ`](?=\w)")
+# An apostrophe between two word characters. The apostrophe is matched first and the word
+# character before it looked back at: a look-behind first was tried at every character of
+# the text (five times the time).
+_APOSTROPHES = re.compile(r"['’ʼ`](?<=\w['’ʼ`])(?=\w)")
 # Letters and digits, with the combining marks and joiners that belong inside a word.
 _WORD = re.compile(r"(?:\w|[\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670\u200c\u200d])+")
-_NAME_TOKEN = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
-_POSSESSIVE = re.compile(r"['’]s$")
-_SENTENCE_END = re.compile(r"[.!?:;…\"”’')\]]\s*$")
+# Each ASCII character that is no word character (\w: letters, digits, "_") → a space.
+_ASCII_SEPARATORS: Final = str.maketrans(
+    {c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")}
+)
+# Possessive quantifiers: a word is never given back to try the punctuation branch (the same
+# tokens, a tenth less time).
+_NAME_TOKEN = re.compile(r"\w++(?:['’]\w++)*+|[^\w\s]")
+_POSSESSIVE: Final = ("'s", "’s")
+# What closes a sentence, as the last character before any trailing space.
+_SENTENCE_CLOSERS: Final = frozenset(".!?:;…\"”’')]")
+# In an ASCII line, a capitalised token (at a token's start: no word character, nor a word
+# character and an apostrophe, before it) followed after space alone by another, looked ahead
+# at so that the pairs of three capitalised words in a row overlap: the pairs the tokens give
+# (tokens are separated by space alone, and a capital is A-Z), without a list of every token.
+_ASCII_PAIR = re.compile(r"(?<!\w)(?<!\w')([A-Z]\w*+(?:'\w++)*+)(?=\s++([A-Z]\w*+(?:'\w++)*+))")
 # Words that open a sentence with a capital and so make no name with the word after them.
 # fmt: off
 _FUNCTION_WORDS: Final = frozenset(
@@ -116,6 +134,10 @@ _FUNCTION_WORDS: Final = frozenset(
 
 def words(text: str) -> list[str]:
     """The normalised words of a text: NFKC, casefolded, apostrophes dropped, no punctuation."""
+    if text.isascii():
+        # The same words at half the cost: ASCII needs no NFKC, casefolds as lower(), and its
+        # word characters are letters, digits and "_": every other character separates.
+        return _APOSTROPHES.sub("", text.lower()).translate(_ASCII_SEPARATORS).split()
     text = unicodedata.normalize("NFKC", text).casefold()
     return _WORD.findall(_APOSTROPHES.sub("", text))
 
@@ -139,16 +161,26 @@ def names(text: str) -> frozenset[str]:
     """
     found: set[str] = set()
     for line in unicodedata.normalize("NFKC", text).splitlines():
-        tokens = [_POSSESSIVE.sub("", t) for t in _NAME_TOKEN.findall(line)]
+        if line.isascii() and line.rstrip()[-1:] in _SENTENCE_CLOSERS:
+            # A sentence (never a headline) in ASCII, most of an English text: its pairs found
+            # by one regex, without the list of every token.
+            for pair in _ASCII_PAIR.findall(line):
+                # A possessive is its name: "Iran's" is Iran.
+                first, second = (token.removesuffix("'s") for token in pair)
+                if first.casefold() not in _FUNCTION_WORDS:
+                    found.add(f"{first} {second}".casefold())
+            continue
+        tokens = _NAME_TOKEN.findall(line)
+        if "'" in line or "’" in line:
+            tokens = [t[:-2] if t.endswith(_POSSESSIVE) else t for t in tokens]
         if _is_title(line, tokens):
             continue
-        for first, second in itertools.pairwise(tokens):
-            if (
-                first[:1].isupper()
-                and second[:1].isupper()
-                and first.casefold() not in _FUNCTION_WORDS
-            ):
-                found.add(f"{first} {second}".casefold())
+        # Capitalised tokens looked at once each, not twice as both halves of a pair.
+        capital = [token[:1].isupper() for token in tokens]
+        for i in [i for i, (a, b) in enumerate(itertools.pairwise(capital)) if a and b]:
+            first = tokens[i]
+            if first.casefold() not in _FUNCTION_WORDS:
+                found.add(f"{first} {tokens[i + 1]}".casefold())
     return frozenset(found)
 
 
@@ -180,18 +212,117 @@ class Signature:
         return np.frombuffer(self.hashvalues, dtype=np.dtype("<u8"))
 
 
-def _minhash() -> MinHash:
-    return MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME)
+# datasketch's ``affine64`` MinHash, computed here with numpy alone: importing datasketch
+# imports its whole package, SciPy with it (51 MiB, half a second of each text crawl's CPU).
+# The same bytes as ``datasketch.MinHash(num_perm=192, seed=1, scheme="affine64")`` fed the
+# UTF-8 shingles (tests/test_crawl_memory.py compares the two): each shingle hashed to the
+# first 8 bytes of its SHA-1 read little-endian, mixed by MurmurHash3's 64-bit finalizer,
+# then permuted by ``a * h + b`` modulo 2**64 with the seed's odd ``a`` and its ``b``.
+_FMIX_SHIFT: Final = np.uint64(33)
+_FMIX_1: Final = np.uint64(0xFF51AFD7ED558CCD)
+_FMIX_2: Final = np.uint64(0xC4CEB9FE1A85EC53)
+_EMPTY: Final = np.uint64((1 << 64) - 1)
+_SHA1_BYTES: Final = 20
+
+
+_U32: Final = 0xFFFFFFFF
+_U64: Final = (1 << 64) - 1
+
+
+def _mersenne_twister(seed: int) -> random.Random:
+    """A Mersenne Twister in the state numpy's legacy ``RandomState(seed)`` starts from
+    (MT19937's ``init_genrand``): the same 32-bit outputs, from ``getrandbits(32)``."""
+    state = [seed & _U32]
+    for i in range(1, 624):
+        prev = state[-1]
+        state.append((1812433253 * (prev ^ (prev >> 30)) + i) & _U32)
+    gen = random.Random()
+    gen.setstate((3, (*state, 624), None))
+    return gen
+
+
+def _randint_u64(gen: random.Random, high: int) -> int:
+    """``RandomState.randint(0, high, dtype=np.uint64)``'s draw for a bound past 2**32: two
+    32-bit outputs (high word first) masked to the bound's bits, drawn again while past it.
+    (numpy draws below 2**32 from one output: not needed here, so refused.)"""
+    top = high - 1
+    if not _U32 < top <= _U64:
+        raise ValueError(f"a bound past 2**32 and up to 2**64, not {high}")
+    if top == _U64:
+        return (gen.getrandbits(32) << 32) | gen.getrandbits(32)
+    mask = (1 << top.bit_length()) - 1
+    while True:
+        value = ((gen.getrandbits(32) << 32) | gen.getrandbits(32)) & mask
+        if value <= top:
+            return value
+
+
+@functools.cache
+def _permutations() -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    """The seed's ``(a, b)``, drawn once per process as datasketch draws them (numpy's
+    ``RandomState(SEED)``, ``randint`` for ``a`` then ``b``), here without numpy.random:
+    importing it cost each text crawl 2.4 MiB of RSS (issue 22); tests/test_text_similar.py
+    compares the two."""
+    gen = _mersenne_twister(SEED)
+    a = [(_randint_u64(gen, 1 << 63) * 2 + 1) & _U64 for _ in range(NUM_PERM)]
+    b = [_randint_u64(gen, 1 << 64) for _ in range(NUM_PERM)]
+    return np.array(a, dtype=np.uint64), np.array(b, dtype=np.uint64)
+
+
+# Shingles permuted at once: a (shingles x NUM_PERM) array of a whole article (~1,000
+# shingles, 1.5 MB, a fresh mmap and its page faults each time) cost twice the CPU of blocks
+# of 64 rows (96 KiB, under glibc's mmap threshold). The block is now made once per thread
+# and kept, so it may be larger: 128 rows (192 KiB) are a tenth cheaper per text than 64 made
+# at each call. The minimum is the same either way.
+_BATCH: Final = 128
+_blocks = threading.local()
+
+
+def _block() -> npt.NDArray[np.uint64]:
+    """This thread's scratch block of ``_BATCH`` permuted rows (signatures run in the crawl's
+    text thread and in reindex's, never two at once on one thread)."""
+    block: npt.NDArray[np.uint64] | None = getattr(_blocks, "block", None)
+    if block is None:
+        block = _blocks.block = np.empty((_BATCH, NUM_PERM), dtype=np.uint64)
+    return block
 
 
 def signature(text: str) -> Signature:
     """The MinHash of the text's word 5-shingles (deterministic: fixed seed and scheme)."""
-    sketch = _minhash()
-    grams = shingles(words(text))
+    grams = _encoded_shingles(words(text))
+    values = np.full(NUM_PERM, _EMPTY, dtype=np.uint64)
     if grams:
-        sketch.update_batch([gram.encode("utf-8") for gram in grams])
-    values = np.asarray(sketch.hashvalues, dtype="<u8")
-    return Signature(values.tobytes(), len(grams))
+        # Whole digests joined, their first 8 bytes taken by numpy: no slice object per shingle.
+        raw = b"".join([hashlib.sha1(gram).digest() for gram in grams])
+        digests = np.frombuffer(raw, dtype=np.uint8).reshape(-1, _SHA1_BYTES)
+        hv = digests[:, :8].copy().view("<u8").ravel().astype(np.uint64)
+        hv ^= hv >> _FMIX_SHIFT
+        hv *= _FMIX_1
+        hv ^= hv >> _FMIX_SHIFT
+        hv *= _FMIX_2
+        hv ^= hv >> _FMIX_SHIFT
+        a, b = _permutations()
+        block = _block()
+        for start in range(0, len(hv), _BATCH):
+            rows = block[: min(_BATCH, len(hv) - start)]
+            np.multiply(hv[start : start + _BATCH, None], a, out=rows)
+            rows += b
+            np.minimum(values, rows.min(axis=0), out=values)
+    return Signature(values.astype("<u8").tobytes(), len(grams))
+
+
+def _encoded_shingles(tokens: list[str], k: int = SHINGLE_WORDS) -> set[bytes]:
+    """:func:`shingles`, UTF-8 encoded, cut from one encoded string (a fifth of the cost)."""
+    if len(tokens) <= k:
+        return {" ".join(tokens).encode("utf-8")} if tokens else set()
+    joined = " ".join(tokens)
+    raw = joined.encode("utf-8")
+    if len(raw) == len(joined):  # ASCII: a character is a byte
+        widths = [len(token) + 1 for token in tokens]
+    else:
+        widths = [len(token.encode("utf-8")) + 1 for token in tokens]
+    starts = [0, *itertools.accumulate(widths)]
+    return {raw[start : end - 1] for start, end in zip(starts, starts[k:], strict=False)}
 
 
 def bands(sig: Signature) -> list[tuple[int, int]]:
@@ -410,7 +541,7 @@ def related_pairs(
 
 def _is_title(line: str, tokens: list[str]) -> bool:
     """A headline or subheading in title case: no closing punctuation, most words capitalised."""
-    if _SENTENCE_END.search(line):
+    if line.rstrip()[-1:] in _SENTENCE_CLOSERS:
         return False
     long_words = [t for t in tokens if len(t) > 3 and t[0].isalpha()]
     return sum(t[0].isupper() for t in long_words) * 2 > len(long_words)

@@ -1,0 +1,126 @@
+"""The generic extractor's learned block scorer (crawler/text/block_scorer.json) and its
+training tool's pieces (bench/train_blocks.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from selectolax.lexbor import LexborHTMLParser
+
+from bench import train_blocks
+from crawler.text import generic
+
+PARAGRAPH = (
+    "The council voted on Tuesday to extend the night bus service to every district, after a "
+    "year in which ridership on the two trial lines doubled, officials said."
+)
+
+
+def _page(html: str) -> tuple[generic._Page, list[int], list[generic._Block]]:
+    body = LexborHTMLParser(html).body
+    assert body is not None
+    page, _, containers, chosen = generic.blocks_of(body, None)
+    return page, containers, chosen
+
+
+def test_the_shipped_scorer_is_small_and_reads_this_extractors_features() -> None:
+    text = generic.SCORER_PATH.read_text(encoding="utf-8")
+    assert len(text) < 8192
+    data = json.loads(text)
+    assert tuple(data["features"]) == generic.FEATURES
+    scorer = generic._scorer()
+    assert scorer is not None
+    assert scorer.weights.shape == (len(generic.FEATURES),)
+
+
+def test_a_scorer_of_other_features_is_refused() -> None:
+    data = {"features": ["log_chars"], "weights": [1.0], "bias": 0.0, "add": 0.0}
+    with pytest.raises(ValueError, match="features"):
+        generic.BlockScorer.from_json(data)
+
+
+def test_features_have_one_row_per_block() -> None:
+    html = (
+        "<html><body><nav><a href='/'>Home</a> <a href='/a'>About</a></nav>"
+        f"<article><h1>Buses</h1><p>{PARAGRAPH}</p><p>{PARAGRAPH}</p></article>"
+        "<footer>Imprint</footer></body></html>"
+    )
+    page, containers, chosen = _page(html)
+    rows = generic.features(page, containers, chosen)
+    assert rows.shape == (len(page.blocks), len(generic.FEATURES))
+    column = dict(zip(generic.FEATURES, rows.T, strict=True))
+    texts = [b.text for b in page.blocks]
+    menu, paragraph = texts.index("Home About"), texts.index(PARAGRAPH)
+    assert column["in_chrome"][menu] == 1 and column["in_chrome"][paragraph] == 0
+    assert column["in_container"][paragraph] == 1 and column["in_container"][menu] == 0
+    assert column["hand_chosen"][paragraph] == 1 and column["hand_chosen"][menu] == 0
+    assert column["link_density"][menu] > 0.8
+
+
+def test_a_scorer_decides_only_inside_the_containers() -> None:
+    html = (
+        f"<html><body><aside><p>{PARAGRAPH} Elsewhere.</p></aside>"
+        f"<article><p>{PARAGRAPH}</p><p>{PARAGRAPH} Again.</p></article></body></html>"
+    )
+    page, containers, chosen = _page(html)
+    rows = generic.features(page, containers, chosen)
+    # A scorer that takes every block: still nothing from outside the article.
+    everything = generic.BlockScorer(np.zeros(len(generic.FEATURES)), 1.0, 0.0)
+    kept = [b.text for b in everything.choose(page, rows)]
+    assert kept == [PARAGRAPH, f"{PARAGRAPH} Again."]
+    # One that takes nothing drops the hand rules' blocks too.
+    nothing = generic.BlockScorer(np.zeros(len(generic.FEATURES)), -1.0, 0.0)
+    assert nothing.choose(page, rows) == []
+
+
+def test_fit_learns_a_separable_rule() -> None:
+    rng = np.random.default_rng(23)
+    rows = rng.normal(size=(400, 3))
+    labels = (rows[:, 0] - rows[:, 2] > 0).astype(np.float64)
+    weights, bias = train_blocks.fit(rows, labels, np.ones(400), 1e-4)
+    predicted = (rows @ weights + bias > 0).astype(np.float64)
+    assert (predicted == labels).mean() > 0.97
+    assert weights[0] > 0 > weights[2]
+
+
+def test_readability_labels_need_the_words_around_a_short_line() -> None:
+    page, _, _ = _page(
+        "<html><body><div><a href='/'>Home</a></div>"
+        f"<article><h2>What happened</h2><p>{PARAGRAPH}</p></article>"
+        "<div>Completely unrelated words here</div></body></html>"
+    )
+    expected = f"What happened {PARAGRAPH} Go home now."
+    labels = train_blocks._readability_labels(page.blocks, expected)
+    by_text = {b.text: label for b, label in zip(page.blocks, labels, strict=True)}
+    assert by_text["What happened"] == 1  # followed by the paragraph's words, as in the text
+    assert by_text[PARAGRAPH] == 1
+    assert by_text["Home"] == -1  # its word is in the text, not with its neighbours'
+    assert by_text["Completely unrelated words here"] == 0
+
+
+def test_trafilatura_labels_come_from_the_snippets() -> None:
+    page, _, _ = _page(
+        f"<html><body><article><p>{PARAGRAPH}</p><p>Share this story</p>"
+        "<p>Nothing said of this one</p></article></body></html>"
+    )
+    gold = {"with": ["extend the night bus"], "without": ["Share this"]}
+    labels = train_blocks._trafilatura_labels(page.blocks, gold)
+    assert labels.tolist() == [1.0, 0.0, -1.0]
+
+
+def test_the_rows_of_a_span_are_the_whole_pages_rows() -> None:
+    menu = "".join(f"<li><a href='/{i}'>Section {i}</a></li>" for i in range(8))
+    html = (
+        f"<html><body><ul>{menu}</ul><div><p>{PARAGRAPH} Teaser.</p></div>"
+        f"<article><h1>Buses</h1><p>{PARAGRAPH}</p><p>Short line</p><p>{PARAGRAPH} Two.</p>"
+        f"</article><footer><p>Imprint</p><p>Privacy</p></footer></body></html>"
+    )
+    page, containers, chosen = _page(html)
+    whole = generic.features(page, containers, chosen)
+    first = min(page.first_block[c] for c in containers)
+    end = max(page.end_block[c] for c in containers)
+    assert 0 < first < end < len(page.blocks)
+    rows = generic.features(page, containers, chosen, (first, end))
+    np.testing.assert_array_equal(rows, whole[first:end])
