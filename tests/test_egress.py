@@ -26,6 +26,7 @@ from crawler.fetch.tls import CertificateAuthority
 from crawler.mirror.routes import SITES_DIR
 from crawler.mirror.server import MirrorServer
 
+MAX_BODY = 1024 * 1024
 GZIPPED = gzip.compress(b"<html><body>" + b"squeezed " * 500 + b"</body></html>", mtime=0)
 BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024), mtime=0, compresslevel=9)
 ANSWERS: dict[str, bytes] = {
@@ -38,6 +39,8 @@ ANSWERS: dict[str, bytes] = {
     "/bomb": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(BOMB)
     + BOMB,
     "/reset": b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nonly this",
+    "/large": b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY - 1)
+    + b"x" * (MAX_BODY - 1),
     "/empty": b"",
     "/to-metadata": b"HTTP/1.1 302 Found\r\nLocation: http://meta.test/latest/\r\n"
     b"Content-Length: 0\r\n\r\n",
@@ -48,7 +51,6 @@ NAMES = {
     "ten.test": "10.0.0.1",
     "six.test": "::1",
 }
-MAX_BODY = 1024 * 1024
 
 
 async def _site(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -232,6 +234,32 @@ def test_a_body_cut_by_the_site_is_archived_as_far_as_it_came() -> None:
     assert ex.truncated == "disconnect" and ex.body == b"only this"
     assert h.stats["archive/egress/failed/truncated-disconnect"] == 1
     assert h.stats["archive/egress/failed/empty"] == 1
+
+
+def test_a_body_the_browser_walked_away_from_is_archived_as_far_as_it_came_and_says_who_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    h = Harness()
+
+    async def body(proxy: EgressProxy, port: int) -> None:
+        host, proxy_port = proxy.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(proxy_port))
+        writer.write(f"GET http://site.test:{port}/large HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        await reader.readuntil(b"\r\n\r\n")
+        writer.transport.abort()  # the browser is gone: killed, or the tab closed
+        for _ in range(500):
+            if h.exchanges:
+                return
+            await asyncio.sleep(0.01)
+
+    with caplog.at_level("WARNING", logger="crawler.fetch.egress"):
+        asyncio.run(h.run(body))
+    [ex] = h.exchanges
+    assert ex.truncated == "disconnect" and 0 < len(ex.body) < MAX_BODY - 1
+    assert h.stats["archive/egress/failed/truncated-disconnect"] == 1
+    assert "/large failed: response cut: the browser went away mid-body" in caplog.text
+    assert "the site closed" not in caplog.text
 
 
 @pytest.mark.parametrize(

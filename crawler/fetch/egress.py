@@ -583,7 +583,11 @@ class EgressProxy:
             why = {
                 "length": f"past {self.config.max_body} bytes"
                 + (" once decoded" if inflation.size > self.config.max_body else ""),
-                "disconnect": "the site closed the connection mid-body",
+                "disconnect": (
+                    "the browser went away mid-body"
+                    if client.is_closing()
+                    else "the site closed the connection mid-body"
+                ),
                 "time": f"no data for {self.config.read_timeout:g} s",
             }[truncated]
             self._count(STATS_TRUNCATED)
