@@ -30,8 +30,7 @@ def test_the_shipped_scorer_is_small_and_reads_this_extractors_features() -> Non
     assert len(text) < 8192
     data = json.loads(text)
     assert tuple(data["features"]) == generic.FEATURES
-    scorer = generic._scorer()
-    assert scorer is not None
+    scorer = generic.block_scorer()
     assert scorer.weights.shape == (len(generic.FEATURES),)
 
 

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,6 +27,7 @@ from crawler.logs import log_format
 from crawler.ops.common import spider_names
 from crawler.ops.daemon import metrics_endpoint
 from crawler.ops.schedule import ScheduleConfig
+from crawler.text import generic
 from settings import defaults
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -403,3 +405,38 @@ def test_the_daemon_with_a_bad_setting_exits_2_with_one_line(tmp_path: Path) -> 
         "error: ARCHIVE_SCHEDULE_JITTER: 'soon' is not a duration like 3600, 90m, 12h, 2d or 1w"
     ]
     assert proc.stdout == ""  # no plan printed
+
+
+@pytest.fixture
+def scorer_at(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], None]]:
+    """Point the generic extractor at another block-scorer file (a broken install), and read
+    the shipped one again afterwards."""
+
+    def point(path: Path) -> None:
+        monkeypatch.setattr(generic, "SCORER_PATH", path)
+        generic.block_scorer.cache_clear()
+
+    yield point
+    monkeypatch.undo()
+    generic.block_scorer.cache_clear()
+
+
+@pytest.mark.parametrize("content", [None, "{not json", '{"features": ["log_chars"]}'])
+def test_a_missing_or_broken_block_scorer_stops_a_text_crawl_at_start(
+    content: str | None, scorer_at: Callable[[Path], None], tmp_path: Path
+) -> None:
+    path = tmp_path / "block_scorer.json"
+    if content is not None:
+        path.write_text(content)
+    scorer_at(path)
+    with pytest.raises(ConfigError) as raised:
+        ArchiveConfig.from_settings(crawl_settings(tmp_path))
+    [message] = raised.value.errors
+    assert str(path) in message and "install it again" in message, message
+    # Never the hand rules alone in silence, under the version that promises the scorer.
+    page = "<html><body><article><p>" + "A sentence of the article. " * 20 + "</p></article>"
+    with pytest.raises(ValueError, match="block scorer"):
+        generic.extract_main(page, "http://site.test/a/1")
+    # A crawl without text does not need it.
+    config = ArchiveConfig.from_settings(crawl_settings(tmp_path, ARCHIVE_TEXT_ENABLED=False))
+    assert config.text is None

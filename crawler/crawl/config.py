@@ -40,6 +40,7 @@ from crawler.store.base import LocalStore, Store, StoreError, store_options
 from crawler.store.s3 import S3Config
 from crawler.store.uri import open_store
 from crawler.text.extract import TEXT_MODES
+from crawler.text.generic import block_scorer
 from crawler.text.quality import TextLimits
 from crawler.util import parse_duration, without_password
 
@@ -218,6 +219,7 @@ class TextConfig:
 
     @classmethod
     def from_settings(cls, settings: Any) -> TextConfig:
+        block_scorer()  # the generic extractor's learned part: a broken install stops here
         return cls(
             mode=setting_choice(settings, "ARCHIVE_TEXT_MODE", TEXT_MODES),
             workers=setting_int(settings, "ARCHIVE_TEXT_WORKERS", minimum=1),

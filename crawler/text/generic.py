@@ -1246,13 +1246,21 @@ SCORER_PATH: Final = Path(__file__).with_name("block_scorer.json")
 
 
 @lru_cache(maxsize=1)
-def _scorer() -> BlockScorer | None:
-    """The shipped block scorer, read once (None when there is none: the hand rules alone)."""
+def block_scorer() -> BlockScorer:
+    """The shipped block scorer, read once.
+
+    A missing or unreadable file is a ``ValueError`` naming it, never the hand rules alone in
+    silence: their texts would be recorded under this extractor's version, which promises the
+    scorer's. Text crawls check it at start (``TextConfig``), so a broken install stops there.
+    """
     try:
-        text = SCORER_PATH.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    return BlockScorer.from_json(json.loads(text))
+        return BlockScorer.from_json(json.loads(SCORER_PATH.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"the generic extractor's block scorer {SCORER_PATH} cannot be read "
+            f"({type(exc).__name__}: {exc}); this installation of newsarchive is incomplete: "
+            "install it again"
+        ) from exc
 
 
 # --------------------------------------------------------------------------- metadata
@@ -1445,12 +1453,11 @@ def extract_main(html: str, url: str) -> GenericResult:
     tagged = bool(meta.get("article:tag")) or any(item.get("keywords") for item in ld)
     authors, tags = ([], []) if named and tagged else byline(tree)
     page, container, containers, chosen = blocks_of(body, title)
-    scorer = _scorer()
-    if scorer is not None and page.blocks:
+    if page.blocks:
         # (Rows for the blocks from the first container's to the last's: it decides no other.)
         first = min(page.first_block[c] for c in containers)
         span = first, max(page.end_block[c] for c in containers)
-        chosen = scorer.choose(page, features(page, containers, chosen, span), first)
+        chosen = block_scorer().choose(page, features(page, containers, chosen, span), first)
     paragraphs = body_paragraphs(page, chosen, title, ld)
     label = " ".join(filter(None, (page.tags[container], page.names[container])))
     return GenericResult(
