@@ -123,3 +123,41 @@ def test_the_rows_of_a_span_are_the_whole_pages_rows() -> None:
     assert 0 < first < end < len(page.blocks)
     rows = generic.features(page, containers, chosen, (first, end))
     np.testing.assert_array_equal(rows, whole[first:end])
+
+
+def _sample(html: str, gold: dict[str, list[str]]) -> train_blocks.Sample:
+    got = train_blocks._analyse(html)
+    assert got is not None
+    labels = train_blocks._trafilatura_labels(got[0].blocks, gold)
+    return train_blocks._sample("trafilatura", "page.html", gold, got, labels)
+
+
+def test_the_container_stage_extracts_the_hand_rules_choice_as_extract_main_does() -> None:
+    menu = "".join(f"<li><a href='/{i}'>Section {i}</a></li>" for i in range(8))
+    html = (
+        f"<html><body><ul>{menu}</ul><div id='main'><article><h1>Buses</h1><p>{PARAGRAPH}</p>"
+        f"<p>{PARAGRAPH} Two.</p><p>{PARAGRAPH} Three.</p></article></div>"
+        f"<div id='other'><div><p>Elsewhere, a short note on the city's new trams.</p></div></div>"
+        "</body></html>"
+    )
+    sample = _sample(html, {"with": ["extend the night bus"], "without": ["Section 3"]})
+    sets, rows = train_blocks.candidates_of(sample, 12)
+    assert sets[0] == sample.containers
+    assert len({tuple(s) for s in sets}) == len(sets) > 1
+    assert rows.shape == (len(sets), len(train_blocks.CANDIDATE_FEATURES))
+    hand = rows[:, train_blocks.CANDIDATE_FEATURES.index("hand")]
+    assert hand.tolist() == [1.0] + [0.0] * (len(sets) - 1)
+    paragraphs = generic.extract_main(html, "https://example.org/a").paragraphs
+    expected = train_blocks.score(sample, paragraphs)
+    assert train_blocks._result(sample, sets[0], generic.block_scorer()) == expected
+
+
+def test_the_conditional_logit_learns_which_candidate_extracts_best() -> None:
+    rng = np.random.default_rng(23)
+    groups = []
+    for _ in range(60):
+        rows = rng.normal(size=(4, 2))
+        best = int(np.argmax(rows[:, 0]))
+        groups.append((rows, np.eye(4)[best], 1.0))
+    weights, _, _ = train_blocks.fit_logit(groups, 1e-4)
+    assert weights[0] > 5 * abs(weights[1])
