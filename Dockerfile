@@ -18,12 +18,12 @@ RUN apt-get update \
 RUN useradd --system --create-home --home-dir /var/lib/newsarchive --shell /usr/sbin/nologin \
       --uid 10001 --user-group newsarchive
 WORKDIR /opt/newsarchive
-COPY pyproject.toml README.md scrapy.cfg ./
+COPY pyproject.toml README.md scrapy.cfg constraints.txt ./
 COPY crawler ./crawler
 COPY spiders ./spiders
 COPY settings ./settings
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir ".[postgres]" \
+ && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt ".[postgres]" \
  && /opt/venv/bin/newsarchive --help >/dev/null
 
 USER 10001:10001
