@@ -4,6 +4,7 @@
     python -m bench.train_blocks --cv-only       # the cross-validated figures only
     python -m bench.train_blocks --folds 5 --seed 23 --l2 1.0
     python -m bench.train_blocks --containers    # an experiment: learn the container's choice
+    python -m bench.train_blocks --fallback      # an experiment: a fallback for failed extractions
 
 Only the **dev half** of each set is read (bench.extract's split, by the sha256 of the page's
 name): a held-out page is never opened here. Each page goes through the generic extractor's
@@ -60,6 +61,39 @@ l2 0.001 at best 0.9494 and 0.9801, at 0.1 leaves them for one page. Seed 7 alik
 0.9483 and 0.9809, ceiling 0.9610 and 0.9818, the choice at l2 0.1 at best 0.9482 and 0.9809).
 The hand rules' constants of the choice (generic._BODY_BONUS to _SIBLING_PARAGRAPH), each
 moved one step either way in a one-off run, moved the mean by -0.21 to +0.03 points.
+
+``--fallback`` asks whether another extraction of the page should stand in for the generic
+one when that is short or failed (trafilatura falls back so), and writes nothing. Each dev
+page is extracted as extract_main would with the block scorer of the fold that holds it back,
+and so are its FALLBACKS: resiliparse's main-content text (page mode's), the hand rules over
+the whole body (the <body> as the only container), the block scorer over the whole body, the
+page's good paragraphs outside chrome (generic._wild) and the JSON-LD articleBody. A Rule
+takes one when it is longer and the extraction is short (under ``chars``), or under a share
+of its length, or the containers hold little of the page's good text; a learnt choice is a
+logistic regression of CHOICE_FEATURES (both lengths, the paragraphs, that share, how far
+the two texts' tokens agree) on whether the fallback scores better, weighted by how much.
+The rule's thresholds, the choice's L2 and margin are chosen on the other folds (the most
+cautious within TIE of the best); "gated" takes the fallback only where the extraction is
+under ``--gate-chars`` or its containers hold under ``--gate-held`` of the good text: the
+pages where the extractor would parse the page again.
+
+What it found (seed 23, 5 folds; issue 23): the generic extraction 0.9494 and 0.9807 (mean
+0.9651); the best of it and all fallbacks per page (a ceiling no choice can pass) 0.9703 and
+0.9885 (mean 0.9794); per fallback, the better of it and the extraction: resiliparse 0.9608
+and 0.9875, the page's good paragraphs 0.9589 and 0.9811, the block scorer over the body
+0.9549 and 0.9812, the hand rules over it 0.9534 and 0.9813, JSON-LD 0.9503 and 0.9807. Most
+of that ceiling is one snippet either way on pages both extract well (resiliparse scores
+better on 53 pages, worse on 331). The rules score at best 0.9498 and 0.9807 (resiliparse
+under 100 characters); the learnt choice of resiliparse (L2 0.01, 0.1 or 1, chosen per fold)
+0.9505 and 0.9843, gated at 500 characters or 0.2 of the good text (32 of 591 pages) 0.9511
+and 0.9843 (mean 0.9677, +0.26 points), taking it on 4 pages; the other fallbacks' choices at
+best 0.9498 and 0.9807. Seed 7 alike (extraction 0.9483 and 0.9809; ceiling 0.9691 and
+0.9883; the gated choice of resiliparse 0.9500 and 0.9845, +0.27, on 7 pages; the rules at
+best 0.9489 and 0.9809). The Readability set's +0.36 is one page (js-link-replacement, three
+words, of which the extraction finds two): without it the mean gains +0.08 (+0.09 with seed
+7). The pages it recovers on trafilatura's set are failures: a cookie notice, or a line for
+logged-in readers, taken for the body (gnaur.wordpress, gelbe-liste; with seed 7 also chip.de
+and archive.ordnungsrausch). Resiliparse takes about a third of extract_main's time per page.
 """
 
 from __future__ import annotations
@@ -88,6 +122,7 @@ from bench.extract import (
     tokens_in_order,
 )
 from crawler.text import generic
+from crawler.text.extract import _page_paragraphs
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -105,6 +140,7 @@ class Sample:
     rows: Array
     labels: Array  # 1, 0, or -1 (unlabelled)
     weights: Array
+    html: str = ""  # the page itself (the --fallback stage's resiliparse reads it)
 
 
 def _analyse(html: str) -> Analysis | None:
@@ -187,22 +223,24 @@ def load(devsets: Path) -> list[Sample]:
         if half_of(name) != "dev":
             continue  # never opened
         gold = {"with": item["with"], "without": item["without"]}
-        got = _analyse(_decode(root / "pages" / name))
+        html = _decode(root / "pages" / name)
+        got = _analyse(html)
         if got is None:
             continue
         labels = _trafilatura_labels(got[0].blocks, gold)
-        samples.append(_sample("trafilatura", name, gold, got, labels))
+        samples.append(_sample("trafilatura", name, gold, got, labels, html))
     root = devsets / "readability"
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if half_of(folder.name) != "dev":
             continue  # never opened
         expected = lxml_html.fromstring((folder / "expected.html").read_text(encoding="utf-8"))
         text = expected.text_content()
-        got = _analyse(_decode(folder / "source.html"))
+        html = _decode(folder / "source.html")
+        got = _analyse(html)
         if got is None:
             continue
         labels = _readability_labels(got[0].blocks, text)
-        samples.append(_sample("readability", folder.name, tokens(text), got, labels))
+        samples.append(_sample("readability", folder.name, tokens(text), got, labels, html))
     return samples
 
 
@@ -212,6 +250,7 @@ def _sample(
     gold: dict[str, list[str]] | Counter[str],
     got: Analysis,
     labels: Array,
+    html: str = "",
 ) -> Sample:
     page, title, ld, containers, chosen, rows = got
     chars = np.array([b.chars for b in page.blocks], np.float64)
@@ -219,7 +258,9 @@ def _sample(
     if weights.sum() > 0:
         weights /= weights.sum()
     hand = generic.body_paragraphs(page, chosen, title, ld)
-    return Sample(set_name, name, gold, page, title, ld, hand, containers, rows, labels, weights)
+    return Sample(
+        set_name, name, gold, page, title, ld, hand, containers, rows, labels, weights, html
+    )
 
 
 # --------------------------------------------------------------------------- the model
@@ -626,6 +667,265 @@ def containers_main(args: argparse.Namespace, samples: list[Sample]) -> None:
     print("pages given another container at margin 0:", ", ".join(f"{s} {differ[s]}" for s in SETS))
 
 
+# --------------------------------------------------------------------------- fallback
+# The --fallback stage (an experiment, see the module's docstring): it writes nothing.
+
+# Other extractions of a page that could stand in for the generic extractor's.
+FALLBACKS = ("resiliparse", "body hand rules", "body scorer", "wild", "json-ld")
+
+
+def fallbacks_of(sample: Sample, scorer: generic.BlockScorer, plain: list[str]) -> list[list[str]]:
+    """The page's FALLBACKS' paragraphs (``plain``: resiliparse's main-content text of it)."""
+    page, title, ld = sample.page, sample.title, sample.ld
+    whole = [0]  # the <body>, the walk's first element, as the only container
+    hand = generic._select(page, whole, title)
+    free = scorer.choose(page, generic.features(page, whole, hand))
+    return [
+        plain,
+        generic.body_paragraphs(page, hand, title, ld),
+        generic.body_paragraphs(page, free, title, ld),
+        generic._wild(page, title),
+        generic._ld_body(ld),
+    ]
+
+
+def _held(sample: Sample) -> float:
+    """The share of the page's good text (outside chrome) that the containers hold."""
+    page = sample.page
+    good = np.array(
+        [
+            b.chars * (b.kind == generic._GOOD and page.nearest_chrome[b.owner] < 0)
+            for b in page.blocks
+        ],
+        np.float64,
+    )
+    held = sum(good[page.first_block[c] : page.end_block[c]].sum() for c in sample.containers)
+    return float(held / max(good.sum(), 1.0))
+
+
+# What a choice reads of a page and one fallback: the characters of the generic extraction
+# and of the fallback, their ratio, the extraction's paragraphs, the share of the page's good
+# text its containers hold, and how far the two texts agree (the share of the fallback's
+# tokens the extraction has, and of the extraction's the fallback has).
+CHOICE_FEATURES = (
+    "log_chars",
+    "log_fallback_chars",
+    "log_ratio",
+    "log_paragraphs",
+    "held",
+    "fallback_covered",
+    "extraction_covered",
+)
+
+
+def choice_row(current: list[str], other: list[str], held: float) -> Array:
+    """The CHOICE_FEATURES of the generic extraction ``current`` and a fallback ``other``."""
+    mine, theirs = tokens("\n".join(current)), tokens("\n".join(other))
+    common = sum((mine & theirs).values())
+    chars, other_chars = sum(map(len, current)), sum(map(len, other))
+    return np.array(
+        [
+            np.log1p(chars),
+            np.log1p(other_chars),
+            np.log1p(other_chars) - np.log1p(chars),
+            np.log1p(len(current)),
+            held,
+            common / max(sum(theirs.values()), 1),
+            common / max(sum(mine.values()), 1),
+        ]
+    )
+
+
+@dataclass
+class OutOfFold:
+    """Each dev page extracted, and its FALLBACKS, with the block scorer of the fold that
+    holds it back: the results (0: the generic extraction, k: FALLBACKS[k - 1]) and each
+    fallback's CHOICE_FEATURES."""
+
+    fold_of: np.ndarray[Any, np.dtype[np.int64]]
+    where: dict[str, np.ndarray[Any, np.dtype[np.int64]]]  # each set's pages
+    results: dict[str, Array]  # per set: its page, the extraction, the page's score
+    quality: Array  # page, extraction: the page's F1
+    rows: Array  # page, fallback, CHOICE_FEATURES
+
+
+def out_of_fold(samples: list[Sample], folds: int, seed: int, l2: float) -> OutOfFold:
+    order = list(range(len(samples)))
+    random.Random(seed).shuffle(order)
+    fold_of = np.zeros(len(samples), np.int64)
+    for n, index in enumerate(order):
+        fold_of[index] = n % folds
+    plain = [_page_paragraphs(s.html) if s.html else [] for s in samples]
+    results: list[list[Result]] = [[] for _ in samples]
+    rows = np.zeros((len(samples), len(FALLBACKS), len(CHOICE_FEATURES)))
+    for fold in range(folds):
+        weights, bias = fit(*stack([s for i, s in enumerate(samples) if fold_of[i] != fold]), l2)
+        scorer = generic.BlockScorer(weights, bias + SCORER_SETTING[0], SCORER_SETTING[1])
+        for i, s in enumerate(samples):
+            if fold_of[i] != fold:
+                continue
+            current = generic.body_paragraphs(s.page, scorer.choose(s.page, s.rows), s.title, s.ld)
+            others = fallbacks_of(s, scorer, plain[i])
+            results[i] = [score(s, p) for p in (current, *others)]
+            held = _held(s)
+            rows[i] = [choice_row(current, other, held) for other in others]
+    where = {name: np.array([i for i, s in enumerate(samples) if s.set == name]) for name in SETS}
+    by_set = {name: np.array([results[i] for i in where[name]], np.float64) for name in SETS}
+    quality = np.array([[_quality(r) for r in res] for res in results])
+    return OutOfFold(fold_of, where, by_set, quality, rows)
+
+
+def _figures(
+    oof: OutOfFold, picks: np.ndarray[Any, np.dtype[np.int64]], only: Any = None
+) -> tuple[float, ...]:
+    """Each set's F1 and their mean when each page takes the extraction ``picks`` says (0:
+    the generic one), over the pages ``only`` marks (all by default)."""
+    line = []
+    for set_name in SETS:
+        pages = oof.where[set_name]
+        keep = np.ones(len(pages), bool) if only is None else only[pages]
+        got = oof.results[set_name][np.flatnonzero(keep), picks[pages][keep]]
+        if set_name == SETS[0]:
+            tp, fp, fn, _ = got.sum(axis=0)
+            line.append(float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else 0.0)
+        else:
+            line.append(float(got[:, 2].mean()) if len(got) else 0.0)
+    return (*line, sum(line) / 2)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Take FALLBACKS[fallback] instead of the generic extraction when it is longer and the
+    extraction is under ``chars`` characters, or under ``share`` of its length, or the
+    containers hold under ``held`` of the page's good text."""
+
+    fallback: int
+    chars: float
+    share: float
+    held: float
+
+    def applies(self, rows: Array) -> Array:
+        """Per page (its fallbacks' CHOICE_FEATURES), whether the rule takes the fallback."""
+        mine = np.expm1(rows[:, self.fallback, 0])
+        other = np.expm1(rows[:, self.fallback, 1])
+        return (other > mine) & (
+            (mine < self.chars)
+            | (mine < self.share * other)
+            | (rows[:, self.fallback, 4] < self.held)
+        )
+
+
+RULE_CHARS = (0.0, 100.0, 250.0, 500.0, 1000.0, 2000.0)
+RULE_SHARES = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7)
+RULE_HELD = (0.0, 0.1, 0.2, 0.3, 0.5)
+
+
+def _cautious(options: list[Any], means: list[float], taken: list[int]) -> Any:
+    """The option taking the fallback on the fewest pages within TIE of the best mean."""
+    top = max(means)
+    near = [k for k, mean in enumerate(means) if mean >= top - TIE]
+    return options[min(near, key=lambda k: taken[k])]
+
+
+def cross_validate_rules(
+    oof: OutOfFold, fallbacks: list[int]
+) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Each page's pick by the Rule chosen on the other folds' pages (among rules taking
+    one of ``fallbacks``)."""
+    rules = [
+        Rule(k, chars, share, held)
+        for k in fallbacks
+        for chars in RULE_CHARS
+        for share in RULE_SHARES
+        for held in RULE_HELD
+    ]
+    applied = [np.where(r.applies(oof.rows), r.fallback + 1, 0) for r in rules]
+    picks = np.zeros(len(oof.fold_of), np.int64)
+    for fold in range(int(oof.fold_of.max()) + 1):
+        train = oof.fold_of != fold
+        means = [_figures(oof, a, train)[2] for a in applied]
+        taken = [int((a[train] > 0).sum()) for a in applied]
+        rule = _cautious(rules, means, taken)
+        picks[~train] = np.where(rule.applies(oof.rows[~train]), rule.fallback + 1, 0)
+    return picks
+
+
+CHOICE_MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+def cross_validate_choice(
+    oof: OutOfFold, fallback: int, l2s: list[float], gate: Array
+) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Each page's pick by a logistic regression of CHOICE_FEATURES learnt on the other folds'
+    pages (whether the fallback scores better, weighted by how much), taking the fallback
+    past a margin; the L2 and the margin chosen on those pages (the most cautious within TIE
+    of the best). It takes the fallback on the pages ``gate`` marks only (those the extractor
+    would compute it for), and learns from all."""
+    rows = oof.rows[:, fallback]
+    gain = oof.quality[:, fallback + 1] - oof.quality[:, 0]
+    per_page = np.zeros(len(gain))
+    for set_name in SETS:
+        per_page[oof.where[set_name]] = 1 / len(oof.where[set_name])
+    picks = np.zeros(len(gain), np.int64)
+    for fold in range(int(oof.fold_of.max()) + 1):
+        train = oof.fold_of != fold
+        # (A page where the two extract alike teaches nothing.)
+        learn = train & (np.abs(gain) > 1e-9)
+        options, means, taken = [], [], []
+        for l2 in l2s:
+            weights, bias = fit(
+                rows[learn],
+                (gain[learn] > 0).astype(np.float64),
+                np.abs(gain[learn]) * per_page[learn],
+                l2,
+            )
+            odds = rows @ weights + bias
+            for margin in CHOICE_MARGINS:
+                applied = np.where(gate & (odds > margin), fallback + 1, 0)
+                options.append(applied)
+                means.append(_figures(oof, applied, train)[2])
+                taken.append(int((applied[train] > 0).sum()))
+        chosen = _cautious(options, means, taken)
+        picks[~train] = chosen[~train]
+    return picks
+
+
+def fallback_main(args: argparse.Namespace, samples: list[Sample]) -> None:
+    oof = out_of_fold(samples, args.folds, args.seed, args.l2)
+    n = len(oof.fold_of)
+    figures: dict[str, tuple[float, ...]] = {}
+    taken: dict[str, int] = {}
+
+    def show(label: str, picks: np.ndarray[Any, np.dtype[np.int64]]) -> None:
+        figures[label] = _figures(oof, picks)
+        taken[label] = int((picks > 0).sum())
+
+    show("generic extraction", np.zeros(n, np.int64))
+    for k, name in enumerate(FALLBACKS):
+        show(f"{name} alone", np.full(n, k + 1))
+        show(f"{name} ceiling", np.where(oof.quality[:, k + 1] > oof.quality[:, 0], k + 1, 0))
+    show("best of all (ceiling)", np.argmax(oof.quality, axis=1))
+    show("rule, any fallback", cross_validate_rules(oof, list(range(len(FALLBACKS)))))
+    for k, name in enumerate(FALLBACKS):
+        show(f"rule, {name}", cross_validate_rules(oof, [k]))
+    # The gate: the pages on which the extractor would compute a fallback at all.
+    chars = np.expm1(oof.rows[:, 0, 0])
+    gate = (chars < args.gate_chars) | (oof.rows[:, 0, 4] < args.gate_held)
+    for l2s in [[l2] for l2 in args.choice_l2s] + [args.choice_l2s]:
+        for k, name in enumerate(FALLBACKS[:4]):
+            label = f"choice {name}, l2 {'/'.join(map(str, l2s))}"
+            show(label, cross_validate_choice(oof, k, l2s, np.ones(n, bool)))
+            show(f"{label}, gated", cross_validate_choice(oof, k, l2s, gate))
+    print(
+        f"\n{args.folds}-fold cross-validated F1 of a fallback for the generic extraction on "
+        f"the dev halves (seed {args.seed}; gate: under {args.gate_chars:g} characters or "
+        f"{args.gate_held:g} of the good text held, {int(gate.sum())} of {n} pages)"
+    )
+    print(f"{'':44} {'trafilatura':>12} {'readability':>12} {'mean':>8} {'taken':>6}")
+    for label, line in figures.items():
+        print(f"{label:44} {line[0]:12.4f} {line[1]:12.4f} {line[2]:8.4f} {taken[label]:6}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="Learn the generic extractor's block scorer on the dev halves.",
@@ -697,6 +997,35 @@ def main(argv: list[str] | None = None) -> None:
         metavar="FEATURE",
         help="the only candidate features the choice may read (default: all)",
     )
+    fallback = parser.add_argument_group(
+        "fallback (an experiment, issue 23)",
+        "example: python -m bench.train_blocks --fallback --choice-l2s 0.1",
+    )
+    fallback.add_argument(
+        "--fallback",
+        action="store_true",
+        help="cross-validate a fallback for short or failed generic extractions instead "
+        "(writes nothing)",
+    )
+    fallback.add_argument(
+        "--choice-l2s",
+        type=float,
+        nargs="+",
+        default=[0.01, 0.1, 1.0],
+        help="the L2s of the learnt choice of a fallback",
+    )
+    fallback.add_argument(
+        "--gate-chars",
+        type=float,
+        default=500.0,
+        help="the gated choice takes the fallback only where the extraction is shorter than this",
+    )
+    fallback.add_argument(
+        "--gate-held",
+        type=float,
+        default=0.2,
+        help="... or whose containers hold less than this share of the page's good text",
+    )
     parser.add_argument("--out", type=Path, default=generic.SCORER_PATH)
     args = parser.parse_args(argv)
 
@@ -714,6 +1043,9 @@ def main(argv: list[str] | None = None) -> None:
         )
     if args.containers:
         containers_main(args, samples)
+        return
+    if args.fallback:
+        fallback_main(args, samples)
         return
     settings = [(offset, add) for offset in args.offsets for add in args.adds]
     hand, model = cross_validate(samples, args.folds, args.seed, args.l2, settings)

@@ -161,3 +161,59 @@ def test_the_conditional_logit_learns_which_candidate_extracts_best() -> None:
         groups.append((rows, np.eye(4)[best], 1.0))
     weights, _, _ = train_blocks.fit_logit(groups, 1e-4)
     assert weights[0] > 5 * abs(weights[1])
+
+
+def test_the_fallback_stage_scores_the_extractors_own_fallbacks() -> None:
+    aside = "Elsewhere, a short note on the city's new trams."
+    html = (
+        f"<html><body><div id='main'><article><h1>Buses</h1><p>{PARAGRAPH}</p>"
+        f"<p>{PARAGRAPH} Two.</p><p>{PARAGRAPH} Three.</p></article></div>"
+        f"<div id='other'><div><p>{aside}</p></div></div>"
+        '<script type="application/ld+json">{"@type": "NewsArticle", '
+        '"articleBody": "Line one.\\nLine two."}</script></body></html>'
+    )
+    sample = _sample(html, {"with": ["extend the night bus"], "without": ["new trams"]})
+    plain = ["resiliparse's text"]
+    got = train_blocks.fallbacks_of(sample, generic.block_scorer(), plain)
+    assert len(got) == len(train_blocks.FALLBACKS)
+    by_name = dict(zip(train_blocks.FALLBACKS, got, strict=True))
+    assert by_name["resiliparse"] == plain
+    # The extraction keeps to the article; the whole body as the container holds the box too.
+    assert aside not in generic.extract_main(html, "https://example.org/a").paragraphs
+    assert aside in by_name["body hand rules"]
+    assert aside in by_name["wild"]
+    assert by_name["json-ld"] == ["Line one.", "Line two."]
+
+
+def test_a_rule_takes_a_longer_fallback_only_for_a_short_or_misplaced_extraction() -> None:
+    short, long_ = ["Cookies: this site uses cookies."], [PARAGRAPH, PARAGRAPH]
+    rows = np.array(
+        [
+            [train_blocks.choice_row(short, long_, 1.0)],  # short, the good text held
+            [train_blocks.choice_row(long_, short, 1.0)],  # the fallback is shorter
+            [train_blocks.choice_row(long_, long_ + long_, 0.0)],  # none of the good text held
+        ]
+    )
+    column = dict(zip(train_blocks.CHOICE_FEATURES, rows[0, 0], strict=True))
+    assert column["fallback_covered"] < 0.2 and column["extraction_covered"] < 0.5
+    assert train_blocks.Rule(0, 100.0, 0.0, 0.0).applies(rows).tolist() == [True, False, False]
+    assert train_blocks.Rule(0, 0.0, 0.0, 0.1).applies(rows).tolist() == [False, False, True]
+    assert train_blocks.Rule(0, 0.0, 0.6, 0.0).applies(rows).tolist() == [True, False, True]
+
+
+def test_the_fallback_figures_score_each_set_as_its_authors_do() -> None:
+    # Two trafilatura pages (snippet counts, pooled) and one Readability page (its F1).
+    results = {
+        "trafilatura": np.array([[[1, 0, 1, 0], [2, 0, 0, 0]], [[2, 1, 0, 1], [0, 0, 2, 2]]]),
+        "readability": np.array([[[1.0, 0.5, 0.6, 0.0], [1.0, 1.0, 1.0, 0.0]]]),
+    }
+    oof = train_blocks.OutOfFold(
+        np.zeros(3, np.int64),
+        {"trafilatura": np.array([0, 1]), "readability": np.array([2])},
+        {k: v.astype(np.float64) for k, v in results.items()},
+        np.zeros((3, 2)),
+        np.zeros((3, 1, len(train_blocks.CHOICE_FEATURES))),
+    )
+    assert train_blocks._figures(oof, np.zeros(3, np.int64)) == pytest.approx((6 / 8, 0.6, 0.675))
+    # The fallback on the first and last page: tp 4, fp 1, fn 0.
+    assert train_blocks._figures(oof, np.array([1, 0, 1])) == pytest.approx((8 / 9, 1.0, 17 / 18))
