@@ -208,9 +208,12 @@ def test_a_page_that_never_loads_is_abandoned_counted_and_the_crawl_goes_on(
                 uri = rec.rec_headers.get_header("WARC-Target-URI")
                 if uri == f"{BASE}/a/hang/" and rec.rec_type in ("response", "metadata"):
                     notes.append((rec.rec_type, rec.content_stream().read()))
-    assert [kind for kind, _ in notes].count("response") == 1
-    [meta] = [body for kind, body in notes if kind == "metadata"]
-    assert b"render-result: abandoned: not loaded within 3 s" in meta
+    # Once; or, when the browser was killed while the page hung (two pages render at once),
+    # once more for the render that died with it. Abandoned at the timeout exactly once.
+    responses = [kind for kind, _ in notes].count("response")
+    assert 1 <= responses <= 1 + len(faults.killed), notes
+    abandoned = b"render-result: abandoned: not loaded within 3 s"
+    assert [abandoned in body for kind, body in notes if kind == "metadata"].count(True) == 1
 
 
 def test_a_killed_browser_is_launched_again_and_the_pages_are_rendered(faults: Faults) -> None:
