@@ -33,6 +33,7 @@ from crawler.access.records import (
     index_warc,
     index_warc_into,
     linked_records,
+    original_mime,
 )
 from crawler.access.scratch import RecordTable, SortedLines
 from crawler.catalog.db import Capture, Catalog, captures
@@ -176,18 +177,7 @@ def page_mimes(entries: Iterable[WarcEntry]) -> dict[str, str | None]:
     """Per capture, the media type of what it holds: a revisit's is its original's."""
     found = list(entries)
     by_id = {e.record_id: e for e in found}
-    out: dict[str, str | None] = {}
-    for entry in found:
-        seen = entry
-        for _ in range(8):  # a revisit of a revisit: follow a few links, no loop
-            if seen.record_type != "revisit" or not seen.refers_to:
-                break
-            nxt = by_id.get(seen.refers_to)
-            if nxt is None:
-                break
-            seen = nxt
-        out[entry.record_id] = None if seen.record_type == "revisit" else seen.mime
-    return out
+    return {entry.record_id: original_mime(entry, by_id.get) for entry in found}
 
 
 def page_time(warc_date: str) -> str:

@@ -78,6 +78,20 @@ class WarcEntry:
         return Location(self.record_type, self.record_id, self.warc_key, self.offset, self.length)
 
 
+def original_mime(entry: WarcEntry, lookup: Callable[[str], WarcEntry | None]) -> str | None:
+    """The media type of what a capture holds: a revisit's is its original's (``lookup``
+    finds a record by id), None when the chain ends in a revisit or a record not found."""
+    seen = entry
+    for _ in range(8):  # a revisit of a revisit: follow a few links, no loop
+        if seen.record_type != "revisit" or not seen.refers_to:
+            break
+        nxt = lookup(seen.refers_to)
+        if nxt is None:
+            break
+        seen = nxt
+    return None if seen.record_type == "revisit" else seen.mime
+
+
 class RangeReader(io.RawIOBase):
     """A store object read front to back in ranged GETs of ``chunk`` bytes."""
 

@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from crawler.access.records import LINKED_TYPES, Location, WarcEntry
+from crawler.access.records import LINKED_TYPES, Location, WarcEntry, original_mime
 
 
 class SortedLines:
@@ -255,17 +255,9 @@ class RecordTable:
         type is its original's."""
         out: dict[str, str | None] = {}
         for record_id in record_ids:
-            seen = self._capture_entry(record_id)
-            if seen is None:
-                continue
-            for _ in range(8):  # a revisit of a revisit: follow a few links, no loop
-                if seen.record_type != "revisit" or not seen.refers_to:
-                    break
-                nxt = self._capture_entry(seen.refers_to)
-                if nxt is None:
-                    break
-                seen = nxt
-            out[record_id] = None if seen.record_type == "revisit" else seen.mime
+            entry = self._capture_entry(record_id)
+            if entry is not None:
+                out[record_id] = original_mime(entry, self._capture_entry)
         return out
 
     def _capture_entry(self, record_id: str) -> WarcEntry | None:
