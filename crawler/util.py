@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -60,3 +62,16 @@ def date_precision(text: str | None) -> str | None:
     if match is None:
         return "day"
     return "second" if match.group(1) else "minute"
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file's table; a ``ValueError`` naming it (``what`` and path) when it cannot be
+    read, is not UTF-8, or is no TOML (tomllib's message gives the line and column)."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{what} {path}: cannot read it: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} {path}: not UTF-8 text: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{what} {path}: {exc}") from exc

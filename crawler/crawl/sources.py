@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from crawler.util import read_toml
+
 if TYPE_CHECKING:
     from crawler.text.extract import SiteRules
 
@@ -213,13 +215,9 @@ def configured_sources(settings: Any) -> list[SourceEntry]:
 def load_sources(path: Path) -> list[SourceEntry]:
     """Every entry of a sources file, each checked; SourcesError names the first mistake."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SourcesError(f"sources file {path}: cannot read it: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise SourcesError(f"sources file {path}: not UTF-8 text: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SourcesError(f"sources file {path}: {exc}") from exc
+        data = read_toml(path, "sources file")
+    except ValueError as exc:
+        raise SourcesError(str(exc)) from exc
     return parse_sources(data, str(path))
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -255,13 +254,9 @@ class ScheduleConfig:
 def load_schedule_file(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """(defaults, per-site entries) of a schedule file, with its keys checked."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ScheduleError(f"schedule file {path}: cannot read it: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ScheduleError(f"schedule file {path}: not UTF-8 text: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:  # its message gives the line and column
-        raise ScheduleError(f"schedule file {path}: {exc}") from exc
+        data = util.read_toml(path, "schedule file")
+    except ValueError as exc:
+        raise ScheduleError(str(exc)) from exc
     unknown = sorted(set(data) - FILE_KEYS)
     if unknown:
         raise ScheduleError(
