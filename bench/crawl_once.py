@@ -90,6 +90,18 @@ def mode_settings(mode: str, work: Path) -> tuple[dict[str, Any], type[Any]]:
     return settings, spider
 
 
+def crawl_threads(live: dict[str, float], cpu: float, before: float) -> dict[str, float]:
+    """The crawl's CPU by thread: each thread alive at the spider's close (the main thread
+    less the CPU the process spent before the crawl started, nearly all of it the main
+    thread's imports), and the threads that ended before the close together (a pipeline's
+    pool, stopped as the spider closes) as ``ended``."""
+    threads = dict(live)
+    if "MainThread" in threads:
+        threads["MainThread"] = max(threads["MainThread"] - before, 0.0)
+    threads["ended"] = max(cpu - before - sum(threads.values()), 0.0)
+    return threads
+
+
 def main() -> None:
     mode, listings, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     if mode not in MODES:
@@ -128,6 +140,7 @@ def main() -> None:
                 "pages": n,
                 "crawl_wall_s": mark.wall - t0,
                 "crawl_cpu_s": mark.cpu - c0,
+                "thread_cpu_s": crawl_threads(mark.threads, mark.cpu, c0),
                 "end_wall_s": t2 - mark.wall,
                 "end_cpu_s": c2 - mark.cpu,
                 "rss_start_mib": rss_start / 1024,

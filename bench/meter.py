@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import resource
+import threading
 import time
 import tracemalloc
 from dataclasses import dataclass, field
@@ -55,6 +56,27 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_s() -> dict[str, float]:
+    """CPU (user + sys) of each live thread of this process, by its Python name with any
+    ``-N`` suffix dropped (threads of one name summed), from /proc/self/task; threads Python
+    did not start are "native"."""
+    names = {t.native_id: re.sub(r"-\d+$", "", t.name) for t in threading.enumerate()}
+    found: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        name = names.get(int(task.name), "native")
+        try:
+            # Fields after the command's closing parenthesis: utime and stime are the 12th and
+            # 13th of them (the 14th and 15th of the line).
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
+    return found
+
+
 def reset_peak() -> bool:
     """Reset VmHWM to the current RSS (Linux 4.0+); False where that is not allowed."""
     try:
@@ -69,6 +91,7 @@ class Mark:
     wall: float
     cpu: float
     peak_kib: int
+    threads: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,7 +145,7 @@ class BenchMeter:
             self.not_loopback += 1
 
     def spider_closed(self) -> None:
-        self.closed = Mark(time.perf_counter(), cpu_s(), rss_kib("VmHWM"))
+        self.closed = Mark(time.perf_counter(), cpu_s(), rss_kib("VmHWM"), thread_cpu_s())
         if self.trace is not None and self._early is not None:
             self._write_trace(self.trace, self._early)
         self.peak_reset = reset_peak()

@@ -344,6 +344,53 @@ def print_against(
             )
 
 
+# A thread's name → the column it is summed into (the WARC writer is named for its spider).
+THREAD_GROUPS = (
+    ("MainThread", "main"),
+    ("ended", "text pool"),
+    ("catalog-texts", "catalog"),
+    ("warc-writer", "WARC writer"),
+)
+
+
+def thread_group(name: str) -> str:
+    for prefix, group in THREAD_GROUPS:
+        if name.startswith(prefix):
+            return group
+    return "other"
+
+
+def print_threads(
+    results: dict[tuple[str, str], list[dict[str, Any]]], modes: list[str], encodings: list[str]
+) -> None:
+    """Each mode's crawl CPU by thread, ms per page (medians of the rounds): where the CPU
+    over plain Scrapy goes. Threads are read from /proc at the spider's close; the text pool's
+    threads have ended by then and are the rest of the process's CPU."""
+    groups = [group for _prefix, group in THREAD_GROUPS] + ["other"]
+    print(
+        "\nCrawl CPU by thread, ms/page (medians of the rounds; main: the reactor, the spider "
+        "and capture; text pool: the threads that ended before the spider's close, the text "
+        "pipeline's; catalog: texts' group commits and story links; other: Scrapy's thread "
+        "pool, native threads):"
+    )
+    print(f"  {'mode':38} {'enc':8} " + " ".join(f"{g:>11}" for g in groups))
+    for mode in modes:
+        for enc in encodings:
+            runs = [r for r in results.get((mode, enc), []) if r.get("thread_cpu_s")]
+            if not runs:
+                continue
+            per_run = []
+            for r in runs:
+                sums = dict.fromkeys(groups, 0.0)
+                for name, cpu in r["thread_cpu_s"].items():
+                    sums[thread_group(name)] += 1000 * cpu / (r["pages"] or 1)
+                per_run.append(sums)
+            print(
+                f"  {label(mode):38} {enc:8} "
+                + " ".join(f"{statistics.median(s[g] for s in per_run):11.2f}" for g in groups)
+            )
+
+
 def describe_machine() -> str:
     commit = subprocess.run(
         ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
@@ -451,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         "CPU = user+sys of the crawl process from crawl start to spider close; "
         f"medians of {ns.rounds}",
     )
+    print_threads(results, shown, encodings)
     missed = print_targets(summary, encodings, ns.pages)
     if against is not None:
         print_against(results, modes, encodings, against)
