@@ -1,6 +1,7 @@
 """Per-page CPU of each step of the text path, in one thread, on the benchmark's pages.
 
     python -m bench.text_steps --pages 200 --modes rules page generic
+    python -m bench.text_steps --plain-ms 2.4    # and each mode's steps as a multiple of plain
 
 Each synthetic article (bench/synthetic.py) goes through what a crawl does with it outside the
 catalog, each step timed by the thread's CPU clock (``time.thread_time``) and printed as ms per
@@ -9,7 +10,14 @@ page (median of ``--rounds``): Scrapy's ``response.text``, the spider's decoding
 metadata WARC records, the story keys, and the text and sidecar written into a local store
 (what ``CrawlLedger.queue_bytes`` does without a remote store). Figures only: nothing is
 asserted. In a crawl each step costs more (another thread and the reactor share the cores):
-``bench/profile_crawl.py`` shows a whole crawl.
+``bench/profile_crawl.py`` shows a whole crawl, and ``bench.run`` its CPU by thread.
+
+Then, for reference, the parsers alone on the same pages: lxml's parse (which site rules and
+page mode's metadata read), resiliparse's main-content text (page mode's body, the samples'
+style) and lexbor's parse (the generic extractor's). With ``--plain-ms`` (plain Scrapy's crawl
+CPU a page, from ``bench.run``) each mode's steps and each parser are also given as multiples of
+plain Scrapy's page: how much of a ratio target they use up before the catalog or anything
+else.
 """
 
 from __future__ import annotations
@@ -108,6 +116,36 @@ def one_page(n: int, mode: str, t: Steps, store: LocalStore) -> None:
     )
 
 
+def reference(pages: int, rounds: int) -> dict[str, float]:
+    """What the parsers alone take on the same pages (ms a page, least of the rounds): the
+    part of a step no change to this project's code removes."""
+    from resiliparse.extract.html2text import extract_plain_text
+    from resiliparse.parse.html import HTMLTree
+    from selectolax.lexbor import LexborHTMLParser
+
+    from crawler.text.extract import _parse
+
+    htmls = [article_page(n).decode("utf-8") for n in range(pages)]
+    parts: dict[str, Callable[[str], object]] = {
+        "lxml parse (site rules, page mode's metadata)": _parse,
+        "resiliparse main-content text (page mode)": lambda h: extract_plain_text(
+            HTMLTree.parse(h), main_content=True
+        ),
+        "lexbor parse (the generic extractor)": LexborHTMLParser,
+    }
+    best = {}
+    for name, part in parts.items():
+        part(htmls[0])
+        times = []
+        for _ in range(rounds):
+            start = time.thread_time()
+            for html in htmls:
+                part(html)
+            times.append(1000 * (time.thread_time() - start) / pages)
+        best[name] = min(times)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -115,6 +153,12 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--modes", nargs="+", default=["rules", "page", "generic"])
+    parser.add_argument(
+        "--plain-ms",
+        type=float,
+        help="plain Scrapy's crawl CPU ms a page (bench.run): also print the multiple of it "
+        "that a crawl doing only these steps on top of plain Scrapy would cost",
+    )
     ns = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="newsarchive-text-steps-"))
     try:
@@ -132,7 +176,19 @@ def main() -> None:
             print(f"\n{mode}: {ns.pages} pages, ms of CPU per page (median of {ns.rounds} rounds)")
             for name, ms in medians.items():
                 print(f"  {name:24} {ms:7.3f}")
-            print(f"  {'all':24} {sum(medians.values()):7.3f}")
+            total = sum(medians.values())
+            print(f"  {'all':24} {total:7.3f}")
+            if ns.plain_ms:
+                print(
+                    f"  plain Scrapy at {ns.plain_ms:.2f} ms a page plus these steps alone: "
+                    f"{(ns.plain_ms + total) / ns.plain_ms:.2f}x plain"
+                )
+        print("\nfor reference, the parsers alone on the same pages (ms a page, least of rounds)")
+        for name, ms in reference(ns.pages, ns.rounds).items():
+            line = f"  {name:48} {ms:7.3f}"
+            if ns.plain_ms:
+                line += f"  ({ms / ns.plain_ms:.2f}x plain Scrapy's page)"
+            print(line)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
