@@ -133,6 +133,24 @@ def demo_store(demo_run: DemoRun) -> Path:
     return demo_run.store
 
 
+def datasketch_signature(text: str) -> bytes:
+    """The text's signature as datasketch makes it (the reference crawler.text.similar's numpy
+    code must equal): its affine64 MinHash, seed 1, of the text's word shingles, each hashed
+    by ``similar.shingle_hash`` of its words."""
+    from datasketch import MinHash
+
+    from crawler.text import similar
+
+    sketch = MinHash(
+        num_perm=similar.NUM_PERM,
+        seed=similar.SEED,
+        scheme=similar.SCHEME,
+        hashfunc=lambda gram: similar.shingle_hash(gram.decode("utf-8").split(" ")),
+    )
+    sketch.update_batch([gram.encode("utf-8") for gram in similar.shingles(similar.words(text))])
+    return bytes(sketch.hashvalues.astype("<u8").tobytes())
+
+
 def mirror_file(site: str, name: str) -> bytes:
     """A saved page of the loopback mirror, as the mirror serves it (before any encoding)."""
     return (ROOT / "crawler" / "mirror" / "sites" / site / name).read_bytes()

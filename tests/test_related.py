@@ -16,6 +16,7 @@ from crawler.access.stories import link_recorded, link_text, story_keys
 from crawler.catalog.db import Catalog, TextFacts, TextRecord, text_bands, text_names, texts
 from crawler.catalog.stories import article_links, story_ids
 from crawler.ops.cli import main
+from crawler.text.similar import SIGNATURE_VERSION
 
 DATA = Path(__file__).resolve().parent / "data"
 MEZHER = {("irna", "85859288"), ("president", "158877"), ("almasirah", "53210")}
@@ -216,7 +217,7 @@ def test_keys_stored_with_the_version_are_the_keys_linking_stores(
     rows = story_rows(catalog_url)
     assert rows == story_rows(apart)
     assert rows == story_rows(named)
-    assert sum(1 for r in rows if r[1] == "w5-affine64-p192-s1-b64x3") == 2
+    assert sum(1 for r in rows if r[1] == SIGNATURE_VERSION) == 2
     assert sum(1 for r in rows if len(r) == 4) == 2 * 64  # the bands of both texts
     catalog = Catalog(catalog_url)
     try:
@@ -257,7 +258,7 @@ def test_a_text_whose_linking_failed_is_linked_by_reindex(
     monkeypatch.undo()
     assert [r for r in story_rows(url) if len(r) == 2] == [
         ("text/almasirah/53210.txt", None),
-        ("text/presstv/1.txt", "w5-affine64-p192-s1-b64x3"),
+        ("text/presstv/1.txt", SIGNATURE_VERSION),
     ]
     catalog = Catalog(url)
     try:
@@ -267,3 +268,44 @@ def test_a_text_whose_linking_failed_is_linked_by_reindex(
         assert (link.other.site, link.kind) == ("presstv", "republication")
     finally:
         catalog.close()
+
+
+OLD_SCHEME = "w5-affine64-p192-s1-b64x3"  # SHA-1 of each shingle: the scheme before wordmix64
+
+
+def test_keys_of_an_older_scheme_are_named_at_a_crawls_start_and_remade_by_reindex(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from crawler.crawl.catalog import ArchiveCatalog
+
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    record(url, "presstv", "1", press_tv_text(), with_keys=True)
+    now = story_rows(url)
+    catalog = Catalog(url)
+    try:
+        crawl = ArchiveCatalog.__new__(ArchiveCatalog)
+        crawl.catalog, crawl.site, crawl.location = catalog, "presstv", "catalog.sqlite"
+        with caplog.at_level(logging.WARNING):
+            crawl._warn_older_story_keys()
+            crawl.site = "irna"  # no texts: nothing to say
+            crawl._warn_older_story_keys()
+        assert caplog.records == []  # keys of this version's scheme
+        # As an older version left them: another scheme named, other bands.
+        with catalog.engine.begin() as conn:
+            conn.execute(texts.update().values(story_keys=OLD_SCHEME))
+            conn.execute(text_bands.update().values(hash=text_bands.c.hash + 1))
+        crawl.site = "presstv"
+        with caplog.at_level(logging.WARNING):
+            crawl._warn_older_story_keys()
+        [warning] = caplog.records
+        assert OLD_SCHEME in warning.getMessage() and SIGNATURE_VERSION in warning.getMessage()
+        assert "newsarchive reindex" in warning.getMessage()
+        # reindex's linking remakes them: the rows are the ones this version makes.
+        from crawler.access.stories import link_all
+
+        link_all(catalog)
+    finally:
+        catalog.close()
+    assert story_rows(url) == now

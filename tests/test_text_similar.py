@@ -26,13 +26,15 @@ from crawler.text.similar import (
     overlap,
     related_pairs,
     republication_source,
+    shingle_hash,
     shingles,
     signature,
     similarity,
     source_site,
+    word_hash,
     words,
 )
-from tests.conftest import data_dir, expected_text
+from tests.conftest import data_dir, datasketch_signature, expected_text
 
 # The three reports of the Pezeshkian–Mezher meeting (June 2025), as the demo crawl of the
 # mirror writes them (byte for byte the samples' expected texts).
@@ -159,13 +161,13 @@ def test_signature_is_stable_bytes() -> None:
     sig = signature("The quick brown fox jumps over the lazy dog near the river bank")
     assert sig.size == 9
     assert len(sig.hashvalues) == NUM_PERM * 8
-    # A golden value: if datasketch's hashing changes, stored signatures stop matching new
-    # ones, and SIGNATURE_VERSION must change with this digest.
-    assert SIGNATURE_VERSION == "w5-affine64-p192-s1-b64x3"
+    # A golden value: if the hashing changes, stored signatures stop matching new ones, and
+    # SIGNATURE_VERSION must change with this digest (reindex makes older rows' keys again).
+    assert SIGNATURE_VERSION == "w5-wordmix64-affine64-p192-s1-b64x3"
     assert hashlib.sha256(sig.hashvalues).hexdigest() == (
-        "c61abf394d184ef03ca83e8d586eada25b6c4c1ae107c52bc92e27693292a8f7"
+        "f5ffda85e70464e33dc0f633f1a97ef888d3f39e64bae592c1b1410228a40fc8"
     )
-    assert bands(sig)[:2] == [(0, 3586309023668063767), (1, 7064842418530564727)]
+    assert bands(sig)[:2] == [(0, 1342372373252738190), (1, 3469823822588285423)]
 
 
 @pytest.mark.parametrize(
@@ -181,25 +183,45 @@ def test_signature_is_stable_bytes() -> None:
 )
 def test_signature_is_datasketchs_minhash(text: str) -> None:
     # The signature is computed without datasketch (its package imports SciPy): it must stay
-    # byte for byte datasketch's affine64 MinHash of the UTF-8 shingles, which stored rows hold.
-    from datasketch import MinHash
-
-    sketch = MinHash(num_perm=NUM_PERM, seed=1, scheme="affine64")
-    grams = shingles(words(text))
-    sketch.update_batch([gram.encode("utf-8") for gram in grams])
+    # byte for byte datasketch's affine64 MinHash of the shingles, hashed by shingle_hash,
+    # which stored rows hold.
     sig = signature(text)
-    assert sig.hashvalues == sketch.hashvalues.astype("<u8").tobytes()
-    assert sig.size == len(grams)
+    assert sig.hashvalues == datasketch_signature(text)
+    assert sig.size == len(shingles(words(text)))
 
 
 def test_signature_of_whole_articles_is_datasketchs_minhash() -> None:
-    from datasketch import MinHash
-
     articles = [mezher(site) for site in MEZHER] + [other(name)[1] for name in OTHERS]
     for text in articles:
-        sketch = MinHash(num_perm=NUM_PERM, seed=1, scheme="affine64")
-        sketch.update_batch([gram.encode("utf-8") for gram in shingles(words(text))])
-        assert signature(text).hashvalues == sketch.hashvalues.astype("<u8").tobytes()
+        assert signature(text).hashvalues == datasketch_signature(text)
+
+
+def test_a_shingles_hash_mixes_its_words_hashes_in_order() -> None:
+    # The numbers stored keys are made of: BLAKE2b's first 8 bytes of each word, mixed in
+    # order (the same words in another order are another shingle).
+    first, second = (
+        int.from_bytes(hashlib.blake2b(w, digest_size=8).digest(), "little")
+        for w in (b"press", b"tv")
+    )
+    assert word_hash("press") == first
+    assert shingle_hash(["press"]) == first
+    assert shingle_hash(["press", "tv"]) == ((first * 0x9E3779B97F4A7C15) % 2**64) ^ second
+    assert shingle_hash(["tv", "press"]) != shingle_hash(["press", "tv"])
+
+
+def test_the_word_hashes_kept_stay_bounded_and_forgetting_them_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from crawler.text import similar
+
+    text = " ".join(f"word{n}" for n in range(400))
+    expected = signature(text).hashvalues
+    monkeypatch.setattr(similar, "_WORD_HASHES_KEPT", 100)
+    similar._word_hashes.clear()
+    assert signature(text).hashvalues == expected  # 400 words, forgotten on the way
+    assert len(similar._word_hashes) <= 100 + 400
+    signature("one more text")
+    assert len(similar._word_hashes) <= 3  # forgotten whole, then its three words
 
 
 def test_signatures_of_long_texts_in_threads_are_datasketchs_minhash() -> None:
@@ -207,17 +229,11 @@ def test_signatures_of_long_texts_in_threads_are_datasketchs_minhash() -> None:
     # several blocks' worth of shingles, signed at once in four threads, give datasketch's.
     from concurrent.futures import ThreadPoolExecutor
 
-    from datasketch import MinHash
-
     texts = [
         " ".join(f"w{(i * 7919 + j * 104729) % 5003} x{j % (n + 3)}" for j in range(n))
         for i, n in enumerate((5, 130, 129, 257, 700, 1500, 64, 128))
     ]
-    expected = []
-    for text in texts:
-        sketch = MinHash(num_perm=NUM_PERM, seed=1, scheme="affine64")
-        sketch.update_batch([gram.encode("utf-8") for gram in shingles(words(text))])
-        expected.append(sketch.hashvalues.astype("<u8").tobytes())
+    expected = [datasketch_signature(text) for text in texts]
     with ThreadPoolExecutor(4) as pool:
         for _ in range(3):
             got = list(pool.map(lambda text: signature(text).hashvalues, texts * 4))

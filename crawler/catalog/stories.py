@@ -100,6 +100,21 @@ def unkeyed(catalog: Catalog, scheme: str) -> list[int]:
         return [int(i) for i in found.scalars()]
 
 
+def latest_scheme(catalog: Catalog, site: str) -> str | None:
+    """The story-key scheme of the site's latest text that has keys (None: none has): a
+    cheap look, at a crawl's start, for keys older than the code's (one query, no scan of
+    every text)."""
+    query = (
+        select(texts.c.story_keys)
+        .where(texts.c.site == site, texts.c.story_keys.is_not(None))
+        .order_by(texts.c.id.desc())
+        .limit(1)
+    )
+    with catalog.engine.connect() as conn:
+        found = conn.execute(query).scalar()
+    return None if found is None else str(found)
+
+
 def forget_keys(catalog: Catalog, text_key: str) -> None:
     """Mark a text unkeyed (its keys stay until replaced): ``reindex`` links it again."""
     with catalog.engine.begin() as conn:

@@ -366,6 +366,7 @@ class ArchiveCatalog:
             self.journal = TextJournal(folder / f"{self.crawl_id}.keys")
         self.known = self.catalog.known_keys(self.site)
         self.known_urls = self.catalog.captured_urls(self.site)
+        self._warn_older_story_keys()
         if not self.config.refresh:
             self.validators = self.catalog.get_validators(sources)
         now = datetime.now(UTC)
@@ -383,6 +384,29 @@ class ArchiveCatalog:
                 for a in self.catalog.due_for_revision(self.site, now, self.config.revision_ages)
                 if not self.gone.get(a.article_key)
             }
+
+    def _warn_older_story_keys(self) -> None:
+        """Say so when the site's texts carry story keys of another scheme than this code
+        makes: new texts are not linked to those until ``newsarchive reindex`` remakes them."""
+        from crawler.catalog.stories import latest_scheme
+        from crawler.text.similar import SIGNATURE_VERSION
+
+        assert self.catalog is not None
+        try:
+            scheme = latest_scheme(self.catalog, self.site)
+        except Exception as exc:  # a look only: the crawl does not depend on it
+            logger.debug("%s: the story keys' scheme was not read: %s", self.site, exc)
+            return
+        if scheme is not None and scheme != SIGNATURE_VERSION:
+            logger.warning(
+                "catalog %s: %s's texts carry story keys of the scheme %s, and this version "
+                "makes %s: new texts are not linked to the same story in older texts until "
+                "`newsarchive reindex` remakes their keys",
+                self.location,
+                self.site,
+                scheme,
+                SIGNATURE_VERSION,
+            )
 
     def adopt_pending(self) -> None:
         """The texts killed crawls of this site wrote to the local store and may not have

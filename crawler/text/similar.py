@@ -1,8 +1,9 @@
 """The same story across sources: MinHash signatures, LSH band keys, and the kind of link.
 
 Finding and deciding are two steps. :func:`signature` sketches an article's word 5-shingles
-(MinHash, 192 permutations, datasketch's ``affine64`` scheme, seed 1: the same text gives the
-same bytes in every process and on every machine) and :func:`bands` cuts it into 64 bands of 3
+(MinHash, 192 permutations, datasketch's ``affine64`` scheme, seed 1, each shingle hashed by
+:func:`shingle_hash` from its words' hashes: the same text gives the same bytes in every
+process and on every machine) and :func:`bands` cuts it into 64 bands of 3
 rows, each a ``(band, hash)`` pair a SQL table indexes, so any process finds the articles that
 share a band with a new one without an index in memory. The chance that a pair shares a band is
 ``1 - (1 - J**3)**64`` (:func:`candidate_probability`): 99.98 % at Jaccard 0.5 (the
@@ -49,7 +50,7 @@ from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 import numpy as np
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
 
     import numpy.typing as npt
 
@@ -59,8 +60,15 @@ BANDS: Final = 64
 ROWS: Final = 3
 SEED: Final = 1
 SCHEME: Final = "affine64"
-#: Stored beside signatures and band keys: rows made with other parameters are not comparable.
-SIGNATURE_VERSION: Final = f"w{SHINGLE_WORDS}-{SCHEME}-p{NUM_PERM}-s{SEED}-b{BANDS}x{ROWS}"
+#: How a shingle becomes the 64-bit number MinHash permutes (:func:`shingle_hash`).
+SHINGLE_HASH: Final = "wordmix64"
+#: Stored beside signatures and band keys: rows made with other parameters are not comparable
+#: (``newsarchive reindex`` makes the keys of older rows again). The scheme before this one,
+#: ``w5-affine64-p192-s1-b64x3``, hashed each shingle's UTF-8 by SHA-1: a third of a crawl's
+#: cost of story keys (issue 22).
+SIGNATURE_VERSION: Final = (
+    f"w{SHINGLE_WORDS}-{SHINGLE_HASH}-{SCHEME}-p{NUM_PERM}-s{SEED}-b{BANDS}x{ROWS}"
+)
 
 NEAR_DUPLICATE_JACCARD: Final = 0.5
 NEAR_DUPLICATE_CONTAINMENT: Final = 0.8
@@ -214,15 +222,53 @@ class Signature:
 
 # datasketch's ``affine64`` MinHash, computed here with numpy alone: importing datasketch
 # imports its whole package, SciPy with it (51 MiB, half a second of each text crawl's CPU).
-# The same bytes as ``datasketch.MinHash(num_perm=192, seed=1, scheme="affine64")`` fed the
-# UTF-8 shingles (tests/test_crawl_memory.py compares the two): each shingle hashed to the
-# first 8 bytes of its SHA-1 read little-endian, mixed by MurmurHash3's 64-bit finalizer,
-# then permuted by ``a * h + b`` modulo 2**64 with the seed's odd ``a`` and its ``b``.
+# The same bytes as ``datasketch.MinHash(num_perm=192, seed=1, scheme="affine64",
+# hashfunc=...)`` fed the shingles, with :func:`shingle_hash` as its hash function
+# (tests/test_text_similar.py compares the two): each shingle's 64-bit hash mixed by
+# MurmurHash3's 64-bit finalizer, then permuted by ``a * h + b`` modulo 2**64 with the seed's
+# odd ``a`` and its ``b``.
 _FMIX_SHIFT: Final = np.uint64(33)
 _FMIX_1: Final = np.uint64(0xFF51AFD7ED558CCD)
 _FMIX_2: Final = np.uint64(0xC4CEB9FE1A85EC53)
 _EMPTY: Final = np.uint64((1 << 64) - 1)
-_SHA1_BYTES: Final = 20
+# A shingle's hash from its words' hashes: h = w1, then h = h * MIX ^ w for each next word
+# (modulo 2**64). MIX is odd, so the order of the words counts; the golden ratio's bits.
+_MIX: Final = 0x9E3779B97F4A7C15
+_MIX_NP: Final = np.uint64(_MIX)
+# Words hashed so far, by this process: a text's words are mostly words earlier texts had,
+# so a lookup replaces most BLAKE2b calls. Forgotten whole past this many (about 4 MiB at
+# most), so a long crawl's memory stays flat.
+_WORD_HASHES_KEPT: Final = 1 << 15
+_word_hashes: dict[str, int] = {}
+
+
+def word_hash(word: str) -> int:
+    """A word's 64-bit hash: the first 8 bytes of the BLAKE2b of its UTF-8, little-endian."""
+    return int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def shingle_hash(tokens: Sequence[str]) -> int:
+    """A shingle's 64-bit hash, from its words' (:func:`word_hash`): the first word's hash,
+    then for each next word the hash so far times ``_MIX`` XOR the word's, modulo 2**64.
+    :func:`signature` computes the same for all of a text's shingles at once."""
+    value = 0
+    for i, token in enumerate(tokens):
+        value = word_hash(token) if i == 0 else ((value * _MIX) & _U64) ^ word_hash(token)
+    return value
+
+
+def _token_hashes(tokens: list[str]) -> npt.NDArray[np.uint64]:
+    """Each token's :func:`word_hash`, known words looked up."""
+    known = _word_hashes
+    if len(known) > _WORD_HASHES_KEPT:
+        known.clear()  # a dict of other threads' too: each lookup below is one dict operation
+    out = []
+    for token in tokens:
+        value = known.get(token)
+        if value is None:
+            value = known[token] = word_hash(token)
+        out.append(value)
+    return np.array(out, dtype=np.uint64)
 
 
 _U32: Final = 0xFFFFFFFF
@@ -289,13 +335,9 @@ def _block() -> npt.NDArray[np.uint64]:
 
 def signature(text: str) -> Signature:
     """The MinHash of the text's word 5-shingles (deterministic: fixed seed and scheme)."""
-    grams = _encoded_shingles(words(text))
+    hv = _shingle_hashes(words(text))
     values = np.full(NUM_PERM, _EMPTY, dtype=np.uint64)
-    if grams:
-        # Whole digests joined, their first 8 bytes taken by numpy: no slice object per shingle.
-        raw = b"".join([hashlib.sha1(gram).digest() for gram in grams])
-        digests = np.frombuffer(raw, dtype=np.uint8).reshape(-1, _SHA1_BYTES)
-        hv = digests[:, :8].copy().view("<u8").ravel().astype(np.uint64)
+    if len(hv):
         hv ^= hv >> _FMIX_SHIFT
         hv *= _FMIX_1
         hv ^= hv >> _FMIX_SHIFT
@@ -308,21 +350,23 @@ def signature(text: str) -> Signature:
             np.multiply(hv[start : start + _BATCH, None], a, out=rows)
             rows += b
             np.minimum(values, rows.min(axis=0), out=values)
-    return Signature(values.astype("<u8").tobytes(), len(grams))
+    return Signature(values.astype("<u8").tobytes(), len(hv))
 
 
-def _encoded_shingles(tokens: list[str], k: int = SHINGLE_WORDS) -> set[bytes]:
-    """:func:`shingles`, UTF-8 encoded, cut from one encoded string (a fifth of the cost)."""
-    if len(tokens) <= k:
-        return {" ".join(tokens).encode("utf-8")} if tokens else set()
-    joined = " ".join(tokens)
-    raw = joined.encode("utf-8")
-    if len(raw) == len(joined):  # ASCII: a character is a byte
-        widths = [len(token) + 1 for token in tokens]
-    else:
-        widths = [len(token.encode("utf-8")) + 1 for token in tokens]
-    starts = [0, *itertools.accumulate(widths)]
-    return {raw[start : end - 1] for start, end in zip(starts, starts[k:], strict=False)}
+def _shingle_hashes(tokens: list[str], k: int = SHINGLE_WORDS) -> npt.NDArray[np.uint64]:
+    """:func:`shingle_hash` of each distinct shingle of :func:`shingles` (sorted): every run
+    of ``k`` words mixed at once by numpy from the words' hashes, then the repeats dropped.
+    (Two distinct shingles with one 64-bit hash would count once: about one text in 10**13.)"""
+    if not tokens:
+        return np.empty(0, dtype=np.uint64)
+    words_hashed = _token_hashes(tokens)
+    k = min(k, len(tokens))  # a shorter text is one shingle of all its words
+    count = len(tokens) - k + 1
+    mixed = words_hashed[:count].copy()
+    for i in range(1, k):
+        mixed *= _MIX_NP
+        mixed ^= words_hashed[i : i + count]
+    return np.unique(mixed)
 
 
 def bands(sig: Signature) -> list[tuple[int, int]]:
