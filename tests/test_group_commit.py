@@ -6,6 +6,7 @@ crawl killed before a batch went in loses none of its texts: the next one record
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 from collections.abc import Iterator
@@ -81,9 +82,9 @@ def test_a_batch_that_loses_a_write_is_undone_and_recorded_one_by_one(
     record_in = Catalog._record_in
     calls = {"n": 0}
 
-    def losing_the_second(self: Catalog, conn: Any, one: TextRecord) -> Any:
+    def losing_the_second(self: Catalog, conn: Any, one: TextRecord, **kwargs: Any) -> Any:
         calls["n"] += 1
-        return None if calls["n"] == 2 else record_in(self, conn, one)
+        return None if calls["n"] == 2 else record_in(self, conn, one, **kwargs)
 
     monkeypatch.setattr(Catalog, "_record_in", losing_the_second)
     batch = [record(f"k{n}", f"d{n}", body=f"Text {n}.") for n in range(3)]
@@ -91,6 +92,34 @@ def test_a_batch_that_loses_a_write_is_undone_and_recorded_one_by_one(
     assert calls["n"] == 2 + 3  # the batch undone at its second text, then one by one
     with catalog.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(texts)).scalar() == 3
+
+
+def test_a_batch_whose_new_text_finds_key_rows_under_its_id_is_recorded_alone(
+    catalog: Catalog,
+) -> None:
+    """A batch inserts a new text's story keys without first deleting any under its id (none
+    can be there unless a row was removed by hand and its id reused): if some are, the batch
+    fails on them and the text is recorded on its own, its keys replacing them."""
+    from crawler.access.stories import story_keys
+    from crawler.catalog.db import text_bands
+
+    body = "Talks in Muscat. " * 20
+    catalog.record_texts([record("first", "d1", body=body + "First.")])
+    first = catalog.text_id("text/tdi/first/d1.txt")
+    assert first is not None
+    with catalog.engine.begin() as conn:  # left under the id the next text gets
+        conn.execute(text_bands.insert().values(text_id=first + 1, band=0, hash=7, site="x"))
+    keys = story_keys(body + "Second.")
+    second = dataclasses.replace(record("second", "d2", body=body + "Second."), story_keys=keys)
+    assert catalog.record_texts([second]) == [(1, True)]
+    assert catalog.text_id("text/tdi/second/d2.txt") == first + 1
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(
+            select(text_bands.c.band, text_bands.c.hash, text_bands.c.site).where(
+                text_bands.c.text_id == first + 1
+            )
+        ).all()
+    assert sorted(rows) == [(band, value, "tdi") for band, value in keys.bands]
 
 
 def _record_batches(index: int, barrier: Any, url: str) -> list[tuple[str, int, bool]]:

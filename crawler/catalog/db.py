@@ -453,11 +453,18 @@ def insert_rows(
     )
 
 
-def put_story_keys(conn: Connection, text_id: int, site: str, keys: StoryKeys) -> None:
+def put_story_keys(
+    conn: Connection, text_id: int, site: str, keys: StoryKeys, *, fresh: bool = False
+) -> None:
     """Replace a text's story keys, in the caller's transaction (``texts.story_keys`` is the
-    caller's to set)."""
+    caller's to set). ``fresh``: the text's row was inserted in this transaction, so it has
+    no keys to replace (two statements fewer for each text a crawl records; were a stale key
+    row left under a reused id, it would only make a candidate, which linking decides on
+    the texts themselves)."""
     mark = PARAM_MARKS.get(str(conn.dialect.paramstyle))
-    if mark is not None:
+    if fresh:
+        pass
+    elif mark is not None:
         conn.exec_driver_sql(f"DELETE FROM text_bands WHERE text_id = {mark}", (text_id,))
         conn.exec_driver_sql(f"DELETE FROM text_names WHERE text_id = {mark}", (text_id,))
     else:  # another driver's parameter style: SQLAlchemy's own statements
@@ -808,7 +815,7 @@ class Catalog:
             with self.engine.begin() as conn:
                 decided = []
                 for record in records:
-                    one = self._record_in(conn, record)
+                    one = self._record_in(conn, record, fresh=True)
                     if one is None:
                         raise _LostWrite
                     decided.append(one)
@@ -817,9 +824,14 @@ class Catalog:
             logger.debug("catalog: a batch of %d texts recorded one by one", len(records))
         return [self.record_text(record) for record in records]
 
-    def _record_in(self, conn: Connection, record: TextRecord) -> tuple[int, bool] | None:
+    def _record_in(
+        self, conn: Connection, record: TextRecord, *, fresh: bool = False
+    ) -> tuple[int, bool] | None:
         """Decide and write one text's version in ``conn``'s transaction; None when another
-        process changed the article's row since it was read (nothing was written)."""
+        process changed the article's row since it was read (nothing was written).
+        ``fresh``: a new text's story keys are inserted without first removing any under its
+        new id (a batch; were one there, the batch fails and each text is recorded alone,
+        which removes them)."""
         title = record.title
         if title:  # PostgreSQL's text takes no NUL (a hostile page's headline may hold one)
             title = title.replace("\x00", "")
@@ -843,7 +855,7 @@ class Catalog:
                 },
             )
             if record.body is not None:
-                self._insert_text(conn, _text_row(record, 1, title), record.story_keys)
+                self._insert_text(conn, _text_row(record, 1, title), record.story_keys, fresh)
             return 1, True
         was = _row(ArchivedArticle, current._mapping)
         decision = decide_version(was, record.text_digest)
@@ -872,11 +884,13 @@ class Catalog:
             return None
         if record.body is not None:
             row = _text_row(record, decision.version, title)
-            self._insert_text(conn, row, record.story_keys)
+            self._insert_text(conn, row, record.story_keys, fresh)
         return decision.version, True
 
     @staticmethod
-    def _insert_text(conn: Connection, row: TextRow, keys: StoryKeys | None = None) -> bool:
+    def _insert_text(
+        conn: Connection, row: TextRow, keys: StoryKeys | None = None, fresh: bool = False
+    ) -> bool:
         """Add a text version unless its key is there already (a re-run, a reindex)."""
         found = conn.execute(_TEXT_ID, {"text_key": row.text_key}).first()
         if found is not None:
@@ -887,7 +901,7 @@ class Catalog:
         added = conn.execute(_ADD_TEXT, values).inserted_primary_key
         if keys is not None:
             assert added is not None  # an INSERT of one row
-            put_story_keys(conn, int(added[0]), row.site, keys)
+            put_story_keys(conn, int(added[0]), row.site, keys, fresh=fresh)
         return True
 
     def add_text(self, row: TextRow) -> bool:
