@@ -229,3 +229,27 @@ def test_the_heads_authors_win_over_the_body() -> None:
     page = _NO_META_PAGE.replace("</title>", '</title><meta name="author" content="Ali Rezaei">')
     article = extract_article(page, "https://news.example/harbour-dredging")
     assert list(article.authors) == ["Ali Rezaei"]
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        "By Jane Roe",
+        "By " + "word " * 40,  # just past 160 characters
+        "By " + "word " * 31,  # just under
+        "By Jane Roe" + " \n\t " * 2000,  # long, but mostly space: collapses short
+        " \u00a0 " * 300 + "By Jane Roe",  # the words after a long run of space
+        "<p>By Jane</p>" + "<span> </span>" * 400 + "<p>Roe</p>",
+        ("Paragraph of the article body. " * 3000),  # an article's container
+    ],
+)
+def test_a_short_text_is_the_text_when_short_and_empty_when_long(inner: str) -> None:
+    # Byline candidates only count at 160 characters or fewer: a long element's text is told
+    # too long from its first part; the answer must be the one collapsing it whole gives.
+    from crawler.text.byline import _BYLINE_CHARS, _short_text, _text
+
+    node = LexborHTMLParser(f"<html><body><div>{inner}</div></body></html>").css_first("div")
+    assert node is not None
+    whole = _text(node)
+    expected = whole if len(whole) <= _BYLINE_CHARS else ""
+    assert _short_text(node, _BYLINE_CHARS) == expected
