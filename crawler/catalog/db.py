@@ -457,19 +457,17 @@ def put_story_keys(
     conn: Connection, text_id: int, site: str, keys: StoryKeys, *, fresh: bool = False
 ) -> None:
     """Replace a text's story keys, in the caller's transaction (``texts.story_keys`` is the
-    caller's to set). ``fresh``: the text's row was inserted in this transaction, so it has
-    no keys to replace (two statements fewer for each text a crawl records; were a stale key
-    row left under a reused id, it would only make a candidate, which linking decides on
-    the texts themselves)."""
+    caller's to set). ``fresh``: the text's row was inserted in this transaction, so there
+    are no keys to delete first (two statements fewer for each text a crawl records); a key
+    row left under a reused id makes the insert fail on the primary key instead."""
     mark = PARAM_MARKS.get(str(conn.dialect.paramstyle))
-    if fresh:
-        pass
-    elif mark is not None:
-        conn.exec_driver_sql(f"DELETE FROM text_bands WHERE text_id = {mark}", (text_id,))
-        conn.exec_driver_sql(f"DELETE FROM text_names WHERE text_id = {mark}", (text_id,))
-    else:  # another driver's parameter style: SQLAlchemy's own statements
-        conn.execute(text_bands.delete().where(text_bands.c.text_id == text_id))
-        conn.execute(text_names.delete().where(text_names.c.text_id == text_id))
+    if not fresh:
+        if mark is not None:
+            conn.exec_driver_sql(f"DELETE FROM text_bands WHERE text_id = {mark}", (text_id,))
+            conn.exec_driver_sql(f"DELETE FROM text_names WHERE text_id = {mark}", (text_id,))
+        else:  # another driver's parameter style: SQLAlchemy's own statements
+            conn.execute(text_bands.delete().where(text_bands.c.text_id == text_id))
+            conn.execute(text_names.delete().where(text_names.c.text_id == text_id))
     insert_rows(
         conn,
         text_bands,
